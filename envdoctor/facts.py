@@ -1,0 +1,261 @@
+"""The typed, versioned snapshot of facts that every rule reads.
+
+Facts come from probes on this machine, from another interpreter (``--python``), from a saved
+``check --json`` file (``--facts``) or from a pasted report (``--from-report``). Rules never probe:
+they only read a :class:`Facts`. ``None`` always means *unknown* (not probed, not in the report),
+never "no" or "empty"; an empty list means "probed, and there were none".
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+SCHEMA_VERSION = 1
+
+Origin = Literal["probe", "report", "file"]
+
+
+@dataclass
+class Gpu:
+    """One GPU as the driver (NVML / nvidia-smi) sees it."""
+
+    index: int
+    name: str
+    compute_capability: str | None = None  # "8.9"
+    memory_total_mib: int | None = None
+    mig_mode: bool | None = None
+    capability_inferred: bool = False  # True when derived from the name via the knowledge tables
+
+
+@dataclass
+class SystemFacts:
+    os: str | None = None  # "Debian GNU/Linux 12 (bookworm)"
+    kernel: str | None = None
+    glibc: str | None = None
+    arch: str | None = None  # "x86_64"
+    cpu: str | None = None
+    cpu_count: int | None = None
+    memory_total_mib: int | None = None
+    in_container: bool | None = None
+    container_kind: str | None = None  # "docker", "podman", "kubernetes", "containerd", ...
+    shm_size_mib: int | None = None
+    # Allow-listed environment variables only (see envdoctor.probes.system.REPORTED_ENV).
+    env: dict[str, str] | None = None
+
+
+@dataclass
+class PythonFacts:
+    version: str | None = None  # "3.11.7"
+    executable: str | None = None
+    implementation: str | None = None
+    prefix: str | None = None
+    env_kind: str | None = None  # "venv", "uv", "conda", "system"
+    externally_managed: bool | None = None  # PEP 668 marker present and not in a venv
+
+
+@dataclass
+class NvidiaFacts:
+    source: str | None = None  # "nvml", "nvidia-smi", "report"
+    driver_version: str | None = None  # "580.95.05"
+    cuda_driver_version: str | None = None  # highest CUDA the driver supports, "13.0"
+    gpus: list[Gpu] | None = None
+    # Mapped failure: "driver-missing", "driver-library-mismatch", "no-device", "timeout", "error".
+    error: str | None = None
+    error_detail: str | None = None
+
+
+@dataclass
+class LibraryFile:
+    name: str  # "libcudnn.so.9"
+    path: str
+    origin: str  # "LD_LIBRARY_PATH", "ldconfig", "wheel"
+    version: str | None = None
+
+
+@dataclass
+class CudaFacts:
+    cuda_home: str | None = None
+    nvcc_path: str | None = None
+    nvcc_version: str | None = None  # "13.0"
+    libraries: list[LibraryFile] | None = None
+
+
+@dataclass
+class Requirement:
+    """One unmet ``Requires-Dist`` of an installed distribution (like ``pip check``)."""
+
+    package: str
+    package_version: str
+    requirement: str  # "numpy<2,>=1.21"
+    installed: str | None  # installed version of the required project, None if missing
+
+
+@dataclass
+class Distribution:
+    name: str
+    version: str
+    location: str | None = None
+
+
+@dataclass
+class PackagesFacts:
+    # Normalised project name -> version, for the tracked ML packages that are installed.
+    versions: dict[str, str] | None = None
+    # Every nvidia-* / cuda-* wheel in the env (name -> version).
+    nvidia_wheels: dict[str, str] | None = None
+    unmet: list[Requirement] | None = None
+    # Every distribution providing torch (more than one = mixed installs), with where it lives.
+    torch_installs: list[Distribution] | None = None
+    # torch/version.py read without importing torch: {"version", "cuda", "hip", "git_version"}.
+    torch_build: dict[str, str | None] | None = None
+    # Full listing of the environment (name -> version); used by fix snapshots and diff.
+    all: dict[str, str] | None = None
+
+
+@dataclass
+class TorchDevice:
+    index: int
+    name: str
+    capability: str | None = None  # "9.0"
+    bf16_supported: bool | None = None
+    total_memory_mib: int | None = None
+
+
+@dataclass
+class ScaledMmResult:
+    ok: bool
+    error: str | None = None
+
+
+@dataclass
+class TorchFacts:
+    # "ok", "missing", "import-error", "crashed", "timeout", "skipped" (--quick) or "unknown".
+    status: str = "unknown"
+    error: str | None = None
+    version: str | None = None
+    cuda: str | None = None  # torch.version.cuda
+    hip: str | None = None
+    cudnn_version: int | None = None
+    nccl_version: str | None = None
+    cuda_available: bool | None = None
+    warnings: list[str] | None = None  # warning text emitted by import torch / is_available()
+    device_count: int | None = None
+    arch_list: list[str] | None = None  # torch.cuda.get_arch_list(): ["sm_75", ..., "compute_120"]
+    devices: list[TorchDevice] | None = None
+    float8_dtypes: list[str] | None = None
+    scaled_mm: ScaledMmResult | None = None
+    numpy_version: str | None = None  # as seen from inside the torch process
+
+
+@dataclass
+class DockerFacts:
+    # "ok", "sdk-missing", "no-engine", "permission-denied", "error".
+    status: str = "unknown"
+    error: str | None = None
+    server_version: str | None = None
+    runtimes: list[str] | None = None
+    default_runtime: str | None = None
+    cdi_spec_dirs: list[str] | None = None
+
+
+@dataclass
+class Facts:
+    schema_version: int = SCHEMA_VERSION
+    envdoctor_version: str | None = None
+    origin: str = "probe"
+    system: SystemFacts = field(default_factory=SystemFacts)
+    python: PythonFacts = field(default_factory=PythonFacts)
+    nvidia: NvidiaFacts = field(default_factory=NvidiaFacts)
+    cuda: CudaFacts = field(default_factory=CudaFacts)
+    packages: PackagesFacts = field(default_factory=PackagesFacts)
+    torch: TorchFacts = field(default_factory=TorchFacts)
+    docker: DockerFacts = field(default_factory=DockerFacts)
+    # Probe name -> one-line error, for probes that crashed or timed out ("☠" lines in the report).
+    probe_errors: dict[str, str] = field(default_factory=dict)
+    # Probe name -> seconds it took (shown with -v).
+    timings: dict[str, float] = field(default_factory=dict)
+    # Error lines found in a pasted report (envdoctor.reports); matched against error signatures.
+    error_lines: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def to_json(self, indent: int | None = 2) -> str:
+        return json.dumps(self.to_dict(), indent=indent, sort_keys=False)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Facts:
+        """Build facts from a dict, as written by :meth:`to_dict` (unknown keys are ignored)."""
+        if not isinstance(data, dict):
+            raise FactsError("facts must be a JSON object")
+        version = data.get("schema_version", SCHEMA_VERSION)
+        if not isinstance(version, int) or version > SCHEMA_VERSION:
+            raise FactsError(f"unsupported schema_version {version!r} (this envdoctor reads ≤ {SCHEMA_VERSION})")
+        return _build(cls, data)
+
+
+class FactsError(ValueError):
+    """Facts that cannot be read: the message is one line naming the problem."""
+
+
+def load_facts(path: str | Path) -> Facts:
+    """Read a facts file written by ``envdoctor check --json`` (the whole output or its ``facts``)."""
+    p = Path(path)
+    try:
+        data = json.loads(p.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise FactsError(f"{p}: no such file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise FactsError(f"{p}: cannot read ({exc.__class__.__name__}: {exc})") from None
+    except json.JSONDecodeError as exc:
+        raise FactsError(f"{p}: not valid JSON (line {exc.lineno}: {exc.msg})") from None
+    if isinstance(data, dict) and isinstance(data.get("facts"), dict):
+        data = data["facts"]
+    try:
+        facts = Facts.from_dict(data)
+    except FactsError as exc:
+        raise FactsError(f"{p}: {exc}") from None
+    except (TypeError, ValueError) as exc:
+        raise FactsError(f"{p}: malformed facts ({exc})") from None
+    facts.origin = "file" if facts.origin == "probe" else facts.origin
+    return facts
+
+
+def _build(tp: Any, value: Any) -> Any:
+    """Convert JSON data into the annotated type ``tp`` (dataclasses, lists, dicts, optionals)."""
+    if value is None:
+        return None
+    if dataclasses.is_dataclass(tp):
+        if not isinstance(value, dict):
+            raise FactsError(f"{tp.__name__}: expected an object, got {type(value).__name__}")
+        hints = typing.get_type_hints(tp)
+        names = {f.name for f in dataclasses.fields(tp)}
+        return tp(**{k: _build(hints[k], v) for k, v in value.items() if k in names})
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if origin in (typing.Union, types.UnionType):
+        inner = [a for a in args if a is not type(None)]
+        return _build(inner[0], value) if len(inner) == 1 else value
+    if origin is list:
+        if not isinstance(value, list):
+            raise FactsError(f"expected a list, got {type(value).__name__}")
+        return [_build(args[0], v) for v in value]
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise FactsError(f"expected an object, got {type(value).__name__}")
+        return {str(k): _build(args[1], v) for k, v in value.items()}
+    if origin is Literal:
+        return value
+    if tp in (int, float) and isinstance(value, bool):
+        raise FactsError(f"expected a number, got {value!r}")
+    if tp is float and isinstance(value, int):
+        return float(value)
+    if tp in (str, int, float, bool) and not isinstance(value, tp):
+        raise FactsError(f"expected {tp.__name__}, got {value!r}")
+    return value
