@@ -1,0 +1,243 @@
+"""Rendering of facts and findings: the grouped text report, markdown for issues, and JSON.
+
+The text report follows `flutter doctor`: one line per area with ✓ / ! / ✗, then each finding with
+its id, diagnosis, evidence, fix and source. Nothing here decides anything: it only formats.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from envdoctor.facts import SCHEMA_VERSION, Facts
+from envdoctor.findings import Finding, Severity
+
+AREAS: dict[str, str] = {
+    "system": "System",
+    "nvidia": "NVIDIA driver & GPUs",
+    "cuda": "CUDA toolkit & libraries",
+    "torch": "PyTorch",
+    "packages": "Python packages",
+    "container": "Docker / container",
+}
+# Probe name -> report area, for probe crash lines.
+PROBE_AREAS = {"system": "system", "target": "packages", "nvidia": "nvidia", "cuda": "cuda"}
+PROBE_AREAS |= {"torch": "torch", "docker": "container"}
+
+MARKS = {"ok": "✓", Severity.INFO: "✓", Severity.WARNING: "!", Severity.ERROR: "✗"}
+STYLES = {"ok": "green", Severity.INFO: "green", Severity.WARNING: "yellow", Severity.ERROR: "red"}
+
+
+def has_errors(findings: list[Finding]) -> bool:
+    return any(f.severity is Severity.ERROR for f in findings)
+
+
+def area_of(finding: Finding) -> str:
+    """The report area of a finding, from its rule (findings without a rule go under System)."""
+    from envdoctor.rules import all_rules
+
+    for r in all_rules():
+        if r.id == finding.id:
+            return r.area
+    return "system"
+
+
+@dataclass
+class AreaLine:
+    key: str
+    title: str
+    status: Severity | str  # "ok" or the worst severity of its findings
+    summary: str
+    crashed: str | None = None
+
+
+def area_lines(facts: Facts, findings: list[Finding]) -> list[AreaLine]:
+    """One line per area: the worst finding decides the mark, the facts give the summary."""
+    lines = []
+    for key, title in AREAS.items():
+        worst: Severity | str = "ok"
+        for f in findings:
+            if area_of(f) == key and (worst == "ok" or f.severity.rank < worst.rank):
+                worst = f.severity
+        crashed = "; ".join(f"{p}: {e}" for p, e in facts.probe_errors.items() if PROBE_AREAS.get(p) == key)
+        lines.append(AreaLine(key, title, worst, _summary(key, facts), crashed or None))
+    return lines
+
+
+def _summary(area: str, facts: Facts) -> str:
+    """A short human summary of the facts of one area ('unknown' parts are left out)."""
+    s, py, nv, cu, pk, t, d = (
+        facts.system,
+        facts.python,
+        facts.nvidia,
+        facts.cuda,
+        facts.packages,
+        facts.torch,
+        facts.docker,
+    )
+    parts: list[str | None] = []
+    if area == "system":
+        mem = f"{s.memory_total_mib // 1024} GiB" if s.memory_total_mib else None
+        cpus = f"{s.cpu_count} CPUs" if s.cpu_count else None
+        pyv = f"Python {py.version}" + (f" ({py.env_kind})" if py.env_kind else "") if py.version else None
+        parts = [s.os, s.arch, cpus, mem, pyv]
+    elif area == "nvidia":
+        if nv.error:
+            parts = [nv.error + (f": {nv.error_detail}" if nv.error_detail else "")]
+        else:
+            drv = f"driver {nv.driver_version}" if nv.driver_version else None
+            cuda = f"CUDA ≤ {nv.cuda_driver_version}" if nv.cuda_driver_version else None
+            gpus = None
+            if nv.gpus:
+                names = sorted({f"{g.name} (sm {g.compute_capability or '?'})" for g in nv.gpus})
+                gpus = f"{len(nv.gpus)}× " + ", ".join(names)
+            parts = [drv, cuda, gpus]
+    elif area == "cuda":
+        nvcc = f"nvcc {cu.nvcc_version}" if cu.nvcc_version else None
+        libs = f"{len(cu.libraries)} CUDA libraries found" if cu.libraries is not None else None
+        wheels = f"{len(pk.nvidia_wheels)} nvidia-* wheels" if pk.nvidia_wheels else None
+        parts = [nvcc, f"CUDA_HOME={cu.cuda_home}" if cu.cuda_home else None, libs, wheels]
+    elif area == "torch":
+        if t.status in ("ok", "unknown", "skipped") and (t.version or (pk.torch_build or {}).get("version")):
+            version = t.version or (pk.torch_build or {}).get("version")
+            build = t.cuda or (pk.torch_build or {}).get("cuda")
+            hip = t.hip or (pk.torch_build or {}).get("hip")
+            kind = f"CUDA {build}" if build else f"ROCm {hip}" if hip else "CPU build"
+            avail = None
+            if t.cuda_available is not None:
+                avail = f"{t.device_count or 0} GPU(s) usable" if t.cuda_available else "no GPU usable"
+            parts = [f"torch {version}", kind, avail, "not imported (--quick)" if t.status == "skipped" else None]
+        else:
+            parts = [t.status + (f": {t.error}" if t.error else "")]
+    elif area == "packages":
+        if pk.versions:
+            shown = [f"{k} {v}" for k, v in sorted(pk.versions.items()) if k != "torch"]
+            parts = [", ".join(shown[:6]) + (f" (+{len(shown) - 6})" if len(shown) > 6 else "")]
+        if pk.unmet:
+            parts.append(f"{len(pk.unmet)} unmet requirement(s)")
+    elif area == "container":
+        where = None
+        if s.in_container is not None:
+            where = f"in a container ({s.container_kind or 'unknown kind'})" if s.in_container else "not in a container"
+        shm = f"/dev/shm {s.shm_size_mib} MiB" if s.shm_size_mib is not None else None
+        engine = None
+        if d.status == "ok":
+            runtimes = ", ".join(d.runtimes or []) or "none"
+            engine = f"Docker {d.server_version} (runtimes: {runtimes})"
+        elif d.status not in ("unknown",):
+            engine = f"Docker: {d.status}"
+        parts = [where, shm, engine]
+    text = ", ".join(p for p in parts if p)
+    return text or "unknown"
+
+
+def _evidence_text(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+def print_text(facts: Facts, findings: list[Finding], verbose: bool = False) -> None:
+    """The grouped, coloured report (rich) on stdout."""
+    from rich.console import Console
+    from rich.markup import escape
+
+    console = Console(highlight=False, soft_wrap=True)
+    origin = {"report": " (from a pasted report)", "file": " (from a facts file)"}.get(facts.origin, "")
+    console.print(f"[bold]envdoctor check[/]{origin}\n")
+    for line in area_lines(facts, findings):
+        mark, style = MARKS[line.status], STYLES[line.status]
+        console.print(f"[{style}][{mark}][/] [bold]{line.title}[/] — {escape(line.summary)}")
+        if line.crashed:
+            console.print(f"    [red]☠ probe crashed:[/] {escape(line.crashed)}")
+    if findings:
+        console.print()
+    for f in findings:
+        style = STYLES[f.severity]
+        console.print(f"[{style}]{MARKS[f.severity]} {f.severity.value}[/] [bold]{f.id}[/]: {escape(f.message)}")
+        for key, value in f.evidence.items():
+            console.print(f"    [dim]evidence[/] {escape(key)} = {escape(_evidence_text(value))}")
+        if f.inferred:
+            console.print("    [dim]note[/] rests on an inference (e.g. GPU model → compute capability)")
+        if f.fix:
+            console.print(f"    [cyan]fix[/] {escape(f.fix)}")
+        for url in f.sources[:2]:
+            console.print(f"    [dim]see[/] {escape(url)}")
+    errors = sum(f.severity is Severity.ERROR for f in findings)
+    warnings = sum(f.severity is Severity.WARNING for f in findings)
+    console.print(f"\n{errors} error(s), {warnings} warning(s). `envdoctor fix` shows a plan.")
+    if verbose:
+        console.print("\n[bold]Facts[/]")
+        for path, value in flatten(facts.to_dict()):
+            console.print(f"  {escape(path)} = {escape(_evidence_text(value))}")
+
+
+def flatten(data: Any, prefix: str = "") -> list[tuple[str, Any]]:
+    """Dotted (path, value) pairs of a nested dict, lists of objects indexed ('nvidia.gpus[0].name')."""
+    if isinstance(data, dict):
+        items: list[tuple[str, Any]] = []
+        for k, v in data.items():
+            items += flatten(v, f"{prefix}.{k}" if prefix else str(k))
+        return items
+    if isinstance(data, list) and data and all(isinstance(x, dict) for x in data):
+        return [kv for i, x in enumerate(data) for kv in flatten(x, f"{prefix}[{i}]")]
+    return [(prefix, data)]
+
+
+def render_json(facts: Facts, findings: list[Finding]) -> str:
+    payload = {
+        "schema_version": SCHEMA_VERSION,
+        "facts": facts.to_dict(),
+        "findings": [f.to_dict() for f in findings],
+    }
+    return json.dumps(payload, indent=2)
+
+
+def render_markdown(facts: Facts, findings: list[Finding]) -> str:
+    """A report fit to paste into a GitHub issue: areas, findings, and the facts folded away."""
+    out = ["## envdoctor check", ""]
+    out += ["| | area | summary |", "|---|---|---|"]
+    for line in area_lines(facts, findings):
+        summary = line.summary + (f" (probe crashed: {line.crashed})" if line.crashed else "")
+        out.append(f"| {MARKS[line.status]} | {line.title} | {_md_cell(summary)} |")
+    out.append("")
+    if findings:
+        out += ["### Findings", ""]
+    for f in findings:
+        out.append(f"- **{f.severity.value}** `{f.id}`: {f.message}")
+        for key, value in f.evidence.items():
+            out.append(f"  - evidence: `{key}` = `{_evidence_text(value)}`")
+        if f.fix:
+            out.append(f"  - fix: {f.fix}")
+        if f.sources:
+            out.append(f"  - source: {f.sources[0]}")
+    out += ["", "<details><summary>facts (envdoctor check --json)</summary>", "", "```json"]
+    out += [facts.to_json(), "```", "", "</details>", ""]
+    return "\n".join(out)
+
+
+def _md_cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def rules_markdown() -> str:
+    """The findings table of the docs, generated from the rules themselves."""
+    from envdoctor.rules import all_rules
+
+    out = ["| id | severity | area | meaning | fix | source |", "|---|---|---|---|---|---|"]
+    for r in sorted(all_rules(), key=lambda r: (list(AREAS).index(r.area) if r.area in AREAS else 99, r.id)):
+        src = f"[link]({r.sources[0]})" if r.sources else ""
+        cells = [f"`{r.id}`", r.severity.value, AREAS.get(r.area, r.area), r.summary, r.fix, src]
+        out.append("| " + " | ".join(_md_cell(c) for c in cells) + " |")
+    return "\n".join(out) + "\n"
+
+
+def print_rules() -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    from envdoctor.rules import all_rules
+
+    table = Table("id", "severity", "area", "meaning", "fix")
+    for r in sorted(all_rules(), key=lambda r: r.id):
+        table.add_row(r.id, r.severity.value, AREAS.get(r.area, r.area), r.summary, r.fix)
+    Console().print(table)
