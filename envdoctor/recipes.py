@@ -1,0 +1,267 @@
+"""Recipes: known-good stacks as data (base image, Python, torch build, pins, env, hardware).
+
+One YAML file per recipe in the top-level ``recipes/`` folder, shipped in the wheel as
+``envdoctor/recipes_data``. ``envdoctor recipes`` lists them, ``recommend`` picks the
+newest one this machine can run, ``fix --recipe`` makes an environment match one and ``build``
+turns one into a Docker image. A recipe that does not validate raises :class:`RecipeError` with a
+one-line ``file: field: reason`` message, so a typo never becomes a half-built environment.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import re
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from packaging.requirements import InvalidRequirement, Requirement
+from packaging.version import InvalidVersion, Version
+
+VARIANT_RE = re.compile(r"^(cpu|cu\d{3}|rocm\d+(\.\d+)*)$")
+CAPABILITY_RE = re.compile(r"^\d+\.\d+(\+PTX)?$")
+NAME_RE = re.compile(r"^[a-z0-9][a-z0-9.-]*$")
+ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+class RecipeError(ValueError):
+    """A recipe that cannot be read or is invalid: one line, ``file: field: reason``."""
+
+
+@dataclass(frozen=True)
+class TorchSpec:
+    version: str  # "2.13.0" (no local label: the variant says which build)
+    variant: str  # "cu126", "cu130", "cpu", "rocm7.1"
+    index_url: str  # the PyTorch wheel index for that variant
+
+    @property
+    def requirement(self) -> str:
+        """The pip specifier: ``torch==2.13.0`` (the build comes from :attr:`index_url`)."""
+        return f"torch=={self.version}"
+
+
+@dataclass(frozen=True)
+class Hardware:
+    gpu: bool
+    driver_min: str | None = None  # lowest NVIDIA driver that runs the build, "525.60.13"
+    # Architectures compiled into the torch build ("9.0", "12.0+PTX"); empty for CPU stacks.
+    compute_capabilities: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Recipe:
+    name: str
+    description: str
+    base_image: str
+    python: str  # "3.12": the base image's python3, used for the venv
+    torch: TorchSpec
+    packages: tuple[str, ...] = ()
+    env: dict[str, str] = field(default_factory=dict)
+    hardware: Hardware = field(default_factory=lambda: Hardware(gpu=False))
+    limits: tuple[str, ...] = ()
+    sources: tuple[str, ...] = ()
+    path: str | None = field(default=None, compare=False)  # where it was loaded from
+
+    def to_dict(self) -> dict[str, Any]:
+        """The recipe as plain data (without its path), the form that is hashed and printed."""
+        data = dataclasses.asdict(self)
+        data.pop("path")
+        return data
+
+    @property
+    def requirements(self) -> list[Requirement]:
+        """The non-torch pins as parsed requirements."""
+        return [Requirement(p) for p in self.packages]
+
+
+def recipe_dirs() -> list[Path]:
+    """Folders searched for ``<name>.yaml``.
+
+    ``envdoctor/recipes_data`` is a symlink to the top-level ``recipes/`` folder in a checkout and
+    a real folder in an installed wheel, so both find the same files.
+    """
+    packaged = Path(str(resources.files("envdoctor").joinpath("recipes_data")))
+    return [packaged] if packaged.is_dir() else []
+
+
+def recipe_names() -> list[str]:
+    """Names of every shipped recipe, sorted."""
+    return sorted(p.stem for d in recipe_dirs() for p in d.glob("*.yaml"))
+
+
+def all_recipes() -> list[Recipe]:
+    """Every shipped recipe, validated (the first invalid one raises :class:`RecipeError`)."""
+    return [load_recipe(name) for name in recipe_names()]
+
+
+def load_recipe(name_or_path: str | Path) -> Recipe:
+    """Load a recipe by name (``r1-repro-2025``) or by path to a YAML file."""
+    text_name = str(name_or_path)
+    path = Path(text_name)
+    if not (text_name.endswith((".yaml", ".yml")) or path.is_file()):
+        found = [d / f"{text_name}.yaml" for d in recipe_dirs() if (d / f"{text_name}.yaml").is_file()]
+        if not found:
+            known = ", ".join(recipe_names()) or "none"
+            raise RecipeError(f"{text_name}: unknown recipe (known: {known})")
+        path = found[0]
+    import yaml
+
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise RecipeError(f"{path}: no such file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise RecipeError(f"{path}: cannot read ({exc.__class__.__name__})") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}: " if mark is not None else ""
+        reason = getattr(exc, "problem", None) or exc.__class__.__name__
+        raise RecipeError(f"{path}: {where}not valid YAML ({reason})") from None
+    return parse_recipe(data, str(path))
+
+
+def parse_recipe(data: Any, where: str) -> Recipe:
+    """Validate recipe data (as loaded from YAML); ``where`` names the file in error messages."""
+    v = _Validator(where)
+    if not isinstance(data, dict):
+        raise RecipeError(f"{where}: expected a mapping at the top level")
+    known = {f.name for f in dataclasses.fields(Recipe)} - {"path"}
+    for key in data:
+        if key not in known:
+            v.fail(str(key), f"unknown field (expected one of {', '.join(sorted(known))})")
+    name = v.string(data, "name")
+    if not NAME_RE.match(name):
+        v.fail("name", f"{name!r} must be lower-case letters, digits, '.' and '-'")
+    if where.endswith((".yaml", ".yml")) and Path(where).stem != name:
+        v.fail("name", f"{name!r} differs from the file name {Path(where).name!r}")
+    python = v.string(data, "python")
+    if not re.match(r"^3\.\d+$", python):
+        v.fail("python", f"{python!r} is not a major.minor Python version like '3.12'")
+    torch_data = v.mapping(data, "torch")
+    torch = TorchSpec(
+        version=v.version(torch_data, "version", "torch.version"),
+        variant=v.string(torch_data, "variant", "torch.variant"),
+        index_url=v.url(torch_data, "index_url", "torch.index_url"),
+    )
+    if not VARIANT_RE.match(torch.variant):
+        v.fail("torch.variant", f"{torch.variant!r} is not cpu, cuXYZ or rocmX.Y")
+    if "+" in torch.version:
+        v.fail("torch.version", f"{torch.version!r}: give the plain version, the variant names the build")
+    packages = tuple(v.string_list(data, "packages", required=False))
+    for i, spec in enumerate(packages):
+        try:
+            req = Requirement(spec)
+        except InvalidRequirement as exc:
+            v.fail(f"packages[{i}]", f"{spec!r} is not a valid requirement ({exc})")
+        if req.name.lower() == "torch":
+            v.fail(f"packages[{i}]", "torch belongs in the torch: section, not in packages")
+    env = v.mapping(data, "env", required=False)
+    for key, value in env.items():
+        if not ENV_NAME_RE.match(str(key)):
+            v.fail(f"env.{key}", "not a valid environment variable name")
+        if not isinstance(value, str):
+            v.fail(f"env.{key}", f"value must be a string, got {type(value).__name__}")
+    hw = v.mapping(data, "hardware")
+    gpu = hw.get("gpu")
+    if not isinstance(gpu, bool):
+        v.fail("hardware.gpu", "must be true or false")
+    driver_min = hw.get("driver_min")
+    caps = tuple(v.string_list(hw, "compute_capabilities", "hardware.compute_capabilities", required=False))
+    for cap in caps:
+        if not CAPABILITY_RE.match(cap):
+            v.fail("hardware.compute_capabilities", f"{cap!r} is not like '8.6' or '12.0+PTX'")
+    if gpu:
+        driver_min = v.version(hw, "driver_min", "hardware.driver_min")
+        if not caps:
+            v.fail("hardware.compute_capabilities", "a GPU recipe must list the architectures it covers")
+        if torch.variant == "cpu":
+            v.fail("torch.variant", "a GPU recipe needs a CUDA or ROCm build, not cpu")
+    else:
+        if driver_min is not None or caps:
+            v.fail("hardware", "a CPU recipe has no driver_min and no compute_capabilities")
+        if torch.variant != "cpu":
+            v.fail("torch.variant", f"{torch.variant!r} on a recipe with gpu: false (use cpu)")
+    sources = tuple(v.string_list(data, "sources"))
+    for i, url in enumerate(sources):
+        if not url.startswith(("https://", "http://")):
+            v.fail(f"sources[{i}]", f"{url!r} is not a URL")
+    if not sources:
+        v.fail("sources", "at least one source URL is required")
+    return Recipe(
+        name=name,
+        description=v.string(data, "description"),
+        base_image=v.string(data, "base_image"),
+        python=python,
+        torch=torch,
+        packages=packages,
+        env={str(k): str(val) for k, val in env.items()},
+        hardware=Hardware(gpu=bool(gpu), driver_min=driver_min, compute_capabilities=caps),
+        limits=tuple(v.string_list(data, "limits", required=False)),
+        sources=sources,
+        path=where,
+    )
+
+
+def recipe_hash(recipe: Recipe) -> str:
+    """First 12 hex digits of the sha256 of the canonical recipe (sorted-key JSON, no path)."""
+    canonical = json.dumps(recipe.to_dict(), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:12]
+
+
+class _Validator:
+    """Typed field access that raises one-line ``file: field: reason`` errors."""
+
+    def __init__(self, where: str) -> None:
+        self.where = where
+
+    def fail(self, field_name: str, reason: str) -> None:
+        raise RecipeError(f"{self.where}: {field_name}: {reason}")
+
+    def _get(self, data: dict, key: str, label: str, required: bool) -> Any:
+        if key not in data or data[key] is None:
+            if required:
+                self.fail(label, "missing")
+            return None
+        return data[key]
+
+    def string(self, data: dict, key: str, label: str | None = None) -> str:
+        value = self._get(data, key, label or key, True)
+        if not isinstance(value, str) or not value.strip():
+            self.fail(label or key, f"expected a non-empty string, got {value!r}")
+        return value.strip()
+
+    def version(self, data: dict, key: str, label: str) -> str:
+        value = self._get(data, key, label, True)
+        text = str(value) if isinstance(value, (str, int)) and not isinstance(value, bool) else None
+        if text is None:
+            self.fail(label, f"expected a version string, got {value!r}")
+        try:
+            Version(text)
+        except InvalidVersion:
+            self.fail(label, f"{text!r} is not a version")
+        return text
+
+    def url(self, data: dict, key: str, label: str) -> str:
+        value = self.string(data, key, label)
+        if not value.startswith(("https://", "http://")):
+            self.fail(label, f"{value!r} is not an http(s) URL")
+        return value.rstrip("/")
+
+    def mapping(self, data: dict, key: str, required: bool = True) -> dict:
+        value = self._get(data, key, key, required)
+        if value is None:
+            return {}
+        if not isinstance(value, dict):
+            self.fail(key, f"expected a mapping, got {type(value).__name__}")
+        return value
+
+    def string_list(self, data: dict, key: str, label: str | None = None, required: bool = True) -> list[str]:
+        value = self._get(data, key, label or key, required)
+        if value is None:
+            return []
+        if not isinstance(value, list) or not all(isinstance(x, str) and x.strip() for x in value):
+            self.fail(label or key, "expected a list of non-empty strings")
+        return [x.strip() for x in value]
