@@ -57,6 +57,8 @@ class PythonFacts:
     prefix: str | None = None
     env_kind: str | None = None  # "venv", "uv", "conda", "system"
     externally_managed: bool | None = None  # PEP 668 marker present and not in a venv
+    # Records in <prefix>/conda-meta (name -> version); {} for a non-conda env, None if not probed.
+    conda_packages: dict[str, str] | None = None
 
 
 @dataclass
@@ -101,6 +103,8 @@ class Distribution:
     name: str
     version: str
     location: str | None = None
+    # False for a package directory without any dist-info/egg-info (copied in, or a broken uninstall).
+    has_metadata: bool | None = None
 
 
 @dataclass

@@ -1,0 +1,167 @@
+"""Probes: everything ``envdoctor check`` learns about an environment, gathered into :class:`Facts`.
+
+Each probe is isolated (its crash becomes one line in ``Facts.probe_errors``), bounded by a timeout
+and run concurrently with the others. The torch child starts first because it is the slowest: the
+whole check takes about one ``import torch``. Probes never decide anything; rules read the facts.
+
+Probe threads are daemon threads completing plain futures rather than a ThreadPoolExecutor: the
+executor joins its workers at interpreter exit, so an NVML call stuck in a wedged driver would
+hang envdoctor after the report was printed.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Future
+from concurrent.futures import wait as wait_futures
+from pathlib import Path
+from typing import Any
+
+import envdoctor
+from envdoctor.facts import Facts, NvidiaFacts, TorchFacts
+
+# Seconds a probe may take (torch gets longer: a cold import from a network filesystem is slow).
+# Overridable with ENVDOCTOR_PROBE_TIMEOUT / ENVDOCTOR_TORCH_TIMEOUT or collect()'s arguments.
+PROBE_TIMEOUT = 10.0
+TORCH_TIMEOUT = 20.0
+# Extra time a probe thread gets beyond its own subprocess timeout before it is declared hung.
+_GRACE = 2.0
+_TIMED_OUT = "timed out after"
+
+
+class ProbeTargetError(Exception):
+    """The ``--python`` target is not a runnable Python interpreter (the message is one line)."""
+
+
+def collect(
+    python: str | None = None,
+    quick: bool = False,
+    *,
+    probe_timeout: float | None = None,
+    torch_timeout: float | None = None,
+) -> Facts:
+    """Probe the machine and the target interpreter (this one by default) into one snapshot.
+
+    ``quick`` skips importing torch (its build is still read from torch/version.py).
+    Raises :class:`ProbeTargetError` when ``python`` is not a runnable Python 3.8+ interpreter.
+    """
+    target = resolve_target(python) if python is not None else sys.executable
+    probe_timeout = probe_timeout or _env_seconds("ENVDOCTOR_PROBE_TIMEOUT", PROBE_TIMEOUT)
+    torch_timeout = torch_timeout or _env_seconds("ENVDOCTOR_TORCH_TIMEOUT", TORCH_TIMEOUT)
+
+    from envdoctor.probes import cuda, docker_engine, nvidia, system, torch_runtime
+    from envdoctor.probes import target as target_probe
+
+    facts = Facts(envdoctor_version=envdoctor.__version__, origin="probe")
+    probes: dict[str, tuple[Callable[[], Any], float]] = {}
+    if not quick:
+        probes["torch"] = (lambda: torch_runtime.probe(target, torch_timeout), torch_timeout + _GRACE)
+    probes["target"] = (lambda: target_probe.probe(target, probe_timeout), probe_timeout + _GRACE)
+    probes["system"] = (system.probe, probe_timeout)
+    probes["nvidia"] = (lambda: nvidia.probe(probe_timeout), probe_timeout + _GRACE)
+    probes["cuda"] = (lambda: cuda.probe(probe_timeout), probe_timeout + _GRACE)
+    probes["docker"] = (lambda: docker_engine.probe(probe_timeout), probe_timeout + _GRACE)
+
+    results = _run_concurrently(probes, facts)
+
+    env = results.get("target")
+    if isinstance(env, target_probe.TargetNotPython):
+        raise ProbeTargetError(f"--python {target}: {env}")
+    if isinstance(env, target_probe.TargetResult):
+        facts.python, facts.packages = env.python, env.packages
+        if isinstance(results.get("cuda"), type(facts.cuda)):
+            results["cuda"].libraries = (results["cuda"].libraries or []) + cuda.wheel_libraries(
+                env.nvidia_roots
+            )
+    for name in ("system", "nvidia", "cuda", "docker", "torch"):
+        value = results.get(name)
+        if value is not None and not isinstance(value, BaseException):
+            setattr(facts, name, value)
+    nvidia_error = facts.probe_errors.get("nvidia")
+    if nvidia_error and facts.nvidia.error is None:  # NVML itself hung or crashed
+        facts.nvidia = NvidiaFacts(error=_error_status(nvidia_error, "error"), error_detail=nvidia_error)
+    torch_error = facts.probe_errors.get("torch")
+    if quick:
+        facts.torch = TorchFacts(status="skipped")
+    elif torch_error and facts.torch.status == "unknown":
+        facts.torch = TorchFacts(status=_error_status(torch_error, "unknown"), error=torch_error)
+    return facts
+
+
+def _error_status(probe_error: str, otherwise: str) -> str:
+    return "timeout" if probe_error.startswith(_TIMED_OUT) else otherwise
+
+
+def resolve_target(python: str) -> str:
+    """The interpreter to probe: a path to python, or a venv/conda directory holding bin/python."""
+    path = Path(python).expanduser()
+    if path.is_dir():
+        for candidate in (path / "bin" / "python", path / "bin" / "python3", path / "python.exe"):
+            if candidate.is_file():
+                path = candidate
+                break
+        else:
+            raise ProbeTargetError(f"--python {python}: a directory without bin/python")
+    if not path.exists():
+        raise ProbeTargetError(f"--python {python}: no such file")
+    if not path.is_file() or not os.access(path, os.X_OK):
+        raise ProbeTargetError(f"--python {python}: not an executable file")
+    return str(path.absolute())
+
+
+def _run_concurrently(probes: dict[str, tuple[Callable[[], Any], float]], facts: Facts) -> dict[str, Any]:
+    """Run every probe in its own daemon thread; return name -> result or the exception it raised.
+
+    A probe that raises or outlives its timeout is recorded in ``facts.probe_errors`` (one line)
+    and ``facts.timings``; the target probe's ``TargetNotPython`` is returned for the caller to raise.
+    """
+    futures: dict[str, Future] = {}
+    started = time.monotonic()
+    for name, (fn, _timeout) in probes.items():  # in order: torch first, it is the slowest
+        future: Future = Future()
+        futures[name] = future
+        threading.Thread(
+            target=_complete, args=(future, fn, name, facts), name=f"probe-{name}", daemon=True
+        ).start()
+    results: dict[str, Any] = {}
+    for name, future in futures.items():
+        _timeout = probes[name][1]
+        left = started + _timeout - time.monotonic()
+        wait_futures([future], timeout=max(left, 0))
+        if not future.done():
+            facts.probe_errors[name] = f"{_TIMED_OUT} {_timeout:g}s"
+            facts.timings[name] = round(time.monotonic() - started, 3)
+            continue
+        exc = future.exception()
+        if exc is not None and exc.__class__.__name__ != "TargetNotPython":
+            facts.probe_errors[name] = _one_line(exc)
+        results[name] = exc if exc is not None else future.result()
+    return results
+
+
+def _complete(future: Future, fn: Callable[[], Any], name: str, facts: Facts) -> None:
+    started = time.monotonic()
+    try:
+        future.set_result(fn())
+    except BaseException as exc:  # noqa: BLE001 - a probe's crash must not reach the user as a traceback
+        future.set_exception(exc)
+    finally:
+        facts.timings.setdefault(name, round(time.monotonic() - started, 3))
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {text}"[:300] if text else type(exc).__name__
+
+
+def _env_seconds(name: str, default: float) -> float:
+    """A positive number of seconds from the environment, else ``default``."""
+    try:
+        value = float(os.environ.get(name, ""))
+    except ValueError:
+        return default
+    return value if value > 0 else default

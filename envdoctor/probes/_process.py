@@ -1,0 +1,99 @@
+"""Subprocesses that can never hang a probe.
+
+``subprocess.run(timeout=...)`` kills only the direct child: a shell script (a wrapper ``nvidia-smi``,
+a ``python`` shim) that started a grandchild keeps the output pipe open and ``communicate()`` then
+waits for the grandchild. Every probe subprocess therefore runs in its own session and the whole
+process group is killed on timeout.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+from dataclasses import dataclass
+from typing import Any
+
+# The line prefix a child script puts before its JSON payload (anything else on stdout is noise).
+PAYLOAD_MARK = "@@envdoctor-payload@@"
+
+
+@dataclass
+class Completed:
+    returncode: int | None  # None when it timed out
+    stdout: str
+    stderr: str
+    timed_out: bool = False
+
+    @property
+    def signal_name(self) -> str | None:
+        """The signal that killed the process ("SIGSEGV"), if it died of one."""
+        if self.returncode is None or self.returncode >= 0:
+            return None
+        try:
+            return signal.Signals(-self.returncode).name
+        except ValueError:
+            return f"signal {-self.returncode}"
+
+    def payload(self) -> dict[str, Any] | None:
+        """The JSON object a child script printed after :data:`PAYLOAD_MARK`, if any."""
+        for line in reversed(self.stdout.splitlines()):
+            if line.startswith(PAYLOAD_MARK):
+                try:
+                    data = json.loads(line[len(PAYLOAD_MARK) :])
+                except ValueError:
+                    return None
+                return data if isinstance(data, dict) else None
+        return None
+
+    def stderr_tail(self) -> str:
+        """The last non-empty line of stderr (where a traceback ends with the exception)."""
+        lines = [line.strip() for line in self.stderr.splitlines() if line.strip()]
+        return lines[-1] if lines else ""
+
+
+def run(
+    argv: list[str], timeout: float, cwd: str | None = "/", env: dict[str, str] | None = None
+) -> Completed:
+    """Run ``argv`` with a hard timeout that also kills its grandchildren; never raises on timeout.
+
+    ``cwd`` defaults to ``/`` so that nothing in the user's current directory is read or imported.
+    Raises OSError when the program cannot be started at all.
+    """
+    proc = subprocess.Popen(
+        argv,
+        cwd=cwd,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        _kill_group(proc)
+        out, err = proc.communicate()
+        return Completed(None, _text(out), _text(err), timed_out=True)
+    except BaseException:
+        _kill_group(proc)
+        proc.wait()
+        raise
+    return Completed(proc.returncode, _text(out), _text(err))
+
+
+def run_python(python: str, source: str, timeout: float) -> Completed:
+    """Run ``source`` with ``python -c`` from ``/`` (never the user's directory), output as text."""
+    return run([python, "-c", source], timeout=timeout)
+
+
+def _kill_group(proc: subprocess.Popen) -> None:
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        proc.kill()
+
+
+def _text(data: bytes | None) -> str:
+    return data.decode("utf-8", errors="replace") if data else ""

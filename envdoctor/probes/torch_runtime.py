@@ -1,0 +1,59 @@
+"""torch as the target interpreter really imports it, in a child process with a timeout.
+
+``import torch`` can raise, hang (a stuck driver, a network filesystem) or kill the process
+(a segfault in a mismatched native library): each becomes a status, never envdoctor's own crash.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from envdoctor.facts import ScaledMmResult, TorchDevice, TorchFacts
+from envdoctor.probes import _process
+
+CHILD_SOURCE = Path(__file__).with_name("child_torch.py")
+
+
+def probe(python: str, timeout: float) -> TorchFacts:
+    """Import torch in ``python`` and report what it says about itself and the GPUs."""
+    try:
+        done = _process.run_python(python, CHILD_SOURCE.read_text(encoding="utf-8"), timeout)
+    except OSError as exc:
+        return TorchFacts(status="import-error", error=f"cannot run {python}: {exc.strerror or exc}")
+    if done.timed_out:
+        return TorchFacts(status="timeout", error=f"import torch did not finish within {timeout:g}s")
+    data = done.payload()
+    if data is None:
+        return TorchFacts(status="crashed", error=crash_message(done))
+    return from_payload(data)
+
+
+def crash_message(done: _process.Completed) -> str:
+    """ "killed by SIGSEGV" (or the exit code) and the last line the process printed."""
+    how = f"killed by {done.signal_name}" if done.signal_name else f"exited with code {done.returncode}"
+    tail = done.stderr_tail()
+    return f"{how}: {tail}" if tail else how
+
+
+def from_payload(data: dict[str, Any]) -> TorchFacts:
+    warnings = list(data.get("warnings") or [])
+    warnings += [f"{key}: {text}" for key, text in (data.get("errors") or {}).items()]
+    scaled = data.get("scaled_mm")
+    return TorchFacts(
+        status=data.get("status") or "unknown",
+        error=data.get("error"),
+        version=data.get("version"),
+        cuda=data.get("cuda"),
+        hip=data.get("hip"),
+        cudnn_version=data.get("cudnn_version"),
+        nccl_version=data.get("nccl_version"),
+        cuda_available=data.get("cuda_available"),
+        warnings=warnings if data.get("status") == "ok" or warnings else None,
+        device_count=data.get("device_count"),
+        arch_list=data.get("arch_list"),
+        devices=[TorchDevice(**d) for d in data["devices"]] if data.get("devices") is not None else None,
+        float8_dtypes=data.get("float8_dtypes"),
+        scaled_mm=ScaledMmResult(ok=bool(scaled["ok"]), error=scaled.get("error")) if scaled else None,
+        numpy_version=data.get("numpy_version"),
+    )
