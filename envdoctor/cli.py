@@ -124,6 +124,159 @@ def rules(
         report.print_rules()
 
 
+recipes_app = typer.Typer(
+    help="Known-good stacks (base image, Python, torch build, pins, env): list them or show one.",
+    no_args_is_help=False,
+)
+app.add_typer(recipes_app, name="recipes")
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
+
+
+def _load_recipes(name: str | None = None):
+    """Every recipe (or the one named), with a one-line error and exit 2 for a broken one."""
+    from envdoctor.recipes import RecipeError, all_recipes, load_recipe
+
+    try:
+        return load_recipe(name) if name is not None else all_recipes()
+    except RecipeError as exc:
+        raise fail(str(exc)) from None
+
+
+@recipes_app.callback(invoke_without_command=True)
+def recipes(ctx: typer.Context, as_json: JsonOpt = False) -> None:
+    """List the shipped recipes: name, torch build, hardware floor."""
+    if ctx.invoked_subcommand is not None:
+        return
+    import json
+
+    from envdoctor.recipes import recipe_hash
+
+    found = _load_recipes()
+    if as_json:
+        rows = [dict(r.to_dict(), hash=recipe_hash(r)) for r in found]
+        sys.stdout.write(json.dumps(rows, indent=2) + "\n")
+        return
+    for r in found:
+        hw = f"driver >= {r.hardware.driver_min}" if r.hardware.gpu else "no GPU needed"
+        build = f"torch {r.torch.version}+{r.torch.variant}"
+        typer.echo(f"{r.name:<16} {build:<20} py{r.python:<5} {hw:<22} {r.description}")
+
+
+@recipes_app.command("show")
+def recipes_show(
+    name: Annotated[str, typer.Argument(help="Recipe name or path to a recipe YAML.")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Print one recipe in full (with its hash)."""
+    import json
+
+    from envdoctor.recipes import recipe_hash, render_recipe
+
+    r = _load_recipes(name)
+    if as_json:
+        sys.stdout.write(json.dumps(dict(r.to_dict(), hash=recipe_hash(r)), indent=2) + "\n")
+    else:
+        sys.stdout.write(render_recipe(r))
+
+
+@app.command()
+def recommend(python: PythonOpt = None, facts: FactsOpt = None, as_json: JsonOpt = False) -> None:
+    """Pick the newest recipe this machine's driver and GPUs can run, and say why others do not fit."""
+    import json
+
+    from envdoctor.recipes import recommend as rank
+
+    found = _load_recipes()
+    verdicts = rank(gather_facts(python, facts, quick=True), found)
+    if as_json:
+        rows = [
+            {"recipe": v.recipe.name, "fits": v.fits, "reasons": v.reasons, "notes": v.notes}
+            for v in verdicts
+        ]
+        pick = verdicts[0].recipe.name if verdicts and verdicts[0].fits else None
+        sys.stdout.write(json.dumps({"recommended": pick, "recipes": rows}, indent=2) + "\n")
+    for v in verdicts if not as_json else []:
+        mark = "recommended" if v is verdicts[0] and v.fits else ("fits" if v.fits else "rejected")
+        detail = "; ".join(v.reasons or v.notes)
+        typer.echo(f"{mark:<12} {v.recipe.name:<16} {detail}".rstrip())
+    raise typer.Exit(EXIT_OK if verdicts and verdicts[0].fits else EXIT_PROBLEM)
+
+
+@app.command()
+def fix(
+    python: PythonOpt = None,
+    facts: FactsOpt = None,
+    recipe: Annotated[str | None, typer.Option("--recipe", help="Make the env match this recipe.")] = None,
+    apply: Annotated[bool, typer.Option("--apply", "--yes", help="Run the plan (default: print it).")] = False,
+    rollback: Annotated[bool, typer.Option("--rollback", help="Restore the last fix snapshot.")] = False,
+    as_json: JsonOpt = False,
+    break_system: Annotated[
+        bool, typer.Option("--break-system-packages", help="Allow changing an externally-managed Python.")
+    ] = False,
+    allow_conda: Annotated[bool, typer.Option("--allow-conda", help="Allow pip over conda's torch.")] = False,
+    quick: Annotated[bool, typer.Option("--quick", help="Do not import torch while checking.")] = False,
+    timeout: Annotated[float, typer.Option("--timeout", help="Seconds allowed per pip command.")] = 1800.0,
+) -> None:
+    """Plan fixes for the findings (or a recipe); --apply runs them, re-checks, rolls back on failure."""
+    import json
+
+    from envdoctor import apply as executor
+    from envdoctor.plan import build_plan, plan_for_recipe, render_plan
+    from envdoctor.rules import evaluate
+
+    if facts is not None and (apply or rollback):
+        raise fail("--apply and --rollback change a live environment: use --python, not --facts")
+    if rollback:
+        target = executor.inspect_target(str(python) if python else sys.executable)
+        snap = executor.latest_snapshot(target.prefix)
+        if snap is None:
+            raise fail(f"no snapshot under {executor.snapshot_dir(target.prefix)}")
+        done = executor.rollback(snap, timeout=timeout, log=typer.echo)
+        state = f"rolled back to {snap.path}" if done.ok else f"rollback incomplete: {', '.join(done.remaining)}"
+        typer.echo(state)
+        raise typer.Exit(EXIT_OK if done.ok else EXIT_PROBLEM)
+    chosen = _load_recipes(recipe) if recipe is not None else None
+    snapshot = gather_facts(python, facts, quick=quick)
+    findings = evaluate(snapshot)
+    activation = executor.read_activation(snapshot.python.prefix) if facts is None else {}
+    if chosen is not None:
+        plan = plan_for_recipe(chosen, snapshot, activation, break_system, allow_conda)
+    else:
+        plan = build_plan(findings, snapshot, activation, break_system, allow_conda)
+    if as_json and not apply:
+        sys.stdout.write(json.dumps(plan.to_dict(), indent=2) + "\n")
+    elif not as_json:
+        sys.stdout.write(render_plan(plan))
+    if not apply:
+        raise typer.Exit(EXIT_PROBLEM if plan.steps or plan.refusals else EXIT_OK)
+    if plan.refusals:
+        raise typer.Exit(EXIT_PROBLEM)
+    if not plan.automatic_steps:
+        typer.echo("nothing to do")
+        raise typer.Exit(EXIT_OK)
+
+    def recheck():
+        return evaluate(gather_facts(python, None, quick=quick))
+
+    try:
+        result = executor.apply_plan(
+            plan,
+            recheck,
+            executor.count_errors(findings),
+            allow_system=break_system,
+            allow_conda=allow_conda,
+            timeout=timeout,
+            log=typer.echo if not as_json else lambda _m: None,
+        )
+    except executor.ApplyError as exc:
+        raise fail(str(exc)) from None
+    if as_json:
+        sys.stdout.write(json.dumps(executor.result_dict(plan, result), indent=2) + "\n")
+    else:
+        sys.stdout.write(executor.render_result(result))
+    raise typer.Exit(EXIT_OK if result.ok and not result.errors_after else EXIT_PROBLEM)
+
+
 def main() -> None:
     app()
 

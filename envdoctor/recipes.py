@@ -67,7 +67,7 @@ class Recipe:
 
     def to_dict(self) -> dict[str, Any]:
         """The recipe as plain data (without its path), the form that is hashed and printed."""
-        data = dataclasses.asdict(self)
+        data = json.loads(json.dumps(dataclasses.asdict(self)))  # tuples -> lists
         data.pop("path")
         return data
 
@@ -265,3 +265,83 @@ class _Validator:
         if not isinstance(value, list) or not all(isinstance(x, str) and x.strip() for x in value):
             self.fail(label or key, "expected a list of non-empty strings")
         return [x.strip() for x in value]
+
+
+# --- recommending ----------------------------------------------------------------------------
+
+
+@dataclass
+class Verdict:
+    recipe: Recipe
+    reasons: list[str]  # why it cannot run here; empty when it can
+    notes: list[str] = field(default_factory=list)  # caveats when it can
+
+    @property
+    def fits(self) -> bool:
+        return not self.reasons
+
+
+def assess(recipe: Recipe, facts: Any) -> Verdict:
+    """Can this machine (driver, GPUs) run ``recipe``? Reasons name the number that fails."""
+    from envdoctor.knowledge.cuda import arch_covers, driver_at_least
+    from envdoctor.plan import gpu_capabilities
+
+    gpus = facts.nvidia.gpus or []
+    verdict = Verdict(recipe, [])
+    if not recipe.hardware.gpu:
+        if gpus:
+            verdict.notes.append("CPU only: the GPU stays unused")
+        return verdict
+    if not gpus:
+        why = "none found" if facts.nvidia.gpus is not None or facts.nvidia.error else "none known"
+        verdict.reasons.append(f"needs an NVIDIA GPU ({why})")
+        return verdict
+    driver = facts.nvidia.driver_version
+    floor = recipe.hardware.driver_min
+    if driver is None:
+        verdict.notes.append(f"driver version unknown; needs >= {floor}")
+    elif floor and not driver_at_least(driver, floor):
+        verdict.reasons.append(f"driver {driver} below the floor {floor} of {recipe.torch.variant}")
+    caps = gpu_capabilities(facts)
+    for cap in caps:
+        covered = arch_covers(
+            cap,
+            list(recipe.hardware.compute_capabilities),
+            facts.nvidia.cuda_driver_version,
+            wheel_cuda=recipe.torch.variant,
+        )
+        if not covered:
+            archs = ", ".join(recipe.hardware.compute_capabilities)
+            verdict.reasons.append(
+                f"compute capability {cap} not covered by {recipe.torch.variant} ({archs})"
+            )
+    if len(caps) < len(gpus):
+        verdict.notes.append("compute capability of some GPUs unknown")
+    return verdict
+
+
+def _rank(verdict: Verdict, has_gpu: bool) -> tuple:
+    from envdoctor.knowledge.cuda import version_tuple
+
+    r = verdict.recipe
+    cuda = version_tuple(r.torch.variant[2:]) if r.torch.variant.startswith("cu") else ()
+    return (verdict.fits, r.hardware.gpu == has_gpu, version_tuple(r.torch.version), cuda)
+
+
+def recommend(facts: Any, recipes: list[Recipe] | None = None) -> list[Verdict]:
+    """Every recipe judged against the machine, best first: the first one is the pick if it fits.
+
+    Order: recipes that run here before those that do not, GPU stacks before CPU ones on a GPU
+    machine, then the newest torch, then the newest CUDA.
+    """
+    verdicts = [assess(r, facts) for r in (all_recipes() if recipes is None else recipes)]
+    has_gpu = bool(facts.nvidia.gpus)
+    return sorted(verdicts, key=lambda v: _rank(v, has_gpu), reverse=True)
+
+
+def render_recipe(recipe: Recipe) -> str:
+    """The recipe as YAML with its hash, for ``envdoctor recipes show``."""
+    import yaml
+
+    head = f"# {recipe.name} (hash {recipe_hash(recipe)}, from {recipe.path})\n"
+    return head + yaml.safe_dump(recipe.to_dict(), sort_keys=False, allow_unicode=True, width=1000)

@@ -1,0 +1,436 @@
+"""The planner: findings (or a recipe) plus facts -> an ordered, deduplicated plan of actions.
+
+Rules say *what* should change (``Finding.actions``); the planner merges those actions across
+findings, fills in what only the whole picture decides (the torch index from the driver *and*
+every GPU's compute capability, a constraint that keeps pip from swapping torch while it installs
+something else), orders them (uninstalls, installs with torch first, environment, manual steps)
+and refuses targets it must not touch. It reads facts and never probes; the executor
+(:mod:`envdoctor.apply`) runs the plan and never plans.
+"""
+
+from __future__ import annotations
+
+import shlex
+from dataclasses import dataclass, field
+from typing import Any
+
+from packaging.requirements import InvalidRequirement, Requirement
+from packaging.utils import canonicalize_name
+from packaging.version import InvalidVersion, Version
+
+from envdoctor.facts import Facts
+from envdoctor.findings import Action, Finding, Manual, PipInstall, PipUninstall, SetEnv, Severity
+
+ACTIVATION_NAME = "envdoctor-activate.sh"
+STATE_DIR = ".envdoctor"
+# Installed from the same index as torch: their builds must match torch's CUDA variant.
+TORCH_FAMILY = frozenset({"torch", "torchvision", "torchaudio", "triton", "pytorch-triton"})
+
+
+@dataclass
+class Step:
+    """One action of the plan and the findings (or recipe) it comes from."""
+
+    action: Action
+    because: list[str] = field(default_factory=list)
+
+    @property
+    def automatic(self) -> bool:
+        return not isinstance(self.action, Manual)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = {k: (list(v) if isinstance(v, tuple) else v) for k, v in vars(self.action).items()}
+        return {"action": data, "because": list(self.because)}
+
+
+@dataclass
+class Plan:
+    python: str | None  # the interpreter the plan is for
+    prefix: str | None  # its sys.prefix: where the activation file and snapshots live
+    steps: list[Step] = field(default_factory=list)
+    # Pins passed to pip as a constraints file while installing anything that is not torch.
+    constraints: list[str] = field(default_factory=list)
+    refusals: list[str] = field(default_factory=list)  # why --apply must not run (PEP 668, conda)
+    notes: list[str] = field(default_factory=list)  # conflicts resolved, unfixable findings, ...
+
+    @property
+    def automatic_steps(self) -> list[Step]:
+        return [s for s in self.steps if s.automatic]
+
+    @property
+    def manual_steps(self) -> list[Step]:
+        return [s for s in self.steps if not s.automatic]
+
+    @property
+    def activation_path(self) -> str | None:
+        return f"{self.prefix.rstrip('/')}/{ACTIVATION_NAME}" if self.prefix else None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "python": self.python,
+            "prefix": self.prefix,
+            "activation_file": self.activation_path,
+            "steps": [s.to_dict() for s in self.steps],
+            "commands": [self.describe(s) for s in self.steps],
+            "constraints": list(self.constraints),
+            "refusals": list(self.refusals),
+            "notes": list(self.notes),
+        }
+
+    def describe(self, step: Step) -> str:
+        """The step as the user would type it (pip commands) or read it (env, manual)."""
+        action = step.action
+        python = self.python or "python"
+        if isinstance(action, (PipInstall, PipUninstall)):
+            constraints = "<constraints>" if self.constraints and needs_constraints(action) else None
+            return shlex.join([python, "-m", "pip", *pip_args(action, constraints)])
+        if isinstance(action, SetEnv):
+            where = self.activation_path or ACTIVATION_NAME
+            if action.value is None:
+                return f"unset {action.name} (in {where})"
+            return f"export {action.name}={shlex.quote(action.value)} (in {where})"
+        return f"MANUAL: {action.text}"
+
+
+def pip_args(action: PipInstall | PipUninstall, constraints_file: str | None = None) -> list[str]:
+    """The pip arguments of an action (after ``python -m pip``): exact specifiers, index, constraints."""
+    if isinstance(action, PipUninstall):
+        return ["uninstall", "-y", *action.names]
+    args = ["install", "--no-input"]
+    if action.index_url:
+        args += ["--index-url", action.index_url]
+    if action.reinstall:
+        args.append("--force-reinstall")
+    if constraints_file:
+        args += ["-c", constraints_file]
+    return [*args, *action.specs]
+
+
+def build_plan(
+    findings: list[Finding],
+    facts: Facts,
+    activation: dict[str, str | None] | None = None,
+    allow_system: bool = False,
+    allow_conda: bool = False,
+) -> Plan:
+    """Merge the actions of ``findings`` into one ordered plan for the facts' interpreter.
+
+    ``activation`` is what the activation file already sets (see :func:`envdoctor.apply.read_activation`):
+    an environment change it already makes is not planned again, which keeps ``fix`` idempotent.
+    """
+    plan = Plan(python=facts.python.executable, prefix=facts.python.prefix)
+    collected: list[tuple[Action, str]] = []
+    for finding in findings:
+        if not finding.actions and finding.severity is Severity.ERROR:
+            plan.notes.append(f"{finding.id}: no automatic fix; {finding.fix or finding.message}")
+        collected.extend((a, finding.id) for a in finding.actions)
+    _assemble(plan, collected, facts, activation or {})
+    plan.refusals = refusals(facts, allow_system, allow_conda, plan)
+    return plan
+
+
+def plan_for_recipe(
+    recipe: Any,
+    facts: Facts,
+    activation: dict[str, str | None] | None = None,
+    allow_system: bool = False,
+    allow_conda: bool = False,
+) -> Plan:
+    """A plan that makes the environment match ``recipe`` (an :class:`envdoctor.recipes.Recipe`).
+
+    Only what differs is planned: torch when its version or build variant differs, a package when
+    its installed version does not satisfy the recipe's pin, a variable the activation file does not
+    already set. Hardware the recipe cannot run on becomes a manual step, not a refusal.
+    """
+    from envdoctor.knowledge.cuda import driver_at_least, parse_variant, release_version
+
+    plan = Plan(python=facts.python.executable, prefix=facts.python.prefix)
+    why = f"recipe {recipe.name}"
+    actions: list[tuple[Action, str]] = []
+    installed = installed_versions(facts)
+    torch_now = installed.get("torch")
+    if (
+        torch_now is not None
+        and facts.torch.version
+        and release_version(facts.torch.version) == release_version(torch_now)
+    ):
+        torch_now = facts.torch.version  # the imported build carries the local tag (+cu126)
+    variant_now = parse_variant(torch_now, facts.torch.cuda) if torch_now else None
+    if (
+        torch_now is None
+        or release_version(torch_now) != recipe.torch.version
+        or variant_now != recipe.torch.variant
+    ):
+        same_version = torch_now is not None and release_version(torch_now) == recipe.torch.version
+        actions.append(
+            (PipInstall((recipe.torch.requirement,), recipe.torch.index_url, reinstall=same_version), why)
+        )
+    for spec in recipe.packages:
+        req = Requirement(spec)
+        have = installed.get(canonicalize_name(req.name))
+        if have is None or not _satisfies(req, have):
+            actions.append((PipInstall((spec,)), why))
+    process_env = facts.system.env or {}
+    for name, value in recipe.env.items():
+        if process_env.get(name) != value:
+            actions.append((SetEnv(name, value), why))
+    driver = facts.nvidia.driver_version
+    floor = recipe.hardware.driver_min
+    if recipe.hardware.gpu and driver and floor and not driver_at_least(driver, floor):
+        text = f"Upgrade the NVIDIA driver from {driver} to >= {floor} ({recipe.torch.variant}), then reboot"
+        actions.append((Manual(text), why))
+    _assemble(plan, actions, facts, activation or {})
+    plan.refusals = refusals(facts, allow_system, allow_conda, plan)
+    return plan
+
+
+def installed_versions(facts: Facts) -> dict[str, str]:
+    """Installed distributions by canonical name, from the full listing or the tracked packages."""
+    listing = facts.packages.all or facts.packages.versions or {}
+    return {canonicalize_name(k): v for k, v in listing.items()}
+
+
+def refusals(facts: Facts, allow_system: bool, allow_conda: bool, plan: Plan | None = None) -> list[str]:
+    """Reasons the plan must not be applied to this interpreter without an explicit flag."""
+    if plan is not None and not any(isinstance(s.action, (PipInstall, PipUninstall)) for s in plan.steps):
+        return []  # only environment variables / manual steps: nothing touches the packages
+    out: list[str] = []
+    py = facts.python
+    target = py.executable or "this Python"
+    if py.externally_managed and not allow_system:
+        out.append(
+            f"{target} is an externally-managed system Python (PEP 668): pip must not change it. "
+            f"Safer: python3 -m venv .venv && envdoctor fix --python .venv/bin/python "
+            f"(or pass --break-system-packages to do it anyway)"
+        )
+    conda_torch = [n for n in (py.conda_packages or {}) if canonicalize_name(n) in ("torch", "pytorch")]
+    if conda_torch and not allow_conda:
+        out.append(
+            f"torch in {py.prefix or target} is managed by conda ({', '.join(sorted(conda_torch))} in "
+            f"conda-meta): pip would overwrite conda's files. Safer: a fresh venv or "
+            f"`conda install` (or pass --allow-conda to use pip anyway)"
+        )
+    return out
+
+
+# --- merging ---------------------------------------------------------------------------------
+
+
+def _assemble(
+    plan: Plan, actions: list[tuple[Action, str]], facts: Facts, activation: dict[str, str | None]
+) -> None:
+    """Merge, resolve and order ``actions`` into ``plan.steps`` (and its constraints and notes)."""
+    uninstall: dict[str, Step] = {}
+    installs: dict[str, tuple[Requirement, Step]] = {}  # canonical name -> merged requirement
+    env: dict[str, Step] = {}
+    manual: dict[str, Step] = {}
+    for action, why in actions:
+        if isinstance(action, PipUninstall):
+            for name in action.names:
+                step = uninstall.setdefault(canonicalize_name(name), Step(PipUninstall((name,))))
+                _add_reason(step, why)
+        elif isinstance(action, PipInstall):
+            for spec in action.specs:
+                _merge_install(plan, installs, spec, action, why)
+        elif isinstance(action, SetEnv):
+            current = env.get(action.name)
+            if current is None:
+                env[action.name] = Step(action, [why])
+            elif current.action != action:
+                plan.notes.append(
+                    f"{why}: {action.name} wanted {action.value!r}; keeping {current.action.value!r} "
+                    f"({', '.join(current.because)})"
+                )
+            else:
+                _add_reason(current, why)
+        else:
+            _add_reason(manual.setdefault(action.text, Step(action)), why)
+    unfit = _resolve_torch_index(installs, facts)
+    if unfit is not None:
+        manual.setdefault(unfit.action.text, unfit)
+    install_steps = _group_installs(installs)
+    if uninstall:
+        merged = PipUninstall(tuple(s.action.names[0] for s in uninstall.values()))
+        reasons = [r for s in uninstall.values() for r in s.because]
+        plan.steps.append(Step(merged, list(dict.fromkeys(reasons))))
+    plan.steps.extend(install_steps)
+    plan.steps.extend(s for s in env.values() if activation.get(s.action.name, _MISSING) != s.action.value)
+    plan.steps.extend(manual.values())
+    plan.constraints = _torch_constraints(install_steps, facts)
+
+
+_MISSING = object()
+
+
+def _add_reason(step: Step, why: str) -> None:
+    if why not in step.because:
+        step.because.append(why)
+
+
+def _merge_install(
+    plan: Plan, installs: dict[str, tuple[Requirement, Step]], spec: str, action: PipInstall, why: str
+) -> None:
+    """Add one specifier, intersecting it with an earlier one for the same project."""
+    try:
+        req = Requirement(spec)
+    except InvalidRequirement:
+        plan.notes.append(f"{why}: skipped invalid requirement {spec!r}")
+        return
+    key = canonicalize_name(req.name)
+    single = PipInstall((str(req),), action.index_url, action.reinstall)
+    if key not in installs:
+        installs[key] = (req, Step(single, [why]))
+        return
+    old_req, old_step = installs[key]
+    old_action = old_step.action
+    if (old_action.index_url or action.index_url) and old_action.index_url != action.index_url:
+        if action.index_url is None:  # a plain pin merges into the index-specific install
+            combined = _intersect(old_req, req)
+            if combined is not None:
+                installs[key] = (
+                    combined,
+                    Step(
+                        PipInstall((str(combined),), old_action.index_url, old_action.reinstall),
+                        old_step.because + [why],
+                    ),
+                )
+                return
+        plan.notes.append(f"{why}: conflicting install of {req.name} ({spec}); keeping {old_action.specs[0]}")
+        return
+    combined = _intersect(old_req, req)
+    if combined is None:
+        plan.notes.append(
+            f"{why}: {spec} contradicts {old_req} ({', '.join(old_step.because)}); keeping the latter"
+        )
+        return
+    reinstall = old_action.reinstall or action.reinstall
+    installs[key] = (
+        combined,
+        Step(
+            PipInstall((str(combined),), old_action.index_url, reinstall),
+            old_step.because + ([] if why in old_step.because else [why]),
+        ),
+    )
+
+
+def _intersect(a: Requirement, b: Requirement) -> Requirement | None:
+    """Both requirements at once (``numpy<2`` & ``numpy>=1.21`` -> ``numpy<2,>=1.21``), None if impossible."""
+    merged = Requirement(str(a))
+    merged.specifier = a.specifier & b.specifier
+    merged.extras = a.extras | b.extras
+    pins = [s.version for s in merged.specifier if s.operator in ("==", "===") and "*" not in s.version]
+    for pin in pins:
+        try:
+            if not merged.specifier.contains(Version(pin), prereleases=True):
+                return None
+        except InvalidVersion:
+            return None
+    if len({Version(p).public for p in pins}) > 1:
+        return None
+    return merged
+
+
+def _resolve_torch_index(installs: dict[str, tuple[Requirement, Step]], facts: Facts) -> Step | None:
+    """Give a torch install without an index the CUDA build this driver and every GPU can run.
+
+    Returns a manual step when no CUDA build of that torch release fits (the install then stays as
+    the rule gave it).
+    """
+    if "torch" not in installs:
+        return None
+    req, step = installs["torch"]
+    version = next((s.version for s in req.specifier if s.operator == "=="), None)
+    if step.action.index_url is not None or version is None or not facts.nvidia.gpus:
+        return None
+    from envdoctor.knowledge.cuda import choose_variant, index_url
+
+    caps = gpu_capabilities(facts)
+    variant = choose_variant(version, facts.nvidia.driver_version, caps)
+    if variant is None:
+        text = (
+            f"No CUDA build of torch {version} runs on this driver ({facts.nvidia.driver_version}) and "
+            f"these GPUs ({', '.join(caps) or 'unknown capability'}): upgrade the driver or pick another "
+            f"torch release"
+        )
+        return Step(Manual(text), list(step.because))
+    action = PipInstall(step.action.specs, index_url(variant), step.action.reinstall)
+    installs["torch"] = (req, Step(action, step.because))
+    return None
+
+
+def gpu_capabilities(facts: Facts) -> list[str]:
+    """Compute capability of every GPU: as reported, else inferred from its name."""
+    from envdoctor.knowledge.cuda import gpu_capability
+
+    caps: list[str] = []
+    for gpu in facts.nvidia.gpus or []:
+        cap = gpu.compute_capability or gpu_capability(gpu.name)
+        if cap and cap not in caps:
+            caps.append(cap)
+    return caps
+
+
+def _group_installs(installs: dict[str, tuple[Requirement, Step]]) -> list[Step]:
+    """One ``pip install`` per (index, reinstall) pair; the group holding torch runs first."""
+    groups: dict[tuple[str | None, bool], Step] = {}
+    for key, (_req, step) in installs.items():
+        action = step.action
+        # A torch-family package follows torch's index when it has none of its own.
+        index = action.index_url
+        if index is None and key in TORCH_FAMILY and "torch" in installs:
+            index = installs["torch"][1].action.index_url
+        group_key = (index, action.reinstall)
+        group = groups.setdefault(group_key, Step(PipInstall((), index, action.reinstall)))
+        group.action = PipInstall(group.action.specs + action.specs, index, action.reinstall)
+        for why in step.because:
+            _add_reason(group, why)
+    ordered = list(groups.values())
+    ordered.sort(
+        key=lambda s: not any(canonicalize_name(Requirement(x).name) == "torch" for x in s.action.specs)
+    )
+    return ordered
+
+
+def needs_constraints(action: PipInstall | PipUninstall) -> bool:
+    """Whether pip gets the torch constraints for this action (any install outside torch's family)."""
+    return isinstance(action, PipInstall) and not any(
+        canonicalize_name(Requirement(s).name) in TORCH_FAMILY for s in action.specs
+    )
+
+
+def _torch_constraints(install_steps: list[Step], facts: Facts) -> list[str]:
+    """Pin torch while other packages install, so a dependency cannot swap the torch build."""
+    if not any(needs_constraints(s.action) for s in install_steps):
+        return []
+    for step in install_steps:
+        for spec in step.action.specs:
+            req = Requirement(spec)
+            if canonicalize_name(req.name) == "torch":
+                pins = [s.version for s in req.specifier if s.operator == "=="]
+                return [f"torch=={pins[0]}"] if pins else []
+    torch_now = installed_versions(facts).get("torch")
+    return [f"torch=={torch_now}"] if torch_now else []
+
+
+def _satisfies(req: Requirement, version: str) -> bool:
+    try:
+        return req.specifier.contains(Version(version), prereleases=True)
+    except InvalidVersion:
+        return False
+
+
+def render_plan(plan: Plan) -> str:
+    """The plan as numbered lines: pip commands, environment changes, then manual steps."""
+    if not plan.steps:
+        lines = ["Nothing to do."]
+    else:
+        lines = [f"Plan for {plan.python or 'this Python'}:"]
+        for i, step in enumerate(plan.steps, 1):
+            lines.append(f"  {i}. {plan.describe(step)}    [{', '.join(step.because)}]")
+        if plan.constraints:
+            lines.append(f"  <constraints> = a file pinning {', '.join(plan.constraints)}")
+        if any(isinstance(s.action, SetEnv) for s in plan.steps):
+            lines.append(f"  Afterwards run: . {plan.activation_path or ACTIVATION_NAME}")
+    lines += [f"  note: {n}" for n in plan.notes]
+    lines += [f"  REFUSED: {r}" for r in plan.refusals]
+    return "\n".join(lines) + "\n"
