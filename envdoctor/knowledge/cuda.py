@@ -65,7 +65,7 @@ def minor_of(version: str) -> str | None:
     return f"{parts[0]}.{parts[1]}" if len(parts) >= 2 else None
 
 
-def _cuda_of_variant(cuda: str) -> str | None:
+def cuda_of_variant(cuda: str) -> str | None:
     """``"cu126"`` / ``"12.6"`` / ``"12.6.3"`` -> ``"12.6"``; ``"cu130"`` -> ``"13.0"``."""
     cuda = cuda.strip().lower()
     m = re.fullmatch(r"cu(\d+)(\d)", cuda)
@@ -152,7 +152,7 @@ def min_driver_for_cuda(cuda: str) -> str | None:
     ``"12.6"`` or ``"cu126"`` -> ``"525.60.13"``. Enough for precompiled cubins; JIT of PTX needs
     :func:`toolkit_driver_for_cuda`.
     """
-    version = _cuda_of_variant(cuda)
+    version = cuda_of_variant(cuda)
     if version is None:
         return None
     row = _driver_rows().get(version.split(".")[0])
@@ -161,7 +161,7 @@ def min_driver_for_cuda(cuda: str) -> str | None:
 
 def toolkit_driver_for_cuda(cuda: str) -> str | None:
     """The driver bundled with this CUDA toolkit (GA): the one that supports it fully, PTX JIT included."""
-    version = _cuda_of_variant(cuda)
+    version = cuda_of_variant(cuda)
     row = _driver_rows().get(version) if version else None
     return str(row["toolkit_driver"]) if row and row.get("toolkit_driver") else None
 
@@ -258,7 +258,7 @@ def arch_covers(
     ptx_ok = (
         driver_cuda is None
         or wheel_cuda is None
-        or version_tuple(driver_cuda) >= version_tuple(_cuda_of_variant(wheel_cuda) or wheel_cuda)
+        or version_tuple(driver_cuda) >= version_tuple(cuda_of_variant(wheel_cuda) or wheel_cuda)
     )
     return _covers(capability, arch_list, ptx_ok)
 
@@ -301,7 +301,7 @@ def choose_variant(torch_version: str, driver_version: str | None, capabilities:
     candidates = [v for v in release.cuda_variants if _variant_fits(release, v, driver_version, capabilities)]
     if not candidates:
         return None
-    candidates.sort(key=lambda v: version_tuple(_cuda_of_variant(v) or "0"))
+    candidates.sort(key=lambda v: version_tuple(cuda_of_variant(v) or "0"))
     if driver_version is not None:
         full = [
             v

@@ -1,0 +1,335 @@
+"""Rules about the torch installation itself: missing, broken, wrong Python, several copies.
+
+This module also holds the small readers that the driver and GPU rules share: what torch build
+is installed (version, CUDA variant) and which GPUs with which compute capabilities are present.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from envdoctor.facts import Facts
+from envdoctor.findings import Finding, Manual, PipInstall, PipUninstall, Severity
+from envdoctor.knowledge import cuda as kb
+from envdoctor.rules import rule
+
+PYTORCH_GET_STARTED = "https://pytorch.org/get-started/locally/"
+PYTORCH_PREVIOUS = "https://pytorch.org/get-started/previous-versions/"
+BROKEN_STATUSES = ("import-error", "crashed", "timeout")
+
+
+# --- shared fact readers -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TorchBuild:
+    """The installed torch as far as the facts tell: version, build variant, and where they came from."""
+
+    version: str  # "2.6.0+cu126"
+    variant: str | None  # "cu126", "cpu", "rocm6.2" or None (unknown)
+    evidence: dict[str, object]
+
+
+def torch_build(facts: Facts) -> TorchBuild | None:
+    """The installed torch from the import probe, else from torch/version.py, else from the package list."""
+    t = facts.torch
+    build = facts.packages.torch_build
+    if t.version:
+        variant = kb.parse_variant(t.version, t.cuda)
+        if variant is None and t.status == "ok":
+            variant = f"rocm{t.hip}" if t.hip else "cpu"  # imported fine, no CUDA: a CPU (or ROCm) build
+        return TorchBuild(t.version, variant, {"torch.version": t.version, "torch.cuda": t.cuda})
+    if build and build.get("version"):
+        version = str(build["version"])
+        variant = kb.parse_variant(version, build.get("cuda"))
+        if variant is None and "cuda" in build and build.get("hip") is None:
+            variant = "cpu"  # version.py says cuda = None: built without CUDA
+        evidence = {"packages.torch_build.version": version, "packages.torch_build.cuda": build.get("cuda")}
+        return TorchBuild(version, variant, evidence)
+    versions = facts.packages.versions or {}
+    if "torch" in versions:
+        version = versions["torch"]
+        return TorchBuild(version, kb.parse_variant(version, None), {"packages.versions.torch": version})
+    return None
+
+
+@dataclass(frozen=True)
+class GpuInfo:
+    name: str
+    capability: str | None
+    inferred: bool  # capability derived from the name via the knowledge table
+    path: str  # fact path the capability was read from
+
+
+def gpus(facts: Facts) -> list[GpuInfo] | None:
+    """GPUs with their compute capability: torch's view first, then the driver's, then the name table.
+
+    None when no probe saw the GPUs (unknown); an empty list when the driver reported none.
+    """
+    devices = facts.torch.devices
+    if devices:
+        return [
+            GpuInfo(d.name, d.capability, False, f"torch.devices[{i}].capability")
+            if d.capability
+            else GpuInfo(d.name, kb.gpu_capability(d.name), True, f"torch.devices[{i}].name")
+            for i, d in enumerate(devices)
+        ]
+    nv = facts.nvidia.gpus
+    if nv is None:
+        return None
+    out = []
+    for i, g in enumerate(nv):
+        if g.compute_capability:
+            out.append(GpuInfo(g.name, g.compute_capability, g.capability_inferred, f"nvidia.gpus[{i}]"))
+        else:
+            out.append(GpuInfo(g.name, kb.gpu_capability(g.name), True, f"nvidia.gpus[{i}].name"))
+    return out
+
+
+def capabilities(gpu_list: list[GpuInfo]) -> list[str]:
+    """Distinct known compute capabilities, in order of first appearance."""
+    return list(dict.fromkeys(g.capability for g in gpu_list if g.capability))
+
+
+def torch_install_action(version: str, variant: str | None, reinstall: bool = True) -> PipInstall:
+    """``pip install torch==X`` from the index of ``variant`` (None: plain PyPI)."""
+    return PipInstall(
+        (f"torch=={kb.release_version(version)}",),
+        index_url=kb.index_url(variant) if variant else None,
+        reinstall=reinstall,
+    )
+
+
+def describe_install(action: PipInstall) -> str:
+    """The shell line a PipInstall stands for (used in one-line fixes)."""
+    parts = ["pip install"]
+    if action.reinstall:
+        parts.append("--force-reinstall")
+    parts.extend(action.specs)
+    if action.index_url:
+        parts.append(f"--index-url {action.index_url}")
+    return " ".join(parts)
+
+
+def _index_of_installed(build: TorchBuild) -> str | None:
+    """The index the installed build came from: its variant's index when the version has a local tag."""
+    return build.variant if "+" in build.version and build.variant else None
+
+
+# --- rules -------------------------------------------------------------------------------------
+
+
+@rule(
+    "torch-missing",
+    name="torch not installed",
+    severity=Severity.WARNING,
+    area="torch",
+    summary="torch is not installed in the checked interpreter.",
+    fix="Install the newest torch release that supports this Python, from the index matching driver and GPU.",
+    sources=(PYTORCH_GET_STARTED,),
+)
+def torch_missing(facts: Facts) -> Iterator[Finding]:
+    """Detects an interpreter without torch (the import probe found no module).
+
+    Why: envdoctor checks deep-learning environments; without torch nothing trains. A torch that
+    is present but fails to import is ``torch-import-error``, not this.
+    Fix: install the newest release with a wheel for this Python; with an NVIDIA GPU, from the
+    CUDA index that the driver and every GPU can use; with a driver and no GPU, from the CPU index.
+    """
+    if facts.torch.status != "missing":
+        return
+    py = facts.python.version
+    gpu_list = gpus(facts)
+    driver = facts.nvidia.driver_version
+    evidence: dict[str, object] = {"torch.status": "missing", "python.version": py}
+    actions = []
+    candidates = [r for r in kb.torch_releases() if not py or kb.minor_of(py) in r.python]
+    if gpu_list:
+        caps = capabilities(gpu_list)
+        evidence.update({"nvidia.driver_version": driver, "gpus.capabilities": caps})
+        for release in reversed(candidates):
+            variant = kb.choose_variant(release.minor, driver, caps)
+            if variant and release.latest:
+                actions.append(torch_install_action(release.latest, variant, reinstall=False))
+                break
+    elif candidates and candidates[-1].latest:
+        no_gpu = gpu_list == [] or facts.nvidia.error in ("driver-missing", "no-device")
+        actions.append(
+            torch_install_action(candidates[-1].latest, "cpu" if no_gpu else None, reinstall=False)
+        )
+    fix = describe_install(actions[0]) if actions else "Install torch following " + PYTORCH_GET_STARTED
+    yield Finding(
+        id="torch-missing",
+        severity=Severity.WARNING,
+        message=f"torch is not installed in this interpreter (Python {py or 'unknown'}).",
+        evidence=evidence,
+        fix=fix,
+        actions=actions,
+        sources=[PYTORCH_GET_STARTED],
+    )
+
+
+@rule(
+    "torch-import-error",
+    name="torch fails to import",
+    severity=Severity.ERROR,
+    area="torch",
+    summary="torch is installed but `import torch` fails, crashes or hangs.",
+    fix="Read the error; reinstall the same torch build (--force-reinstall) if files are damaged.",
+    sources=("https://pytorch.org/get-started/locally/#linux-verification",),
+)
+def torch_import_error(facts: Facts) -> Iterator[Finding]:
+    """Detects a torch that is installed but cannot be imported (error, crash, or timeout).
+
+    Why: a torch that fails to import is not "not installed": reinstalling a different torch
+    hides the cause (a broken download, a shadowing library, numpy ABI, a missing libcuda).
+    The error text is carried as evidence so that more specific rules and the user can act on it.
+    Fix: when the installed build is known, reinstall exactly that build from the index it came
+    from; a timeout is reported as a warning with a manual step (import hangs are rarely fixed by
+    reinstalling).
+    """
+    status = facts.torch.status
+    if status not in BROKEN_STATUSES:
+        return
+    build = torch_build(facts)
+    error = facts.torch.error
+    evidence: dict[str, object] = {"torch.status": status, "torch.error": error}
+    if build:
+        evidence.update(build.evidence)
+    text = (error or "").strip()
+    first_line = text.splitlines()[0] if text else "no error text"
+    if status == "timeout":
+        yield Finding(
+            id="torch-import-error",
+            severity=Severity.WARNING,
+            message=f"`import torch` did not finish in time ({first_line}).",
+            evidence=evidence,
+            fix="Run `python -X importtime -c 'import torch'` to see what hangs (network FS, CUDA init).",
+            actions=[Manual("Find what `import torch` waits for: python -X importtime -c 'import torch'")],
+            sources=["https://docs.python.org/3/using/cmdline.html#cmdoption-X"],
+        )
+        return
+    actions = [torch_install_action(build.version, _index_of_installed(build))] if build else []
+    yield Finding(
+        id="torch-import-error",
+        severity=Severity.ERROR,
+        message=f"torch is installed but `import torch` {'crashed' if status == 'crashed' else 'failed'}: "
+        f"{first_line}",
+        evidence=evidence,
+        fix=describe_install(actions[0]) if actions else "Reinstall torch; see the error text.",
+        actions=actions,
+        sources=["https://pytorch.org/get-started/locally/#linux-verification"],
+    )
+
+
+@rule(
+    "python-unsupported",
+    name="no torch wheel for this Python",
+    severity=Severity.ERROR,
+    area="torch",
+    summary="The torch release has no wheel for this Python version (or no release supports it yet).",
+    fix="Move to the nearest torch release that ships wheels for this Python, or use a supported Python.",
+    sources=("https://pypi.org/project/torch/#files", PYTORCH_PREVIOUS),
+)
+def python_unsupported(facts: Facts) -> Iterator[Finding]:
+    """Detects a Python version for which the installed (or any) torch release ships no wheel.
+
+    Why: pip then falls back to an older torch, a source build, or fails with "No matching
+    distribution found". The table follows the wheels actually on PyPI: Python 3.13 is supported
+    from torch 2.5, 3.14 from 2.9, and 3.15 only from 2.15 (which drops 3.10).
+    Fix: the oldest newer release with a wheel for this Python (or, for a Python that is too old,
+    the newest release that still has one); if no release supports it yet, use an older Python.
+    """
+    py = facts.python.version
+    py_minor = kb.minor_of(py) if py else None
+    if not py_minor:
+        return
+    build = torch_build(facts)
+    releases = kb.torch_releases()
+    supporting = [r for r in releases if py_minor in r.python]
+    evidence: dict[str, object] = {"python.version": py}
+    sources = [PYTORCH_PREVIOUS]
+    if build is None:
+        if facts.torch.status != "missing" or supporting:
+            return
+        newest = releases[-1]
+        yield Finding(
+            id="python-unsupported",
+            severity=Severity.WARNING,
+            message=f"No torch release ships wheels for Python {py_minor} yet "
+            f"(newest torch {newest.minor} supports {', '.join(newest.python)}).",
+            evidence={**evidence, "torch.status": "missing"},
+            fix=f"Use Python {newest.python[-1]} for torch {newest.minor}.",
+            actions=[
+                Manual(f"Create the environment with Python {newest.python[-1]} (torch {newest.minor}).")
+            ],
+            sources=[newest.source, *sources],
+        )
+        return
+    release = kb.torch_release(build.version)
+    if release is None or py_minor in release.python:
+        return
+    evidence.update(build.evidence)
+    newer = [r for r in supporting if kb.version_tuple(r.minor) > kb.version_tuple(release.minor)]
+    target = newer[0] if newer else (supporting[-1] if supporting else None)
+    actions: list = []
+    if target and target.latest:
+        variant = build.variant if build.variant in target.cuda_variants or build.variant == "cpu" else None
+        actions.append(torch_install_action(target.latest, variant, reinstall=False))
+        fix = describe_install(actions[0])
+    else:
+        fix = f"Use Python {release.python[-1]} (the newest that torch {release.minor} supports)."
+        actions.append(Manual(f"Recreate the environment with Python {release.python[-1]}."))
+    yield Finding(
+        id="python-unsupported",
+        severity=Severity.ERROR,
+        message=f"torch {release.minor} has no wheel for Python {py_minor} "
+        f"(it supports {', '.join(release.python)}).",
+        evidence=evidence,
+        fix=fix,
+        actions=actions,
+        sources=[release.source, *sources],
+    )
+
+
+@rule(
+    "mixed-torch-installs",
+    name="more than one torch installed",
+    severity=Severity.ERROR,
+    area="torch",
+    summary="Several distributions (or leftover dist-info directories) provide torch in one environment.",
+    fix="Uninstall every torch distribution, then install the one build you want.",
+    sources=("https://pip.pypa.io/en/stable/cli/pip_uninstall/",),
+)
+def mixed_torch_installs(facts: Facts) -> Iterator[Finding]:
+    """Detects more than one distribution providing the ``torch`` package in the environment.
+
+    Why: two installs write into the same ``torch/`` directory; files of the old build survive
+    (a CPU ``libtorch_cuda``-less tree mixed with a CUDA one, stale ``.so`` files), so what
+    ``import torch`` loads is neither build. pip's metadata then lies about what is installed.
+    Fix: ``pip uninstall`` each listed distribution (repeat until none is left), then install the
+    wanted build once with ``--force-reinstall``.
+    """
+    installs = facts.packages.torch_installs
+    if not installs or len(installs) < 2:
+        return
+    listed = [f"{d.name} {d.version}" + (f" ({d.location})" if d.location else "") for d in installs]
+    names = tuple(dict.fromkeys(d.name for d in installs))
+    build = torch_build(facts)
+    keep = build.version if build else installs[0].version
+    actions: list = [PipUninstall(names)]
+    if len(names) < len(installs):
+        actions.append(
+            Manual(f"Run `pip uninstall -y {' '.join(names)}` until pip reports nothing to remove.")
+        )
+    actions.append(torch_install_action(keep, _index_of_installed(build) if build else None, reinstall=True))
+    yield Finding(
+        id="mixed-torch-installs",
+        severity=Severity.ERROR,
+        message=f"{len(installs)} torch installs in one environment: {'; '.join(listed)}.",
+        evidence={"packages.torch_installs": listed},
+        fix=f"pip uninstall -y {' '.join(names)} (until none is left), then {describe_install(actions[-1])}",
+        actions=actions,
+        sources=["https://pip.pypa.io/en/stable/cli/pip_uninstall/"],
+    )
