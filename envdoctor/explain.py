@@ -1,0 +1,255 @@
+"""Error signatures: well-known error messages mapped to finding ids, and the ranked diagnosis.
+
+Signatures are data (``envdoctor/signatures/*.yaml``): a regex with named groups, the finding id it
+points to (or ``null`` for a message that has no single environment cause), a severity, a confidence,
+a message template and the URL of a real issue showing it. Text is matched with its whitespace
+collapsed, so a message wrapped over several lines still matches.
+
+:func:`rank` merges what the error messages say with what the rules find in the facts: an id that both
+support comes first, then strong error signatures, then rule findings, then weak signatures.
+"""
+
+from __future__ import annotations
+
+import bisect
+import re
+from dataclasses import dataclass, field
+from functools import cache
+from importlib import resources
+from typing import Any
+
+from envdoctor.facts import Facts
+from envdoctor.findings import Finding, Severity
+
+CONFIDENCE_SCORE = {"high": 3.0, "low": 1.0}
+FACTS_SCORE = {Severity.ERROR: 2.0, Severity.WARNING: 1.0, Severity.INFO: 0.5}
+FIELD_TYPES = ("str", "sm", "sm-list", "cuda-int")
+
+
+class SignatureError(ValueError):
+    """A shipped signature file is malformed: the message names the file, the entry and the problem."""
+
+
+@dataclass(frozen=True)
+class Signature:
+    name: str
+    id: str | None
+    severity: Severity
+    confidence: str
+    pattern: re.Pattern[str]
+    message: str
+    source: str
+    example: str
+    types: dict[str, str] = field(default_factory=dict)
+    facts: dict[str, str] = field(default_factory=dict)  # field -> fact key (see reports.errors)
+    sets: dict[str, Any] = field(default_factory=dict)  # fact key -> constant
+
+
+@dataclass
+class Match:
+    """One signature found in a text: its converted fields and the original lines it spans."""
+
+    signature: Signature
+    fields: dict[str, Any]
+    first_line: int
+    last_line: int
+    excerpt: str  # the matched text, whitespace collapsed
+
+
+@dataclass
+class Diagnosis:
+    """A ranked candidate: the finding, what supports it ("error", "facts") and the score."""
+
+    finding: Finding
+    support: tuple[str, ...]
+    score: float
+    matches: list[Match] = field(default_factory=list)
+
+
+@cache
+def load_signatures() -> tuple[Signature, ...]:
+    """Every signature, in file-name then file order (earlier ones win overlapping matches)."""
+    import yaml
+
+    folder = resources.files("envdoctor").joinpath("signatures")
+    out: list[Signature] = []
+    for entry in sorted(folder.iterdir(), key=lambda p: p.name):
+        if not entry.name.endswith(".yaml"):
+            continue
+        try:
+            data = yaml.safe_load(entry.read_text(encoding="utf-8"))
+        except (OSError, yaml.YAMLError) as exc:
+            raise SignatureError(f"{entry.name}: cannot load ({exc})") from None
+        items = data.get("signatures") if isinstance(data, dict) else None
+        if not isinstance(items, list):
+            raise SignatureError(f"{entry.name}: expected a mapping with a 'signatures' list")
+        out += [_signature(entry.name, i, item) for i, item in enumerate(items)]
+    names = [s.name for s in out]
+    dupes = {n for n in names if names.count(n) > 1}
+    if dupes:
+        raise SignatureError(f"duplicate signature names: {sorted(dupes)}")
+    # High-confidence signatures are tried first so that they win overlaps against generic ones.
+    return tuple(sorted(out, key=lambda s: s.confidence != "high"))
+
+
+def _signature(filename: str, i: int, item: Any) -> Signature:
+    where = f"{filename}: entry {i}"
+    if not isinstance(item, dict):
+        raise SignatureError(f"{where}: not a mapping")
+    where = f"{filename}: {item.get('name', f'entry {i}')}"
+    for key in ("name", "pattern", "severity", "confidence", "message", "source", "example"):
+        if not isinstance(item.get(key), str) or not item[key]:
+            raise SignatureError(f"{where}: missing {key}")
+    if not item["source"].startswith("https://"):
+        raise SignatureError(f"{where}: source must be an https URL")
+    if item["confidence"] not in CONFIDENCE_SCORE:
+        raise SignatureError(f"{where}: confidence must be one of {sorted(CONFIDENCE_SCORE)}")
+    try:
+        severity = Severity(item["severity"])
+        pattern = re.compile(item["pattern"], re.IGNORECASE)
+    except (ValueError, re.error) as exc:
+        raise SignatureError(f"{where}: {exc}") from None
+    types = dict(item.get("types") or {})
+    bad = {k: v for k, v in types.items() if v not in FIELD_TYPES or k not in pattern.groupindex}
+    if bad:
+        raise SignatureError(f"{where}: bad types {bad} (groups must exist; types are {FIELD_TYPES})")
+    facts = dict(item.get("facts") or {})
+    if any(k not in pattern.groupindex for k in facts):
+        raise SignatureError(f"{where}: facts name a group the pattern does not have")
+    return Signature(
+        name=item["name"],
+        id=item.get("id"),
+        severity=severity,
+        confidence=item["confidence"],
+        pattern=pattern,
+        message=item["message"],
+        source=item["source"],
+        example=item["example"],
+        types=types,
+        facts=facts,
+        sets=dict(item.get("sets") or {}),
+    )
+
+
+def _convert(kind: str, raw: str) -> Any:
+    """Field conversions: 'sm' 120 -> '12.0', 'sm-list' 'sm_50 sm_60' -> [...], 'cuda-int' 11040 -> '11.4'."""
+    if kind == "sm":
+        return f"{raw[:-1]}.{raw[-1]}"
+    if kind == "sm-list":
+        return re.findall(r"(?:sm|compute)_\d+a?", raw)
+    if kind == "cuda-int":
+        n = int(raw)
+        return f"{n // 1000}.{(n % 1000) // 10}"
+    return raw.strip()
+
+
+def match_text(text: str) -> list[Match]:
+    """Every signature found in ``text``; a match overlapping an earlier (stronger) one is dropped."""
+    lines = text.splitlines()
+    parts: list[str] = []
+    starts: list[int] = []
+    pos = 0
+    for line in lines:
+        collapsed = " ".join(line.split())
+        starts.append(pos)
+        parts.append(collapsed)
+        pos += len(collapsed) + 1
+    joined = " ".join(parts)
+    taken: list[tuple[int, int]] = []
+    matches: list[Match] = []
+    for sig in load_signatures():
+        for m in sig.pattern.finditer(joined):
+            span = (m.start(), m.end())
+            if any(span[0] < end and start < span[1] for start, end in taken):
+                continue
+            taken.append(span)
+            fields: dict[str, Any] = {}
+            for name, raw in m.groupdict().items():
+                if raw is not None:
+                    fields[name] = _convert(sig.types.get(name, "str"), raw)
+                    if sig.types.get(name) == "sm":
+                        fields[f"{name}_raw"] = raw
+            first = bisect.bisect_right(starts, span[0]) - 1
+            last = bisect.bisect_right(starts, max(span[0], span[1] - 1)) - 1
+            matches.append(Match(sig, fields, max(first, 0), max(last, 0), m.group(0)))
+    return sorted(matches, key=lambda x: x.first_line)
+
+
+def rank(facts: Facts, matches: list[Match] | None = None) -> list[Diagnosis]:
+    """Rule findings and error signatures merged into one ranked list of candidate ids."""
+    from envdoctor.rules import evaluate
+
+    if matches is None:
+        matches = match_text("\n".join(facts.error_lines))
+    by_id: dict[str, Diagnosis] = {}
+    for f in evaluate(facts):
+        d = by_id.get(f.id)
+        if d is None:
+            by_id[f.id] = Diagnosis(f, ("facts",), FACTS_SCORE[f.severity])
+        elif f.severity.rank < d.finding.severity.rank:
+            d.finding, d.score = f, FACTS_SCORE[f.severity]
+    for m in matches:
+        sig = m.signature
+        if sig.id is None:
+            continue
+        d = by_id.get(sig.id)
+        if d is None:
+            d = by_id[sig.id] = Diagnosis(_signature_finding(m), (), 0.0)
+        if "error" not in d.support:
+            d.support = ("error", *d.support)
+            d.score += CONFIDENCE_SCORE[sig.confidence]
+            if "facts" in d.support:
+                d.finding.evidence.setdefault("error message", m.excerpt)
+        d.matches.append(m)
+    _mark_inferred(facts, [d.finding for d in by_id.values()])
+    return sorted(by_id.values(), key=lambda d: (-d.score, d.finding.severity.rank))
+
+
+def diagnose(facts: Facts) -> list[Finding]:
+    """The findings of a pasted report in diagnosis order (what ``check --from-report`` prints)."""
+    return [d.finding for d in rank(facts)]
+
+
+def _signature_finding(m: Match) -> Finding:
+    """A finding that rests on an error message alone, with the rule's registered fix when it has one."""
+    from envdoctor.rules import get_rule
+
+    sig = m.signature
+    assert sig.id is not None
+    message = sig.message.format_map(_Fields(m.fields))
+    fix, sources = "", [sig.source]
+    try:
+        r = get_rule(sig.id)
+    except KeyError:
+        r = None
+    if r is not None:
+        fix, sources = r.fix, [sig.source, *r.sources]
+    evidence: dict[str, Any] = {"error message": m.excerpt}
+    evidence.update({k: v for k, v in m.fields.items() if not k.endswith("_raw")})
+    return Finding(
+        id=sig.id, severity=sig.severity, message=message, evidence=evidence, fix=fix, sources=sources
+    )
+
+
+class _Fields(dict):
+    """Template fields; a field the message did not carry reads as 'unknown'."""
+
+    def __missing__(self, key: str) -> str:
+        return "unknown"
+
+    def __getitem__(self, key: str) -> Any:
+        value = super().__getitem__(key) if key in self else self.__missing__(key)
+        return " ".join(value) if isinstance(value, list) else value
+
+
+def _mark_inferred(facts: Facts, findings: list[Finding]) -> None:
+    """Mark findings whose evidence touches a compute capability that was inferred from a GPU name."""
+    inferred = [g for g in facts.nvidia.gpus or [] if g.capability_inferred]
+    if not inferred:
+        return
+    for f in findings:
+        touched = " ".join(f"{k} {v}" for k, v in f.evidence.items()).lower()
+        if not f.inferred and ("capabilit" in touched or "gpus" in touched or "arch" in touched):
+            f.inferred = True
+            names = ", ".join(f"{g.name} -> {g.compute_capability}" for g in inferred)
+            f.evidence.setdefault("inferred", f"compute capability from the GPU name ({names})")

@@ -1,0 +1,139 @@
+"""Facts from what users paste: environment reports and the error messages quoted around them.
+
+Recognised, alone or mixed in one paste: PyTorch ``collect_env`` (old and new layouts), vLLM
+``collect-env``, ``transformers env`` / ``accelerate env``, ``nvidia-smi`` (table, ``-q``, ``-L``),
+``nvcc --version``, ``pip list`` / ``pip freeze`` / ``conda list``, detectron2 and mmcv environment
+tables, and the error messages of ``envdoctor/signatures``. What the paste does not state stays
+``None``; a GPU's compute capability inferred from its name is marked ``capability_inferred``.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from pathlib import Path
+
+from envdoctor.facts import Facts
+from envdoctor.reports import collect_env, detectron2, hf_env, nvidia_smi, packages, toolchain
+from envdoctor.reports.builder import STATED, Builder
+
+MAX_BYTES = 5 * 1024 * 1024
+MAX_LINE = 4000  # longer lines are cut: no real report line is this long, a minified blob is
+MAX_ERROR_LINES = 60
+PARSERS = (collect_env, hf_env, detectron2, nvidia_smi, toolchain, packages)
+
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+_QUOTE = re.compile(r"^\s*(?:>\s?)+")
+_ERRORISH = re.compile(
+    r"^\s*(?:\w+\.)*\w*(?:Error|Exception|Warning)\b.*:|CUDA error:|NCCL WARN|\bnccl\w*Error\b|"
+    r"^\s*(?:docker: )?Error response from daemon",
+)
+
+
+class ReportError(ValueError):
+    """A report that cannot be read: the message is one line naming the input and the problem."""
+
+
+def read_report_text(path: str) -> str:
+    """The text of a report file, or of stdin for ``-``; binary, huge or unreadable input is refused."""
+    name = "stdin" if path == "-" else path
+    try:
+        if path == "-":
+            data = sys.stdin.buffer.read(MAX_BYTES + 1)
+        else:
+            with Path(path).open("rb") as fh:
+                data = fh.read(MAX_BYTES + 1)
+    except FileNotFoundError:
+        raise ReportError(f"{name}: no such file") from None
+    except IsADirectoryError:
+        raise ReportError(f"{name}: is a directory, not a report") from None
+    except OSError as exc:
+        raise ReportError(f"{name}: cannot read ({exc.strerror or exc})") from None
+    if len(data) > MAX_BYTES:
+        raise ReportError(
+            f"{name}: larger than {MAX_BYTES // (1024 * 1024)} MB; paste the report, not a log dump"
+        )
+    return decode_report(data, name)
+
+
+def decode_report(data: bytes, name: str = "report") -> str:
+    """Bytes to text: UTF-8, or UTF-16 with a BOM (PowerShell's ``>`` writes that); binary is refused."""
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        text = data.decode("utf-16", errors="replace")
+    else:
+        if b"\x00" in data[:65536]:
+            raise ReportError(f"{name}: binary data, not a text report")
+        text = data.decode("utf-8", errors="replace")
+    bad = text.count("\ufffd")
+    if text and bad > max(16, len(text) // 20):
+        raise ReportError(f"{name}: not UTF-8 text ({bad} undecodable bytes)")
+    return text
+
+
+def report_lines(text: str) -> list[str]:
+    """Lines with terminal colours, markdown quote markers and code fences removed."""
+    lines = []
+    for raw in text.replace("\r\n", "\n").replace("\r", "\n").split("\n"):
+        line = _QUOTE.sub("", _ANSI.sub("", raw[:MAX_LINE])).rstrip()
+        if line.lstrip().startswith("```"):
+            continue
+        lines.append(line)
+    return lines
+
+
+def facts_from_report(text: str) -> Facts:
+    """Partial facts (``origin = "report"``) from a pasted report; ReportError if nothing is recognised."""
+    from envdoctor.explain import match_text
+
+    if len(text) > MAX_BYTES:
+        raise ReportError(f"report larger than {MAX_BYTES // (1024 * 1024)} MB")
+    lines = report_lines(text)
+    b = Builder()
+    for parser in PARSERS:
+        parser.parse(lines, b)
+    matches = match_text("\n".join(lines))
+    for m in matches:
+        _apply_signature_facts(m.signature.facts, m.signature.sets, m.fields, b)
+    error_idx: set[int] = set()
+    for m in matches:
+        error_idx.update(range(m.first_line, m.last_line + 1))
+    error_idx.update(i for i, line in enumerate(lines) if _ERRORISH.search(line))
+    errors = [lines[i].strip() for i in sorted(error_idx) if lines[i].strip()]
+    b.warnings.extend(e for e in errors if "UserWarning" in e)
+    if b.empty() and not errors:
+        raise ReportError("no environment report or known error message recognised in the input")
+    facts = b.build()
+    facts.error_lines = errors[:MAX_ERROR_LINES]
+    _infer_capabilities(facts)
+    return facts
+
+
+def _apply_signature_facts(facts_map: dict, sets: dict, fields: dict, b: Builder) -> None:
+    """Facts an error message states (the GPU and its sm, the NumPy version, an NVML error...)."""
+    gpu_name = fields.get(next((k for k, v in facts_map.items() if v == "gpu.name"), ""))
+    gpu_cap = fields.get(next((k for k, v in facts_map.items() if v == "gpu.capability"), ""))
+    if gpu_name or gpu_cap:
+        b.gpu(None, gpu_name, capability=gpu_cap)
+    for field_name, key in facts_map.items():
+        value = fields.get(field_name)
+        if value is None or key.startswith("gpu."):
+            continue
+        if key.startswith("package."):
+            b.package(key.split(".", 1)[1], value, STATED)
+        elif key == "torch.build":
+            b.torch_build(value, STATED)
+        else:
+            b.put(key, value, STATED)
+    for key, value in sets.items():
+        b.put(key, value, STATED)
+
+
+def _infer_capabilities(facts: Facts) -> None:
+    """Compute capability from the GPU name (knowledge table) where the paste does not state it."""
+    from envdoctor.knowledge.cuda import gpu_capability
+
+    for gpu in facts.nvidia.gpus or []:
+        if gpu.compute_capability is None and not gpu.name.endswith("..."):
+            cap = gpu_capability(gpu.name)
+            if cap:
+                gpu.compute_capability, gpu.capability_inferred = cap, True

@@ -1,0 +1,191 @@
+"""Accumulates facts read from a pasted report, keeping the most authoritative value of each.
+
+One paste often states the same fact several times (``collect_env`` and ``nvidia-smi`` both give the
+driver; ``collect_env`` and ``pip list`` both give torch). Each parser reports what it saw with a
+priority; the highest priority wins, the first one on a tie. :meth:`Builder.build` turns that into
+:class:`envdoctor.facts.Facts` with ``origin = "report"``; what no line stated stays ``None``.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from envdoctor.facts import Distribution, Facts, Gpu, LibraryFile
+
+# Priorities: a line that states the fact about the running torch / driver beats a package listing.
+STATED, TOOL, LISTING, DERIVED = 30, 20, 10, 5
+
+_LOCAL_CUDA = re.compile(r"\+cu(\d{2,3})$")
+_LOCAL_ROCM = re.compile(r"\+rocm(\d+\.\d+)")
+
+
+def norm_name(name: str) -> str:
+    """PEP 503 normalised project name ('Torch_Vision' -> 'torch-vision')."""
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def cuda_from_tag(tag: str) -> str:
+    """'121' -> '12.1', '118' -> '11.8', '92' -> '9.2' (the +cuXYZ local version of a wheel)."""
+    return f"{tag[:-1]}.{tag[-1]}"
+
+
+@dataclass
+class _Gpu:
+    name: str | None = None
+    capability: str | None = None
+    memory_mib: int | None = None
+    mig: bool | None = None
+
+
+@dataclass
+class Builder:
+    values: dict[str, tuple[int, Any]] = field(default_factory=dict)
+    gpus: dict[int, _Gpu] = field(default_factory=dict)
+    packages: dict[str, tuple[int, str]] = field(default_factory=dict)
+    torch_installs: dict[tuple[str, str], str] = field(default_factory=dict)  # (source, version) -> name
+    libraries: dict[str, LibraryFile] = field(default_factory=dict)
+    env: dict[str, str] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+    # The torch build's CUDA version ("" = a CPU build), with its priority: stated lines beat the tag.
+    torch_cuda: tuple[int, str] | None = None
+
+    def put(self, key: str, value: Any, prio: int) -> None:
+        """Record ``key`` (a dotted facts path) unless a value of higher priority is already known."""
+        if value is None or value == "":
+            return
+        old = self.values.get(key)
+        if old is None or prio > old[0]:
+            self.values[key] = (prio, value)
+
+    def torch_build(self, cuda: str | None, prio: int) -> None:
+        """Record the CUDA version torch was built with; ``None`` means a CPU build (not unknown)."""
+        if self.torch_cuda is None or prio > self.torch_cuda[0]:
+            self.torch_cuda = (prio, cuda or "")
+
+    def get(self, key: str) -> Any:
+        item = self.values.get(key)
+        return item[1] if item else None
+
+    def gpu(
+        self,
+        index: int | None,
+        name: str | None = None,
+        capability: str | None = None,
+        memory_mib: int | None = None,
+        mig: bool | None = None,
+    ) -> None:
+        """Record what a line says about one GPU (an unknown index means the first GPU seen by name)."""
+        name = _clean_gpu_name(name) if name else None
+        if index is None:
+            known = [i for i, g in self.gpus.items() if name and g.name and _same_gpu(g.name, name)]
+            index = known[0] if known else (0 if not self.gpus else max(self.gpus) + 1)
+        g = self.gpus.setdefault(index, _Gpu())
+        # A full name beats a truncated one ("NVIDIA GeForce RTX 3080 ..." in nvidia-smi tables).
+        if name and (g.name is None or (len(name) > len(g.name) and _same_gpu(g.name, name))):
+            g.name = name
+        g.capability = capability or g.capability
+        g.memory_mib = memory_mib or g.memory_mib
+        g.mig = mig if mig is not None else g.mig
+
+    def package(self, name: str, version: str, prio: int = LISTING, source: str = "pip") -> None:
+        name = norm_name(name)
+        if name == "pytorch":  # the conda package name of torch
+            name = "torch"
+        old = self.packages.get(name)
+        if old is None or prio > old[0]:
+            self.packages[name] = (prio, version)
+        if name == "torch":
+            self.torch_installs.setdefault((source, version), name)
+            self.put("torch.version", version, prio)
+
+    def library(self, path: str) -> None:
+        name = path.rsplit("/", 1)[-1].rsplit("\\", 1)[-1]
+        version = re.search(r"\.so\.(\d+(?:\.\d+)*)$", name)
+        self.libraries.setdefault(
+            path, LibraryFile(name, path, "report", version.group(1) if version else None)
+        )
+
+    def empty(self) -> bool:
+        return not (self.values or self.gpus or self.packages or self.libraries or self.env)
+
+    def build(self) -> Facts:
+        """The facts this paste states, plus what follows from them without any outside knowledge."""
+        f = Facts(origin="report")
+        self._finish_torch()
+        for key, (_, value) in self.values.items():
+            obj: Any = f
+            *parents, last = key.split(".")
+            for p in parents:
+                obj = getattr(obj, p)
+            setattr(obj, last, value)
+        if self.gpus:
+            f.nvidia.gpus = [
+                Gpu(
+                    index=i,
+                    name=g.name or "unknown GPU",
+                    compute_capability=g.capability,
+                    memory_total_mib=g.memory_mib,
+                    mig_mode=g.mig,
+                )
+                for i, g in sorted(self.gpus.items())
+            ]
+        if self.gpus or f.nvidia.driver_version or f.nvidia.error:
+            f.nvidia.source = "report"
+        if self.packages:
+            versions = {k: v for k, (_, v) in self.packages.items()}
+            f.packages.versions = versions
+            wheels = {k: v for k, v in versions.items() if k.startswith(("nvidia-", "cuda-"))}
+            f.packages.nvidia_wheels = wheels or None
+            if "numpy" in versions and f.torch.numpy_version is None:
+                f.torch.numpy_version = versions["numpy"]
+        if len({v for _, v in self.torch_installs}) > 1:
+            f.packages.torch_installs = [
+                Distribution(name="torch", version=v, location=src) for (src, v) in self.torch_installs
+            ]
+        if self.libraries:
+            f.cuda.libraries = list(self.libraries.values())
+        if self.env:
+            f.system.env = dict(self.env)
+        if self.warnings:
+            f.torch.warnings = list(self.warnings)
+        if self.torch_cuda is not None:
+            f.torch.cuda = self.torch_cuda[1] or None
+        # Probes report a CPU build as status "ok" with cuda None: claim "ok" only when the build is known,
+        # so that a paste without the build line never reads as a CPU build.
+        if f.torch.version and (self.torch_cuda is not None or f.torch.hip):
+            f.torch.status = "ok"
+        if f.torch.status == "ok":
+            f.packages.torch_build = {
+                "version": f.torch.version,
+                "cuda": f.torch.cuda,
+                "hip": f.torch.hip,
+                "git_version": None,
+            }
+        return f
+
+    def _finish_torch(self) -> None:
+        """Derive the torch build (CUDA / ROCm / CPU) from its local version tag when no line states it."""
+        version = self.get("torch.version")
+        if not version:
+            return
+        cu = _LOCAL_CUDA.search(version)
+        rocm = _LOCAL_ROCM.search(version)
+        if cu:
+            self.torch_build(cuda_from_tag(cu.group(1)), DERIVED)
+        elif rocm:
+            self.put("torch.hip", rocm.group(1), DERIVED)
+        elif version.endswith("+cpu"):
+            self.torch_build(None, DERIVED)
+
+
+def _clean_gpu_name(name: str) -> str:
+    name = re.sub(r"\s*\((?:UUID|arch=).*$", "", name.strip())
+    return re.sub(r"\s+", " ", name).strip(" .")
+
+
+def _same_gpu(a: str, b: str) -> bool:
+    """Whether two spellings name the same GPU ('GeForce RTX 3080' vs 'NVIDIA GeForce RTX 3080 Ti' is not)."""
+    a, b = a.removeprefix("NVIDIA ").lower(), b.removeprefix("NVIDIA ").lower()
+    return a == b or a.startswith(b) or b.startswith(a)

@@ -1,0 +1,39 @@
+"""``transformers env``, ``accelerate env``, ``diffusers-cli env`` and similar bullet lists.
+
+Lines look like ``- `transformers` version: 4.36.2`` and ``- PyTorch version (GPU?): 2.1.2+cu121 (True)``
+(newer: ``(accelerator?): 2.5.1+cu124 (CUDA)``); ``- GPU type: NVIDIA A100-SXM4-80GB``.
+"""
+
+from __future__ import annotations
+
+import re
+
+from envdoctor.reports.builder import STATED, Builder
+from envdoctor.reports.collect_env import platform
+from envdoctor.reports.text import key_values, truth, version_in
+
+_PKG_KEY = re.compile(r"^(?P<name>[a-z][\w.-]*) version(?: \((?P<what>[^)]*)\))?$")
+_AVAILABLE = re.compile(r"\((?P<flag>[^)]*)\)\s*$")
+# "<name> version" keys that are not Python distributions.
+_NOT_PACKAGES = {"python", "gcc", "clang", "cmake", "libc", "cudnn", "cuda", "os", "driver", "nccl", "jax"}
+
+
+def parse(lines: list[str], b: Builder) -> None:
+    for _, key, value in key_values(lines):
+        m = _PKG_KEY.match(key)
+        if m and m.group("name") not in _NOT_PACKAGES:
+            name = {"pytorch": "torch", "huggingface_hub": "huggingface-hub"}.get(
+                m.group("name"), m.group("name")
+            )
+            version = version_in(value)
+            if version:
+                b.package(name, version, STATED)
+            flag = _AVAILABLE.search(value)
+            if name == "torch" and flag and m.group("what"):
+                # "(True)" / "(False)" from older releases, "(CUDA)" / "(NA)" from newer ones.
+                available = True if flag.group("flag").upper() == "CUDA" else truth(flag.group("flag"))
+                b.put("torch.cuda_available", available, STATED)
+        elif key == "gpu type" and value.strip():
+            b.gpu(None, value)
+        elif key == "platform":
+            platform(value, b)

@@ -1,0 +1,72 @@
+"""Package listings: ``pip list``, ``pip freeze`` and ``conda list``.
+
+A line counts only inside a run of at least two package-like lines (or under a ``Package Version`` /
+``# Name Version Build Channel`` header), so that a stray ``Ubuntu 22.04`` in prose is not a package.
+"""
+
+from __future__ import annotations
+
+import re
+
+from envdoctor.reports.builder import LISTING, Builder
+from envdoctor.reports.collect_env import conda_build
+
+_FREEZE = re.compile(
+    r"^\s*(?P<name>[A-Za-z0-9][A-Za-z0-9._-]*)(?:\[[\w,]+\])?\s*==\s*(?P<version>[^\s;#]+)\s*$"
+)
+_LIST = re.compile(
+    r"^\s*(?P<name>[A-Za-z0-9][A-Za-z0-9._-]*)\s+(?P<version>\d+(?:\.[\w]+)+(?:[+!-][\w.]+)?)"
+    r"(?:\s+(?P<build>\S+))?(?:\s+(?P<channel>\S+))?\s*$"
+)
+_HEADER = re.compile(r"^\s*#?\s*(?:Package|Name)\s+Version\b", re.I)
+_NOT_PACKAGES = {
+    "cuda",
+    "ubuntu",
+    "debian",
+    "centos",
+    "windows",
+    "linux",
+    "gcc",
+    "driver",
+    "nvcc",
+    "os",
+    "gpu",
+}
+
+
+def parse(lines: list[str], b: Builder) -> None:
+    hits: list[tuple[int, re.Match[str]] | None] = []
+    under_header = False
+    for line in lines:
+        if _HEADER.match(line):
+            under_header = True
+            hits.append(None)
+            continue
+        m = _FREEZE.match(line) or _LIST.match(line)
+        if m and m.group("name").lower() in _NOT_PACKAGES:
+            m = None
+        hits.append((int(under_header), m) if m else None)
+        if not m and line.strip() and not line.lstrip().startswith(("-", "#", "=")):
+            under_header = False
+    for i, hit in enumerate(hits):
+        if hit is None:
+            continue
+        neighbours = (i > 0 and hits[i - 1] is not None) or (i + 1 < len(hits) and hits[i + 1] is not None)
+        if hit[0] or neighbours:
+            _record(hit[1], b)
+
+
+def _record(m: re.Match[str], b: Builder) -> None:
+    name, version = m.group("name"), m.group("version")
+    groups = m.groupdict()
+    build, channel = groups.get("build"), groups.get("channel")
+    if name.lower() == "python":
+        b.put("python.version", version, LISTING)
+        return
+    b.package(name, version, LISTING, "pip" if channel in (None, "pypi") else "conda")
+    if name == "pytorch" and build:
+        conda_build(build, b)
+    elif name == "pytorch-cuda":
+        b.torch_build(version, LISTING)
+    elif name == "cpuonly":
+        b.torch_build(None, LISTING)

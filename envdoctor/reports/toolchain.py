@@ -1,0 +1,58 @@
+"""The CUDA toolkit and the process environment: ``nvcc --version``, ``KEY=value`` lines, ``df /dev/shm``
+and the ``docker run`` command a report quotes (its ``--shm-size``, or Docker's 64 MiB default)."""
+
+from __future__ import annotations
+
+import re
+
+from envdoctor.probes.system import reported_env
+from envdoctor.reports.builder import DERIVED, LISTING, STATED, Builder
+
+_NVCC = re.compile(r"Cuda compilation tools, release (?P<v>\d+\.\d+)", re.I)
+_ENV = re.compile(r"(?:^|\s)(?:export\s+|set\s+|\$env:)?(?P<k>[A-Z][A-Z0-9_]*)=(?P<v>\"[^\"]*\"|'[^']*'|\S*)")
+_DF_SHM = re.compile(r"^\S+\s+(?P<size>\d+(?:\.\d+)?)(?P<unit>[KMGT]?)i?B?\s+\S+\s+\S+\s+\S+\s+/dev/shm\s*$")
+_DOCKER_RUN = re.compile(r"\bdocker run\b")
+_SHM_FLAG = re.compile(r"--shm-size[= ](?P<size>\d+(?:\.\d+)?)(?P<unit>[bkmgBKMG]?)")
+_UNIT_MIB = {
+    "": 1 / (1024 * 1024),
+    "b": 1 / (1024 * 1024),
+    "k": 1 / 1024,
+    "m": 1,
+    "g": 1024,
+    "t": 1024 * 1024,
+}
+DOCKER_DEFAULT_SHM_MIB = 64  # https://docs.docker.com/reference/cli/docker/container/run/#shm-size
+
+
+def parse(lines: list[str], b: Builder) -> None:
+    seen: dict[str, str] = {}
+    for line in lines:
+        m = _NVCC.search(line)
+        if m:
+            b.put("cuda.nvcc_version", m.group("v"), STATED)
+        for m in _ENV.finditer(line):
+            seen.setdefault(m.group("k"), m.group("v").strip("\"'"))
+        m = _DF_SHM.match(line.strip())
+        if m:
+            b.put("system.shm_size_mib", _mib(m.group("size"), m.group("unit") or "M"), STATED)
+        if _DOCKER_RUN.search(line):
+            _docker_run(line, b)
+    # The same allow-list (secrets removed) as the live probe: a paste is no excuse to keep a token.
+    for name, value in reported_env(seen).items():
+        b.env.setdefault(name, value)
+    if seen.get("CUDA_HOME"):
+        b.put("cuda.cuda_home", seen["CUDA_HOME"], LISTING)
+
+
+def _docker_run(line: str, b: Builder) -> None:
+    b.put("system.in_container", True, LISTING)
+    b.put("system.container_kind", "docker", LISTING)
+    m = _SHM_FLAG.search(line)
+    if m:
+        b.put("system.shm_size_mib", _mib(m.group("size"), m.group("unit") or "b"), LISTING)
+    elif not re.search(r"--ipc[= ]host", line):
+        b.put("system.shm_size_mib", DOCKER_DEFAULT_SHM_MIB, DERIVED)
+
+
+def _mib(size: str, unit: str) -> int:
+    return max(0, round(float(size) * _UNIT_MIB[unit.lower()]))
