@@ -1,0 +1,11 @@
+"""``envdoctor build``: a recipe rendered to a Dockerfile, built through the Docker SDK, validated inside.
+
+The steps are separate modules so that each can be tested against a real engine on its own:
+
+- :mod:`envdoctor.build.dockerfile` renders the Dockerfile from a recipe (pure text, no engine);
+- :mod:`envdoctor.build.context` assembles the small build context (source tree + CA certificates);
+- :mod:`envdoctor.build.engine` connects to the engine and probes GPU passthrough (``container-gpu``);
+- :mod:`envdoctor.build.stream` runs the build, parses the stream, cleans up after a failure;
+- :mod:`envdoctor.build.validate` runs ``envdoctor check --json`` (and ``smoke-train``) in the image;
+- :mod:`envdoctor.build.render` renders build progress (stderr) and what the image reported.
+"""

@@ -1,0 +1,121 @@
+"""Rendering for ``envdoctor build``: progress on stderr, what the image reported about itself.
+
+Progress is one line per finished step with its time and a live line for the current one.
+Formatting only: the numbers come from :class:`envdoctor.build.stream.BuildEvent`. ``verbose``
+echoes every output line of every step (what ``docker build`` prints), otherwise only the step
+lines and, on failure, the tail of the failing step's log.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from rich.console import Console
+from rich.markup import escape
+
+from envdoctor.build.stream import BuildEvent, BuildFailure
+from envdoctor.build.validate import Validation
+from envdoctor.findings import Finding
+
+
+class BuildProgress:
+    """A context manager that renders build events; use its :meth:`event` as the build callback."""
+
+    def __init__(self, console: Console, verbose: bool = False) -> None:
+        self.console = console
+        self.verbose = verbose
+        self.status: Any = None
+        self.current: BuildEvent | None = None
+        self.started = 0.0
+
+    def __enter__(self) -> BuildProgress:
+        self.status = self.console.status("sending the build context", spinner="dots")
+        self.status.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._finish_step()
+        self.status.stop()
+
+    def event(self, event: BuildEvent) -> None:
+        if event.kind == "step":
+            self._finish_step()
+            self.current, self.started = event, time.monotonic()
+            self.status.update(_step_line(event))
+        elif self.verbose:
+            self.console.print(f"  [dim]{escape(event.text)}[/]", highlight=False)
+        elif self.current is not None:
+            step = self.current
+            self.status.update(f"{_step_line(step)}  [dim]{escape(_short(event.text))}[/]")
+
+    def _finish_step(self) -> None:
+        if self.current is None:
+            return
+        step, seconds = self.current, time.monotonic() - self.started
+        self.console.print(
+            f"[green]✓[/] {_step_line(step)} [dim]({seconds:.1f} s)[/]",
+            highlight=False,
+        )
+        self.current = None
+
+    def fail(self, failure: BuildFailure) -> None:
+        """Replace the running step's line by the failure: step, exit code, tail of its log."""
+        self.current = None
+        where = f"Step {failure.step} ({_short(failure.instruction or '')})" if failure.step else "the build"
+        code = f" with exit code {failure.exit_code}" if failure.exit_code is not None else ""
+        self.console.print(f"[red]✗[/] {escape(where)} failed{code}", highlight=False)
+        for line in failure.log_tail:
+            self.console.print(f"  [dim]│[/] {escape(line)}", highlight=False)
+        self.console.print(f"  {escape(failure.message)}", highlight=False)
+
+
+def _step_line(event: BuildEvent) -> str:
+    return f"[bold]Step {event.step}/{event.total}[/] {escape(_short(event.text))}"
+
+
+def _short(text: str, width: int = 90) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+SEVERITY_MARKS = {"error": "[red]✗[/]", "warning": "[yellow]![/]", "info": "[green]·[/]"}
+
+
+def print_findings(console: Console, findings: list[Finding]) -> None:
+    """One line per finding: mark, id, message; the fix indented below errors and warnings."""
+    for finding in findings:
+        mark = SEVERITY_MARKS.get(finding.severity.value, "·")
+        console.print(f"  {mark} [bold]{escape(finding.id)}[/]: {escape(finding.message)}", highlight=False)
+        if finding.fix and finding.severity.value != "info":
+            console.print(f"      fix: {escape(finding.fix)}", highlight=False)
+
+
+def print_validation(console: Console, validation: Validation) -> None:
+    """What the image reported about itself: Python, container, envdoctor, torch, then its findings."""
+    if validation.facts is None:
+        console.print(
+            f"[red]✗[/] validation failed: {escape(validation.error or 'no facts')}", highlight=False
+        )
+        return
+    facts = validation.facts
+    torch = facts.torch.version or facts.torch.status
+    if facts.torch.cuda:
+        torch += f" (CUDA {facts.torch.cuda}, available: {facts.torch.cuda_available})"
+    rows = [
+        ("Python", f"{facts.python.version} ({facts.python.env_kind}, {facts.python.executable})"),
+        (
+            "container",
+            f"{facts.system.container_kind or 'unknown'} (in container: {facts.system.in_container})",
+        ),
+        ("envdoctor", str(facts.envdoctor_version)),
+        ("torch", torch),
+        (
+            "/dev/shm",
+            f"{facts.system.shm_size_mib} MiB" if facts.system.shm_size_mib is not None else "unknown",
+        ),
+    ]
+    console.print("Inside the image ([dim]envdoctor check --json[/]):", highlight=False)
+    for name, value in rows:
+        console.print(f"  {name:<10} {escape(value)}", highlight=False)
+    print_findings(console, validation.findings)
