@@ -277,6 +277,187 @@ def fix(
     raise typer.Exit(EXIT_OK if result.ok and not result.errors_after else EXIT_PROBLEM)
 
 
+@app.command()
+def build(
+    recipe: Annotated[
+        str | None,
+        typer.Option("--recipe", help="Recipe name or YAML file (default: recommended here, else CUDA 13)."),
+    ] = None,
+    tag: Annotated[str | None, typer.Option("--tag", help="Image tag (envdoctor/<recipe>:<hash>).")] = None,
+    base_image: Annotated[
+        str | None, typer.Option("--base-image", help="Build FROM this image instead of the recipe's.")
+    ] = None,
+    print_dockerfile: Annotated[
+        bool, typer.Option("--print-dockerfile", help="Print the Dockerfile and stop (no engine needed).")
+    ] = False,
+    ca_cert: Annotated[
+        list[Path] | None,
+        typer.Option("--ca-cert", help="Extra CA certificate (PEM) to trust in the image; repeatable."),
+    ] = None,
+    host_ca_certs: Annotated[
+        bool,
+        typer.Option("--host-ca-certs", help="Trust this host's /usr/local/share/ca-certificates/*.crt."),
+    ] = False,
+    no_torch: Annotated[
+        bool, typer.Option("--no-torch", help="Leave out torch and the recipe's packages (small image).")
+    ] = False,
+    smoke: Annotated[bool, typer.Option("--smoke", help="Also run `envdoctor smoke-train` inside.")] = False,
+    gpu_check: Annotated[
+        bool, typer.Option("--gpu-check", help="Only check that containers of the image get a GPU; no build.")
+    ] = False,
+    network: Annotated[str, typer.Option("--network", help="Network for the build: host or none.")] = "host",
+    verbose: Annotated[bool, typer.Option("-v", "--verbose", help="Show every line of the build.")] = False,
+) -> None:
+    """Build the recipe's Docker image via the Docker SDK, then validate it from the inside.
+
+    Exit 1 if a step fails, the check inside finds an error, or --smoke fails.
+    """
+    from rich.console import Console
+
+    from envdoctor.build import render
+    from envdoctor.build.choose import choose_recipe
+    from envdoctor.build.context import ContextError, make_context, read_ca_certs, source_root
+    from envdoctor.build.context import host_ca_certs as host_certs
+    from envdoctor.build.dockerfile import default_tag, render_dockerfile
+    from envdoctor.build.engine import EngineError, connect, container_gpu_finding, probe_container_gpu
+    from envdoctor.build.stream import build_image
+    from envdoctor.build.validate import docker_run_line, run_in_container, validate_image
+    from envdoctor.findings import Severity
+    from envdoctor.recipes import RecipeError
+
+    if network not in ("host", "none"):
+        raise fail(f"--network {network!r}: choose host or none (envdoctor never creates a bridge network)")
+    try:
+        chosen, why = choose_recipe(recipe)
+        certs = read_ca_certs([*(ca_cert or []), *(host_certs() if host_ca_certs else [])])
+    except (RecipeError, ContextError) as exc:
+        raise fail(str(exc)) from None
+    dockerfile = render_dockerfile(chosen, ca_certs=sorted(certs), install_torch=not no_torch)
+    if print_dockerfile:
+        sys.stdout.write(dockerfile)
+        raise typer.Exit(EXIT_OK)
+    out, err = Console(soft_wrap=True), Console(stderr=True, soft_wrap=True)
+    tag = tag or default_tag(chosen, install_torch=not no_torch)
+    try:
+        client = connect(timeout=3600)
+    except EngineError as exc:
+        raise fail(str(exc)) from None
+    if gpu_check:
+        _require_local_image(client, tag)
+        finding = container_gpu_finding(probe_container_gpu(client, tag), needs_gpu=True)
+        if finding is None:
+            out.print(f"[green]✓[/] containers of {tag} get a GPU", highlight=False)
+        else:
+            render.print_findings(out, [finding])
+        raise typer.Exit(EXIT_OK if finding is None else EXIT_PROBLEM)
+
+    try:
+        context = make_context(dockerfile, source_root(), certs)
+    except ContextError as exc:
+        raise fail(str(exc)) from None
+    err.print(f"Building {tag} from recipe {chosen.name} ({why}), network {network}", highlight=False)
+    with render.BuildProgress(err, verbose=verbose) as progress:
+        result = build_image(
+            client,
+            context,
+            tag,
+            buildargs={"BASE_IMAGE": base_image} if base_image else None,
+            network_mode=network,
+            on_event=progress.event,
+        )
+        if result.failure is not None and result.failure.kind == "step-failed":
+            progress.fail(result.failure)
+    failure = result.failure
+    if failure is not None:
+        if failure.kind == "rejected":
+            raise fail(f"the engine rejected the Dockerfile: {failure.message}")
+        if failure.kind == "base-image":
+            base = base_image or chosen.base_image
+            raise fail(f"base image {base} is not available locally and cannot be pulled: {failure.message}")
+        if failure.kind != "step-failed":
+            err.print(f"[red]✗[/] build failed at step {failure.step}: {failure.message}", highlight=False)
+        raise typer.Exit(EXIT_PROBLEM)
+    out.print(f"[green]✓[/] built {tag} ({(result.image_id or '')[:19]})", highlight=False)
+
+    gpu = probe_container_gpu(client, tag)
+    gpu_finding = container_gpu_finding(gpu, needs_gpu=chosen.hardware.gpu)
+    validation = validate_image(client, tag, gpu=gpu.ok)
+    if gpu_finding is not None:
+        validation.findings.insert(0, gpu_finding)
+    render.print_validation(out, validation)
+    problems = not validation.ok or any(f.severity is Severity.ERROR for f in validation.findings)
+    if smoke:
+        run = run_in_container(client, tag, ["envdoctor", "smoke-train"], gpu=gpu.ok, timeout=1800)
+        smoke_ok = run.exit_code == 0
+        last = run.error or next(reversed((run.stdout + run.stderr).strip().splitlines()), "")
+        mark = "[green]✓[/]" if smoke_ok else "[red]✗[/]"
+        out.print(f"{mark} smoke-train inside: exit {run.exit_code}: {last}", highlight=False)
+        problems = problems or not smoke_ok
+    if validation.ulimits_refused:
+        out.print(f"[yellow]![/] this engine refuses the memlock/stack ulimits: {validation.ulimits_refused}")
+    out.print("Run it with:", highlight=False)
+    run_line = docker_run_line(tag, gpu=chosen.hardware.gpu, ulimits=not validation.ulimits_refused)
+    out.print(f"  {run_line}", highlight=False)
+    raise typer.Exit(EXIT_PROBLEM if problems else EXIT_OK)
+
+
+def _require_local_image(client, tag: str) -> None:
+    """Fail with a one-line error when ``tag`` is not an image of the engine."""
+    import docker
+
+    try:
+        client.images.get(tag)
+    except docker.errors.ImageNotFound:
+        raise fail(f"image {tag} not found locally: build it first or name one with --tag") from None
+
+
+@app.command()
+def explain(
+    text: Annotated[str, typer.Argument(help="An error message, or a file holding one (- for stdin).")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print the ranked candidates as JSON.")] = False,
+) -> None:
+    """Match an error message (and any report around it) to finding ids, best first. Exit 1 on an error."""
+    import json
+
+    from envdoctor.explain import explain_text, render_explanation
+
+    if text == "-" or Path(text).is_file():
+        text = _read_input(Path(text))
+    result = explain_text(text)
+    if as_json:
+        sys.stdout.write(json.dumps(result.to_dict(), indent=2) + "\n")
+    else:
+        sys.stdout.write(render_explanation(result))
+    errors = any(d.finding.severity.value == "error" for d in result.candidates)
+    raise typer.Exit(EXIT_PROBLEM if errors else EXIT_OK)
+
+
+@app.command()
+def diff(
+    reference: Annotated[Path, typer.Argument(help="Facts of the reference node (`check --json` output).")],
+    others: Annotated[list[Path], typer.Argument(help="Facts of one or more other nodes.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print the differences as JSON.")] = False,
+) -> None:
+    """Compare facts snapshots; exit 1 if they differ in a way that breaks multi-node training."""
+    import json
+
+    from envdoctor import diff as differ
+    from envdoctor.facts import FactsError, load_facts
+
+    try:
+        ref = load_facts(reference)
+        results = [(str(p), differ.compare(ref, load_facts(p))) for p in others]
+    except FactsError as exc:
+        raise fail(str(exc)) from None
+    if as_json:
+        payload = {"reference": str(reference), "results": [{"file": n, "breaking": differ.breaking(d),
+                   "differences": differ.to_dict(d)} for n, d in results]}
+        sys.stdout.write(json.dumps(payload, indent=2) + "\n")
+    else:
+        sys.stdout.write(differ.render(results, str(reference)))
+    raise typer.Exit(EXIT_PROBLEM if any(differ.breaking(d) for _, d in results) else EXIT_OK)
+
+
 def main() -> None:
     app()
 
