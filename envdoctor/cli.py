@@ -91,7 +91,12 @@ def check(
     if from_report is not None:
         report_text = _read_input(from_report)
     snapshot = gather_facts(python, facts, quick=quick, report=report_text)
-    findings = evaluate(snapshot)
+    if report_text is not None:
+        from envdoctor.explain import diagnose
+
+        findings = diagnose(snapshot)  # rule findings ranked with the report's error messages
+    else:
+        findings = evaluate(snapshot)
     if fmt == "json":
         sys.stdout.write(report.render_json(snapshot, findings) + "\n")
     elif fmt == "markdown":
@@ -450,8 +455,10 @@ def diff(
     except FactsError as exc:
         raise fail(str(exc)) from None
     if as_json:
-        payload = {"reference": str(reference), "results": [{"file": n, "breaking": differ.breaking(d),
-                   "differences": differ.to_dict(d)} for n, d in results]}
+        rows = [
+            {"file": n, "breaking": differ.breaking(d), "differences": differ.to_dict(d)} for n, d in results
+        ]
+        payload = {"reference": str(reference), "results": rows}
         sys.stdout.write(json.dumps(payload, indent=2) + "\n")
     else:
         sys.stdout.write(differ.render(results, str(reference)))

@@ -253,3 +253,83 @@ def _mark_inferred(facts: Facts, findings: list[Finding]) -> None:
             f.inferred = True
             names = ", ".join(f"{g.name} -> {g.compute_capability}" for g in inferred)
             f.evidence.setdefault("inferred", f"compute capability from the GPU name ({names})")
+
+
+@dataclass
+class Explanation:
+    """What ``envdoctor explain`` prints: ranked candidates and recognised messages without an id."""
+
+    candidates: list[Diagnosis]
+    notes: list[Match]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "candidates": [
+                {
+                    "rank": i,
+                    "id": d.finding.id,
+                    "support": list(d.support),
+                    "score": d.score,
+                    "fields": {
+                        k: v for m in d.matches for k, v in m.fields.items() if not k.endswith("_raw")
+                    },
+                    "finding": d.finding.to_dict(),
+                    "summary": _summary(d.finding.id),
+                }
+                for i, d in enumerate(self.candidates, 1)
+            ],
+            "recognised_without_diagnosis": [
+                {"signature": m.signature.name, "excerpt": m.excerpt, "meaning": m.signature.message}
+                for m in self.notes
+            ],
+        }
+
+
+def explain_text(text: str) -> Explanation:
+    """Diagnose an error message (optionally with an environment report around it)."""
+    from envdoctor.reports import ReportError, facts_from_report
+
+    try:
+        facts = facts_from_report(text)
+    except ReportError:
+        facts = Facts(origin="report")
+    matches = match_text(text)
+    candidates = rank(facts, matches)
+    return Explanation(candidates, [m for m in matches if m.signature.id is None])
+
+
+def _summary(rule_id: str) -> str:
+    from envdoctor.rules import get_rule
+
+    try:
+        return get_rule(rule_id).summary
+    except KeyError:
+        return ""
+
+
+def render_explanation(ex: Explanation) -> str:
+    """Plain text: one block per candidate, best first, then messages recognised without a diagnosis."""
+    out: list[str] = []
+    for i, d in enumerate(ex.candidates, 1):
+        f = d.finding
+        fields = {k: v for m in d.matches for k, v in m.fields.items() if not k.endswith("_raw")}
+        shown = " ".join(f"{k}={' '.join(v) if isinstance(v, list) else v}" for k, v in fields.items())
+        out.append(
+            f"{i}. {f.id} ({f.severity.value}; from {' + '.join(d.support)})"
+            + (f"  {shown}" if shown else "")
+        )
+        out.append(f"   {f.message}")
+        if _summary(f.id):
+            out.append(f"   why: {_summary(f.id)}")
+        if f.fix:
+            out.append(f"   fix: {f.fix}")
+        if f.inferred:
+            out.append("   note: rests on an inference (GPU model -> compute capability)")
+        if f.sources:
+            out.append(f"   see: {f.sources[0]}")
+    for m in ex.notes:
+        out.append(f"- recognised, no single environment cause: {m.excerpt}")
+        out.append(f"   {m.signature.message} (see {m.signature.source})")
+    if not out:
+        out.append("No known error message or environment problem recognised.")
+    return "\n".join(out) + "\n"
