@@ -155,7 +155,8 @@ def parse_recipe(data: Any, where: str) -> Recipe:
         try:
             req = Requirement(spec)
         except InvalidRequirement as exc:
-            v.fail(f"packages[{i}]", f"{spec!r} is not a valid requirement ({exc})")
+            reason = str(exc).splitlines()[0]
+            v.fail(f"packages[{i}]", f"{spec!r} is not a valid requirement ({reason})")
         if req.name.lower() == "torch":
             v.fail(f"packages[{i}]", "torch belongs in the torch: section, not in packages")
     env = v.mapping(data, "env", required=False)

@@ -1,0 +1,169 @@
+"""Recipes: the shipped stacks load and validate, broken ones fail with one-line errors, and
+``recommend`` picks by driver and compute capability (GPU facts are recorded fixtures)."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from envdoctor.cli import app
+from envdoctor.facts import load_facts
+from envdoctor.recipes import RecipeError, all_recipes, load_recipe, recipe_hash, recipe_names, recommend
+
+FIXTURES = Path(__file__).parent / "fixtures" / "facts"
+REPO = Path(__file__).resolve().parent.parent
+runner = CliRunner()
+
+
+def test_shipped_recipes_validate_and_match_their_files():
+    recipes = all_recipes()
+    names = {r.name for r in recipes}
+    assert {"r1-repro-2025", "torch213-cu126", "torch213-cu130", "torch213-cpu"} <= names
+    assert sorted(p.stem for p in (REPO / "recipes").glob("*.yaml")) == recipe_names()
+    for r in recipes:
+        assert re.fullmatch(r"[0-9a-f]{12}", recipe_hash(r))
+        assert r.sources and all(s.startswith("https://") for s in r.sources)
+
+
+def test_r1_recipe_is_the_writeup_stack_with_its_fixes():
+    r = load_recipe("r1-repro-2025")
+    assert r.base_image == "nvidia/cuda:11.8.0-cudnn8-runtime-ubuntu22.04"
+    assert (r.torch.version, r.torch.variant) == ("2.0.1", "cu118")
+    assert r.torch.index_url == "https://download.pytorch.org/whl/cu118"
+    assert {"transformers==4.28.1", "accelerate==0.18.0", "numpy<2"} <= set(r.packages)
+    assert r.env == {"PYTORCH_CUDA_ALLOC_CONF": "garbage_collection_threshold:0.8"}
+    limits = " ".join(r.limits)
+    assert "float8" in limits and "Blackwell" in limits and "sm_90" in limits
+    assert "9.0" in r.hardware.compute_capabilities and "12.0" not in r.hardware.compute_capabilities
+
+
+def test_current_stacks_split_by_driver_floor_and_architectures():
+    cu126, cu130, cpu = (load_recipe(n) for n in ("torch213-cu126", "torch213-cu130", "torch213-cpu"))
+    assert cu126.hardware.driver_min.startswith("525.") and "5.0" in cu126.hardware.compute_capabilities
+    assert cu130.hardware.driver_min.startswith("580") and "12.0+PTX" in cu130.hardware.compute_capabilities
+    assert "7.0" not in cu130.hardware.compute_capabilities
+    assert not cpu.hardware.gpu and cpu.torch.index_url == "https://download.pytorch.org/whl/cpu"
+    assert cpu.base_image.startswith(("python:3.11", "debian:bookworm")) and cpu.python == "3.11"
+
+
+def test_hash_is_canonical_and_changes_with_content(tmp_path):
+    original = load_recipe("r1-repro-2025")
+    data = yaml.safe_load(Path(original.path).read_text())
+    reordered = tmp_path / "r1-repro-2025.yaml"
+    reordered.write_text(yaml.safe_dump(dict(reversed(list(data.items())))))
+    assert recipe_hash(load_recipe(reordered)) == recipe_hash(original)
+    data["packages"] = ["transformers==4.28.0", "accelerate==0.18.0", "numpy<2"]
+    reordered.write_text(yaml.safe_dump(data))
+    assert recipe_hash(load_recipe(reordered)) != recipe_hash(original)
+
+
+def _broken(tmp_path: Path, mutate) -> Path:
+    data = yaml.safe_load(Path(load_recipe("torch213-cu126").path).read_text())
+    mutate(data)
+    path = tmp_path / "torch213-cu126.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+@pytest.mark.parametrize(
+    ("mutate", "field", "reason"),
+    [
+        (lambda d: d.pop("base_image"), "base_image", "missing"),
+        (lambda d: d["torch"].update(variant="cuda12"), "torch.variant", "not cpu, cuXYZ"),
+        (lambda d: d["torch"].update(version="2.13.0+cu126"), "torch.version", "plain version"),
+        (lambda d: d["packages"].append("numpy>>2"), "packages[3]", "not a valid requirement"),
+        (lambda d: d["packages"].append("torch==2.1"), "packages[3]", "torch belongs"),
+        (lambda d: d["hardware"].update(driver_min=None), "hardware.driver_min", "missing"),
+        (
+            lambda d: d["hardware"].update(compute_capabilities=["sm_90"]),
+            "hardware.compute_capabilities",
+            "8.6",
+        ),
+        (lambda d: d.update(name="other"), "name", "differs from the file name"),
+        (lambda d: d.update(colour="red"), "colour", "unknown field"),
+        (lambda d: d["env"].update({"BAD-NAME": "1"}), "env.BAD-NAME", "not a valid environment variable"),
+    ],
+)
+def test_invalid_recipe_names_file_field_and_reason(tmp_path, mutate, field, reason):
+    path = _broken(tmp_path, mutate)
+    with pytest.raises(RecipeError) as err:
+        load_recipe(path)
+    message = str(err.value)
+    assert message.startswith(f"{path}: {field}: ") and reason in message
+    assert "\n" not in message
+
+
+def test_cli_reports_broken_recipe_in_one_line_with_exit_2(tmp_path):
+    bad = tmp_path / "x.yaml"
+    bad.write_text("name: x\ntorch: [unclosed\n")
+    result = runner.invoke(app, ["recipes", "show", str(bad)])
+    assert result.exit_code == 2
+    assert re.fullmatch(
+        rf"envdoctor: error: {re.escape(str(bad))}: line \d+: not valid YAML \(.*\)\n", result.stderr
+    )
+
+
+def test_cli_unknown_recipe_lists_known_names():
+    result = runner.invoke(app, ["recipes", "show", "r2-imaginary"])
+    assert result.exit_code == 2
+    assert "unknown recipe" in result.stderr and "r1-repro-2025" in result.stderr
+
+
+def test_cli_lists_and_shows_recipes():
+    listing = runner.invoke(app, ["recipes"])
+    assert listing.exit_code == 0
+    assert [line.split()[0] for line in listing.stdout.splitlines()] == recipe_names()
+    shown = runner.invoke(app, ["recipes", "show", "r1-repro-2025"])
+    assert shown.exit_code == 0 and recipe_hash(load_recipe("r1-repro-2025")) in shown.stdout
+    assert "numpy<2" in shown.stdout
+    as_json = json.loads(runner.invoke(app, ["recipes", "show", "torch213-cpu", "--json"]).stdout)
+    assert as_json["torch"]["variant"] == "cpu" and as_json["hash"] == recipe_hash(
+        load_recipe("torch213-cpu")
+    )
+
+
+def _verdicts(fixture: str) -> dict:
+    return {v.recipe.name: v for v in recommend(load_facts(FIXTURES / fixture))}
+
+
+def test_fixture_h200_driver580_recommends_cu130():
+    ranked = recommend(load_facts(FIXTURES / "healthy_h200.json"))
+    assert ranked[0].recipe.name == "torch213-cu130" and ranked[0].fits
+
+
+def test_fixture_a100_driver535_rejects_cu130_for_the_driver():
+    v = _verdicts("driver535_torch211_cu130.json")
+    assert v["torch213-cu130"].reasons == ["driver 535.183.01 below the floor 580.65.06 of cu130"]
+    assert (
+        recommend(load_facts(FIXTURES / "driver535_torch211_cu130.json"))[0].recipe.name == "torch213-cu126"
+    )
+
+
+def test_fixture_rtx5090_driver575_gets_no_cuda_recipe():
+    v = _verdicts("rtx5090_torch260_cu126.json")
+    assert any("below the floor" in r for r in v["torch213-cu130"].reasons)
+    assert any("compute capability 12.0 not covered by cu126" in r for r in v["torch213-cu126"].reasons)
+    assert any("12.0 not covered by cu118" in r for r in v["r1-repro-2025"].reasons)
+    assert v["torch213-cpu"].fits and v["torch213-cpu"].notes == ["CPU only: the GPU stays unused"]
+
+
+def test_fixture_v100_recommends_cu126_not_cu130():
+    v = _verdicts("v100_torch211_cu128.json")
+    assert any("7.0 not covered by cu130" in r for r in v["torch213-cu130"].reasons)
+    assert recommend(load_facts(FIXTURES / "v100_torch211_cu128.json"))[0].recipe.name == "torch213-cu126"
+
+
+def test_cli_recommend_from_facts_file():
+    result = runner.invoke(
+        app, ["recommend", "--facts", str(FIXTURES / "driver535_torch211_cu130.json"), "--json"]
+    )
+    assert result.exit_code == 0
+    data = json.loads(result.stdout)
+    assert data["recommended"] == "torch213-cu126"
+    rejected = {r["recipe"] for r in data["recipes"] if not r["fits"]}
+    assert rejected == {"torch213-cu130"}
