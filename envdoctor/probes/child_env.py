@@ -107,6 +107,20 @@ def env_kind():
     return "system"
 
 
+def conda_packages():
+    """name -> version from conda-meta/<name>-<version>-<build>.json; {} outside a conda env."""
+    try:
+        names = os.listdir(os.path.join(sys.prefix, "conda-meta"))
+    except OSError:
+        return {}
+    found = {}
+    for name in names:
+        parts = name[: -len(".json")].rsplit("-", 2) if name.endswith(".json") else []
+        if len(parts) == 3:
+            found[parts[0]] = parts[1]
+    return found
+
+
 def marker_environment():
     """PEP 508 marker variables of this interpreter (what `packaging` would compute here)."""
     iver = sys.implementation.version
@@ -149,6 +163,7 @@ def main():
             "env_kind": env_kind(),
             "externally_managed": (not in_venv)
             and os.path.isfile(os.path.join(stdlib, "EXTERNALLY-MANAGED")),
+            "conda_packages": conda_packages(),
         },
         "markers": marker_environment(),
         "dists": distributions(entries),

@@ -84,6 +84,7 @@ def from_payload(data: dict[str, Any]) -> TargetResult:
         prefix=py.get("prefix"),
         env_kind=py.get("env_kind"),
         externally_managed=py.get("externally_managed"),
+        conda_packages=py.get("conda_packages"),
     )
     dists = [(str(n), str(v), str(loc), list(reqs)) for n, v, loc, reqs in data.get("dists") or []]
     first: dict[str, tuple[str, str, str, list[str]]] = {}

@@ -1,0 +1,47 @@
+"""Generic fixtures shared by every test module."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import pytest
+
+
+@pytest.fixture(scope="session")
+def venv_factory(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., Path]:
+    """Make a real venv once per session per name and return its python.
+
+    ``venv_factory("name", ["pkg==1.0"])`` creates it with pip and installs the packages;
+    without packages it is made ``--without-pip`` (a tenth of a second) unless ``with_pip=True``.
+    Tests that change a venv must use a name of their own.
+    """
+    root = tmp_path_factory.mktemp("venvs")
+    made: dict[str, Path] = {}
+
+    def make(name: str, install: Sequence[str] = (), *, with_pip: bool | None = None) -> Path:
+        if name in made:
+            return made[name]
+        path = root / name
+        pip = bool(install) if with_pip is None else with_pip
+        subprocess.run(
+            [sys.executable, "-m", "venv", str(path), *([] if pip else ["--without-pip"])],
+            check=True,
+            timeout=300,
+        )
+        python = path / "bin" / "python"
+        if install:
+            done = subprocess.run(
+                [str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check", *install],
+                capture_output=True,
+                text=True,
+                timeout=900,
+            )
+            if done.returncode != 0:
+                pytest.fail(f"pip install {' '.join(install)} failed:\n{done.stdout}\n{done.stderr}")
+        made[name] = python
+        return python
+
+    return make
