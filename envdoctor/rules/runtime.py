@@ -236,25 +236,32 @@ def alloc_conf_invalid(facts: Facts) -> Iterator[Finding]:
     CUDA-specific keys are read from PYTORCH_CUDA_ALLOC_CONF first while the generic ones come
     from PYTORCH_ALLOC_CONF, and torch before the rename reads only the CUDA name. INFO when
     ``backend:cudaMallocAsync`` is combined with native-allocator options it ignores.
-    Fix: the variable rewritten with only its valid entries (unset if none is left).
+    Fix: the variable rewritten with only its valid entries (unset if none is left); with both
+    set, every valid option moves to PYTORCH_ALLOC_CONF (its value wins) and the alias is unset.
     """
     env = facts.system.env
     if env is None:
         return
-    for name in ALLOC_VARS:
-        text = env.get(name)
-        if text is None or not text.strip():
-            continue
-        conf = parse_alloc_conf(text)
+    confs = {n: parse_alloc_conf(env[n]) for n in ALLOC_VARS if env.get(n, "").strip()}
+    old, new = env.get(ALLOC_VARS[0]), env.get(ALLOC_VARS[1])
+    both_differ = len(confs) == 2 and old.replace(" ", "") != new.replace(" ", "")  # type: ignore[union-attr]
+    if both_differ:
+        # One target state for every finding: all options in PYTORCH_ALLOC_CONF, the alias unset.
+        merged = dict(confs[ALLOC_VARS[0]].entries) | dict(confs[ALLOC_VARS[1]].entries)
+        value = ",".join(f"{k}:{v}" for k, v in merged.items())
+        actions = [SetEnv(ALLOC_VARS[1], value or None), SetEnv(ALLOC_VARS[0], None)]
+    for name, conf in confs.items():
+        text = env[name]
         if conf.problems:
-            action = _conf_fix(name, conf)
+            fixed = actions if both_differ else [_conf_fix(name, conf)]
+            target = fixed[0]
             yield Finding(
                 id="alloc-conf-invalid",
                 severity=Severity.ERROR,
                 message=f"{name}={text!r} is rejected by torch: {'; '.join(conf.problems)}",
                 evidence={f"system.env.{name}": text},
-                fix=f"export {name}={action.value}" if action.value else f"unset {name}",
-                actions=[action],
+                fix=f"export {target.name}={target.value}" if target.value else f"unset {target.name}",
+                actions=list(fixed),
                 sources=list(ALLOC_SOURCES),
             )
         keys = {k for k, _ in conf.entries}
@@ -266,11 +273,10 @@ def alloc_conf_invalid(facts: Facts) -> Iterator[Finding]:
                 message=f"{name}: backend:cudaMallocAsync ignores {', '.join(ignored)}",
                 evidence={f"system.env.{name}": text},
                 fix=f"Drop {', '.join(ignored)} from {name} or use the native backend.",
-                actions=[SetEnv(name, ",".join(f"{k}:{v}" for k, v in conf.entries if k not in NATIVE_ONLY))],
+                actions=[],
                 sources=list(ALLOC_SOURCES),
             )
-    old, new = env.get(ALLOC_VARS[0]), env.get(ALLOC_VARS[1])
-    if old is not None and new is not None and old.replace(" ", "") != new.replace(" ", ""):
+    if both_differ:
         yield Finding(
             id="alloc-conf-invalid",
             severity=Severity.WARNING,
@@ -279,8 +285,8 @@ def alloc_conf_invalid(facts: Facts) -> Iterator[Finding]:
                 "applies depends on the key and the torch version"
             ),
             evidence={"system.env.PYTORCH_CUDA_ALLOC_CONF": old, "system.env.PYTORCH_ALLOC_CONF": new},
-            fix="Keep one of them: unset PYTORCH_CUDA_ALLOC_CONF and put every option in PYTORCH_ALLOC_CONF.",
-            actions=[SetEnv("PYTORCH_CUDA_ALLOC_CONF", None)],
+            fix=f"export PYTORCH_ALLOC_CONF={actions[0].value}; unset PYTORCH_CUDA_ALLOC_CONF",
+            actions=list(actions),
             sources=list(ALLOC_SOURCES),
         )
 
