@@ -1,7 +1,8 @@
 """Package listings: ``pip list``, ``pip freeze`` and ``conda list``.
 
-A line counts only inside a run of at least two package-like lines (or under a ``Package Version`` /
-``# Name Version Build Channel`` header), so that a stray ``Ubuntu 22.04`` in prose is not a package.
+A ``name version`` line counts only inside a run of at least two package-like lines (or under a
+``Package Version`` / ``# Name Version Build Channel`` header), so that a stray ``Ubuntu 22.04`` in prose
+is not a package.
 """
 
 from __future__ import annotations
@@ -45,7 +46,8 @@ def parse(lines: list[str], b: Builder) -> None:
         m = _FREEZE.match(line) or _LIST.match(line)
         if m and m.group("name").lower() in _NOT_PACKAGES:
             m = None
-        hits.append((int(under_header), m) if m else None)
+        # 'name==version' is unambiguous on its own; 'name version' needs a listing around it.
+        hits.append((int(under_header or m.re is _FREEZE), m) if m else None)
         if not m and line.strip() and not line.lstrip().startswith(("-", "#", "=")):
             under_header = False
     for i, hit in enumerate(hits):

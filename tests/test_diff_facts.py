@@ -1,0 +1,78 @@
+"""`envdoctor diff`: breaking differences for multi-node training, noise ignored, exit codes."""
+
+from __future__ import annotations
+
+import copy
+import json
+
+from typer.testing import CliRunner
+
+from envdoctor.cli import app
+from envdoctor.diff import breaking, compare
+from envdoctor.facts import Facts, Gpu
+
+
+def _node() -> Facts:
+    f = Facts()
+    f.torch.status, f.torch.version, f.torch.cuda, f.torch.nccl_version = (
+        "ok",
+        "2.7.1+cu128",
+        "12.8",
+        "2.26.2",
+    )
+    f.nvidia.driver_version, f.nvidia.cuda_driver_version = "570.124.06", "12.8"
+    f.nvidia.gpus = [Gpu(0, "NVIDIA H100 80GB HBM3", "9.0")]
+    f.python.version, f.python.executable = "3.11.9", "/opt/venv/bin/python"
+    f.system.env = {"NCCL_IB_HCA": "mlx5", "SLURM_NODEID": "0", "HOSTNAME": "node001"}
+    f.packages.versions = {"torch": "2.7.1+cu128", "transformers": "4.51.0"}
+    f.timings = {"torch": 1.2}
+    return f
+
+
+def test_identical_nodes_up_to_noise_do_not_differ():
+    a, b = _node(), _node()
+    b.python.executable, b.timings = "/home/x/venv/bin/python", {"torch": 3.4}
+    b.system.env = {**a.system.env, "SLURM_NODEID": "7", "HOSTNAME": "node064"}
+    assert compare(a, b) == []
+
+
+def test_torch_nccl_driver_branch_and_python_minor_break():
+    a = _node()
+    for mutate, label in [
+        (lambda f: setattr(f.torch, "version", "2.7.0+cu128"), "torch version"),
+        (lambda f: setattr(f.torch, "nccl_version", "2.21.5"), "NCCL"),
+        (lambda f: setattr(f.nvidia, "driver_version", "550.54.15"), "driver branch"),
+        (lambda f: setattr(f.python, "version", "3.10.14"), "python minor"),
+    ]:
+        b = copy.deepcopy(a)
+        mutate(b)
+        diffs = compare(a, b)
+        assert breaking(diffs) and any(d.path == label and d.breaking for d in diffs), label
+
+
+def test_same_driver_branch_and_library_versions_are_listed_but_not_breaking():
+    a, b = _node(), _node()
+    b.nvidia.driver_version = "570.172.08"
+    b.packages.versions = {**a.packages.versions, "transformers": "4.52.0"}
+    diffs = compare(a, b)
+    assert not breaking(diffs)
+    assert {d.path for d in diffs} == {"nvidia.driver_version", "packages.versions.transformers"}
+
+
+def test_cli_diff_several_nodes_json_and_unreadable_input(tmp_path):
+    ref, same, other = tmp_path / "a.json", tmp_path / "b.json", tmp_path / "c.json"
+    ref.write_text(_node().to_json())
+    same.write_text(_node().to_json())
+    changed = _node()
+    changed.torch.cuda = "12.6"
+    other.write_text(json.dumps({"schema_version": 1, "facts": changed.to_dict(), "findings": []}))
+    runner = CliRunner()
+    result = runner.invoke(app, ["diff", str(ref), str(same)])
+    assert result.exit_code == 0 and "1 snapshot(s) match" in result.stdout
+    result = runner.invoke(app, ["diff", "--json", str(ref), str(same), str(other)])
+    assert result.exit_code == 1
+    rows = json.loads(result.stdout)["results"]
+    assert [r["breaking"] for r in rows] == [False, True]
+    (tmp_path / "bad.json").write_text("{not json")
+    result = runner.invoke(app, ["diff", str(ref), str(tmp_path / "bad.json")])
+    assert result.exit_code == 2 and "not valid JSON" in result.stderr

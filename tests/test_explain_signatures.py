@@ -1,0 +1,97 @@
+"""Error signatures: every shipped signature matches its own example and names a registered rule."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from envdoctor.cli import app
+from envdoctor.explain import explain_text, load_signatures, match_text, rank
+from envdoctor.reports import facts_from_report
+from envdoctor.rules import all_rules
+
+SIGNATURES = load_signatures()
+FIXTURES = Path(__file__).parent / "reports_fixtures"
+
+
+@pytest.mark.parametrize("sig", SIGNATURES, ids=[s.name for s in SIGNATURES])
+def test_signature_matches_its_example_and_points_to_a_registered_rule(sig):
+    matches = match_text(sig.example)
+    assert any(m.signature.name == sig.name for m in matches)
+    assert sig.id is None or sig.id in {r.id for r in all_rules()}
+    assert sig.source.startswith("https://github.com/")
+
+
+def test_fields_are_extracted_and_converted():
+    ex = explain_text(
+        "NVIDIA GeForce RTX 5090 with CUDA capability sm_120 is not compatible with the current PyTorch\n"
+        "installation. The current PyTorch install supports CUDA capabilities sm_50 sm_60 sm_90.\n"
+        "RuntimeError: The NVIDIA driver on your system is too old (found version 11040)."
+    )
+    by_id = {d.finding.id: d for d in ex.candidates}
+    fields = {k: v for m in by_id["arch-not-in-wheel"].matches for k, v in m.fields.items()}
+    assert fields["sm"] == "12.0" and fields["supported"] == ["sm_50", "sm_60", "sm_90"]
+    assert by_id["driver-too-old"].matches[0].fields["found"] == "11.4"
+
+
+def test_specific_library_signature_beats_generic_undefined_symbol():
+    text = (
+        "ImportError: libcudnn_cnn_infer.so.8: undefined symbol: _ZN5cudnn3cnn5infer22queryClusterPoolingEv"
+    )
+    assert [d.finding.id for d in explain_text(text).candidates] == ["cuda-lib-conflict"]
+    text = "ImportError: /x/flash_attn_2_cuda.so: undefined symbol: _ZN3c104cuda9SetDeviceEi"
+    assert [d.finding.id for d in explain_text(text).candidates] == ["ext-abi-mismatch"]
+
+
+def test_messages_without_a_single_cause_are_recognised_but_not_diagnosed():
+    ex = explain_text("RuntimeError: CUDA error: an illegal memory access was encountered")
+    assert ex.candidates == [] and ex.notes[0].signature.name == "illegal-memory-access"
+
+
+def test_nvml_mismatch_inside_docker_is_the_driver_not_the_toolkit():
+    ex = explain_text(
+        "nvidia-container-cli: initialization error: nvml error: driver/library version mismatch"
+    )
+    assert ex.candidates[0].finding.id == "driver-library-mismatch"
+
+
+def test_fixture_rtx5090_cu121_id_supported_by_error_and_facts_comes_first():
+    facts = facts_from_report((FIXTURES / "collect_env_rtx5090_cu121.txt").read_text())
+    top = rank(facts)[0]
+    assert top.finding.id == "arch-not-in-wheel" and top.support == ("error", "facts")
+    assert "error message" in top.finding.evidence
+
+
+def test_fixture_facts_only_report_still_finds_the_arch_problem():
+    text = (FIXTURES / "collect_env_rtx5090_cu121.txt").read_text()
+    facts_only = "\n".join(line for line in text.splitlines() if "sm_" not in line and "Error" not in line)
+    facts = facts_from_report(facts_only)
+    top = rank(facts)[0]
+    assert top.finding.id == "arch-not-in-wheel" and top.support == ("facts",)
+    assert top.finding.inferred  # the GPU's capability came from its name
+
+
+def test_cli_explain_text_json_and_exit_codes(tmp_path):
+    runner = CliRunner()
+    result = runner.invoke(app, ["explain", "AssertionError: Torch not compiled with CUDA enabled"])
+    assert result.exit_code == 1 and "torch-cpu-build" in result.stdout
+    result = runner.invoke(app, ["explain", "--json", "operator torchvision::nms does not exist"])
+    assert json.loads(result.stdout)["candidates"][0]["id"] == "ext-abi-mismatch"
+    result = runner.invoke(app, ["explain", "everything is fine"])
+    assert result.exit_code == 0 and "No known error" in result.stdout
+    binary = tmp_path / "blob.bin"
+    binary.write_bytes(b"\x00\x01" * 100)
+    result = runner.invoke(app, ["explain", str(binary)])
+    assert result.exit_code == 2 and "binary" in result.stderr
+
+
+def test_cli_check_from_report_stdin_ranks_and_exits_1():
+    text = (FIXTURES / "collect_env_rtx5090_cu121.txt").read_text()
+    result = CliRunner().invoke(app, ["check", "--from-report", "-", "--json"], input=text)
+    assert result.exit_code == 1
+    out = json.loads(result.stdout)
+    assert out["facts"]["origin"] == "report"
+    assert out["findings"][0]["id"] == "arch-not-in-wheel"
