@@ -36,7 +36,7 @@ def public_version(text: str) -> str:
     return text.split("+", 1)[0].strip()
 
 
-def spec_contains(spec: str, version: str, prereleases: bool = True) -> bool:
+def spec_contains(spec: str, version: str) -> bool:
     """Whether ``version`` (local tag ignored) satisfies the specifier set ``spec``.
 
     PEP 440 ordering applies: NGC's ``2.3.0a0+ebedce2`` is older than ``2.3.0``, exactly as
@@ -46,7 +46,7 @@ def spec_contains(spec: str, version: str, prereleases: bool = True) -> bool:
     if parsed is None:
         return False
     try:
-        return SpecifierSet(spec).contains(parsed, prereleases=prereleases)
+        return SpecifierSet(spec).contains(parsed, prereleases=True)
     except InvalidSpecifier:
         return False
 
@@ -134,7 +134,7 @@ def torch_floor(package: str, version: str) -> TorchFloor | None:
     """The floor row covering this release of ``package``, or None if the table has none."""
     name = canonicalize_name(package)
     for floor in _floors():
-        if floor.package == name and spec_contains(floor.versions, version, prereleases=True):
+        if floor.package == name and spec_contains(floor.versions, version):
             return floor
     return None
 
@@ -148,7 +148,7 @@ def last_release_before_floor(package: str, torch_version: str) -> str | None:
     name = canonicalize_name(package)
     bounds: list[Version] = []
     for floor in _floors():
-        if floor.package != name or spec_contains(floor.torch, torch_version, prereleases=False):
+        if floor.package != name or spec_contains(floor.torch, torch_version):
             continue
         bounds.extend(Version(s.version) for s in SpecifierSet(floor.versions) if s.operator == ">=")
     return str(min(bounds)) if bounds else None

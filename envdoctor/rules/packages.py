@@ -310,7 +310,7 @@ def transformers_torch_incompat(facts: Facts) -> Iterator[Finding]:
     if not version or not torch_version or parse_version(torch_version) is None:
         return
     floor = torch_floor("transformers", version)
-    if floor is None or spec_contains(floor.torch, torch_version, prereleases=False):
+    if floor is None or spec_contains(floor.torch, torch_version):
         return
     below = last_release_before_floor("transformers", torch_version)
     if below:
