@@ -103,7 +103,9 @@ def _summary(area: str, facts: Facts) -> str:
             version = t.version or (pk.torch_build or {}).get("version")
             build = t.cuda or (pk.torch_build or {}).get("cuda")
             hip = t.hip or (pk.torch_build or {}).get("hip")
-            kind = f"CUDA {build}" if build else f"ROCm {hip}" if hip else "CPU build"
+            # A pasted report may give the version without the build: unknown is not "CPU".
+            known = t.status == "ok" or pk.torch_build is not None
+            kind = f"CUDA {build}" if build else f"ROCm {hip}" if hip else "CPU build" if known else None
             avail = None
             if t.cuda_available is not None:
                 avail = f"{t.device_count or 0} GPU(s) usable" if t.cuda_available else "no GPU usable"
