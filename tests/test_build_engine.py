@@ -1,0 +1,166 @@
+"""The build machinery against a real Docker engine, on a 2 MB busybox image (about a second per build)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from build_helpers import busybox_image, docker_client, engine_objects
+from typer.testing import CliRunner
+
+from envdoctor.build.context import make_context
+from envdoctor.build.engine import container_gpu_finding, probe_container_gpu
+from envdoctor.build.stream import build_image
+from envdoctor.build.validate import run_in_container
+from envdoctor.cli import app
+from envdoctor.findings import Severity
+
+pytestmark = pytest.mark.docker
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def client():
+    return docker_client()
+
+
+@pytest.fixture(scope="module")
+def busybox(client):
+    return busybox_image(client)
+
+
+@pytest.fixture
+def unchanged_engine(client):
+    """Asserts that the test leaves no image (intermediate layers included) and no container behind."""
+    before = engine_objects(client)
+    yield
+    images, containers = engine_objects(client)
+    assert images - before[0] == set(), "images left behind"
+    assert containers - before[1] == set(), "containers left behind"
+
+
+def test_successful_build_reports_steps_layers_and_image_id(client, busybox, unchanged_engine):
+    events = []
+    dockerfile = f"FROM {busybox}\nRUN echo building; echo to-stderr >&2\nLABEL io.envdoctor.test=ok\n"
+    result = build_image(
+        client,
+        make_context(dockerfile),
+        "local/envdoctor-test:ok",
+        network_mode="none",
+        on_event=events.append,
+    )
+    try:
+        assert result.ok and result.image_id.startswith("sha256:")
+        assert result.steps == [
+            f"FROM {busybox}",
+            "RUN echo building; echo to-stderr >&2",
+            "LABEL io.envdoctor.test=ok",
+        ]
+        assert [(e.step, e.total) for e in events if e.kind == "step"] == [(1, 3), (2, 3), (3, 3)]
+        output = [e.text for e in events if e.kind == "output"]
+        assert "building" in output and "to-stderr" in output  # stderr arrives without its ANSI colour
+        image = client.images.get("local/envdoctor-test:ok")
+        assert image.id == result.image_id and image.labels["io.envdoctor.test"] == "ok"
+    finally:
+        client.images.remove("local/envdoctor-test:ok")
+
+
+def test_failing_run_step_reports_exit_code_and_log_tail_and_cleans_up(client, busybox, unchanged_engine):
+    dockerfile = f"FROM {busybox}\nRUN echo first > /tmp/a\nRUN echo line-1; echo line-2 >&2; exit 3\n"
+    result = build_image(client, make_context(dockerfile), "local/envdoctor-test:fail", network_mode="none")
+    failure = result.failure
+    assert failure is not None and failure.kind == "step-failed"
+    assert (failure.step, failure.exit_code) == (3, 3)
+    assert failure.instruction == "RUN echo line-1; echo line-2 >&2; exit 3"
+    assert failure.log_tail == ["line-1", "line-2"]
+    assert "returned a non-zero code: 3" in failure.message
+    assert result.removed, "the layer of step 2 should have been removed"
+    assert busybox_image(client) == busybox  # the base image survives the cleanup
+
+
+def test_missing_base_image_and_rejected_dockerfile(client, busybox, unchanged_engine):
+    missing = build_image(
+        client, make_context("FROM local/missing:none\nRUN true\n"), "local/x:y", network_mode="none"
+    )
+    assert missing.failure.kind == "base-image" and missing.failure.step == 1
+    rejected = build_image(
+        client, make_context(f"FROM {busybox}\nRUNN true\n"), "local/x:y", network_mode="none"
+    )
+    assert rejected.failure.kind == "rejected" and "unknown instruction: RUNN" in rejected.failure.message
+
+
+def test_cli_build_failures_are_one_line_with_exit_2_or_step_report(
+    client, busybox, unchanged_engine, tmp_path
+):
+    runner = CliRunner()
+    missing = runner.invoke(app, ["build", "--recipe", "torch213-cpu", "--base-image", "local/missing:none"])
+    assert missing.exit_code == 2, missing.output
+    assert "base image local/missing:none is not available locally and cannot be pulled" in missing.output
+    # The recipe's apt step cannot run on busybox: the step, its exit code and its log are shown.
+    failed = runner.invoke(
+        app, ["build", "--recipe", "torch213-cpu", "--no-torch", "--base-image", busybox, "--network", "none"]
+    )
+    assert failed.exit_code == 1, failed.output
+    assert "RUN apt-get update" in failed.output and "failed with exit code 127" in failed.output
+    assert "apt-get: not found" in failed.output
+
+
+def test_gpu_probe_without_toolkit_becomes_container_gpu_finding(client, busybox, unchanged_engine):
+    probe = probe_container_gpu(client, busybox)
+    if probe.ok:
+        pytest.skip("this engine gives containers a GPU: the no-toolkit path cannot be exercised")
+    assert probe.status == "no-toolkit", probe.detail
+    assert 'could not select device driver "" with capabilities: [[gpu]]' in probe.detail
+    finding = container_gpu_finding(probe, needs_gpu=True)
+    assert finding.id == "container-gpu" and finding.severity is Severity.ERROR
+    assert probe.detail in finding.message and "nvidia-ctk runtime configure" in finding.fix
+    assert container_gpu_finding(probe, needs_gpu=False).severity is Severity.INFO
+
+
+def test_run_in_container_reports_exit_code_output_and_timeout(client, busybox, unchanged_engine):
+    run = run_in_container(client, busybox, ["sh", "-c", "echo out; echo err >&2; exit 4"], ulimits=False)
+    assert (run.exit_code, run.stdout, run.stderr, run.error) == (4, "out\n", "err\n", None)
+    hung = run_in_container(client, busybox, ["sleep", "30"], timeout=2, ulimits=False)
+    assert hung.exit_code is None and "timed out after 2 s" in hung.error
+
+
+def test_no_engine_is_a_one_line_error(tmp_path):
+    env = {**os.environ, "DOCKER_HOST": f"unix://{tmp_path}/missing.sock"}
+    result = _cli_build(env)
+    assert result.returncode == 2
+    assert result.stderr.strip() == (
+        f"envdoctor: error: no Docker engine: {tmp_path}/missing.sock does not exist "
+        "(start dockerd, or point DOCKER_HOST at a running engine)"
+    )
+
+
+def test_permission_denied_on_the_socket_is_a_one_line_error(tmp_path):
+    """A socket owned by nobody, mode 0600, and the test process without CAP_DAC_OVERRIDE."""
+    if os.geteuid() != 0 or shutil.which("setpriv") is None:
+        pytest.skip("needs root and setpriv to drop CAP_DAC_OVERRIDE")
+    path = tmp_path / "engine.sock"
+    server = socket.socket(socket.AF_UNIX)
+    server.bind(str(path))
+    server.listen(1)
+    os.chown(path, 65534, 65534)
+    os.chmod(path, 0o600)
+    tmp_path.chmod(0o755)
+    try:
+        env = {**os.environ, "DOCKER_HOST": f"unix://{path}"}
+        result = _cli_build(
+            env, ["setpriv", "--inh-caps=-all", "--bounding-set=-dac_override,-dac_read_search"]
+        )
+    finally:
+        server.close()
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.startswith(f"envdoctor: error: permission denied on {path}: add your user to the")
+
+
+def _cli_build(env: dict[str, str], prefix: list[str] | None = None) -> subprocess.CompletedProcess:
+    command = [*(prefix or []), sys.executable, "-m", "envdoctor", "build", "--recipe", "torch213-cpu"]
+    return subprocess.run(command, env=env, cwd=ROOT, capture_output=True, text=True, timeout=60)
