@@ -1,0 +1,150 @@
+"""``envdoctor fix --apply`` on real throwaway venvs with real pip: planted conflicts get fixed,
+a failing step or a worse re-check rolls back to the exact previous set of distributions."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from envdoctor import apply as executor
+from envdoctor.cli import app
+from envdoctor.findings import Finding, PipInstall, PipUninstall, SetEnv, Severity
+from envdoctor.plan import build_plan
+from envdoctor.probes import collect
+from envdoctor.rules import evaluate
+from tests.fix_helpers import freeze, make_venv, pip
+
+runner = CliRunner()
+BAD_ALLOC = "garbage_collection_threshold:1.5"  # must lie in (0, 1)
+REPO = Path(__file__).resolve().parent.parent
+
+
+def _ids(python: Path, env: dict[str, str] | None = None) -> set[str]:
+    result = runner.invoke(app, ["check", "--python", str(python), "--json"], env=env)
+    return {f["id"] for f in json.loads(result.stdout)["findings"]}
+
+
+@pytest.mark.slow
+def test_fix_apply_resolves_planted_conflicts_then_is_idempotent_and_rolls_back(tmp_path):
+    py = make_venv(tmp_path / "venv", system_site=True)  # sees this machine's torch 2.13.0+cpu
+    pip(py, "install", "rich==13.7.1", "requests==2.25.1")
+    pip(py, "install", "pygments==2.12.0", "idna==3.7")  # below rich's floor / above requests' ceiling
+    planted = freeze(py)
+    env = {"PYTORCH_CUDA_ALLOC_CONF": BAD_ALLOC}
+    before = runner.invoke(app, ["check", "--python", str(py), "--json"], env=env)
+    found = json.loads(before.stdout)["findings"]
+    conflicts = {f["message"] for f in found if f["id"] == "requirement-conflict"}
+    assert any("requests 2.25.1 requires idna<3,>=2.5" in m for m in conflicts)
+    assert any("rich 13.7.1 requires pygments" in m for m in conflicts)
+    alloc_ids = {f["id"] for f in found if "PYTORCH_CUDA_ALLOC_CONF" in json.dumps(f["actions"])}
+    assert alloc_ids
+
+    result = runner.invoke(app, ["fix", "--apply", "--python", str(py)], env=env)
+    assert result.exit_code == 0, result.stdout + result.stderr
+    assert "Applied." in result.stdout and "snapshot:" in result.stdout
+    after = freeze(py)
+    assert "idna==2.10" in after and "Pygments==2." in after and "Pygments==2.12.0" not in after
+
+    # The activation file fixes the variable when sourced by bash; check is then clean for those ids.
+    activation = tmp_path / "venv" / "envdoctor-activate.sh"
+    script = (
+        f"export PYTORCH_CUDA_ALLOC_CONF={BAD_ALLOC}; . {activation}; "
+        f'echo "value=${{PYTORCH_CUDA_ALLOC_CONF-<unset>}}"; '
+        f"{sys.executable} -m envdoctor.cli check --python {py} --json"
+    )
+    sourced = subprocess.run(["bash", "-c", script], capture_output=True, text=True, timeout=180, cwd=REPO)
+    value_line, report = sourced.stdout.split("\n", 1)
+    assert value_line != f"value={BAD_ALLOC}"
+    ids = {f["id"] for f in json.loads(report)["findings"]}
+    assert "requirement-conflict" not in ids and not (alloc_ids & ids)
+
+    again = runner.invoke(app, ["fix", "--apply", "--python", str(py)], env=env)
+    assert again.exit_code == 0 and "nothing to do" in again.stdout
+    assert freeze(py) == after
+
+    undo = runner.invoke(app, ["fix", "--rollback", "--python", str(py)])
+    assert undo.exit_code == 0, undo.stdout
+    assert freeze(py) == planted
+    assert not activation.exists()
+
+
+def _plan(py: Path, *findings: Finding):
+    facts = collect(python=str(py), quick=True)
+    return build_plan(list(findings), facts), facts
+
+
+@pytest.mark.slow
+def test_failing_step_rolls_back_to_the_same_distributions(tmp_path):
+    py = make_venv(tmp_path / "venv")
+    pip(py, "install", "requests==2.25.1", "pygments==2.12.0")
+    activation = tmp_path / "venv" / "envdoctor-activate.sh"
+    activation.write_text("export KEEP_ME='yes'\n")
+    before = freeze(py)
+    plan, facts = _plan(
+        py,
+        Finding("drop", Severity.ERROR, "m", actions=[PipUninstall(("pygments",))]),
+        Finding("up", Severity.ERROR, "m", actions=[PipInstall(("idna==3.7",), reinstall=True)]),
+        Finding("bad", Severity.ERROR, "m", actions=[PipInstall(("envdoctor-no-such-package==0.0.1",))]),
+        Finding("env", Severity.WARNING, "m", actions=[SetEnv("KEEP_ME", "no")]),
+    )
+    errors = executor.count_errors(evaluate(facts))
+    result = executor.apply_plan(
+        plan, lambda: evaluate(collect(python=str(py), quick=True)), errors, timeout=300
+    )
+    assert not result.ok and result.rolled_back and result.reason.startswith("step failed")
+    assert [s.ok for s in result.steps] == [True, True, False]
+    assert result.rollback.ok and result.rollback.restored == ["Pygments==2.12.0", "idna==2.10"]
+    assert freeze(py) == before
+    assert activation.read_text() == "export KEEP_ME='yes'\n"
+    assert json.loads(result.snapshot.path.read_text())["distributions"]["requests"] == "2.25.1"
+
+
+@pytest.mark.slow
+def test_worse_recheck_rolls_back(tmp_path):
+    py = make_venv(tmp_path / "venv")
+    pip(py, "install", "requests==2.25.1")
+    before = freeze(py)
+    # idna 3.7 breaks requests 2.25.1 (idna<3): the re-check finds a new error.
+    plan, facts = _plan(py, Finding("up", Severity.WARNING, "m", actions=[PipInstall(("idna==3.7",))]))
+    errors = executor.count_errors(evaluate(facts))
+    result = executor.apply_plan(
+        plan, lambda: evaluate(collect(python=str(py), quick=True)), errors, timeout=300
+    )
+    assert result.rolled_back and result.errors_after == errors + 1
+    assert "re-check found" in executor.render_result(result)
+    assert freeze(py) == before
+
+
+def test_live_refusal_of_an_externally_managed_system_python(tmp_path):
+    system = Path("/usr/bin/python3")
+    if not system.exists():
+        pytest.skip("no system python3")
+    target = executor.inspect_target(str(system))
+    if target.in_venv or not Path(target.stdlib, "EXTERNALLY-MANAGED").exists():
+        pytest.skip("/usr/bin/python3 is not externally managed here")
+    refused = executor.live_refusals(target, allow_system=False, allow_conda=False)
+    assert len(refused) == 1 and "(PEP 668)" in refused[0] and "--break-system-packages" in refused[0]
+    assert executor.live_refusals(target, allow_system=True, allow_conda=False) == []
+    plan, _ = _plan(system, Finding("n", Severity.ERROR, "m", actions=[PipInstall(("idna==3.7",))]))
+    plan.refusals = []  # the executor must refuse on its own, whatever the plan says
+    result = executor.apply_plan(plan, lambda: [], 0, timeout=60)
+    assert result.refused and result.snapshot is None and not result.steps
+
+
+def test_live_refusal_of_a_conda_managed_torch(tmp_path):
+    py = make_venv(tmp_path / "env")
+    meta = tmp_path / "env" / "conda-meta"
+    meta.mkdir()
+    (meta / "pytorch-2.2.2-py3.11_cuda12.1_0.json").write_text(
+        json.dumps({"name": "pytorch", "version": "2.2.2"})
+    )
+    target = executor.inspect_target(str(py))
+    assert executor.conda_meta_packages(target.prefix) == {"pytorch": "2.2.2"}
+    refused = executor.live_refusals(target, allow_system=False, allow_conda=False)
+    assert len(refused) == 1 and "--allow-conda" in refused[0]
+    assert executor.live_refusals(target, allow_system=False, allow_conda=True) == []
