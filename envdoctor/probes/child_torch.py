@@ -111,7 +111,10 @@ def main():
         if numpy is None:
             try:
                 import numpy
-            except Exception as exc:  # noqa: BLE001
+            except ModuleNotFoundError as exc:
+                if exc.name != "numpy":
+                    result.setdefault("errors", {})["numpy_version"] = describe(exc)
+            except Exception as exc:  # noqa: BLE001 - a numpy that fails to load is worth reporting
                 result.setdefault("errors", {})["numpy_version"] = describe(exc)
         result["numpy_version"] = getattr(numpy, "__version__", None)
         record(caught)
