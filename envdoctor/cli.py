@@ -360,7 +360,8 @@ def build(
         context = make_context(dockerfile, source_root(), certs)
     except ContextError as exc:
         raise fail(str(exc)) from None
-    err.print(f"Building {tag} from recipe {chosen.name} ({why}), network {network}", highlight=False)
+    base = base_image or chosen.base_image
+    err.print(f"Building {tag} from recipe {chosen.name} ({why}) on {base}, network {network}", highlight=False)
     with render.BuildProgress(err, verbose=verbose) as progress:
         result = build_image(
             client,
@@ -377,7 +378,6 @@ def build(
         if failure.kind == "rejected":
             raise fail(f"the engine rejected the Dockerfile: {failure.message}")
         if failure.kind == "base-image":
-            base = base_image or chosen.base_image
             raise fail(f"base image {base} is not available locally and cannot be pulled: {failure.message}")
         if failure.kind != "step-failed":
             err.print(f"[red]✗[/] build failed at step {failure.step}: {failure.message}", highlight=False)

@@ -164,3 +164,19 @@ def test_permission_denied_on_the_socket_is_a_one_line_error(tmp_path):
 def _cli_build(env: dict[str, str], prefix: list[str] | None = None) -> subprocess.CompletedProcess:
     command = [*(prefix or []), sys.executable, "-m", "envdoctor", "build", "--recipe", "torch213-cpu"]
     return subprocess.run(command, env=env, cwd=ROOT, capture_output=True, text=True, timeout=60)
+
+
+def test_rebuilding_a_tag_removes_the_image_it_replaced(client, busybox, unchanged_engine):
+    tag = "local/envdoctor-test:retag"
+    first = build_image(
+        client, make_context(f"FROM {busybox}\nRUN echo one > /tmp/v\n"), tag, network_mode="none"
+    )
+    second = build_image(
+        client, make_context(f"FROM {busybox}\nRUN echo two > /tmp/v\n"), tag, network_mode="none"
+    )
+    try:
+        assert first.ok and second.ok and first.image_id != second.image_id
+        assert second.removed == [first.image_id]
+        assert first.image_id not in {i["Id"] for i in client.api.images(all=True)}
+    finally:
+        client.images.remove(tag)

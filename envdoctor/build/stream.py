@@ -53,7 +53,8 @@ class BuildResult:
     steps: list[str] = field(default_factory=list)  # "RUN apt-get update ...", in order
     layers: list[str] = field(default_factory=list)  # layer ids from the stream, base image first
     failure: BuildFailure | None = None
-    removed: list[str] = field(default_factory=list)  # layers removed after a failure
+    # Untagged images removed: the layers of a failed build, or the image the tag named before.
+    removed: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -79,6 +80,7 @@ def build_image(
 
     result = BuildResult(tag=tag)
     parser = _StreamParser(result, on_event)
+    previous = _image_id(client, tag)
     try:
         chunks = client.api.build(
             fileobj=context,
@@ -103,7 +105,19 @@ def build_image(
         result.failure = BuildFailure(kind="step-error", message="the build stream ended without an image id")
     if result.failure is not None:
         result.removed = remove_dangling_layers(client, result.layers[1:])
+    elif previous is not None and previous != result.image_id:
+        # The tag moved to the new image: the one it named before is now dangling unless tagged elsewhere.
+        result.removed = remove_dangling_layers(client, [previous])
     return result
+
+
+def _image_id(client: Any, reference: str) -> str | None:
+    import docker
+
+    try:
+        return client.images.get(reference).id
+    except docker.errors.ImageNotFound:
+        return None
 
 
 def remove_dangling_layers(client: Any, layer_ids: list[str]) -> list[str]:
