@@ -142,5 +142,5 @@ def _escape(value: str) -> str:
 
 
 def _quote(spec: str) -> str:
-    """A requirement as one shell word, double-quoted (``"numpy<2"``)."""
-    return '"' + spec.replace("\\", "\\\\").replace('"', '\\"').replace("$", "\\$").replace("`", "\\`") + '"'
+    """A requirement as one double-quoted shell word (``"numpy<2"``); backquotes escaped too."""
+    return '"' + _escape(spec).replace("`", "\\`") + '"'
