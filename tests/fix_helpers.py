@@ -7,11 +7,13 @@ import sys
 from pathlib import Path
 
 
-def make_venv(path: Path, system_site: bool = False) -> Path:
+def make_venv(path: Path, system_site: bool = False, with_pip: bool = True) -> Path:
     """A fresh venv (``python -m venv``); returns its interpreter."""
     args = [sys.executable, "-m", "venv", str(path)]
     if system_site:
-        args.insert(3, "--system-site-packages")
+        args.append("--system-site-packages")
+    if not with_pip:
+        args.append("--without-pip")
     subprocess.run(args, check=True, timeout=120)
     return path / "bin" / "python"
 

@@ -36,7 +36,7 @@ def test_fix_apply_resolves_planted_conflicts_then_is_idempotent_and_rolls_back(
     pip(py, "install", "pygments==2.12.0", "idna==3.7")  # below rich's floor / above requests' ceiling
     planted = freeze(py)
     env = {"PYTORCH_CUDA_ALLOC_CONF": BAD_ALLOC}
-    before = runner.invoke(app, ["check", "--python", str(py), "--json"], env=env)
+    before = runner.invoke(app, ["check", "--python", str(py), "--json", "--quick"], env=env)
     found = json.loads(before.stdout)["findings"]
     conflicts = {f["message"] for f in found if f["id"] == "requirement-conflict"}
     assert any("requests 2.25.1 requires idna<3,>=2.5" in m for m in conflicts)
@@ -44,7 +44,7 @@ def test_fix_apply_resolves_planted_conflicts_then_is_idempotent_and_rolls_back(
     alloc_ids = {f["id"] for f in found if "PYTORCH_CUDA_ALLOC_CONF" in json.dumps(f["actions"])}
     assert alloc_ids
 
-    result = runner.invoke(app, ["fix", "--apply", "--python", str(py)], env=env)
+    result = runner.invoke(app, ["fix", "--apply", "--python", str(py), "--quick"], env=env)
     assert result.exit_code == 0, result.stdout + result.stderr
     assert "Applied." in result.stdout and "snapshot:" in result.stdout
     after = freeze(py)
@@ -55,7 +55,7 @@ def test_fix_apply_resolves_planted_conflicts_then_is_idempotent_and_rolls_back(
     script = (
         f"export PYTORCH_CUDA_ALLOC_CONF={BAD_ALLOC}; . {activation}; "
         f'echo "value=${{PYTORCH_CUDA_ALLOC_CONF-<unset>}}"; '
-        f"{sys.executable} -m envdoctor.cli check --python {py} --json"
+        f"{sys.executable} -m envdoctor.cli check --python {py} --json --quick"
     )
     sourced = subprocess.run(["bash", "-c", script], capture_output=True, text=True, timeout=180, cwd=REPO)
     value_line, report = sourced.stdout.split("\n", 1)
@@ -63,7 +63,7 @@ def test_fix_apply_resolves_planted_conflicts_then_is_idempotent_and_rolls_back(
     ids = {f["id"] for f in json.loads(report)["findings"]}
     assert "requirement-conflict" not in ids and not (alloc_ids & ids)
 
-    again = runner.invoke(app, ["fix", "--apply", "--python", str(py)], env=env)
+    again = runner.invoke(app, ["fix", "--apply", "--python", str(py), "--quick"], env=env)
     assert again.exit_code == 0 and "nothing to do" in again.stdout
     assert freeze(py) == after
 
@@ -78,11 +78,18 @@ def _plan(py: Path, *findings: Finding):
     return build_plan(list(findings), facts), facts
 
 
-@pytest.mark.slow
-def test_failing_step_rolls_back_to_the_same_distributions(tmp_path):
-    py = make_venv(tmp_path / "venv")
+@pytest.fixture(scope="module")
+def requests_venv(tmp_path_factory) -> Path:
+    """One venv with requests 2.25.1 (idna<3) and pygments 2.12.0; every test rolls it back."""
+    py = make_venv(tmp_path_factory.mktemp("rollback") / "venv")
     pip(py, "install", "requests==2.25.1", "pygments==2.12.0")
-    activation = tmp_path / "venv" / "envdoctor-activate.sh"
+    return py
+
+
+@pytest.mark.slow
+def test_failing_step_rolls_back_to_the_same_distributions(requests_venv):
+    py = requests_venv
+    activation = py.parent.parent / "envdoctor-activate.sh"
     activation.write_text("export KEEP_ME='yes'\n")
     before = freeze(py)
     plan, facts = _plan(
@@ -102,12 +109,12 @@ def test_failing_step_rolls_back_to_the_same_distributions(tmp_path):
     assert freeze(py) == before
     assert activation.read_text() == "export KEEP_ME='yes'\n"
     assert json.loads(result.snapshot.path.read_text())["distributions"]["requests"] == "2.25.1"
+    activation.unlink()
 
 
 @pytest.mark.slow
-def test_worse_recheck_rolls_back(tmp_path):
-    py = make_venv(tmp_path / "venv")
-    pip(py, "install", "requests==2.25.1")
+def test_worse_recheck_rolls_back(requests_venv):
+    py = requests_venv
     before = freeze(py)
     # idna 3.7 breaks requests 2.25.1 (idna<3): the re-check finds a new error.
     plan, facts = _plan(py, Finding("up", Severity.WARNING, "m", actions=[PipInstall(("idna==3.7",))]))
@@ -137,7 +144,7 @@ def test_live_refusal_of_an_externally_managed_system_python(tmp_path):
 
 
 def test_live_refusal_of_a_conda_managed_torch(tmp_path):
-    py = make_venv(tmp_path / "env")
+    py = make_venv(tmp_path / "env", with_pip=False)
     meta = tmp_path / "env" / "conda-meta"
     meta.mkdir()
     (meta / "pytorch-2.2.2-py3.11_cuda12.1_0.json").write_text(

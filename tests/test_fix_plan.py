@@ -4,6 +4,7 @@ idempotent environment changes and refusals. GPU machines are recorded facts (fi
 from __future__ import annotations
 
 import json
+import subprocess
 from pathlib import Path
 
 from typer.testing import CliRunner
@@ -203,3 +204,41 @@ def test_fixture_healthy_h200_has_nothing_to_fix():
     findings = evaluate(load_facts(FIXTURES / "healthy_h200.json"))
     plan = build_plan(findings, load_facts(FIXTURES / "healthy_h200.json"))
     assert plan.automatic_steps == []
+
+
+def test_uv_is_used_when_on_path(monkeypatch):
+    from envdoctor import apply as executor
+
+    monkeypatch.setattr(executor.shutil, "which", lambda name: "/usr/local/bin/uv" if name == "uv" else None)
+    args = ["install", "--no-input", "--index-url", "https://x/cu126", "--force-reinstall", "torch==2.13.0"]
+    assert executor.installer_argv("/env/bin/python", args) == [
+        "/usr/local/bin/uv", "pip", "install", "--python", "/env/bin/python",
+        "--index-url", "https://x/cu126", "--reinstall", "torch==2.13.0",
+    ]  # fmt: skip
+    assert executor.installer_argv("/env/bin/python", ["uninstall", "-y", "rich"]) == [
+        "/usr/local/bin/uv", "pip", "uninstall", "--python", "/env/bin/python", "rich",
+    ]  # fmt: skip
+    monkeypatch.setattr(executor.shutil, "which", lambda name: None)
+    assert executor.installer_argv("/env/bin/python", ["uninstall", "-y", "rich"])[:3] == [
+        "/env/bin/python",
+        "-m",
+        "pip",
+    ]
+
+
+def test_activation_file_round_trips_values_that_need_quoting(tmp_path):
+    from envdoctor import apply as executor
+
+    env = {
+        "PYTORCH_CUDA_ALLOC_CONF": "expandable_segments:True,max_split_size_mb:128",
+        "Q": "it's $HOME",
+        "U": None,
+    }
+    path = tmp_path / "envdoctor-activate.sh"
+    path.write_text(executor.render_activation(path, env))
+    assert executor.parse_activation(path.read_text()) == env
+    sourced = subprocess.run(
+        ["bash", "-c", f'U=set; . {path}; printf "%s|%s|%s" "$PYTORCH_CUDA_ALLOC_CONF" "$Q" "${{U-unset}}"'],
+        capture_output=True, text=True, timeout=30, check=True,
+    )  # fmt: skip
+    assert sourced.stdout == f"{env['PYTORCH_CUDA_ALLOC_CONF']}|{env['Q']}|unset"
