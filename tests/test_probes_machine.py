@@ -160,12 +160,20 @@ def test_docker_engine_refusing_connections_is_an_error_not_a_crash(tmp_path) ->
 
 
 @pytest.mark.docker
-@pytest.mark.skipif(not os.path.exists(docker_engine.DEFAULT_SOCKET), reason="no Docker engine")
-def test_real_docker_engine_reports_version_and_runtimes() -> None:
+def test_real_docker_engine_matches_the_docker_cli() -> None:
+    cli = shutil.which("docker")
+    fmt = "{{.ServerVersion}} {{.DefaultRuntime}}"
+    done = (
+        subprocess.run([cli, "info", "--format", fmt], capture_output=True, text=True, timeout=30)
+        if cli
+        else None
+    )
+    if done is None or done.returncode != 0:
+        pytest.skip("no running Docker engine (docker info failed)")
     facts = docker_engine.probe(10, {})
     assert facts.status == "ok", facts.error
-    assert re.match(r"\d+\.\d+", facts.server_version or "")
-    assert facts.default_runtime in (facts.runtimes or [])
+    assert f"{facts.server_version} {facts.default_runtime}" == done.stdout.strip()
+    assert facts.default_runtime in facts.runtimes
 
 
 def test_a_crashing_and_a_hanging_probe_become_one_line_each() -> None:
@@ -182,3 +190,38 @@ def test_a_crashing_and_a_hanging_probe_become_one_line_each() -> None:
     assert facts.probe_errors == {"crash": "KeyError: 'boom'", "hang": "timed out after 0.5s"}
     assert results["fine"] == 42 and "hang" not in results
     assert set(facts.timings) == {"crash", "hang", "fine"}
+
+
+def test_fixture_engine_info_over_a_unix_socket(tmp_path) -> None:
+    """A stand-in engine answering GET /info the way Docker does on a host with the NVIDIA runtime."""
+    import http.server
+    import json
+    import socketserver
+
+    info = {"ServerVersion": "28.2.2", "DefaultRuntime": "runc", "Runtimes": {"nvidia": {}, "runc": {}}}
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 - the http.server API
+            body = json.dumps(info).encode() if self.path == "/info" else b"{}"
+            self.send_response(200 if self.path == "/info" else 404)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def address_string(self) -> str:
+            return "local"
+
+        def log_message(self, *args) -> None:
+            pass
+
+    path = str(tmp_path / "docker.sock")
+    with socketserver.UnixStreamServer(path, Handler) as server:
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        facts = docker_engine.probe(5, {"DOCKER_HOST": f"unix://{path}"})
+        server.shutdown()
+    assert (facts.status, facts.server_version, facts.default_runtime, facts.runtimes) == (
+        "ok",
+        "28.2.2",
+        "runc",
+        ["nvidia", "runc"],
+    )

@@ -1,7 +1,9 @@
 """The Docker engine: reachable or not, its version and runtimes (is ``nvidia`` registered?), CDI specs.
 
-The Docker SDK pulls in ``requests`` (a few hundred milliseconds), so it is imported only when an
-engine socket exists; without one the status is ``no-engine`` straight away.
+A local engine (a unix socket, the usual case) is asked ``GET /info`` with the standard library: the
+Docker SDK pulls in ``requests`` and costs over 100 ms of CPU before the first byte. The SDK is
+imported only for other DOCKER_HOST schemes (tcp with TLS, ssh). Without a socket the status is
+``no-engine`` straight away.
 """
 
 from __future__ import annotations
@@ -19,9 +21,17 @@ def probe(timeout: float, environ: dict[str, str] | os._Environ | None = None) -
     environ = os.environ if environ is None else environ
     facts = DockerFacts(cdi_spec_dirs=cdi_spec_dirs())
     host = environ.get("DOCKER_HOST") or f"unix://{DEFAULT_SOCKET}"
-    if host.startswith("unix://") and not os.path.exists(host[len("unix://") :]):
-        facts.status, facts.error = "no-engine", f"no Docker socket at {host[len('unix://') :]}"
-        return facts
+    if host.startswith("unix://"):
+        socket_path = host[len("unix://") :]
+        if not os.path.exists(socket_path):
+            facts.status, facts.error = "no-engine", f"no Docker socket at {socket_path}"
+            return facts
+        try:
+            info = unix_socket_info(socket_path, timeout)
+        except OSError as exc:
+            facts.status, facts.error = socket_error_kind(exc), f"{socket_path}: {_one_line(exc)}"
+            return facts
+        return _with_info(facts, info)
     try:
         import docker
         from docker.errors import DockerException
@@ -38,6 +48,50 @@ def probe(timeout: float, environ: dict[str, str] | os._Environ | None = None) -
     finally:
         if client is not None:
             client.close()
+    return _with_info(facts, info)
+
+
+def unix_socket_info(path: str, timeout: float) -> dict:
+    """The engine's ``GET /info`` over its unix socket (raises OSError when it cannot answer)."""
+    import http.client
+    import json
+    import socket
+
+    class UnixConnection(http.client.HTTPConnection):
+        def connect(self) -> None:
+            self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            self.sock.settimeout(timeout)
+            self.sock.connect(path)
+
+    conn = UnixConnection("localhost", timeout=timeout)
+    try:
+        conn.request("GET", "/info")
+        response = conn.getresponse()
+        body = response.read()
+    except http.client.HTTPException as exc:
+        raise OSError(f"not a Docker engine ({type(exc).__name__})") from None
+    finally:
+        conn.close()
+    if response.status != 200:
+        raise OSError(f"GET /info answered HTTP {response.status}")
+    try:
+        info = json.loads(body)
+    except ValueError:
+        raise OSError("GET /info did not answer JSON") from None
+    if not isinstance(info, dict):
+        raise OSError("GET /info did not answer an object")
+    return info
+
+
+def socket_error_kind(exc: OSError) -> str:
+    if isinstance(exc, PermissionError):
+        return "permission-denied"
+    if isinstance(exc, (FileNotFoundError, ConnectionRefusedError)):
+        return "no-engine"
+    return "error"
+
+
+def _with_info(facts: DockerFacts, info: dict) -> DockerFacts:
     facts.status = "ok"
     facts.server_version = info.get("ServerVersion")
     facts.runtimes = sorted(info.get("Runtimes") or {})

@@ -31,6 +31,14 @@ def probe(timeout: float) -> NvidiaFacts:
 
 
 def probe_nvml() -> NvidiaFacts:
+    import ctypes
+
+    try:  # the library pynvml loads: where it is absent, skip importing pynvml (tens of ms)
+        ctypes.CDLL("libnvidia-ml.so.1")
+    except OSError as exc:
+        return NvidiaFacts(
+            source="nvml", error="driver-missing", error_detail=f"NVML library not found ({exc})"
+        )
     try:
         import pynvml
     except ImportError as exc:
