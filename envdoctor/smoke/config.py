@@ -1,0 +1,98 @@
+"""What a smoke-train run does: one plain dataclass, shared by the CLI process and the workers.
+
+No torch here: the CLI process builds and validates a :class:`SmokeConfig` without importing torch,
+writes it as JSON, and the worker processes (which do import torch) read it back.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+PRECISIONS = ("fp32", "bf16", "fp16", "fp8")
+STRATEGIES = ("ddp", "fsdp", "deepspeed")
+TASKS = ("add", "recall", "local")  # kept in step with reference_model.tasks.TASKS (tested)
+ATTENTIONS = ("pam", "full")
+# Model sizes: (n_layer, n_head, n_embd). Every width is a multiple of 16 so fp8 layers apply.
+SIZES: dict[str, tuple[int, int, int]] = {
+    "tiny": (2, 4, 64),
+    "small": (4, 4, 128),
+    "base": (6, 8, 256),
+}
+# Loss at init under a low precision vs fp32, same weights and batch: largest relative difference.
+INIT_TOLERANCE = {"bf16": 2e-2, "fp16": 5e-3, "fp8": 5e-2}
+
+
+class ConfigError(ValueError):
+    """A bad option combination, reported as a one-line error (exit 2)."""
+
+
+@dataclass
+class SmokeConfig:
+    task: str = "add"
+    size: str = "tiny"
+    steps: int = 600
+    batch_size: int = 64  # examples per micro-batch and rank
+    grad_accum: int = 1
+    seq_len: int = 32  # recall and local; add has a fixed length
+    lr: float = 3e-3
+    seed: int = 0
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    precision: str = "fp32"  # one of PRECISIONS or "all"
+    attention: str = "pam"
+    stages: int = 3
+    strategy: str = "ddp"  # used when more than one process trains
+    out_dir: str = "envdoctor-smoke"
+    resume: bool = False
+    ckpt_every: int = 0  # also checkpoint every N steps (0: only at the end or on interrupt)
+    eval_examples: int = 512
+    min_accuracy: float = 0.9
+    min_loss_drop: float = 0.5  # final loss must be at most (1 - this) x the first loss
+    inject_inf_at: int | None = None  # plant an inf loss at this step to prove the NaN guard works
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        checks = [
+            (self.task in TASKS, f"unknown task {self.task!r} (choose {', '.join(TASKS)})"),
+            (self.size in SIZES, f"unknown size {self.size!r} (choose {', '.join(SIZES)})"),
+            (
+                self.precision in (*PRECISIONS, "all"),
+                f"unknown precision {self.precision!r} (choose {', '.join(PRECISIONS)} or all)",
+            ),
+            (
+                self.strategy in STRATEGIES,
+                f"unknown strategy {self.strategy!r} (choose ddp, fsdp, deepspeed)",
+            ),
+            (self.attention in ATTENTIONS, f"unknown attention {self.attention!r} (choose pam or full)"),
+            (self.stages in (3, 5), "stages must be 3 or 5"),
+            (
+                self.steps >= 1 and self.batch_size >= 1 and self.grad_accum >= 1,
+                "steps, batch size, accum >= 1",
+            ),
+            (16 <= self.seq_len <= 65536, "seq-len must be between 16 and 65536"),
+            (self.lr > 0, "lr must be positive"),
+            (0 <= self.min_accuracy <= 1 and 0 <= self.min_loss_drop < 1, "thresholds must be fractions"),
+            (self.eval_examples >= 1 and self.ckpt_every >= 0, "eval examples >= 1, ckpt-every >= 0"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise ConfigError(message)
+
+    @property
+    def precisions(self) -> list[str]:
+        return list(PRECISIONS) if self.precision == "all" else [self.precision]
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def write(self, path: Path) -> None:
+        path.write_text(json.dumps(self.to_dict(), indent=1))
+
+    @classmethod
+    def read(cls, path: Path) -> SmokeConfig:
+        return cls(**json.loads(path.read_text()))

@@ -1,0 +1,187 @@
+"""The CLI side of smoke-train: check that torch imports, start the worker(s), follow their events.
+
+torch is never imported in this process. A probe child imports it first (a missing or broken torch
+becomes the finding ``torch-missing`` / ``torch-import-error``); then one worker, or ``torchrun``
+with N workers, trains under a wall-clock timeout. Ctrl-C is forwarded so workers save a checkpoint.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import queue
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from envdoctor.smoke.config import SmokeConfig
+from envdoctor.smoke.worker import EVENT_PREFIX, EXIT_INTERRUPTED
+
+ROOT = Path(__file__).resolve().parents[2]  # holds envdoctor/ and reference_model/
+PROBE_TIMEOUT_S = 120
+PROBE = """
+import importlib.util, json
+try:
+    import torch
+except ModuleNotFoundError as exc:
+    out = {"error": "torch-missing" if exc.name == "torch" else "torch-import-error", "detail": str(exc)}
+except Exception as exc:
+    out = {"error": "torch-import-error", "detail": f"{type(exc).__name__}: {exc}"}
+else:
+    out = {"torch": torch.__version__, "cuda": torch.cuda.is_available(),
+           "deepspeed": importlib.util.find_spec("deepspeed") is not None}
+print(json.dumps(out))
+"""
+
+
+@dataclass
+class Launch:
+    """How to start the workers: interpreter, process count, torchrun's multi-node flags, timeout."""
+
+    python: str = sys.executable
+    nproc: int = 1
+    nnodes: str = "1"
+    rdzv_endpoint: str | None = None
+    rdzv_id: str = "envdoctor-smoke"
+    timeout_s: float = 900.0
+
+
+@dataclass
+class Outcome:
+    """What came back: the result figures, or the finding id that stopped the run before training."""
+
+    result: dict[str, Any] | None = None
+    error: str | None = None  # finding id: torch-missing, torch-import-error, smoke-train-crashed, ...
+    detail: str = ""
+    returncode: int | None = None
+    interrupted: bool = False
+    events: list[dict[str, Any]] = field(default_factory=list)
+
+
+def child_env() -> dict[str, str]:
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH")) if p)
+    return env
+
+
+def probe_torch(python: str) -> dict[str, Any]:
+    """Import torch in a child: {"torch": version, ...} or {"error": finding id, "detail": ...}."""
+    try:
+        proc = subprocess.run(
+            [python, "-c", PROBE], capture_output=True, text=True, timeout=PROBE_TIMEOUT_S, env=child_env()
+        )
+    except subprocess.TimeoutExpired:
+        return {"error": "torch-import-error", "detail": f"import torch took over {PROBE_TIMEOUT_S} s"}
+    except OSError as exc:
+        return {"error": "torch-import-error", "detail": f"cannot run {python}: {exc}"}
+    lines = proc.stdout.strip().splitlines()
+    if proc.returncode != 0 or not lines:
+        tail = (proc.stderr.strip().splitlines() or [f"exit status {proc.returncode}"])[-1]
+        return {"error": "torch-import-error", "detail": f"import torch crashed: {tail}"}
+    return json.loads(lines[-1])
+
+
+def command(launch: Launch, config_path: Path) -> list[str]:
+    worker = ["-m", "envdoctor.smoke.worker", str(config_path)]
+    if launch.nproc == 1 and launch.nnodes == "1":
+        return [launch.python, *worker]
+    run = [launch.python, "-m", "torch.distributed.run", "--nproc-per-node", str(launch.nproc)]
+    if launch.rdzv_endpoint:
+        run += ["--nnodes", launch.nnodes, "--rdzv-backend", "c10d", "--rdzv-endpoint", launch.rdzv_endpoint]
+        run += ["--rdzv-id", launch.rdzv_id]
+    else:
+        run += ["--standalone"]
+    return [*run, *worker]
+
+
+def _read_events(stream, out: queue.Queue) -> None:
+    for line in stream:
+        if line.startswith(EVENT_PREFIX):
+            out.put(json.loads(line[len(EVENT_PREFIX) :]))
+    out.put(None)
+
+
+def _stop(proc: subprocess.Popen, sig: int, grace_s: float) -> None:
+    """Signal the worker's process group, then kill it if it does not finish within grace_s."""
+    try:
+        os.killpg(proc.pid, sig)
+        proc.wait(timeout=grace_s)
+    except (ProcessLookupError, subprocess.TimeoutExpired):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+
+def train(cfg: SmokeConfig, launch: Launch, on_event: Callable[[dict[str, Any]], None]) -> Outcome:
+    """Probe torch, run the workers, and collect their result (never raises for a broken torch)."""
+    probe = probe_torch(launch.python)
+    if "error" in probe:
+        return Outcome(error=probe["error"], detail=probe["detail"])
+    if cfg.strategy == "deepspeed":
+        installed = (
+            "installed, but this version of smoke-train has no ZeRO-3 loop for it (use --strategy fsdp)"
+        )
+        detail = (
+            f"deepspeed is {installed if probe['deepspeed'] else 'not installed (pip install deepspeed)'}"
+        )
+        return Outcome(error="deepspeed-unavailable", detail=detail)
+    if cfg.device.startswith("cuda") and not probe["cuda"]:
+        return Outcome(
+            error="cuda-unavailable", detail=f"--device {cfg.device} but torch sees no CUDA device"
+        )
+    out_dir = Path(cfg.out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    config_path = out_dir / "config.json"
+    cfg.write(config_path)
+    events: queue.Queue = queue.Queue()
+    outcome = Outcome()
+    with tempfile.TemporaryFile("w+") as stderr:
+        proc = subprocess.Popen(
+            command(launch, config_path),
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+            text=True,
+            env=child_env(),
+            start_new_session=True,  # its own process group: the timeout can stop every worker
+        )
+        threading.Thread(target=_read_events, args=(proc.stdout, events), daemon=True).start()
+        deadline = time.monotonic() + launch.timeout_s
+        try:
+            while True:
+                try:
+                    event = events.get(timeout=max(0.1, deadline - time.monotonic()))
+                except queue.Empty:
+                    _stop(proc, signal.SIGTERM, 15)
+                    outcome.error, outcome.detail = (
+                        "smoke-train-timeout",
+                        f"no result after {launch.timeout_s:g} s",
+                    )
+                    break
+                if event is None:
+                    break
+                outcome.events.append(event)
+                if event["event"] == "result":
+                    outcome.result = event["result"]
+                elif event["event"] == "error":
+                    outcome.error, outcome.detail = event["finding"], event.get("detail", "")
+                on_event(event)
+        except KeyboardInterrupt:
+            _stop(proc, signal.SIGINT, 120)  # workers checkpoint, then exit 130
+            outcome.interrupted = True
+        proc.wait()
+        outcome.returncode = proc.returncode
+        outcome.interrupted = outcome.interrupted or proc.returncode == EXIT_INTERRUPTED
+        if outcome.result is None and outcome.error is None:
+            stderr.seek(0)
+            tail = [ln for ln in stderr.read().strip().splitlines() if ln.strip()][-1:] or ["no output"]
+            outcome.error = "smoke-train-crashed"
+            outcome.detail = f"worker exited with status {proc.returncode}: {tail[0]}"
+    return outcome

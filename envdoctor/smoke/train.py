@@ -1,0 +1,349 @@
+"""The training run of smoke-train, executed inside a worker process (one per rank).
+
+For each requested precision: build the reference model with the same seed on every rank, train
+with AdamW, gradient accumulation, clipping at 1.0 and a NaN/Inf guard that stops at the first bad
+step, checkpoint atomically, evaluate exact-match accuracy, check that all ranks hold identical
+parameters and that the checkpoint reloads into a fresh model with identical outputs.
+Returns plain data (figures); :mod:`envdoctor.smoke.verdict` turns them into checks.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import gc
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from envdoctor.smoke import checkpoint, distributed
+from envdoctor.smoke.config import INIT_TOLERANCE, SIZES, SmokeConfig
+from envdoctor.smoke.distributed import Dist
+from envdoctor.smoke.fp8 import convert_to_float8, fp8_support
+from reference_model import PAMConfig, PAMTransformer, Task, exact_match, make_task
+
+Emit = Callable[..., None]  # emit(event_name, **fields)
+WARMUP_STEPS = 50
+EVAL_CHUNK = 256
+ROUND_TRIP_TOLERANCE = 1e-6
+
+
+@dataclass
+class StopSignal:
+    """Set by a signal handler (or a caller) to stop after the current step with a checkpoint."""
+
+    requested: bool = False
+
+
+def model_config(cfg: SmokeConfig, task: Task) -> PAMConfig:
+    """The reference model for this task: short inputs get smaller blocks and windows."""
+    n_layer, n_head, n_embd = SIZES[cfg.size]
+    short = task.length < 32
+    return PAMConfig(
+        n_layer=n_layer,
+        n_head=n_head,
+        n_embd=n_embd,
+        block_size=task.length,
+        attention=cfg.attention,
+        stages=cfg.stages,
+        compress_block=4 if short else 8,
+        window_min=4,
+        window_max=8 if task.length < 64 else 16,
+        window_warmup=max(1, cfg.steps // 4),
+    )
+
+
+def learning_rate(step: int, cfg: SmokeConfig) -> float:
+    """Linear warm-up, then cosine decay to 10% of the peak."""
+    if step < WARMUP_STEPS:
+        return cfg.lr * (step + 1) / WARMUP_STEPS
+    frac = (step - WARMUP_STEPS) / max(1, cfg.steps - WARMUP_STEPS)
+    return cfg.lr * (0.1 + 0.45 * (1 + math.cos(math.pi * min(frac, 1.0))))
+
+
+def autocast(precision: str, device: torch.device):
+    """bf16 / fp16 through autocast; fp32 and fp8 (whose layers pick their own dtype) run plain."""
+    if precision in ("bf16", "fp16"):
+        dtype = torch.bfloat16 if precision == "bf16" else torch.float16
+        return torch.autocast(device.type, dtype=dtype)
+    return contextlib.nullcontext()
+
+
+def precision_support(precision: str, device: torch.device) -> str | None:
+    """None when this precision runs on this device, else a finding id (fp8-unsupported, ...)."""
+    if precision == "fp8":
+        return fp8_support(device)
+    if precision == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
+        return "bf16-unsupported"
+    if precision in ("bf16", "fp16"):
+        try:
+            with autocast(precision, device):
+                torch.nn.functional.linear(
+                    torch.ones(2, 16, device=device), torch.ones(16, 16, device=device)
+                )
+        except (RuntimeError, NotImplementedError):
+            return f"{precision}-unsupported"
+    return None
+
+
+def build_model(mcfg: PAMConfig, precision: str, seed: int, device: torch.device) -> PAMTransformer:
+    torch.manual_seed(seed)  # identical initial weights on every rank
+    model = PAMTransformer(mcfg).to(device)
+    if precision == "fp8":
+        convert_to_float8(model)
+    return model
+
+
+@torch.no_grad()
+def evaluate(model, x: torch.Tensor, y: torch.Tensor, step: int, precision: str, device: torch.device):
+    """(logits on CPU, mean loss, exact-match accuracy) over the fixed evaluation set."""
+    model.eval()
+    logits, losses = [], []
+    for i in range(0, len(x), EVAL_CHUNK):
+        xb, yb = x[i : i + EVAL_CHUNK].to(device), y[i : i + EVAL_CHUNK].to(device)
+        with autocast(precision, device):
+            out, loss = model(xb, yb, step=step)
+        logits.append(out.float().cpu())
+        losses.append(loss.item() * len(xb))
+    model.train()
+    all_logits = torch.cat(logits)
+    return all_logits, sum(losses) / len(x), exact_match(all_logits, y).float().mean().item()
+
+
+def init_agreement(cfg: SmokeConfig, mcfg: PAMConfig, batch, device: torch.device) -> dict[str, Any]:
+    """Loss of the freshly initialised model under each low precision vs fp32 (same weights, batch)."""
+    x, y = (t[:64].to(device) for t in batch)
+    base = build_model(mcfg, "fp32", cfg.seed, device)
+    with torch.no_grad():
+        ref = base(x, y)[1].item()
+    out = {}
+    for precision in cfg.precisions:
+        if precision == "fp32" or precision_support(precision, device):
+            continue
+        model = build_model(mcfg, precision, cfg.seed, device)
+        with torch.no_grad(), autocast(precision, device):
+            loss = model(x, y)[1].item()
+        rel = abs(loss - ref) / abs(ref)
+        out[precision] = {
+            "fp32_loss": ref,
+            "loss": loss,
+            "rel_diff": rel,
+            "tolerance": INIT_TOLERANCE[precision],
+        }
+    return out
+
+
+class PeakMemory:
+    """Peak memory of one training run.
+
+    CUDA: ``torch.cuda.max_memory_allocated`` (reset per run). CPU: growth of the process's peak
+    resident set (VmHWM in /proc/self/status, reset by writing 5 to /proc/self/clear_refs) over the
+    resident size at the start of the run: model, optimizer state, activations and allocator caches.
+    """
+
+    def __init__(self, device: torch.device) -> None:
+        self.device = device
+        self.method = "cuda max_memory_allocated" if device.type == "cuda" else "peak RSS growth (VmHWM)"
+        self.start = 0
+        gc.collect()  # drop the previous run's model before measuring this one
+        if device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(device)
+        else:
+            with contextlib.suppress(OSError, AttributeError):
+                ctypes.CDLL("libc.so.6").malloc_trim(0)  # hand freed heap back, so RSS starts low
+            with contextlib.suppress(OSError):
+                Path("/proc/self/clear_refs").write_text("5")
+            self.start = self._status("VmRSS")
+
+    @staticmethod
+    def _status(key: str) -> int:
+        try:
+            for line in Path("/proc/self/status").read_text().splitlines():
+                if line.startswith(key + ":"):
+                    return int(line.split()[1]) * 1024
+        except OSError:
+            pass
+        return 0
+
+    def peak_bytes(self) -> int | None:
+        if self.device.type == "cuda":
+            return int(torch.cuda.max_memory_allocated(self.device))
+        peak = self._status("VmHWM")
+        return max(0, peak - self.start) if peak else None
+
+
+def _save(path: Path, model, optimizer, scaler, gen, step, history, fp, ctx: Dist) -> None:
+    """Gather full states (collective) and let rank 0 write them atomically."""
+    model_sd, optim_sd = checkpoint.model_optimizer_state(model, optimizer)
+    generators = distributed.gather_objects(gen.get_state(), ctx)
+    if ctx.is_main:
+        state = {
+            "fingerprint": fp,
+            "step": step,
+            "history": history,
+            "model": model_sd,
+            "optimizer": optim_sd,
+            "scaler": scaler.state_dict(),
+            "generators": generators,
+        }
+        checkpoint.atomic_save(state, path)
+    distributed.reduce_flags([0.0], ctx)  # barrier: the file exists before anyone goes on
+
+
+def train_precision(
+    cfg: SmokeConfig, precision: str, mcfg: PAMConfig, task: Task, eval_set, ctx: Dist, emit: Emit, stop
+) -> dict[str, Any]:
+    device = ctx.device
+    memory = PeakMemory(device)
+    model = distributed.wrap(build_model(mcfg, precision, cfg.seed, device), ctx, cfg.strategy)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, betas=(0.9, 0.95), weight_decay=0.0)
+    scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
+    gen = torch.Generator().manual_seed(cfg.seed * 7919 + 17 + ctx.rank)  # each rank its own data
+    path = Path(cfg.out_dir) / f"checkpoint-{precision}.pt"
+    fp = checkpoint.fingerprint(cfg.to_dict(), precision, ctx.world)
+    start, history, resumed_from = 0, [], None
+    if cfg.resume and path.exists():
+        state = checkpoint.load(path, fp)
+        checkpoint.restore(model, optimizer, state["model"], state["optimizer"])
+        scaler.load_state_dict(state["scaler"])
+        gen.set_state(state["generators"][ctx.rank])
+        start, history, resumed_from = state["step"], list(state["history"]), state["step"]
+    emit("start", precision=precision, steps=cfg.steps, start=start)
+    is_ddp = hasattr(model, "no_sync")
+    every = max(1, cfg.steps // 100)
+    bad_step, interrupted, skipped, done = None, False, 0, start
+    tokens = cfg.batch_size * cfg.grad_accum * task.length * ctx.world
+    t0 = time.perf_counter()
+    for step in range(start, cfg.steps):
+        for group in optimizer.param_groups:
+            group["lr"] = learning_rate(step, cfg)
+        loss_sum = 0.0
+        for micro in range(cfg.grad_accum):
+            x, y = (t.to(device) for t in task.batch(cfg.batch_size, gen))
+            last = micro == cfg.grad_accum - 1
+            with model.no_sync() if is_ddp and not last else contextlib.nullcontext():
+                with autocast(precision, device):
+                    _, loss = model(x, y, step=step)
+                if cfg.inject_inf_at == step:
+                    loss = loss * float("inf")
+                scaler.scale(loss / cfg.grad_accum).backward()
+            loss_sum += loss.item()
+        scaler.unscale_(optimizer)
+        norm = torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        norm = float(norm.full_tensor() if hasattr(norm, "full_tensor") else norm)
+        # fp16: an overflowing gradient is the grad scaler's business (it skips the step and backs off)
+        local_bad = not math.isfinite(loss_sum) or (precision != "fp16" and not math.isfinite(norm))
+        bad, stop_votes, loss_total = distributed.reduce_flags(
+            [float(local_bad), float(stop.requested), loss_sum / cfg.grad_accum if not local_bad else 0.0],
+            ctx,
+        )
+        if bad:
+            bad_step = step
+            optimizer.zero_grad(set_to_none=True)
+            emit("bad_step", precision=precision, step=step)
+            break
+        scale_before = scaler.get_scale() if scaler.is_enabled() else 1.0
+        scaler.step(optimizer)
+        scaler.update()
+        skipped += int(scaler.is_enabled() and scaler.get_scale() < scale_before)
+        optimizer.zero_grad(set_to_none=True)
+        history.append(loss_total / ctx.world)
+        done = step + 1
+        if done % every == 0 or done == cfg.steps:
+            emit("step", precision=precision, step=done, loss=history[-1])
+        if stop_votes:
+            interrupted = True
+            break
+        if cfg.ckpt_every and done % cfg.ckpt_every == 0 and done < cfg.steps:
+            _save(path, model, optimizer, scaler, gen, done, history, fp, ctx)
+    elapsed = time.perf_counter() - t0
+    run: dict[str, Any] = {
+        "precision": precision,
+        "steps": cfg.steps,
+        "steps_done": done,
+        "resumed_from": resumed_from,
+        "history": history,
+        "bad_step": bad_step,
+        "interrupted": interrupted,
+        "skipped_steps": skipped,
+        "train_seconds": elapsed,
+        "tokens_per_s": tokens * (done - start) / elapsed if done > start and elapsed > 0 else None,
+        "peak_memory_bytes": memory.peak_bytes(),
+        "memory_method": memory.method,
+        "micro_batch": cfg.batch_size,
+        "checkpoint": str(path),
+    }
+    if bad_step is not None:
+        return run
+    _save(path, model, optimizer, scaler, gen, done, history, fp, ctx)
+    if interrupted:
+        return run
+    x, y = eval_set
+    logits, eval_loss, accuracy = evaluate(model, x, y, cfg.steps, precision, device)
+    sums = distributed.gather_objects(distributed.checksum(distributed.full_parameters(model)), ctx)
+    run.update(
+        eval_loss=eval_loss,
+        accuracy=accuracy,
+        checksums=[hex(s) for s in sums],
+        ranks_in_sync=len(set(sums)) == 1,
+    )
+    if ctx.is_main:
+        fresh = build_model(mcfg, precision, cfg.seed + 1, device)  # other init: the load must overwrite it
+        fresh.load_state_dict(checkpoint.load(path, fp)["model"])
+        reloaded, _, _ = evaluate(fresh, x, y, cfg.steps, precision, device)
+        run["round_trip_max_diff"] = (reloaded - logits).abs().max().item()
+        run["round_trip_tolerance"] = ROUND_TRIP_TOLERANCE
+    return run
+
+
+def environment(ctx: Dist) -> dict[str, Any]:
+    device = ctx.device
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
+    return {
+        "torch": torch.__version__,
+        "cuda": torch.version.cuda,
+        "device": str(device),
+        "device_name": name,
+        "capability": ".".join(map(str, torch.cuda.get_device_capability(device)))
+        if device.type == "cuda"
+        else None,
+        "world_size": ctx.world,
+        "backend": ctx.backend,
+        "threads": torch.get_num_threads(),
+    }
+
+
+def run(cfg: SmokeConfig, emit: Emit, stop: StopSignal | None = None) -> dict[str, Any]:
+    """Train every requested precision; returns the figures of all runs (the same on every rank)."""
+    stop = stop or StopSignal()
+    ctx = distributed.setup(cfg.device)
+    try:
+        task = make_task(cfg.task, cfg.seq_len)
+        mcfg = model_config(cfg, task)
+        eval_set = task.batch(cfg.eval_examples, torch.Generator().manual_seed(cfg.seed + 1_000_003))
+        result: dict[str, Any] = {
+            "environment": environment(ctx),
+            "model": {**mcfg.to_dict(), "params": PAMTransformer(mcfg).num_params()},
+            "task": {"name": task.name, "length": task.length},
+            "strategy": cfg.strategy if ctx.world > 1 else None,
+            "init_agreement": init_agreement(cfg, mcfg, eval_set, ctx.device),
+            "runs": [],
+        }
+        for precision in cfg.precisions:
+            finding = precision_support(precision, ctx.device)
+            if finding:
+                result["runs"].append({"precision": precision, "unsupported": finding})
+                emit("unsupported", precision=precision, finding=finding)
+                continue
+            one = train_precision(cfg, precision, mcfg, task, eval_set, ctx, emit, stop)
+            result["runs"].append(one)
+            if one["interrupted"]:
+                break
+        return result
+    finally:
+        distributed.teardown(ctx)
