@@ -465,6 +465,60 @@ def diff(
     raise typer.Exit(EXIT_PROBLEM if any(differ.breaking(d) for _, d in results) else EXIT_OK)
 
 
+@app.command("smoke-train")
+def smoke_train(
+    task: Annotated[str, typer.Option(help="add (2-digit addition), recall (long range) or local.")] = "add",
+    size: Annotated[str, typer.Option(help="Model size: tiny, small or base.")] = "tiny",
+    steps: Annotated[int, typer.Option(help="Optimizer steps.")] = 600,
+    batch_size: Annotated[int, typer.Option("--batch-size", help="Examples per micro-batch and rank.")] = 64,
+    grad_accum: Annotated[int, typer.Option("--grad-accum", help="Micro-batches per step.")] = 1,
+    seq_len: Annotated[int, typer.Option("--seq-len", help="Sequence length (recall, local).")] = 32,
+    lr: Annotated[float, typer.Option(help="Peak learning rate.")] = 3e-3,
+    seed: Annotated[int, typer.Option(help="Seed of weights and data.")] = 0,
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
+    precision: Annotated[str, typer.Option(help="fp32, bf16, fp16, fp8 or all (a measured table).")] = "fp32",
+    attention: Annotated[str, typer.Option(help="pam (progressive attention) or full.")] = "pam",
+    stages: Annotated[int, typer.Option(help="PAM stages: 3 or 5.")] = 3,
+    nproc: Annotated[int, typer.Option(help="Processes per node; >1 runs under torchrun.")] = 1,
+    nnodes: Annotated[str, typer.Option(help="torchrun --nnodes (multi-node needs --rdzv-endpoint).")] = "1",
+    rdzv_endpoint: Annotated[str | None, typer.Option("--rdzv-endpoint", help="torchrun host:port.")] = None,
+    rdzv_id: Annotated[str, typer.Option("--rdzv-id", help="torchrun rendezvous id.")] = "envdoctor-smoke",
+    strategy: Annotated[str, typer.Option(help="ddp, fsdp (FSDP2, ZeRO-3) or deepspeed.")] = "ddp",
+    out: Annotated[Path, typer.Option(help="Folder for checkpoints and loss.svg.")] = Path("envdoctor-smoke"),
+    resume: Annotated[bool, typer.Option(help="Continue from the checkpoints in --out.")] = False,
+    ckpt_every: Annotated[int, typer.Option("--ckpt-every", help="Also checkpoint every N steps.")] = 0,
+    min_accuracy: Annotated[float, typer.Option("--min-accuracy", help="Accuracy needed to pass.")] = 0.9,
+    python: Annotated[
+        Path | None, typer.Option("--python", help="Train with another interpreter (a venv) instead.")
+    ] = None,
+    timeout: Annotated[float, typer.Option(help="Seconds before the run is stopped.")] = 900.0,
+    inject_inf_at: Annotated[
+        int | None, typer.Option("--inject-inf-at", hidden=True, help="Plant an inf loss at this step.")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print only JSON on stdout.")] = False,
+) -> None:
+    """Train the reference model briefly here and check loss, accuracy, precisions, ranks, checkpoints."""
+    from envdoctor.smoke import ConfigError, Launch, SmokeConfig
+    from envdoctor.smoke import smoke_train as run_smoke_train
+
+    if nproc < 1 or timeout <= 0:
+        raise fail("--nproc must be >= 1 and --timeout positive")
+    try:
+        cfg = SmokeConfig(
+            task=task, size=size, steps=steps, batch_size=batch_size, grad_accum=grad_accum, seq_len=seq_len,
+            lr=lr, seed=seed, device=device, precision=precision, attention=attention, stages=stages,
+            strategy=strategy, out_dir=str(out), resume=resume, ckpt_every=ckpt_every,
+            min_accuracy=min_accuracy, inject_inf_at=inject_inf_at,
+        )  # fmt: skip
+    except ConfigError as exc:
+        raise fail(str(exc)) from None
+    launch = Launch(
+        python=str(python) if python else sys.executable, nproc=nproc, nnodes=nnodes,
+        rdzv_endpoint=rdzv_endpoint, rdzv_id=rdzv_id, timeout_s=timeout,
+    )  # fmt: skip
+    raise typer.Exit(run_smoke_train(cfg, launch, as_json=as_json, plot=out / "loss.svg"))
+
+
 def main() -> None:
     app()
 
