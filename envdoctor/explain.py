@@ -24,6 +24,19 @@ from envdoctor.findings import Finding, Severity
 CONFIDENCE_SCORE = {"high": 3.0, "low": 1.0}
 FACTS_SCORE = {Severity.ERROR: 2.0, Severity.WARNING: 1.0, Severity.INFO: 0.5}
 FIELD_TYPES = ("str", "sm", "sm-list", "cuda-int")
+# Findings that explain "torch sees no GPU" (collect_env's "Is CUDA available: False" next to a listed
+# GPU). When a report states that symptom, these rank above findings that do not explain it.
+CUDA_UNAVAILABLE_CAUSES = frozenset(
+    {
+        "driver-too-old",
+        "torch-cpu-build",
+        "driver-missing",
+        "driver-library-mismatch",
+        "container-gpu",
+        "cuda-visible-devices-empty",
+    }
+)
+SYMPTOM_SCORE = 1.0
 
 
 class SignatureError(ValueError):
@@ -176,7 +189,12 @@ def match_text(text: str) -> list[Match]:
 
 
 def rank(facts: Facts, matches: list[Match] | None = None) -> list[Diagnosis]:
-    """Rule findings and error signatures merged into one ranked list of candidate ids."""
+    """Rule findings and error signatures merged into one ranked list of candidate ids.
+
+    Scores: an error signature adds its confidence, a rule finding its severity, and a finding that
+    explains a symptom the report states (CUDA unavailable with a GPU listed) adds SYMPTOM_SCORE;
+    ties go to the symptom's explanation, then to the more severe finding.
+    """
     from envdoctor.rules import evaluate
 
     if matches is None:
@@ -201,8 +219,14 @@ def rank(facts: Facts, matches: list[Match] | None = None) -> list[Diagnosis]:
             if "facts" in d.support:
                 d.finding.evidence.setdefault("error message", m.excerpt)
         d.matches.append(m)
+    if facts.torch.cuda_available is False and facts.nvidia.gpus:
+        for rule_id in CUDA_UNAVAILABLE_CAUSES & by_id.keys():
+            d = by_id[rule_id]
+            d.support, d.score = (*d.support, "symptom"), d.score + SYMPTOM_SCORE
     _mark_inferred(facts, [d.finding for d in by_id.values()])
-    return sorted(by_id.values(), key=lambda d: (-d.score, d.finding.severity.rank))
+    return sorted(
+        by_id.values(), key=lambda d: (-d.score, "symptom" not in d.support, d.finding.severity.rank)
+    )
 
 
 def diagnose(facts: Facts) -> list[Finding]:

@@ -150,11 +150,14 @@ def min_driver_for_cuda(cuda: str) -> str | None:
     """Lowest Linux driver that runs this CUDA's runtime under minor-version compatibility.
 
     ``"12.6"`` or ``"cu126"`` -> ``"525.60.13"``. Enough for precompiled cubins; JIT of PTX needs
-    :func:`toolkit_driver_for_cuda`.
+    :func:`toolkit_driver_for_cuda`. CUDA 10.x and older predate that compatibility: their floor is
+    the toolkit's own driver (``"cu102"`` -> ``"440.33"``).
     """
     version = cuda_of_variant(cuda)
     if version is None:
         return None
+    if version_tuple(version)[:1] < (11,):  # no minor-version compatibility before CUDA 11
+        return toolkit_driver_for_cuda(version)
     row = _driver_rows().get(version.split(".")[0])
     return str(row["min_driver"]) if row else None
 

@@ -71,10 +71,13 @@ def decode_report(data: bytes, name: str = "report") -> str:
 
 
 def report_lines(text: str) -> list[str]:
-    """Lines with terminal colours, markdown quote markers and code fences removed."""
+    """Lines with terminal colours, markdown quote markers and code fences removed.
+
+    A full-width colon (``GPU 0： Tesla P100``, typed with a CJK input method) reads as ``:``.
+    """
     lines = []
     for raw in text.replace("\r\n", "\n").replace("\r", "\n").split("\n"):
-        line = _QUOTE.sub("", _ANSI.sub("", raw[:MAX_LINE])).rstrip()
+        line = _QUOTE.sub("", _ANSI.sub("", raw[:MAX_LINE])).rstrip().replace("\uff1a", ": ")
         if line.lstrip().startswith("```"):
             continue
         lines.append(line)

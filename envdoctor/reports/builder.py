@@ -9,6 +9,7 @@ priority; the highest priority wins, the first one on a tie. :meth:`Builder.buil
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -140,7 +141,7 @@ class Builder:
             f.packages.nvidia_wheels = wheels or None
             if "numpy" in versions and f.torch.numpy_version is None:
                 f.torch.numpy_version = versions["numpy"]
-        if len({v for _, v in self.torch_installs}) > 1:
+        if len(_distinct_builds(v for _, v in self.torch_installs)) > 1:
             f.packages.torch_installs = [
                 Distribution(name="torch", version=v, location=src) for (src, v) in self.torch_installs
             ]
@@ -181,7 +182,7 @@ class Builder:
 
 
 def _clean_gpu_name(name: str) -> str:
-    name = re.sub(r"\s*\((?:UUID|arch=).*$", "", name.strip())
+    name = re.sub(r"\s*\((?:UUID|arch=|\d+\s*[GM]i?B\b).*$", "", name.strip())
     return re.sub(r"\s+", " ", name).strip(" .")
 
 
@@ -189,3 +190,11 @@ def _same_gpu(a: str, b: str) -> bool:
     """Whether two spellings name the same GPU ('GeForce RTX 3080' vs 'NVIDIA GeForce RTX 3080 Ti' is not)."""
     a, b = a.removeprefix("NVIDIA ").lower(), b.removeprefix("NVIDIA ").lower()
     return a == b or a.startswith(b) or b.startswith(a)
+
+
+def _distinct_builds(versions: Iterable[str]) -> set[str]:
+    """Versions naming different torch builds: "1.9.0" (pip's record of a PyPI wheel) and
+    "1.9.0+cu102" (what that wheel's ``torch.__version__`` says) are the same install."""
+    versions = set(versions)
+    tagged = {v.split("+", 1)[0] for v in versions if "+" in v}
+    return {v for v in versions if "+" in v or v not in tagged}

@@ -15,6 +15,12 @@ from envdoctor.reports.text import is_unknown, key_values, short_version, truth,
 _GPU_LINE = re.compile(r"^\s*GPU\s+(?P<idx>\d+(?:\s*,\s*\d+)*)\s*:\s*(?P<name>\S.*?)\s*$")
 _PIP_LINE = re.compile(r"^\s*\[(?:pip\d?|conda)\]\s+(?P<rest>\S.*)$")
 _LIB_PATH = re.compile(r"^\s*(?P<path>(?:/|[A-Za-z]:\\)\S*(?:libcudnn|cudnn)\S*)\s*$")
+# Keys of hand-written environment lists ("- GPU: ...", "- Driver: 535.104.05").
+_GPU_KEYS = {"gpu", "gpus", "gpu model", "gpu models", "gpu name", "graphics card"}
+_DRIVER_KEYS = {"driver", "driver version", "nvidia driver", "gpu driver", "nvidia driver version"}
+_DRIVER = re.compile(r"\d{3}\.\d{1,3}(?:\.\d{1,3})?")
+# Old collect_env layouts and pastes without the colon: "PyTorch version 1.5.0".
+_TORCH_NO_COLON = re.compile(r"^\s*PyTorch version\s+(?P<v>\d+\.\d+\S*)\s*$", re.I)
 _OS = re.compile(r"^(?P<os>.*?)\s*\((?P<arch>x86_64|aarch64|arm64|ppc64le|AMD64|i386|s390x)\)\s*$")
 
 
@@ -25,6 +31,9 @@ def parse(lines: list[str], b: Builder) -> None:
         if key == "cudnn version":
             _cudnn_paths([value, *lines[i + 1 : i + 40]], b)
     for line in lines:
+        m = _TORCH_NO_COLON.match(line)
+        if m:
+            b.put("torch.version", m.group("v"), STATED)
         m = _PIP_LINE.match(line)
         if m:
             _pip_conda(m.group("rest"), line.lstrip().startswith("[conda]"), b)
@@ -37,6 +46,10 @@ def _key(key: str, value: str, b: Builder) -> None:
     elif key == "cuda used to build pytorch":
         if value.strip().lower() == "none":
             b.torch_build(None, STATED)
+        elif value.strip().lower() == "could not collect":
+            # collect_env prints None as "Could not collect": torch imported and torch.version.cuda is
+            # None, i.e. a CPU (or ROCm) build; a torch that fails to import prints "N/A" instead.
+            b.torch_build(None, LISTING)
         elif not is_unknown(value):
             b.torch_build(short_version(value), STATED)
     elif key == "rocm used to build pytorch":
@@ -51,6 +64,10 @@ def _key(key: str, value: str, b: Builder) -> None:
             b.gpu(None, value)  # old layout with one GPU: the bare name
     elif key == "nvidia driver version":
         b.put("nvidia.driver_version", version_in(value), STATED)
+    elif key in _GPU_KEYS and not is_unknown(value):
+        b.gpu(None, value)  # hand-written lists: "- **GPU**: NVIDIA GeForce RTX 5090 (32GB GDDR7)"
+    elif key in _DRIVER_KEYS and _DRIVER.fullmatch(value.strip()):
+        b.put("nvidia.driver_version", value.strip(), LISTING)
     elif key == "python version":
         b.put("python.version", short_version(value, 3), STATED)
     elif key == "python platform":

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import re
 
-from envdoctor.reports.builder import TOOL, Builder
+from envdoctor.reports.builder import LISTING, TOOL, Builder
 from envdoctor.reports.text import key_values
 
 _DRIVER = re.compile(r"Driver Version\s*:\s*(?P<v>\d{2,3}\.\d+(?:\.\d+)?)", re.I)
+# A driver named in prose or a hand-written list: "CUDA Version: 12.8 (Driver 570.181)".
+_DRIVER_INLINE = re.compile(r"\bDriver[ :]+(?:Version[ :]+)?(?P<v>\d{3}\.\d{1,3}(?:\.\d{1,3})?)\b", re.I)
 _CUDA = re.compile(r"CUDA Version\s*:\s*(?P<v>\d+\.\d+)", re.I)
 _ROW = re.compile(
     r"^\|\s*(?P<idx>\d+)\s+(?P<name>\S.*?)\s+(?:On|Off|WDDM|TCC)\s*\|\s*[0-9A-Fa-f]{4,8}:[0-9A-Fa-f]{2}:"
@@ -25,6 +27,10 @@ def parse(lines: list[str], b: Builder) -> None:
         m = _DRIVER.search(line)
         if m:
             b.put("nvidia.driver_version", m.group("v"), TOOL)
+        else:
+            m = _DRIVER_INLINE.search(line)
+            if m:
+                b.put("nvidia.driver_version", m.group("v"), LISTING)
         m = _CUDA.search(line)
         # "CUDA Version" alone is ambiguous (issue templates use it for the toolkit): trust it only on the
         # nvidia-smi header line or in the padded `nvidia-smi -q` layout.

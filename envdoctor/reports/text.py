@@ -7,13 +7,24 @@ from collections.abc import Iterator
 
 VERSION = re.compile(r"\d+(?:\.\d+)+(?:[.+-]?[A-Za-z0-9]+(?:\.[A-Za-z0-9]+)*)?")
 _KV = re.compile(r"^\s*(?:[-*]\s+)?(?P<key>[A-Za-z`\[][\w `./()?'\[\]-]*?)\s*:\s*(?P<value>.*?)\s*$")
-_UNKNOWN = {"", "n/a", "na", "none", "could not collect", "not installed", "not found", "unknown", "not set"}
+_UNKNOWN = {
+    "",
+    "n/a",
+    "na",
+    "none",
+    "could not collect",
+    "not installed",
+    "not found",
+    "unknown",
+    "not set",
+    "no cuda",  # collect_env on a machine or build without CUDA
+}
 
 
 def key_values(lines: list[str]) -> Iterator[tuple[int, str, str]]:
     """(line index, normalised key, value) for every ``key: value`` line (any padding, bullets, backticks)."""
     for i, line in enumerate(lines):
-        m = _KV.match(line)
+        m = _KV.match(line.replace("**", ""))  # markdown bold keys: "- **PyTorch Version**: 2.2.0"
         if m:
             key = re.sub(r"\s+", " ", m.group("key").replace("`", "")).strip().lower()
             yield i, key, m.group("value")
