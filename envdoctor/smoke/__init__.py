@@ -61,7 +61,7 @@ def smoke_train(cfg: SmokeConfig, launch: Launch, as_json: bool, plot: Path | No
                 json.dumps({"ok": False, "finding": outcome.error, "detail": outcome.detail}) + "\n"
             )
         else:
-            err.print(f"envdoctor: error: [{outcome.error}] {outcome.detail}", highlight=False)
+            err.print(f"envdoctor: error: [{outcome.error}] {outcome.detail}", highlight=False, markup=False)
         return EXIT_USAGE if outcome.error in USAGE_FINDINGS else EXIT_PROBLEM
     result = outcome.result
     checks = verdict(result, cfg)

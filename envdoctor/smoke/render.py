@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape as escape_markup
 from rich.table import Table
 
 from envdoctor.smoke.verdict import Check
@@ -84,7 +85,8 @@ def print_text(result: dict[str, Any], checks: list[Check], plot: Path | None, c
         console.print(f"peak memory: {memory}; GB/sample = peak memory / micro-batch size")
     checks_table = Table("", "check", "figure", show_header=False, box=None)
     for c in checks:
-        checks_table.add_row(MARK[c.ok], c.name, c.figure + (f"  [{c.finding}]" if c.finding else ""))
+        figure = c.figure + (f"  [{c.finding}]" if c.finding else "")
+        checks_table.add_row(MARK[c.ok], escape_markup(c.name), escape_markup(figure))
     console.print(checks_table)
     if plot is not None:
         console.print(f"loss curve: {plot}")

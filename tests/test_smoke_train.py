@@ -1,0 +1,83 @@
+"""Real (short) training on CPU in this process: learning, NaN guard, checkpoint round-trip, resume."""
+
+from __future__ import annotations
+
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from envdoctor.smoke.checkpoint import CheckpointError, atomic_save  # noqa: E402
+from envdoctor.smoke.config import SmokeConfig  # noqa: E402
+from envdoctor.smoke.train import StopSignal, run  # noqa: E402
+from envdoctor.smoke.verdict import passed, verdict  # noqa: E402
+
+pytestmark = pytest.mark.torch
+
+
+def _cfg(tmp_path, **kw) -> SmokeConfig:
+    base = dict(task="local", seq_len=16, steps=12, batch_size=16, eval_examples=64, out_dir=str(tmp_path))
+    return SmokeConfig(**{**base, **kw})
+
+
+def _quiet(event: str, **fields) -> None:
+    pass
+
+
+@pytest.mark.slow
+def test_training_learns_the_local_task(tmp_path) -> None:
+    cfg = _cfg(tmp_path, steps=150, batch_size=32, lr=3e-3, min_accuracy=0.5)
+    result = run(cfg, _quiet)
+    (one,) = result["runs"]
+    assert one["history"][-1] < 0.5 * one["history"][0]
+    checks = verdict(result, cfg)
+    assert passed(checks), [c for c in checks if not c.ok]
+    assert one["round_trip_max_diff"] == 0.0
+    assert one["tokens_per_s"] > 0 and one["peak_memory_bytes"] is not None
+
+
+def test_nan_guard_stops_at_the_planted_step_and_names_it(tmp_path) -> None:
+    cfg = _cfg(tmp_path, inject_inf_at=3)
+    (one,) = run(cfg, _quiet)["runs"]
+    assert one["bad_step"] == 3 and len(one["history"]) == 3
+    checks = verdict({"init_agreement": {}, "runs": [one]}, cfg)
+    assert not passed(checks)
+    assert any("step 3" in c.figure and c.finding == "smoke-train-nonfinite" for c in checks)
+
+
+def test_interrupted_run_resumes_to_the_same_weights(tmp_path) -> None:
+    straight = run(_cfg(tmp_path / "a"), _quiet)["runs"][0]
+
+    stop = StopSignal()
+
+    def stop_at_five(event: str, **fields) -> None:
+        if event == "step" and fields["step"] == 5:
+            stop.requested = True
+
+    cut = run(_cfg(tmp_path / "b"), stop_at_five, stop)["runs"][0]
+    assert cut["interrupted"] and cut["steps_done"] == 6  # the step in flight finishes, then it stops
+    resumed = run(_cfg(tmp_path / "b", resume=True), _quiet)["runs"][0]
+    assert resumed["resumed_from"] == 6 and resumed["steps_done"] == 12
+    assert resumed["history"] == straight["history"]
+    assert resumed["checksums"] == straight["checksums"]  # bit-identical parameters
+
+
+def test_resume_refuses_a_checkpoint_of_another_run(tmp_path) -> None:
+    run(_cfg(tmp_path, steps=3), _quiet)
+    with pytest.raises(CheckpointError, match="different run"):
+        run(_cfg(tmp_path, steps=3, seed=7, resume=True), _quiet)
+
+
+def test_atomic_save_leaves_no_temporary_file(tmp_path) -> None:
+    target = tmp_path / "c.pt"
+    atomic_save({"x": torch.ones(3)}, target)
+    atomic_save({"x": torch.zeros(3)}, target)
+    assert [p.name for p in tmp_path.iterdir()] == ["c.pt"]
+    assert torch.equal(torch.load(target, weights_only=True)["x"], torch.zeros(3))
+
+
+def test_low_precisions_agree_with_fp32_at_init(tmp_path) -> None:
+    result = run(_cfg(tmp_path, precision="all", steps=2), _quiet)
+    assert set(result["init_agreement"]) == {"bf16", "fp16", "fp8"}
+    for figures in result["init_agreement"].values():
+        assert 0 < figures["rel_diff"] <= figures["tolerance"]
+    assert [r["precision"] for r in result["runs"]] == ["fp32", "bf16", "fp16", "fp8"]
