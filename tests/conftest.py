@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from collections.abc import Callable, Sequence
@@ -45,3 +46,14 @@ def venv_factory(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., Path
         return python
 
     return make
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
+    """In CI a Docker engine is installed and started by .ci/run: a skipped docker test is a failure."""
+    outcome = yield
+    report = outcome.get_result()
+    if os.environ.get("CI") and report.skipped and item.get_closest_marker("docker"):
+        reason = report.longrepr[-1] if isinstance(report.longrepr, tuple) else report.longrepr
+        report.outcome = "failed"
+        report.longrepr = f"docker test skipped in CI, where an engine must exist: {reason}"
