@@ -16,6 +16,7 @@ from envdoctor.facts import SystemFacts
 # because variables routinely carry tokens. NCCL_* is matched as a prefix.
 REPORTED_ENV = (
     "CUDA_VISIBLE_DEVICES",
+    "CUDA_VERSION",  # set by the nvidia/cuda images: the image's toolkit
     "CUDA_DEVICE_ORDER",
     "CUDA_HOME",
     "CUDA_PATH",
