@@ -37,7 +37,9 @@ def fail(message: str, code: int = EXIT_USAGE) -> typer.Exit:
     return typer.Exit(code)
 
 
-def gather_facts(python: Path | None, facts_file: Path | None, quick: bool = False, report: str | None = None):
+def gather_facts(
+    python: Path | None, facts_file: Path | None, quick: bool = False, report: str | None = None
+):
     """Facts from exactly one source: a facts file, a pasted report, or live probes."""
     sources = [s for s in (python, facts_file, report) if s is not None]
     if len(sources) > 1:
@@ -72,9 +74,13 @@ def check(
         Path | None,
         typer.Option("--from-report", help="Diagnose a pasted environment report (a file, or - for stdin)."),
     ] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print {schema_version, facts, findings} only.")] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print {schema_version, facts, findings} only.")
+    ] = False,
     fmt: Annotated[str, typer.Option("--format", help="text, markdown or json.")] = "text",
-    verbose: Annotated[bool, typer.Option("-v", "--verbose", help="Show every fact and probe timings.")] = False,
+    verbose: Annotated[
+        bool, typer.Option("-v", "--verbose", help="Show every fact and probe timings.")
+    ] = False,
     quick: Annotated[
         bool, typer.Option("--quick", help="Do not import torch: read its build from torch/version.py.")
     ] = False,
@@ -118,7 +124,9 @@ def _read_input(path: Path) -> str:
 
 @app.command()
 def rules(
-    markdown: Annotated[bool, typer.Option("--markdown", help="Print the findings table as markdown.")] = False,
+    markdown: Annotated[
+        bool, typer.Option("--markdown", help="Print the findings table as markdown.")
+    ] = False,
 ) -> None:
     """List every finding id envdoctor can report, with its meaning and fix."""
     from envdoctor import report
@@ -212,7 +220,9 @@ def fix(
     python: PythonOpt = None,
     facts: FactsOpt = None,
     recipe: Annotated[str | None, typer.Option("--recipe", help="Make the env match this recipe.")] = None,
-    apply: Annotated[bool, typer.Option("--apply", "--yes", help="Run the plan (default: print it).")] = False,
+    apply: Annotated[
+        bool, typer.Option("--apply", "--yes", help="Run the plan (default: print it).")
+    ] = False,
     rollback: Annotated[bool, typer.Option("--rollback", help="Restore the last fix snapshot.")] = False,
     as_json: JsonOpt = False,
     break_system: Annotated[
@@ -237,7 +247,9 @@ def fix(
         if snap is None:
             raise fail(f"no snapshot under {executor.snapshot_dir(target.prefix)}")
         done = executor.rollback(snap, timeout=timeout, log=typer.echo)
-        state = f"rolled back to {snap.path}" if done.ok else f"rollback incomplete: {', '.join(done.remaining)}"
+        state = (
+            f"rolled back to {snap.path}" if done.ok else f"rollback incomplete: {', '.join(done.remaining)}"
+        )
         typer.echo(state)
         raise typer.Exit(EXIT_OK if done.ok else EXIT_PROBLEM)
     chosen = _load_recipes(recipe) if recipe is not None else None
@@ -361,7 +373,9 @@ def build(
     except ContextError as exc:
         raise fail(str(exc)) from None
     base = base_image or chosen.base_image
-    err.print(f"Building {tag} from recipe {chosen.name} ({why}) on {base}, network {network}", highlight=False)
+    err.print(
+        f"Building {tag} from recipe {chosen.name} ({why}) on {base}, network {network}", highlight=False
+    )
     with render.BuildProgress(err, verbose=verbose) as progress:
         result = build_image(
             client,

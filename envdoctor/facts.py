@@ -200,7 +200,9 @@ class Facts:
             raise FactsError("facts must be a JSON object")
         version = data.get("schema_version", SCHEMA_VERSION)
         if not isinstance(version, int) or version > SCHEMA_VERSION:
-            raise FactsError(f"unsupported schema_version {version!r} (this envdoctor reads ≤ {SCHEMA_VERSION})")
+            raise FactsError(
+                f"unsupported schema_version {version!r} (this envdoctor reads ≤ {SCHEMA_VERSION})"
+            )
         return _build(cls, data)
 
 

@@ -109,7 +109,12 @@ def _summary(area: str, facts: Facts) -> str:
             avail = None
             if t.cuda_available is not None:
                 avail = f"{t.device_count or 0} GPU(s) usable" if t.cuda_available else "no GPU usable"
-            parts = [f"torch {version}", kind, avail, "not imported (--quick)" if t.status == "skipped" else None]
+            parts = [
+                f"torch {version}",
+                kind,
+                avail,
+                "not imported (--quick)" if t.status == "skipped" else None,
+            ]
         else:
             parts = [t.status + (f": {t.error}" if t.error else "")]
     elif area == "packages":
@@ -121,7 +126,11 @@ def _summary(area: str, facts: Facts) -> str:
     elif area == "container":
         where = None
         if s.in_container is not None:
-            where = f"in a container ({s.container_kind or 'unknown kind'})" if s.in_container else "not in a container"
+            where = (
+                f"in a container ({s.container_kind or 'unknown kind'})"
+                if s.in_container
+                else "not in a container"
+            )
         shm = f"/dev/shm {s.shm_size_mib} MiB" if s.shm_size_mib is not None else None
         engine = None
         if d.status == "ok":
@@ -155,7 +164,9 @@ def print_text(facts: Facts, findings: list[Finding], verbose: bool = False) -> 
         console.print()
     for f in findings:
         style = STYLES[f.severity]
-        console.print(f"[{style}]{MARKS[f.severity]} {f.severity.value}[/] [bold]{f.id}[/]: {escape(f.message)}")
+        console.print(
+            f"[{style}]{MARKS[f.severity]} {f.severity.value}[/] [bold]{f.id}[/]: {escape(f.message)}"
+        )
         for key, value in f.evidence.items():
             console.print(f"    [dim]evidence[/] {escape(key)} = {escape(_evidence_text(value))}")
         if f.inferred:

@@ -171,7 +171,14 @@ def test_facts_bf16_refused_by_runtime_is_warning():
 
 def test_facts_variant_mismatch_across_majors_is_a_warning():
     facts = _facts(torch_version="2.11.0", cuda="13.0")
-    facts.cuda.nvcc_version = "12.4"
+    facts.system.env = {"CUDA_VERSION": "12.4.1"}
     f = by_id(run(facts))["torch-cuda-variant-mismatch"]
     assert f.severity is Severity.WARNING
     assert f.actions == []  # 2.11 has no cu124 build
+
+
+def test_facts_variant_mismatch_defers_to_nvcc_mismatch_when_nvcc_is_known():
+    facts = _facts(torch_version="2.11.0", cuda="13.0")
+    facts.system.env = {"CUDA_VERSION": "12.4.1"}
+    facts.cuda.nvcc_version = "12.4"
+    assert "torch-cuda-variant-mismatch" not in by_id(run(facts))

@@ -38,5 +38,7 @@ def load_table(name: str) -> tuple[dict[str, Any], ...]:
         if not str(row.get("source", "")).startswith("http"):
             raise KnowledgeError(f"{filename}: row {i} has no source URL")
         if row.get("status") not in STATUSES:
-            raise KnowledgeError(f"{filename}: row {i} has status {row.get('status')!r}, not one of {STATUSES}")
+            raise KnowledgeError(
+                f"{filename}: row {i} has status {row.get('status')!r}, not one of {STATUSES}"
+            )
     return tuple(rows)

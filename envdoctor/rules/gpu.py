@@ -293,7 +293,7 @@ def bf16_unsupported(facts: Facts) -> Iterator[Finding]:
     sources=(CPP_EXTENSION, "https://pypi.org/project/torch/"),
 )
 def torch_cuda_variant_mismatch(facts: Facts) -> Iterator[Finding]:
-    """Detects a torch CUDA build that differs from the CUDA toolkit of the system or base image.
+    """Detects a torch CUDA build that differs from the CUDA toolkit of the base image (CUDA_VERSION).
 
     Why: wheels bundle their CUDA runtime, so the system toolkit goes unused by torch itself: plain
     PyPI ``torch==2.0.1`` is the cu117 build even on an ``nvidia/cuda:11.8`` image. It matters when
@@ -306,12 +306,11 @@ def torch_cuda_variant_mismatch(facts: Facts) -> Iterator[Finding]:
     build = torch_build(facts)
     if build is None or not (build.variant or "").startswith("cu"):
         return
-    system_cuda = facts.cuda.nvcc_version
-    path = "cuda.nvcc_version"
-    if not system_cuda and facts.system.env and facts.system.env.get("CUDA_VERSION"):
-        system_cuda, path = facts.system.env["CUDA_VERSION"], "system.env.CUDA_VERSION"
-    if not system_cuda:
+    # With nvcc on the machine, `nvcc-mismatch` says this (and more); this rule covers images whose
+    # toolkit is known from CUDA_VERSION alone (the nvidia/cuda runtime images ship no nvcc).
+    if facts.cuda.nvcc_version or not (facts.system.env or {}).get("CUDA_VERSION"):
         return
+    system_cuda, path = facts.system.env["CUDA_VERSION"], "system.env.CUDA_VERSION"
     system_variant = kb.variant_of_cuda(system_cuda)
     variant = build.variant or ""
     if system_variant is None or system_variant == variant:
