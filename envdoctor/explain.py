@@ -20,6 +20,7 @@ from typing import Any
 
 from envdoctor.facts import Facts
 from envdoctor.findings import Finding, Severity
+from envdoctor.yamlio import load_yaml
 
 CONFIDENCE_SCORE = {"high": 3.0, "low": 1.0}
 FACTS_SCORE = {Severity.ERROR: 2.0, Severity.WARNING: 1.0, Severity.INFO: 0.5}
@@ -90,7 +91,7 @@ def load_signatures() -> tuple[Signature, ...]:
         if not entry.name.endswith(".yaml"):
             continue
         try:
-            data = yaml.safe_load(entry.read_text(encoding="utf-8"))
+            data = load_yaml(entry.read_text(encoding="utf-8"))
         except (OSError, yaml.YAMLError) as exc:
             raise SignatureError(f"{entry.name}: cannot load ({exc})") from None
         items = data.get("signatures") if isinstance(data, dict) else None

@@ -21,6 +21,8 @@ from typing import Any
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.version import InvalidVersion, Version
 
+from envdoctor.yamlio import load_yaml
+
 VARIANT_RE = re.compile(r"^(cpu|cu\d{3}|rocm\d+(\.\d+)*)$")
 CAPABILITY_RE = re.compile(r"^\d+\.\d+(\+PTX)?$")
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9.-]*$")
@@ -110,7 +112,7 @@ def load_recipe(name_or_path: str | Path) -> Recipe:
     import yaml
 
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = load_yaml(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise RecipeError(f"{path}: no such file") from None
     except (OSError, UnicodeDecodeError) as exc:

@@ -11,6 +11,8 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
+from envdoctor.yamlio import load_yaml
+
 STATUSES = ("verified", "secondary", "unverified")
 
 
@@ -26,7 +28,7 @@ def load_table(name: str) -> tuple[dict[str, Any], ...]:
     filename = f"{name}.yaml"
     try:
         text = resources.files(__package__).joinpath(filename).read_text(encoding="utf-8")
-        data = yaml.safe_load(text)
+        data = load_yaml(text)
     except (OSError, yaml.YAMLError) as exc:
         raise KnowledgeError(f"{filename}: cannot load ({exc})") from None
     rows = data.get("rows") if isinstance(data, dict) else None
