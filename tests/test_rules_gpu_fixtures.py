@@ -123,7 +123,7 @@ def test_fixture_cpu_wheel_on_gpu_box_reinstalls_cu130():
     found = by_id(run(fixture("cpu_wheel_on_gpu_box")))
     assert set(found) == {"torch-cpu-build"}
     f = found["torch-cpu-build"]
-    assert f.severity is Severity.WARNING
+    assert f.severity is Severity.ERROR
     assert f.actions == [PipInstall(("torch==2.13.0",), index_url=CU + "cu130", reinstall=True)]
     assert f.evidence["torch.version"] == "2.13.0+cpu"
 

@@ -48,7 +48,7 @@ def _move_forward(
 @rule(
     "torch-cpu-build",
     name="CPU-only torch on a machine with an NVIDIA GPU",
-    severity=Severity.WARNING,
+    severity=Severity.ERROR,
     area="torch",
     summary="torch is a CPU build (+cpu / no CUDA) although an NVIDIA GPU is present.",
     fix="Reinstall the same torch version from the CUDA index that fits the driver and the GPUs.",
@@ -57,7 +57,7 @@ def _move_forward(
 def torch_cpu_build(facts: Facts) -> Iterator[Finding]:
     """Detects a CPU-only torch wheel (``+cpu``, or ``torch.version.cuda`` None) next to an NVIDIA GPU.
 
-    Why: ``torch.cuda.is_available()`` is False and everything runs on the CPU, typically after
+    Why (an error): ``torch.cuda.is_available()`` is False and everything runs on the CPU, typically after
     ``pip install torch --index-url .../cpu`` or a dependency resolver pulling the CPU wheel.
     Fix: force-reinstall the same version from the newest CUDA index whose driver floor the
     installed driver meets and whose arch list covers every GPU (see ``choose_variant``).
@@ -72,7 +72,7 @@ def torch_cpu_build(facts: Facts) -> Iterator[Finding]:
     actions: list = [action] if action else [Manual(f"Install a CUDA build of torch: {PYTORCH_LOCAL}")]
     yield Finding(
         id="torch-cpu-build",
-        severity=Severity.WARNING,
+        severity=Severity.ERROR,
         message=f"torch {build.version} is a CPU-only build but {len(gpu_list)} NVIDIA GPU(s) are present "
         f"({', '.join(sorted({g.name for g in gpu_list}))}).",
         evidence={**build.evidence, "nvidia.driver_version": driver, **_gpu_evidence(gpu_list)},
