@@ -179,6 +179,22 @@ def window_attention_naive(q, k, v, window: int):
     return scores.softmax(-1) @ v
 
 
+def pam_attention(q, k, v, cfg: PAMConfig, step: int, null_k, null_v, step_vectors) -> torch.Tensor:
+    """All PAM stages on (B, H, T, D) heads: global + local branch(es), fused by the step gate.
+
+    ``cfg.attention == "pam_naive"`` computes the same function with n x n score matrices.
+    """
+    naive = cfg.attention == "pam_naive"
+    glob = compressed_attention_naive if naive else compressed_attention
+    branches = [glob(q, k, v, cfg.compress_block, null_k, null_v)]
+    for w in local_windows(step, cfg):
+        if naive:
+            branches.append(window_attention_naive(q, k, v, w))
+        else:
+            branches.append(sliding_window_attention(q, k, v, w, cfg.window_max))
+    return fuse(q, branches, step_vectors)
+
+
 # ----------------------------------------------------------------------------- transformer
 
 
@@ -204,19 +220,10 @@ class CausalSelfAttention(nn.Module):
         B, T, C = x.shape
         q, k, v = self.c_attn(x).split(C, dim=2)
         q, k, v = (t.view(B, T, self.n_head, self.head_dim).transpose(1, 2) for t in (q, k, v))
-        cfg = self.cfg
-        if cfg.attention == "full":
+        if self.cfg.attention == "full":
             y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
         else:
-            naive = cfg.attention == "pam_naive"
-            glob = compressed_attention_naive if naive else compressed_attention
-            branches = [glob(q, k, v, cfg.compress_block, self.null_k, self.null_v)]
-            for w in local_windows(step, cfg):
-                if naive:
-                    branches.append(window_attention_naive(q, k, v, w))
-                else:
-                    branches.append(sliding_window_attention(q, k, v, w, cfg.window_max))
-            y = fuse(q, branches, self.step_vectors(step))
+            y = pam_attention(q, k, v, self.cfg, step, self.null_k, self.null_v, self.step_vectors(step))
         return self.c_proj(y.transpose(1, 2).contiguous().view(B, T, C))
 
 

@@ -32,9 +32,9 @@ class ConfigError(ValueError):
 
 @dataclass
 class SmokeConfig:
-    task: str = "add"
+    task: str = "local"
     size: str = "tiny"
-    steps: int = 600
+    steps: int = 300
     batch_size: int = 64  # examples per micro-batch and rank
     grad_accum: int = 1
     seq_len: int = 32  # recall and local; add has a fixed length
