@@ -481,9 +481,9 @@ def diff(
 
 @app.command("smoke-train")
 def smoke_train(
-    task: Annotated[str, typer.Option(help="add (2-digit addition), recall (long range) or local.")] = "add",
+    task: Annotated[str, typer.Option(help="local (short range), recall (long range) or add (2-digit).")] = "local",
     size: Annotated[str, typer.Option(help="Model size: tiny, small or base.")] = "tiny",
-    steps: Annotated[int, typer.Option(help="Optimizer steps.")] = 600,
+    steps: Annotated[int, typer.Option(help="Optimizer steps.")] = 300,
     batch_size: Annotated[int, typer.Option("--batch-size", help="Examples per micro-batch and rank.")] = 64,
     grad_accum: Annotated[int, typer.Option("--grad-accum", help="Micro-batches per step.")] = 1,
     seq_len: Annotated[int, typer.Option("--seq-len", help="Sequence length (recall, local).")] = 32,
