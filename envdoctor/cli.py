@@ -481,7 +481,9 @@ def diff(
 
 @app.command("smoke-train")
 def smoke_train(
-    task: Annotated[str, typer.Option(help="local (short range), recall (long range) or add (2-digit).")] = "local",
+    task: Annotated[
+        str, typer.Option(help="local (short range), recall (long range) or add (2-digit).")
+    ] = "local",
     size: Annotated[str, typer.Option(help="Model size: tiny, small or base.")] = "tiny",
     steps: Annotated[int, typer.Option(help="Optimizer steps.")] = 300,
     batch_size: Annotated[int, typer.Option("--batch-size", help="Examples per micro-batch and rank.")] = 64,
