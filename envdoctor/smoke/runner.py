@@ -125,12 +125,10 @@ def train(cfg: SmokeConfig, launch: Launch, on_event: Callable[[dict[str, Any]],
     probe = probe_torch(launch.python)
     if "error" in probe:
         return Outcome(error=probe["error"], detail=probe["detail"])
-    if cfg.strategy == "deepspeed":
-        installed = (
-            "installed, but this version of smoke-train has no ZeRO-3 loop for it (use --strategy fsdp)"
-        )
+    if cfg.strategy == "deepspeed" and not probe["deepspeed"]:
         detail = (
-            f"deepspeed is {installed if probe['deepspeed'] else 'not installed (pip install deepspeed)'}"
+            f"--strategy deepspeed but deepspeed is not installed for {launch.python} "
+            "(pip install deepspeed, or --strategy fsdp: ZeRO-3 in torch itself)"
         )
         return Outcome(error="deepspeed-unavailable", detail=detail)
     if cfg.device.startswith("cuda") and not probe["cuda"]:

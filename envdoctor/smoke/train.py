@@ -177,20 +177,80 @@ class PeakMemory:
         return max(0, peak - self.start) if peak else None
 
 
-def _save(path: Path, model, optimizer, scaler, gen, step, history, fp, ctx: Dist) -> None:
+class TorchSteps:
+    """The optimizer side of the loop for one process, DDP and FSDP2: AdamW, GradScaler, clipping.
+
+    :class:`envdoctor.smoke.zero3.DeepSpeedSteps` has the same methods for a DeepSpeed engine, so
+    one training loop serves every strategy.
+    """
+
+    def __init__(self, model, cfg: SmokeConfig, precision: str, ctx: Dist) -> None:
+        self.model = distributed.wrap(model, ctx, cfg.strategy)
+        self.dtype = torch.float32
+        self.optimizer = torch.optim.AdamW(
+            self.model.parameters(), lr=cfg.lr, betas=(0.9, 0.95), weight_decay=0.0
+        )
+        self.scaler = torch.amp.GradScaler(ctx.device.type, enabled=precision == "fp16")
+        self.grad_scaling = self.scaler.is_enabled()
+        self._accum = cfg.grad_accum
+        self._is_ddp = hasattr(self.model, "no_sync")
+
+    def set_lr(self, lr: float) -> None:
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+
+    def micro(self, last: bool):
+        """DDP: no gradient all-reduce on all but the last micro-batch (``no_sync``)."""
+        return self.model.no_sync() if self._is_ddp and not last else contextlib.nullcontext()
+
+    def backward(self, loss: torch.Tensor) -> None:
+        self.scaler.scale(loss / self._accum).backward()
+
+    def grad_norm(self) -> float:
+        """Unscale and clip at 1.0; the norm before clipping (a full norm under FSDP2)."""
+        self.scaler.unscale_(self.optimizer)
+        norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), 1.0)
+        return float(norm.full_tensor() if hasattr(norm, "full_tensor") else norm)
+
+    def discard(self) -> None:
+        self.optimizer.zero_grad(set_to_none=True)
+
+    def update(self) -> bool:
+        """Step and clear the gradients; True when the grad scaler skipped the step (fp16 overflow)."""
+        scale_before = self.scaler.get_scale() if self.grad_scaling else 1.0
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.optimizer.zero_grad(set_to_none=True)
+        return self.grad_scaling and self.scaler.get_scale() < scale_before
+
+    def full_parameters(self) -> list[tuple[str, torch.Tensor]]:
+        return distributed.full_parameters(self.model)
+
+    def state(self, path: Path, step: int) -> dict[str, Any]:
+        """Full model, optimizer and grad-scaler states (a collective under FSDP2)."""
+        model_sd, optim_sd = checkpoint.model_optimizer_state(self.model, self.optimizer)
+        return {"model": model_sd, "optimizer": optim_sd, "scaler": self.scaler.state_dict()}
+
+    def load(self, state: dict[str, Any], path: Path) -> None:
+        checkpoint.restore(self.model, self.optimizer, state["model"], state["optimizer"])
+        self.scaler.load_state_dict(state["scaler"])
+
+
+def make_steps(model, cfg: SmokeConfig, precision: str, ctx: Dist):
+    """DeepSpeed ZeRO-3 for ``--strategy deepspeed`` with several processes, else torch's own."""
+    if cfg.strategy == "deepspeed" and ctx.world > 1:
+        from envdoctor.smoke.zero3 import DeepSpeedSteps
+
+        return DeepSpeedSteps(model, cfg, precision, ctx)
+    return TorchSteps(model, cfg, precision, ctx)
+
+
+def _save(path: Path, steps, gen, step, history, fp, ctx: Dist) -> None:
     """Gather full states (collective) and let rank 0 write them atomically."""
-    model_sd, optim_sd = checkpoint.model_optimizer_state(model, optimizer)
+    states = steps.state(path, step)
     generators = distributed.gather_objects(gen.get_state(), ctx)
     if ctx.is_main:
-        state = {
-            "fingerprint": fp,
-            "step": step,
-            "history": history,
-            "model": model_sd,
-            "optimizer": optim_sd,
-            "scaler": scaler.state_dict(),
-            "generators": generators,
-        }
+        state = {"fingerprint": fp, "step": step, "history": history, **states, "generators": generators}
         checkpoint.atomic_save(state, path)
     distributed.reduce_flags([0.0], ctx)  # barrier: the file exists before anyone goes on
 
@@ -200,58 +260,48 @@ def train_precision(
 ) -> dict[str, Any]:
     device = ctx.device
     memory = PeakMemory(device)
-    model = distributed.wrap(build_model(mcfg, precision, cfg.seed, device), ctx, cfg.strategy)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, betas=(0.9, 0.95), weight_decay=0.0)
-    scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
+    steps = make_steps(build_model(mcfg, precision, cfg.seed, device), cfg, precision, ctx)
+    model = steps.model
     gen = torch.Generator().manual_seed(cfg.seed * 7919 + 17 + ctx.rank)  # each rank its own data
     path = Path(cfg.out_dir) / f"checkpoint-{precision}.pt"
     fp = checkpoint.fingerprint(cfg.to_dict(), precision, ctx.world)
     start, history, resumed_from = 0, [], None
     if cfg.resume and path.exists():
         state = checkpoint.load(path, fp)
-        checkpoint.restore(model, optimizer, state["model"], state["optimizer"])
-        scaler.load_state_dict(state["scaler"])
+        steps.load(state, path)
         gen.set_state(state["generators"][ctx.rank])
         start, history, resumed_from = state["step"], list(state["history"]), state["step"]
     emit("start", precision=precision, steps=cfg.steps, start=start)
-    is_ddp = hasattr(model, "no_sync")
     every = max(1, cfg.steps // 100)
     bad_step, interrupted, skipped, done = None, False, 0, start
     tokens = cfg.batch_size * cfg.grad_accum * task.length * ctx.world
     t0 = time.perf_counter()
     for step in range(start, cfg.steps):
-        for group in optimizer.param_groups:
-            group["lr"] = learning_rate(step, cfg)
+        steps.set_lr(learning_rate(step, cfg))
         loss_sum = 0.0
         for micro in range(cfg.grad_accum):
             x, y = (t.to(device) for t in task.batch(cfg.batch_size, gen))
             last = micro == cfg.grad_accum - 1
-            with model.no_sync() if is_ddp and not last else contextlib.nullcontext():
+            with steps.micro(last):
                 with autocast(precision, device):
                     _, loss = model(x, y, step=step)
                 if cfg.inject_inf_at == step:
                     loss = loss * float("inf")
-                scaler.scale(loss / cfg.grad_accum).backward()
+                steps.backward(loss)
             loss_sum += loss.item()
-        scaler.unscale_(optimizer)
-        norm = torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        norm = float(norm.full_tensor() if hasattr(norm, "full_tensor") else norm)
+        norm = steps.grad_norm()
         # fp16: an overflowing gradient is the grad scaler's business (it skips the step and backs off)
-        local_bad = not math.isfinite(loss_sum) or (precision != "fp16" and not math.isfinite(norm))
+        local_bad = not math.isfinite(loss_sum) or (not steps.grad_scaling and not math.isfinite(norm))
         bad, stop_votes, loss_total = distributed.reduce_flags(
             [float(local_bad), float(stop.requested), loss_sum / cfg.grad_accum if not local_bad else 0.0],
             ctx,
         )
         if bad:
             bad_step = step
-            optimizer.zero_grad(set_to_none=True)
+            steps.discard()
             emit("bad_step", precision=precision, step=step)
             break
-        scale_before = scaler.get_scale() if scaler.is_enabled() else 1.0
-        scaler.step(optimizer)
-        scaler.update()
-        skipped += int(scaler.is_enabled() and scaler.get_scale() < scale_before)
-        optimizer.zero_grad(set_to_none=True)
+        skipped += int(steps.update())
         history.append(loss_total / ctx.world)
         done = step + 1
         if done % every == 0 or done == cfg.steps:
@@ -260,7 +310,7 @@ def train_precision(
             interrupted = True
             break
         if cfg.ckpt_every and done % cfg.ckpt_every == 0 and done < cfg.steps:
-            _save(path, model, optimizer, scaler, gen, done, history, fp, ctx)
+            _save(path, steps, gen, done, history, fp, ctx)
     elapsed = time.perf_counter() - t0
     run: dict[str, Any] = {
         "precision": precision,
@@ -280,12 +330,12 @@ def train_precision(
     }
     if bad_step is not None:
         return run
-    _save(path, model, optimizer, scaler, gen, done, history, fp, ctx)
+    _save(path, steps, gen, done, history, fp, ctx)
     if interrupted:
         return run
     x, y = eval_set
     logits, eval_loss, accuracy = evaluate(model, x, y, cfg.steps, precision, device)
-    sums = distributed.gather_objects(distributed.checksum(distributed.full_parameters(model)), ctx)
+    sums = distributed.gather_objects(distributed.checksum(steps.full_parameters()), ctx)
     run.update(
         eval_loss=eval_loss,
         accuracy=accuracy,
@@ -295,6 +345,7 @@ def train_precision(
     if ctx.is_main:
         fresh = build_model(mcfg, precision, cfg.seed + 1, device)  # other init: the load must overwrite it
         fresh.load_state_dict(checkpoint.load(path, fp)["model"])
+        fresh.to(steps.dtype)  # DeepSpeed bf16 / fp16 keep the weights themselves in that dtype
         reloaded, _, _ = evaluate(fresh, x, y, cfg.steps, precision, device)
         run["round_trip_max_diff"] = (reloaded - logits).abs().max().item()
         run["round_trip_tolerance"] = ROUND_TRIP_TOLERANCE
