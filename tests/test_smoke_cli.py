@@ -121,3 +121,12 @@ def test_two_process_torchrun_keeps_ranks_in_sync(tmp_path, strategy: str) -> No
     assert names["fp32: checkpoint round-trip"]["ok"]
     (run,) = out["result"]["runs"]
     assert len(run["checksums"]) == 2 and run["steps_done"] == 12
+
+
+def test_crash_detail_names_the_exception_not_torchruns_banner() -> None:
+    from envdoctor.smoke.runner import crash_line
+
+    stderr = "[rank0]:   buf = t.numpy()\n[rank0]: RuntimeError: Numpy is not available\n" + "=" * 60 + "\n"
+    assert crash_line(stderr) == "[rank0]: RuntimeError: Numpy is not available"
+    assert crash_line("last words\n" + "=" * 60) == "last words"
+    assert crash_line("") == "no output"

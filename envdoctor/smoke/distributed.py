@@ -87,12 +87,18 @@ def reduce_flags(values: list[float], ctx: Dist) -> list[float]:
     return t.tolist()
 
 
-def gather_objects(obj, ctx: Dist) -> list:
+def gather_tensors(t: torch.Tensor, ctx: Dist) -> list[torch.Tensor]:
+    """Every rank's copy of a same-shaped tensor, on the CPU.
+
+    Plain tensor collectives, not ``all_gather_object``: that one pickles through numpy, which torch
+    does not depend on, so it fails in an environment without numpy.
+    """
     if ctx.world == 1:
-        return [obj]
-    out = [None] * ctx.world
-    dist.all_gather_object(out, obj)
-    return out
+        return [t]
+    local = t.to(ctx.device)
+    out = [torch.empty_like(local) for _ in range(ctx.world)]
+    dist.all_gather(out, local)
+    return [x.cpu() for x in out]
 
 
 def full_parameters(model: nn.Module) -> list[tuple[str, torch.Tensor]]:

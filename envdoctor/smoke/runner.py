@@ -11,6 +11,7 @@ import contextlib
 import json
 import os
 import queue
+import re
 import signal
 import subprocess
 import sys
@@ -179,7 +180,22 @@ def train(cfg: SmokeConfig, launch: Launch, on_event: Callable[[dict[str, Any]],
         outcome.interrupted = outcome.interrupted or proc.returncode == EXIT_INTERRUPTED
         if outcome.result is None and outcome.error is None:
             stderr.seek(0)
-            tail = [ln for ln in stderr.read().strip().splitlines() if ln.strip()][-1:] or ["no output"]
             outcome.error = "smoke-train-crashed"
-            outcome.detail = f"worker exited with status {proc.returncode}: {tail[0]}"
+            outcome.detail = f"worker exited with status {proc.returncode}: {crash_line(stderr.read())}"
     return outcome
+
+
+_EXCEPTION_LINE = re.compile(
+    r"^(?:\[rank\d+\]:\s*)?(?:[\w.]+(?:Error|Exception|Interrupt)|Killed|Segmentation fault)\b"
+)
+
+
+def crash_line(stderr: str) -> str:
+    """The line of a worker's stderr that says what went wrong: the last exception line, else the
+    last line that is not decoration (torchrun ends its report with a row of '=')."""
+    lines = [ln.strip() for ln in stderr.splitlines() if ln.strip()]
+    for line in reversed(lines):
+        if _EXCEPTION_LINE.match(line):
+            return line
+    text = [ln for ln in lines if ln.strip("=*-_ ")]
+    return text[-1] if text else "no output"

@@ -248,7 +248,7 @@ def make_steps(model, cfg: SmokeConfig, precision: str, ctx: Dist):
 def _save(path: Path, steps, gen, step, history, fp, ctx: Dist) -> None:
     """Gather full states (collective) and let rank 0 write them atomically."""
     states = steps.state(path, step)
-    generators = distributed.gather_objects(gen.get_state(), ctx)
+    generators = distributed.gather_tensors(gen.get_state(), ctx)
     if ctx.is_main:
         state = {"fingerprint": fp, "step": step, "history": history, **states, "generators": generators}
         checkpoint.atomic_save(state, path)
@@ -335,7 +335,8 @@ def train_precision(
         return run
     x, y = eval_set
     logits, eval_loss, accuracy = evaluate(model, x, y, cfg.steps, precision, device)
-    sums = distributed.gather_objects(distributed.checksum(steps.full_parameters()), ctx)
+    mine = torch.tensor([distributed.checksum(steps.full_parameters())], dtype=torch.int64)
+    sums = [int(t.item()) for t in distributed.gather_tensors(mine, ctx)]
     run.update(
         eval_loss=eval_loss,
         accuracy=accuracy,
