@@ -87,8 +87,9 @@ def check(
 ) -> None:
     """Diagnose the environment: probes -> facts -> findings. Exit 1 if any finding is an error."""
     from envdoctor import report
-    from envdoctor.rules import evaluate
+    from envdoctor.rules import evaluate, preload
 
+    preload()  # rules and tables load while the probes wait on their child processes
     if as_json:
         fmt = "json"
     if fmt not in ("text", "markdown", "json"):
@@ -318,6 +319,10 @@ def build(
     no_torch: Annotated[
         bool, typer.Option("--no-torch", help="Leave out torch and the recipe's packages (small image).")
     ] = False,
+    wheels: Annotated[
+        Path | None,
+        typer.Option("--wheels", help="Install from the *.whl files of DIR too (torch offline if one fits)."),
+    ] = None,
     smoke: Annotated[bool, typer.Option("--smoke", help="Also run `envdoctor smoke-train` inside.")] = False,
     gpu_check: Annotated[
         bool, typer.Option("--gpu-check", help="Only check that containers of the image get a GPU; no build.")
@@ -333,12 +338,12 @@ def build(
 
     from envdoctor.build import render
     from envdoctor.build.choose import choose_recipe
-    from envdoctor.build.context import ContextError, make_context, read_ca_certs, source_root
+    from envdoctor.build.context import ContextError, find_wheels, make_context, read_ca_certs, source_root
     from envdoctor.build.context import host_ca_certs as host_certs
-    from envdoctor.build.dockerfile import default_tag, render_dockerfile
+    from envdoctor.build.dockerfile import default_tag, local_torch_wheel, render_dockerfile
     from envdoctor.build.engine import EngineError, connect, container_gpu_finding, probe_container_gpu
     from envdoctor.build.stream import build_image
-    from envdoctor.build.validate import docker_run_line, run_in_container, validate_image
+    from envdoctor.build.validate import docker_run_line, smoke_in_image, validate_image
     from envdoctor.findings import Severity
     from envdoctor.recipes import RecipeError
 
@@ -347,9 +352,13 @@ def build(
     try:
         chosen, why = choose_recipe(recipe)
         certs = read_ca_certs([*(ca_cert or []), *(host_certs() if host_ca_certs else [])])
+        wheel_files = find_wheels(wheels) if wheels is not None else []
     except (RecipeError, ContextError) as exc:
         raise fail(str(exc)) from None
-    dockerfile = render_dockerfile(chosen, ca_certs=sorted(certs), install_torch=not no_torch)
+    wheel_names = [w.name for w in wheel_files]
+    dockerfile = render_dockerfile(
+        chosen, ca_certs=sorted(certs), install_torch=not no_torch, wheels=wheel_names
+    )
     if print_dockerfile:
         sys.stdout.write(dockerfile)
         raise typer.Exit(EXIT_OK)
@@ -369,14 +378,18 @@ def build(
         raise typer.Exit(EXIT_OK if finding is None else EXIT_PROBLEM)
 
     try:
-        context = make_context(dockerfile, source_root(), certs)
+        context = make_context(dockerfile, source_root(), certs, wheels=wheel_files)
     except ContextError as exc:
         raise fail(str(exc)) from None
     base = base_image or chosen.base_image
     err.print(
         f"Building {tag} from recipe {chosen.name} ({why}) on {base}, network {network}", highlight=False
     )
-    with render.BuildProgress(err, verbose=verbose) as progress:
+    if wheel_files:
+        local_torch = local_torch_wheel(chosen, wheel_names)
+        torch_from = f"torch from {local_torch}" if local_torch else f"torch from {chosen.torch.index_url}"
+        err.print(f"{len(wheel_files)} local wheels from {wheels}; {torch_from}", highlight=False)
+    with context, render.BuildProgress(err, verbose=verbose) as progress:
         result = build_image(
             client,
             context,
@@ -406,12 +419,9 @@ def build(
     render.print_validation(out, validation)
     problems = not validation.ok or any(f.severity is Severity.ERROR for f in validation.findings)
     if smoke:
-        run = run_in_container(client, tag, ["envdoctor", "smoke-train"], gpu=gpu.ok, timeout=1800)
-        smoke_ok = run.exit_code == 0
-        last = run.error or next(reversed((run.stdout + run.stderr).strip().splitlines()), "")
-        mark = "[green]✓[/]" if smoke_ok else "[red]✗[/]"
-        out.print(f"{mark} smoke-train inside: exit {run.exit_code}: {last}", highlight=False)
-        problems = problems or not smoke_ok
+        smoke_run = smoke_in_image(client, tag, gpu=gpu.ok, ulimits=not validation.ulimits_refused)
+        render.print_smoke(out, smoke_run)
+        problems = problems or not smoke_run.ok
     if validation.ulimits_refused:
         out.print(f"[yellow]![/] this engine refuses the memlock/stack ulimits: {validation.ulimits_refused}")
     out.print("Run it with:", highlight=False)

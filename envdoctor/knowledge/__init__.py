@@ -44,3 +44,10 @@ def load_table(name: str) -> tuple[dict[str, Any], ...]:
                 f"{filename}: row {i} has status {row.get('status')!r}, not one of {STATUSES}"
             )
     return tuple(rows)
+
+
+def load_all() -> None:
+    """Parse every shipped table once (they are cached), e.g. while probes run."""
+    for entry in resources.files(__package__).iterdir():
+        if entry.name.endswith(".yaml"):
+            load_table(entry.name[: -len(".yaml")])

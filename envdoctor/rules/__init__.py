@@ -8,6 +8,7 @@ facts only and treat an unknown fact (``None``) as unknown: no finding, never a 
 from __future__ import annotations
 
 import importlib
+import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
@@ -72,6 +73,23 @@ def all_rules() -> list[Rule]:
     for module in RULE_MODULES:
         importlib.import_module(module)
     return list(_REGISTRY.values())
+
+
+def preload() -> threading.Thread:
+    """Import the rule modules and parse the knowledge tables in a background thread.
+
+    ``check`` starts this before probing: the probes mostly wait on child processes, so the
+    rules are ready when the facts arrive instead of being loaded after them.
+    """
+    from envdoctor.knowledge import load_all
+
+    def work() -> None:
+        all_rules()
+        load_all()
+
+    thread = threading.Thread(target=work, name="preload-rules", daemon=True)
+    thread.start()
+    return thread
 
 
 def get_rule(rule_id: str) -> Rule:
