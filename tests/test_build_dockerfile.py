@@ -14,13 +14,14 @@ import pytest
 from typer.testing import CliRunner
 
 from envdoctor.build.choose import fallback_recipe
-from envdoctor.build.context import ContextError, make_context, read_ca_certs, source_root
-from envdoctor.build.dockerfile import default_tag, render_dockerfile
+from envdoctor.build.context import ContextError, find_wheels, make_context, read_ca_certs, source_root
+from envdoctor.build.dockerfile import default_tag, local_torch_wheel, render_dockerfile
 from envdoctor.cli import app
 from envdoctor.recipes import all_recipes, load_recipe, recipe_hash
 
 ROOT = Path(__file__).resolve().parent.parent
 PEM = b"-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
+CPU_WHEEL = "torch-2.13.0+cpu-cp311-cp311-manylinux_2_28_x86_64.whl"
 
 
 def test_top_level_dockerfile_is_the_default_recipe_rendered():
@@ -42,6 +43,10 @@ def test_hadolint_passes_on_every_shipped_recipe(recipe, tmp_path):
         "plain": render_dockerfile(recipe),
         "certs": render_dockerfile(recipe, ca_certs=["00-proxy.crt"]),
         "no-torch": render_dockerfile(recipe, install_torch=False),
+        "wheels": render_dockerfile(
+            recipe, ca_certs=["00-proxy.crt"], wheels=["numpy-2.4.6-py3-none-any.whl"]
+        ),
+        "torch-wheel": render_dockerfile(recipe, wheels=[CPU_WHEEL]),
     }.items():
         path = tmp_path / f"Dockerfile.{variant}"
         path.write_text(text, encoding="utf-8")
@@ -122,7 +127,7 @@ def test_build_context_holds_only_the_source_and_certs():
     assert not [n for n in names if "__pycache__" in n or n.endswith(".pyc")]
     top = {"Dockerfile", "pyproject.toml", "README.md", "envdoctor", "reference_model", "recipes"}
     assert {n.split("/")[0] for n in names} <= top | {"ca-certificates"}
-    size = len(make_context("FROM scratch\n", source_root()).getvalue())
+    size = len(make_context("FROM scratch\n", source_root()).read())
     assert size < 5 * 1024 * 1024, f"build context is {size} bytes"
 
 
@@ -154,7 +159,82 @@ def test_cli_rejects_bad_input_in_one_line(tmp_path):
 
 
 def test_context_tar_is_readable_by_tarfile():
-    data = make_context("FROM scratch\n").getvalue()
+    data = make_context("FROM scratch\n").read()
     with tarfile.open(fileobj=io.BytesIO(data)) as tar:
         assert tar.getnames() == ["Dockerfile"]
         assert tar.extractfile("Dockerfile").read() == b"FROM scratch\n"
+
+
+@pytest.mark.parametrize(
+    ("recipe_name", "wheel", "matches"),
+    [
+        ("torch213-cpu", CPU_WHEEL, True),
+        ("torch213-cpu", "torch-2.13.0+cu126-cp311-cp311-manylinux_2_28_x86_64.whl", False),  # another build
+        ("torch213-cpu", "torch-2.13.0-cp311-cp311-manylinux_2_28_x86_64.whl", False),  # unlabelled: which?
+        ("torch213-cpu", "torch-2.12.0+cpu-cp311-cp311-manylinux_2_28_x86_64.whl", False),
+        ("torch213-cpu", "torch-2.13.0+cpu-cp312-cp312-manylinux_2_28_x86_64.whl", False),  # recipe has 3.11
+        ("torch213-cpu", "torch-2.13.0+cpu-cp311-cp311-win_amd64.whl", False),
+        ("torch213-cpu", "not-a-wheel.whl", False),
+        ("torch213-cu126", "torch-2.13.0+cu126-cp312-cp312-manylinux_2_28_aarch64.whl", True),
+    ],
+)
+def test_local_torch_wheel_must_be_the_recipes_build(recipe_name, wheel, matches):
+    found = local_torch_wheel(
+        load_recipe(recipe_name), ["numpy-2.4.6-cp311-cp311-manylinux_2_28_x86_64.whl", wheel]
+    )
+    assert found == (wheel if matches else None)
+
+
+def test_wheels_are_installed_in_a_stage_the_image_does_not_keep():
+    recipe = load_recipe("torch213-cpu")
+    text = render_dockerfile(recipe, wheels=[CPU_WHEEL])
+    assert "<<" not in text and "--mount" not in text and "# syntax" not in text  # legacy builder only
+    stages = text.split("\nFROM ")
+    assert [s.split("\n")[0] for s in stages[1:]] == ["${BASE_IMAGE} AS base", "base AS venv", "base"]
+    venv_stage, image_stage = stages[2], stages[3]
+    # torch from the wheel alone, exactly the recipe's build; its dependencies with the pins, from PyPI too.
+    assert (
+        'pip install --no-cache-dir --find-links /tmp/wheels --no-index --no-deps "torch==2.13.0+cpu"'
+        in venv_stage
+    )
+    assert "--index-url" not in text
+    assert (
+        'pip install --no-cache-dir --find-links /tmp/wheels "torch==2.13.0+cpu" "transformers==5.24.0"'
+        in text
+    )
+    assert "pip install --no-cache-dir --find-links /tmp/wheels /opt/envdoctor-src" in venv_stage
+    assert venv_stage.startswith("base AS venv\nCOPY wheels/ /tmp/wheels/\n")
+    # The image: the venv copied out of the stage, no wheel, the same labels as without --wheels.
+    assert "wheels" not in image_stage and "COPY --from=venv /opt/venv /opt/venv" in image_stage
+    assert 'io.envdoctor.torch="2.13.0+cpu"' in image_stage and "\nUSER 10001\n" in image_stage
+
+
+def test_wheels_without_the_torch_build_take_torch_from_the_index_only():
+    recipe = load_recipe("torch213-cpu")
+    text = render_dockerfile(recipe, wheels=["torch-2.13.0+cu126-cp311-cp311-manylinux_2_28_x86_64.whl"])
+    # A wheel of another build must not be picked by torch==2.13.0: no --find-links on that install.
+    torch_line = next(ln for ln in text.splitlines() if "--index-url" in ln)
+    assert (
+        torch_line
+        == '    && pip install --no-cache-dir --index-url https://download.pytorch.org/whl/cpu "torch==2.13.0"'
+    )
+    assert 'pip install --no-cache-dir --find-links /tmp/wheels "torch==2.13.0" "transformers' in text
+    assert "FROM base AS venv" in render_dockerfile(recipe, install_torch=False, wheels=[CPU_WHEEL])
+    assert "FROM base" not in render_dockerfile(recipe)
+
+
+def test_wheels_travel_in_the_context(tmp_path):
+    (tmp_path / CPU_WHEEL).write_bytes(b"PK\x03\x04")
+    (tmp_path / "notes.txt").write_text("not a wheel")
+    wheels = find_wheels(tmp_path)
+    assert [w.name for w in wheels] == [CPU_WHEEL]
+    with tarfile.open(fileobj=make_context("FROM scratch\n", wheels=wheels)) as tar:
+        assert tar.getnames() == ["Dockerfile", f"wheels/{CPU_WHEEL}"]
+        assert tar.getmember(f"wheels/{CPU_WHEEL}").uid == 0
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ContextError, match=r"empty: no \*\.whl files"):
+        find_wheels(tmp_path / "empty")
+    result = CliRunner().invoke(
+        app, ["build", "--recipe", "torch213-cpu", "--print-dockerfile", "--wheels", str(tmp_path / "none")]
+    )
+    assert result.exit_code == 2 and "none: not a folder" in result.output, result.output

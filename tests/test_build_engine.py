@@ -70,6 +70,28 @@ def test_successful_build_reports_steps_layers_and_image_id(client, busybox, unc
         client.images.remove("local/envdoctor-test:ok")
 
 
+def test_multi_stage_build_leaves_no_stage_image_behind(client, busybox, unchanged_engine):
+    # What the --wheels Dockerfile does: a stage holds a big file, the image copies only a result out.
+    dockerfile = (
+        f"FROM {busybox} AS base\nRUN echo base > /tmp/base\n"
+        "FROM base AS venv\nRUN echo wheel > /tmp/wheel && echo venv > /tmp/venv\n"
+        "FROM base\nCOPY --from=venv /tmp/venv /opt/venv\n"
+    )
+    before = {i.id for i in client.images.list(filters={"dangling": True})}
+    result = build_image(client, make_context(dockerfile), "local/envdoctor-test:stages", network_mode="none")
+    try:
+        assert result.ok, result.failure
+        assert len(result.stage_ends) == 2  # the end of "base" (still used) and of "venv" (removed)
+        assert result.removed == [result.stage_ends[1]]
+        assert {i.id for i in client.images.list(filters={"dangling": True})} == before
+        run = run_in_container(
+            client, "local/envdoctor-test:stages", ["cat", "/opt/venv", "/tmp/wheel"], ulimits=False
+        )
+        assert run.stdout == "venv\n" and "/tmp/wheel" in run.stderr and run.exit_code == 1
+    finally:
+        client.images.remove("local/envdoctor-test:stages")
+
+
 def test_failing_run_step_reports_exit_code_and_log_tail_and_cleans_up(client, busybox, unchanged_engine):
     dockerfile = f"FROM {busybox}\nRUN echo first > /tmp/a\nRUN echo line-1; echo line-2 >&2; exit 3\n"
     result = build_image(client, make_context(dockerfile), "local/envdoctor-test:fail", network_mode="none")

@@ -4,17 +4,20 @@ Sending the whole checkout (a venv, .git, caches) would make every build upload 
 the image needs only what ``pip install`` of envdoctor needs. Extra CA certificates (a
 TLS-inspecting proxy, as on machines whose pip fails with ``CERTIFICATE_VERIFY_FAILED``) travel
 in the context as files: nothing is passed as a build argument, so nothing secret can end up in
-the image history.
+the image history. Local wheels (``--wheels``) travel the same way, under ``wheels/``; with them
+the context can be GBs, so it is spooled to a temporary file, not held in memory.
 """
 
 from __future__ import annotations
 
 import io
 import tarfile
+import tempfile
 from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import BinaryIO
 
-from envdoctor.build.dockerfile import CERT_DIR, SOURCE_FILES, SOURCE_PATHS
+from envdoctor.build.dockerfile import CERT_DIR, SOURCE_FILES, SOURCE_PATHS, WHEEL_DIR
 
 HOST_CA_DIR = Path("/usr/local/share/ca-certificates")
 PEM_MARKER = b"-----BEGIN CERTIFICATE-----"
@@ -66,18 +69,30 @@ def read_ca_certs(paths: Iterable[Path]) -> dict[str, bytes]:
     return certs
 
 
+def find_wheels(directory: Path) -> list[Path]:
+    """The ``*.whl`` files directly in ``directory``; a ContextError when there is none to use."""
+    if not directory.is_dir():
+        raise ContextError(f"{directory}: not a folder (--wheels wants a folder of *.whl files)")
+    wheels = sorted(p for p in directory.glob("*.whl") if p.is_file())
+    if not wheels:
+        raise ContextError(f"{directory}: no *.whl files in it")
+    return wheels
+
+
 def make_context(
     dockerfile: str,
     root: Path | None = None,
     certs: dict[str, bytes] | None = None,
     paths: Sequence[str] = (*SOURCE_FILES, *SOURCE_PATHS),
-) -> io.BytesIO:
-    """A gzip-free tar of the Dockerfile, ``paths`` from ``root`` and ``certs`` under ca-certificates/.
+    wheels: Sequence[Path] = (),
+) -> BinaryIO:
+    """An uncompressed tar of the Dockerfile, ``paths`` from ``root``, ``certs`` under ca-certificates/
+    and ``wheels`` under wheels/, in a temporary file (gone when closed) positioned at its start.
 
     ``root=None`` means no source files (a context for a hand-written Dockerfile).
     Symlinks are kept as symlinks (``envdoctor/recipes_data -> ../recipes`` resolves in the image).
     """
-    buf = io.BytesIO()
+    buf = tempfile.TemporaryFile()  # noqa: SIM115 (returned open: the caller closes it)
     with tarfile.open(fileobj=buf, mode="w") as tar:
         _add_bytes(tar, "Dockerfile", dockerfile.encode("utf-8"))
         if root is not None:
@@ -85,6 +100,8 @@ def make_context(
                 tar.add(root / rel, arcname=rel, filter=_skip_caches)
         for name, data in (certs or {}).items():
             _add_bytes(tar, f"{CERT_DIR}/{name}", data)
+        for wheel in wheels:
+            tar.add(wheel, arcname=f"{WHEEL_DIR}/{wheel.name}", filter=_root_owned)
     buf.seek(0)
     return buf
 
@@ -100,6 +117,10 @@ def _skip_caches(info: tarfile.TarInfo) -> tarfile.TarInfo | None:
     parts = set(Path(info.name).parts)
     if parts & SKIPPED_PARTS or info.name.endswith(".pyc"):
         return None
+    return _root_owned(info)
+
+
+def _root_owned(info: tarfile.TarInfo) -> tarfile.TarInfo:
     info.uid = info.gid = 0
     info.uname = info.gname = "root"
     return info

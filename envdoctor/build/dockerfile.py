@@ -5,6 +5,12 @@ the most often changed: system Python, torch, the recipe's pins, envdoctor itsel
 from the recipe's wheel index and nothing else does (``--index-url`` on that one ``pip install``
 only); the later ``pip install`` repeats the torch pin so that no package can swap the build.
 The venv is needed because Debian and Ubuntu mark their system Python externally managed.
+
+With local wheels (``--wheels``, air-gapped machines) the venv is built in a stage of its own
+that copies the wheels in and installs from them (``--find-links``; torch with ``--no-index``
+when a wheel of the recipe's build is there); the image copies only ``/opt/venv`` out of it, so
+no layer of the image holds the wheels. A ``COPY`` followed by ``rm`` in a later layer would not
+shrink the image: the copied files stay in the ``COPY`` layer.
 """
 
 from __future__ import annotations
@@ -20,6 +26,8 @@ if TYPE_CHECKING:
 VENV = "/opt/venv"
 SOURCE_DIR = "/opt/envdoctor-src"
 CERT_DIR = "ca-certificates"  # folder of the build context that holds extra CA certificates
+WHEEL_DIR = "wheels"  # folder of the build context that holds local wheels (--wheels)
+WHEELS_IN_STAGE = "/tmp/wheels"  # where the venv stage sees them
 CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"  # what update-ca-certificates writes
 USER_NAME = "trainer"
 USER_UID = 10001
@@ -50,22 +58,53 @@ def image_labels(recipe: Recipe, install_torch: bool = True) -> dict[str, str]:
     }
 
 
-def render_dockerfile(recipe: Recipe, ca_certs: Sequence[str] = (), install_torch: bool = True) -> str:
+def local_torch_wheel(recipe: Recipe, wheels: Sequence[str]) -> str | None:
+    """The file name among ``wheels`` that is the recipe's torch build, or None.
+
+    It must be torch at the recipe's version with the variant as local label (``2.13.0+cpu``:
+    how the PyTorch indexes name their builds; an unlabelled wheel could be any CUDA build), for
+    the recipe's CPython (``cp311``) on Linux. The CPU architecture is left to pip.
+    """
+    from packaging.utils import InvalidWheelFilename, parse_wheel_filename
+    from packaging.version import Version
+
+    wanted = Version(f"{recipe.torch.version}+{recipe.torch.variant}")
+    python_tag = "cp" + recipe.python.replace(".", "")
+    for name in sorted(wheels):
+        try:
+            project, version, _build, tags = parse_wheel_filename(name)
+        except InvalidWheelFilename:
+            continue
+        if (
+            project == "torch"
+            and version == wanted
+            and any(t.interpreter == python_tag and "linux" in t.platform for t in tags)
+        ):
+            return name
+    return None
+
+
+def render_dockerfile(
+    recipe: Recipe, ca_certs: Sequence[str] = (), install_torch: bool = True, wheels: Sequence[str] = ()
+) -> str:
     """The Dockerfile of ``recipe``.
 
     ``ca_certs`` are file names under ``ca-certificates/`` in the build context: extra CA
     certificates (a TLS-inspecting proxy) installed before anything is downloaded.
     ``install_torch=False`` leaves out torch and the recipe's packages: a small image with
     Python and envdoctor, to check a container setup before a multi-GB build.
+    ``wheels`` are file names under ``wheels/`` in the build context: every ``pip install``
+    looks there too, and torch comes from there alone when one of them is the recipe's build.
     """
     py = f"python{recipe.python}"
+    regenerate = " --no-torch" if not install_torch else ""
+    regenerate += " --wheels DIR" if wheels else ""
     lines = [
         f"# envdoctor {__version__}, recipe {recipe.name}: {recipe.description}",
-        f"# Regenerate with: envdoctor build --recipe {recipe.name} --print-dockerfile"
-        + ("" if install_torch else " --no-torch"),
+        f"# Regenerate with: envdoctor build --recipe {recipe.name} --print-dockerfile{regenerate}",
         "# Build context: the envdoctor source tree (pyproject.toml, README.md, envdoctor/, ...).",
         f"ARG BASE_IMAGE={recipe.base_image}",
-        "FROM ${BASE_IMAGE}",
+        "FROM ${BASE_IMAGE}" + (" AS base" if wheels else ""),
         "",
         "ARG DEBIAN_FRONTEND=noninteractive",
     ]
@@ -93,29 +132,50 @@ def render_dockerfile(recipe: Recipe, ca_certs: Sequence[str] = (), install_torc
         "",
         f"ENV VIRTUAL_ENV={VENV} \\\n    PATH={VENV}/bin:$PATH",
     ]
+    pip = "pip install --no-cache-dir"
+    # Every install but torch from its index looks at the wheels too; that one must not: a wheel
+    # of another build there (2.13.0+cu126 for a CPU recipe) would satisfy torch==2.13.0 as well.
+    pip_local = f"{pip} --find-links {WHEELS_IN_STAGE}" if wheels else pip
+    if wheels:
+        lines += [
+            "",
+            "# The venv is built in a stage of its own: the wheels never reach a layer of the image.",
+            "FROM base AS venv",
+            f"COPY {WHEEL_DIR}/ {WHEELS_IN_STAGE}/",
+        ]
     venv = [f"{py} -m venv {VENV}"]
     if install_torch:
-        torch_req = recipe.torch.requirement
-        venv.append(f"pip install --no-cache-dir --index-url {recipe.torch.index_url} {_quote(torch_req)}")
+        torch_wheel = local_torch_wheel(recipe, wheels)
+        if torch_wheel is None:
+            torch_req = recipe.torch.requirement
+            venv.append(f"{pip} --index-url {recipe.torch.index_url} {_quote(torch_req)}")
+        else:
+            # The exact local build, nothing from an index; its dependencies come with the next install.
+            torch_req = f"torch=={recipe.torch.version}+{recipe.torch.variant}"
+            venv.append(f"{pip_local} --no-index --no-deps {_quote(torch_req)}")
         lines.append(_run(venv))
-        if recipe.packages:
+        if recipe.packages or torch_wheel is not None:
             pins = " ".join(_quote(p) for p in (torch_req, *recipe.packages))
-            lines.append(_run([f"pip install --no-cache-dir {pins}"]))
+            lines.append(_run([f"{pip_local} {pins}"]))
     else:
         lines.append(_run(venv))
+    user = f"useradd --create-home --no-log-init --uid {USER_UID} --shell /bin/bash {USER_NAME}"
     lines += [
         "",
         f"COPY {' '.join(SOURCE_FILES)} {SOURCE_DIR}/",
         *(f"COPY {p}/ {SOURCE_DIR}/{p}/" for p in SOURCE_PATHS),
-        _run(
-            [
-                f"pip install --no-cache-dir {SOURCE_DIR}",
-                f"rm -rf {SOURCE_DIR}",
-                f"useradd --create-home --no-log-init --uid {USER_UID} --shell /bin/bash {USER_NAME}",
-            ]
-        ),
-        "",
     ]
+    if wheels:
+        lines += [
+            _run([f"{pip_local} {SOURCE_DIR}"]),
+            "",
+            "FROM base",
+            f"COPY --from=venv {VENV} {VENV}",
+            _run([user]),
+            "",
+        ]
+    else:
+        lines += [_run([f"{pip_local} {SOURCE_DIR}", f"rm -rf {SOURCE_DIR}", user]), ""]
     if recipe.env:
         lines.append(_env_block(recipe.env))
     labels = image_labels(recipe, install_torch)

@@ -15,7 +15,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from envdoctor.build.stream import BuildEvent, BuildFailure
-from envdoctor.build.validate import Validation
+from envdoctor.build.validate import SmokeRun, Validation
 from envdoctor.findings import Finding
 
 
@@ -119,3 +119,21 @@ def print_validation(console: Console, validation: Validation) -> None:
     for name, value in rows:
         console.print(f"  {name:<10} {escape(value)}", highlight=False)
     print_findings(console, validation.findings)
+
+
+def print_smoke(console: Console, smoke: SmokeRun) -> None:
+    """smoke-train's own report (environment line and checks table) as the image printed it, then a verdict."""
+    from envdoctor.smoke.render import print_text
+    from envdoctor.smoke.verdict import Check
+
+    payload = smoke.payload or {}
+    console.print("smoke-train inside the image ([dim]envdoctor smoke-train --json[/]):", highlight=False)
+    if "checks" in payload and "result" in payload:
+        print_text(payload["result"], [Check(**c) for c in payload["checks"]], None, console)
+    if smoke.ok:
+        console.print("[green]✓[/] smoke-train passed inside the image", highlight=False)
+        return
+    why = smoke.error or (
+        f"[{payload['finding']}] {payload.get('detail', '')}" if payload.get("finding") else "a check failed"
+    )
+    console.print(f"[red]✗[/] smoke-train failed inside the image: {escape(why)}", highlight=False)

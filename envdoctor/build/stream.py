@@ -7,7 +7,9 @@ A failing RUN does not raise: the last chunk is an ``errorDetail`` with the exit
 missing base image is an ``errorDetail`` without a code at the ``FROM`` step; a Dockerfile the
 engine cannot parse raises ``APIError`` 400 before any step. A failed build leaves the layers of
 its successful steps behind as untagged images: their ids are recorded from the stream and
-removed.
+removed. So does a successful multi-stage build: the last image of every stage but the final one
+stays as an untagged image (with the venv stage of ``--wheels``, the layer holding the wheels);
+it is removed too.
 """
 
 from __future__ import annotations
@@ -52,6 +54,7 @@ class BuildResult:
     tag: str | None = None
     steps: list[str] = field(default_factory=list)  # "RUN apt-get update ...", in order
     layers: list[str] = field(default_factory=list)  # layer ids from the stream, base image first
+    stage_ends: list[str] = field(default_factory=list)  # last layer of each stage before a later FROM
     failure: BuildFailure | None = None
     # Untagged images removed: the layers of a failed build, or the image the tag named before.
     removed: list[str] = field(default_factory=list)
@@ -105,9 +108,11 @@ def build_image(
         result.failure = BuildFailure(kind="step-error", message="the build stream ended without an image id")
     if result.failure is not None:
         result.removed = remove_dangling_layers(client, result.layers[1:])
-    elif previous is not None and previous != result.image_id:
-        # The tag moved to the new image: the one it named before is now dangling unless tagged elsewhere.
-        result.removed = remove_dangling_layers(client, [previous])
+        return result
+    # Earlier stages' last images, and the image the tag named before (if the tag moved to the new
+    # one) are dangling now unless another image is built on them or tagged elsewhere.
+    moved = [previous] if previous is not None and previous != result.image_id else []
+    result.removed = remove_dangling_layers(client, [*moved, *result.stage_ends])
     return result
 
 
@@ -191,6 +196,8 @@ class _StreamParser:
     def _line(self, line: str) -> None:
         step = STEP_RE.match(line)
         if step:
+            if step.group(3).upper().startswith("FROM ") and self.result.layers:
+                self.result.stage_ends.append(self.result.layers[-1])
             self.step, self.total = int(step.group(1)), int(step.group(2))
             self.result.steps.append(step.group(3))
             self.tail.clear()

@@ -121,6 +121,39 @@ def validate_image(client: Any, image: str, gpu: bool = False, timeout: int = 30
     return validation
 
 
+@dataclass
+class SmokeRun:
+    """What ``envdoctor smoke-train --json`` reported from inside the image."""
+
+    run: ContainerRun
+    payload: dict[str, Any] | None = None  # the JSON document: ok, checks, result (or finding, detail)
+    error: str | None = None  # why there is no document
+
+    @property
+    def ok(self) -> bool:
+        return self.payload is not None and self.payload.get("ok") is True
+
+
+def smoke_in_image(
+    client: Any, image: str, gpu: bool = False, ulimits: bool = True, timeout: int = 1800
+) -> SmokeRun:
+    """Train the reference model inside ``image`` (smoke-train's defaults) and read its verdict."""
+    run = run_in_container(
+        client, image, ["envdoctor", "smoke-train", "--json"], gpu=gpu, timeout=timeout, ulimits=ulimits
+    )
+    if run.error is not None:
+        return SmokeRun(run, error=run.error)
+    last = next(reversed(run.stdout.strip().splitlines()), "")
+    try:
+        payload = json.loads(last)
+    except json.JSONDecodeError:
+        payload = None
+    if not isinstance(payload, dict) or "ok" not in payload:
+        tail = next(reversed((run.stderr or run.stdout).strip().splitlines()), "no output")
+        return SmokeRun(run, error=f"`envdoctor smoke-train --json` exited {run.exit_code}: {tail}")
+    return SmokeRun(run, payload=payload)
+
+
 def docker_run_line(tag: str, gpu: bool, ulimits: bool = True) -> str:
     """The ``docker run`` line for training in the image: GPUs, shared memory, locked memory, stack."""
     parts = ["docker run --rm -it"]
