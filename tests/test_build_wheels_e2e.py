@@ -3,9 +3,9 @@
 No PyTorch index is reachable from the test machines (nor from an air-gapped cluster), so torch
 comes from the CPU wheel on local disk; its dependencies come from PyPI through the host network
 with this host's CA certificates. The recipe is ``torch213-cpu`` without its extra packages
-(transformers, accelerate, numpy: about 45 s of pip and 300 MB of venv that smoke-train does not
-use); with a local torch wheel the pins step still runs, for torch's own dependencies. The image
-(about 1.2 GB) is removed at the end.
+(transformers, accelerate, numpy: 20-40 s of PyPI downloads and 240 MB of image that smoke-train
+does not use); with a local torch wheel the pins step still runs, for torch's own dependencies.
+The image (1.2 GB) is removed at the end.
 """
 
 from __future__ import annotations
