@@ -8,10 +8,11 @@ may not have it), using the marker variables the child reported.
 from __future__ import annotations
 
 import ast
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from packaging.utils import canonicalize_name
 
 from envdoctor.facts import Distribution, PackagesFacts, PythonFacts, Requirement
 from envdoctor.probes import _process
@@ -54,11 +55,6 @@ class TargetResult:
     nvidia_roots: list[str] = field(default_factory=list)
 
 
-def normalize(name: str) -> str:
-    """PEP 503 normalised project name: ``Flash_Attn`` -> ``flash-attn``."""
-    return re.sub(r"[-_.]+", "-", name).lower()
-
-
 def probe(python: str, timeout: float) -> TargetResult:
     """Run the metadata child in ``python`` and turn its payload into facts."""
     try:
@@ -89,7 +85,9 @@ def from_payload(data: dict[str, Any]) -> TargetResult:
     dists = [(str(n), str(v), str(loc), list(reqs)) for n, v, loc, reqs in data.get("dists") or []]
     first: dict[str, tuple[str, str, str, list[str]]] = {}
     for dist in dists:
-        first.setdefault(normalize(dist[0]), dist)  # sys.path order: the first one is what imports get
+        first.setdefault(
+            canonicalize_name(dist[0]), dist
+        )  # sys.path order: the first one is what imports get
     installed = {name: dist[1] for name, dist in first.items()}
     torch_dirs = data.get("torch_dirs") or []
     packages = PackagesFacts(
@@ -128,7 +126,7 @@ def unmet_requirements(dists: Any, installed: dict[str, str], markers: dict[str,
                     continue
             except (InvalidRequirement, ValueError, KeyError):
                 continue
-            have = installed.get(normalize(req.name))
+            have = installed.get(canonicalize_name(req.name))
             if have is not None and req.specifier:
                 try:
                     if req.specifier.contains(Version(have), prereleases=True):
@@ -149,7 +147,7 @@ def torch_installs(
     found = [
         Distribution(name, version, location, has_metadata=True)
         for name, version, location, _ in dists
-        if normalize(name) in TORCH_DISTS
+        if canonicalize_name(name) in TORCH_DISTS
     ]
     with_metadata = {d.location for d in found}
     for entry in torch_dirs:

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 from envdoctor.facts import Facts, LibraryFile, Requirement
 from envdoctor.findings import Action, Finding, Manual, PipInstall, SetEnv, Severity
-from envdoctor.knowledge.cuda import parse_variant
+from envdoctor.knowledge.cuda import minor_of, parse_variant
 from envdoctor.knowledge.ecosystem import cuda_library, wheel_version
 from envdoctor.rules import rule
 from envdoctor.rules.packages import installed_torch, requirement_name, requirement_spec, torch_cuda
@@ -159,11 +159,6 @@ def cuda_lib_conflict(facts: Facts) -> Iterator[Finding]:
         )
 
 
-def _major_minor(version: str) -> tuple[str, str] | None:
-    match = re.match(r"(\d+)\.(\d+)", version)
-    return (match.group(1), match.group(2)) if match else None
-
-
 @rule(
     "nvcc-mismatch",
     name="nvcc's CUDA differs from torch's",
@@ -186,11 +181,11 @@ def nvcc_mismatch(facts: Facts) -> Iterator[Finding]:
     CUDA); the runtime itself does not use nvcc.
     """
     nvcc, cuda = facts.cuda.nvcc_version, torch_cuda(facts)
-    ours, theirs = (_major_minor(nvcc) if nvcc else None), (_major_minor(cuda) if cuda else None)
+    ours, theirs = (minor_of(nvcc) if nvcc else None), (minor_of(cuda) if cuda else None)
     if ours is None or theirs is None or ours == theirs:
         return
-    major = ours[0] != theirs[0]
-    want = ".".join(theirs)
+    major = ours.split(".")[0] != theirs.split(".")[0]
+    want = theirs
     fix = f"Use a CUDA {want} toolkit for extension builds (CUDA_HOME=/usr/local/cuda-{want})."
     yield Finding(
         id="nvcc-mismatch",
