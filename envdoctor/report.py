@@ -118,9 +118,10 @@ def _summary(area: str, facts: Facts) -> str:
         else:
             parts = [t.status + (f": {t.error}" if t.error else "")]
     elif area == "packages":
-        if pk.versions:
+        if pk.versions is not None:
             shown = [f"{k} {v}" for k, v in sorted(pk.versions.items()) if k != "torch"]
-            parts = [", ".join(shown[:6]) + (f" (+{len(shown) - 6})" if len(shown) > 6 else "")]
+            more = f" (+{len(shown) - 6})" if len(shown) > 6 else ""
+            parts = [", ".join(shown[:6]) + more if shown else "no tracked ML package besides torch"]
         if pk.unmet:
             parts.append(f"{len(pk.unmet)} unmet requirement(s)")
     elif area == "container":
