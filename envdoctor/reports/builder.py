@@ -20,6 +20,7 @@ STATED, TOOL, LISTING, DERIVED = 30, 20, 10, 5
 
 _LOCAL_CUDA = re.compile(r"\+cu(\d{2,3})$")
 _LOCAL_ROCM = re.compile(r"\+rocm(\d+\.\d+)")
+_SOURCE_BUILD = re.compile(r"\+(?:git)?[0-9a-f]{7,40}$")  # the commit of a source build
 
 
 def norm_name(name: str) -> str:
@@ -78,7 +79,10 @@ class Builder:
         mig: bool | None = None,
     ) -> None:
         """Record what a line says about one GPU (an unknown index means the first GPU seen by name)."""
+        given = name
         name = _clean_gpu_name(name) if name else None
+        if given and name is None and not (capability or memory_mib or mig is not None):
+            return  # "GPU 1: NVIDIA" in a paste cut mid-line states nothing
         if index is None:
             known = [i for i, g in self.gpus.items() if name and g.name and _same_gpu(g.name, name)]
             index = known[0] if known else (0 if not self.gpus else max(self.gpus) + 1)
@@ -181,20 +185,34 @@ class Builder:
             self.torch_build(None, DERIVED)
 
 
-def _clean_gpu_name(name: str) -> str:
+def _clean_gpu_name(name: str) -> str | None:
+    """The GPU name without UUID, arch or memory suffixes; a truncated name keeps its '...' (nvidia-smi
+    tables cut long names: 'GeForce GTX 105...'), so that no capability is inferred from a prefix.
+    A bare vendor name ('NVIDIA', a paste cut mid-line) names no GPU."""
     name = re.sub(r"\s*\((?:UUID|arch=|\d+\s*[GM]i?B\b).*$", "", name.strip())
-    return re.sub(r"\s+", " ", name).strip(" .")
+    name = re.sub(r"\s+", " ", name).strip()
+    truncated = name.endswith(("...", "\u2026"))
+    name = name.rstrip(" .\u2026")
+    if not name or name.upper() in ("NVIDIA", "NVIDIA CORPORATION", "AMD", "GPU"):
+        return None
+    return name + "..." if truncated else name
 
 
 def _same_gpu(a: str, b: str) -> bool:
-    """Whether two spellings name the same GPU ('GeForce RTX 3080' vs 'NVIDIA GeForce RTX 3080 Ti' is not)."""
-    a, b = a.removeprefix("NVIDIA ").lower(), b.removeprefix("NVIDIA ").lower()
+    """Whether two spellings name the same GPU ('GeForce RTX 3080' vs 'NVIDIA GeForce RTX 3080 Ti' is not);
+    a truncated name ('GeForce GTX 108...') is the same GPU as any name it begins."""
+    a, b = (x.removeprefix("NVIDIA ").lower() for x in (a, b))
+    if a.endswith("...") or b.endswith("..."):
+        a, b = a.removesuffix("..."), b.removesuffix("...")
+        return a.startswith(b) or b.startswith(a)
     return a == b or a.startswith(b) or b.startswith(a)
 
 
 def _distinct_builds(versions: Iterable[str]) -> set[str]:
     """Versions naming different torch builds: "1.9.0" (pip's record of a PyPI wheel) and
-    "1.9.0+cu102" (what that wheel's ``torch.__version__`` says) are the same install."""
-    versions = set(versions)
+    "1.9.0+cu102" (what that wheel's ``torch.__version__`` says) are the same install, and so are
+    two commits of one source build ("1.7.0a0+9ddd3df" and "1.7.0a0+a9603c7": a develop install
+    rebuilt without refreshing pip's record)."""
+    versions = {_SOURCE_BUILD.sub("", v) for v in versions}
     tagged = {v.split("+", 1)[0] for v in versions if "+" in v}
     return {v for v in versions if "+" in v or v not in tagged}

@@ -12,7 +12,8 @@ import re
 from envdoctor.reports.builder import LISTING, STATED, TOOL, Builder
 from envdoctor.reports.text import is_unknown, key_values, short_version, truth, version_in
 
-_GPU_LINE = re.compile(r"^\s*GPU\s+(?P<idx>\d+(?:\s*,\s*\d+)*)\s*:\s*(?P<name>\S.*?)\s*$")
+# An index of at most three digits: 'GPU 00000000:07:00.0' in `nvidia-smi -q` is a PCI bus id.
+_GPU_LINE = re.compile(r"^\s*GPU\s+(?P<idx>\d{1,3}(?:\s*,\s*\d{1,3})*)\s*:\s*(?P<name>\S.*?)\s*$")
 _PIP_LINE = re.compile(r"^\s*\[(?:pip\d?|conda)\]\s+(?P<rest>\S.*)$")
 _LIB_PATH = re.compile(r"^\s*(?P<path>(?:/|[A-Za-z]:\\)\S*(?:libcudnn|cudnn)\S*)\s*$")
 # Keys of hand-written environment lists ("- GPU: ...", "- Driver: 535.104.05").

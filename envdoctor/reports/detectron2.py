@@ -14,7 +14,7 @@ from envdoctor.reports.builder import STATED, TOOL, Builder
 from envdoctor.reports.text import is_unknown, key_values, short_version, truth, version_in
 
 _SPACED = re.compile(r"^\s*(?P<key>[A-Za-z_][\w .,()/-]*?)\s{2,}(?P<value>\S.*?)\s*$")
-_GPU_KEY = re.compile(r"^gpu (?P<idx>\d+(?:\s*,\s*\d+)*)$")
+_GPU_KEY = re.compile(r"^gpu (?P<idx>\d{1,3}(?:\s*,\s*\d{1,3})*)$")  # not a PCI bus id
 _ARCH = re.compile(r"\(arch=(?P<cap>\d+\.\d+)\)")
 _BUILT_CUDA = re.compile(r"^\s*-\s*CUDA Runtime (?P<v>\d+\.\d+)")
 _BUILT_CUDNN = re.compile(r"^\s*-\s*Cu?DNN (?P<v>\d+\.\d+(?:\.\d+)?)", re.I)

@@ -5,7 +5,11 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
-VERSION = re.compile(r"\d+(?:\.\d+)+(?:[.+-]?[A-Za-z0-9]+(?:\.[A-Za-z0-9]+)*)?")
+# A dotted version with PEP 440 pre/dev/post parts and a local tag: '2.1.0+cu121', '1.7.0a0+9ddd3df',
+# '2.0.0.dev20230203+cu118', '2.3.0a0+git6ddf5cf', '12.1.105', '0.8.0.post1'.
+VERSION = re.compile(
+    r"\d+(?:\.\d+)+(?:[.-]?(?:a|b|rc|dev|post|alpha|beta)\d*)*(?:[+-]?[A-Za-z0-9]+(?:\.[A-Za-z0-9]+)*)?"
+)
 _KV = re.compile(r"^\s*(?:[-*]\s+)?(?P<key>[A-Za-z`\[][\w `./()?'\[\]-]*?)\s*:\s*(?P<value>.*?)\s*$")
 _UNKNOWN = {
     "",
