@@ -14,13 +14,13 @@ import sys
 from pathlib import Path
 
 from envdoctor.facts import Facts
-from envdoctor.reports import collect_env, detectron2, hf_env, nvidia_smi, packages, toolchain
+from envdoctor.reports import collect_env, detectron2, hf_env, nvidia_smi, packages, repl, toolchain
 from envdoctor.reports.builder import STATED, Builder
 
 MAX_BYTES = 5 * 1024 * 1024
 MAX_LINE = 4000  # longer lines are cut: no real report line is this long, a minified blob is
 MAX_ERROR_LINES = 60
-PARSERS = (collect_env, hf_env, detectron2, nvidia_smi, toolchain, packages)
+PARSERS = (collect_env, hf_env, detectron2, nvidia_smi, toolchain, packages, repl)
 
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 _QUOTE = re.compile(r"^\s*(?:>\s?)+")
