@@ -9,6 +9,7 @@ tables, and the error messages of ``envdoctor/signatures``. What the paste does 
 
 from __future__ import annotations
 
+import html
 import re
 import sys
 from pathlib import Path
@@ -24,6 +25,10 @@ PARSERS = (collect_env, hf_env, detectron2, nvidia_smi, toolchain, packages, rep
 
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 _QUOTE = re.compile(r"^\s*(?:>\s?)+")
+_HTML_ENTITY = re.compile(r"&(?:gt|lt|amp|quot|#39|#x27|nbsp);")
+# A two-cell markdown table row ("| PyTorch version | 2.1.0+cu121 |"); nvidia-smi rows have three cells.
+_TABLE_ROW = re.compile(r"^\s*\|\s*(?P<key>[A-Za-z`*][^|]*?)\s*\|\s*(?P<value>[^|]*?)\s*\|\s*$")
+_TABLE_RULE = re.compile(r"^\s*\|?\s*:?-{3,}:?\s*(?:\|\s*:?-{3,}:?\s*)+\|?\s*$")
 _ERRORISH = re.compile(
     r"^\s*(?:\w+\.)*\w*(?:Error|Exception|Warning)\b.*:|CUDA error:|NCCL WARN|\bnccl\w*Error\b|"
     r"^\s*(?:docker: )?Error response from daemon",
@@ -73,13 +78,21 @@ def decode_report(data: bytes, name: str = "report") -> str:
 def report_lines(text: str) -> list[str]:
     """Lines with terminal colours, markdown quote markers and code fences removed.
 
-    A full-width colon (``GPU 0： Tesla P100``, typed with a CJK input method) reads as ``:``.
+    A full-width colon (``GPU 0： Tesla P100``, typed with a CJK input method) reads as ``:``; HTML
+    entities (``&gt;``) are decoded, tabs and non-breaking spaces become spaces, and a two-cell markdown
+    table row (``| PyTorch version | 2.1.0 |``) reads as ``PyTorch version: 2.1.0``.
     """
+    if _HTML_ENTITY.search(text):  # a paste copied from rendered HTML: "&gt; PyTorch version: ..."
+        text = html.unescape(text)
     lines = []
     for raw in text.replace("\r\n", "\n").replace("\r", "\n").split("\n"):
-        line = _QUOTE.sub("", _ANSI.sub("", raw[:MAX_LINE])).rstrip().replace("\uff1a", ": ")
-        if line.lstrip().startswith("```"):
+        line = _QUOTE.sub("", _ANSI.sub("", raw[:MAX_LINE].expandtabs(4))).rstrip()
+        line = line.replace("\uff1a", ": ").replace("\u00a0", " ").replace("\u3000", " ")
+        if line.lstrip().startswith("```") or _TABLE_RULE.match(line):
             continue
+        row = _TABLE_ROW.match(line)
+        if row and row.group("value"):
+            line = f"{row.group('key')}: {row.group('value')}"
         lines.append(line)
     return lines
 

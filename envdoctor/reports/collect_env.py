@@ -129,7 +129,8 @@ def _pip_conda(rest: str, conda: bool, b: Builder) -> None:
     """'torch==2.1.0+cu121' or 'pytorch 2.0.1 py3.10_cuda11.8_cudnn8.7.0_0 pytorch'."""
     if "==" in rest:
         name, _, version = rest.partition("==")
-        b.package(name.strip(), version.strip().split()[0], LISTING, "pip")
+        if name.strip() and version.split():  # "[pip3] torch==" in a paste cut mid-line states nothing
+            b.package(name.strip(), version.split()[0], LISTING, "pip")
         return
     parts = rest.split()
     if len(parts) < 2 or not version_in(parts[1]):
