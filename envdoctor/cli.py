@@ -513,7 +513,7 @@ def smoke_train(
     out: Annotated[Path, typer.Option(help="Folder for checkpoints and loss.svg.")] = Path("envdoctor-smoke"),
     resume: Annotated[bool, typer.Option(help="Continue from the checkpoints in --out.")] = False,
     ckpt_every: Annotated[int, typer.Option("--ckpt-every", help="Also checkpoint every N steps.")] = 0,
-    min_accuracy: Annotated[float, typer.Option("--min-accuracy", help="Accuracy needed to pass.")] = 0.9,
+    min_accuracy: Annotated[float, typer.Option("--min-accuracy", help="Accuracy needed to pass.")] = 0.95,
     python: Annotated[
         Path | None, typer.Option("--python", help="Train with another interpreter (a venv) instead.")
     ] = None,

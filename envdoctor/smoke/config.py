@@ -49,7 +49,7 @@ class SmokeConfig:
     resume: bool = False
     ckpt_every: int = 0  # also checkpoint every N steps (0: only at the end or on interrupt)
     eval_examples: int = 512
-    min_accuracy: float = 0.9
+    min_accuracy: float = 0.95
     min_loss_drop: float = 0.5  # final loss must be at most (1 - this) x the first loss
     inject_inf_at: int | None = None  # plant an inf loss at this step to prove the NaN guard works
 
