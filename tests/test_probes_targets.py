@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import os
+import sys
 import time
 from pathlib import Path
 
@@ -169,3 +170,15 @@ def test_child_never_reads_the_working_directory(venv_factory, tmp_path, monkeyp
     assert os.getcwd() == str(tmp_path)
     facts = collect(python=str(python))
     assert facts.torch.status == "missing"
+
+
+def test_this_interpreter_is_read_in_process_with_the_same_facts_as_a_child():
+    from envdoctor.probes import _process
+
+    in_process = target.probe(sys.executable, 10)
+    done = _process.run_python(sys.executable, target.CHILD_SOURCE.read_text(encoding="utf-8"), 30)
+    child = target.from_payload(done.payload())
+    assert in_process.python == child.python
+    assert in_process.packages.all == child.packages.all
+    assert in_process.packages.unmet == child.packages.unmet
+    assert in_process.nvidia_roots == child.nvidia_roots

@@ -1,4 +1,5 @@
-# Runs inside the TARGET interpreter as ``python -c <this file's text>``: standard library only,
+# Runs inside the TARGET interpreter as ``python -c <this file's text>`` (or, when the target is the
+# interpreter running envdoctor, is imported and ``payload()`` called in process): standard library only,
 # Python 3.8+ syntax, never imports an installed package (a broken one cannot crash it).
 # Prints one line: the payload mark followed by JSON with the interpreter's facts, the metadata
 # header of every distribution on sys.path, the torch package directories and where nvidia-* wheels
@@ -10,10 +11,6 @@ import sys
 import sysconfig
 
 MARK = "@@envdoctor-payload@@"
-
-# `python -c` puts the current directory first on sys.path: never look there.
-if sys.path and sys.path[0] in ("", "."):
-    del sys.path[0]
 
 
 def read_text(path):
@@ -142,9 +139,10 @@ def marker_environment():
     }
 
 
-def main():
+def payload(path):
+    """The facts of this interpreter, reading the distributions on the sys.path entries ``path``."""
     entries = []
-    for entry in sys.path:
+    for entry in path:
         if entry and os.path.isdir(entry) and entry not in entries:
             entries.append(entry)
     in_venv = sys.prefix != sys.base_prefix or bool(getattr(sys, "real_prefix", None))
@@ -170,7 +168,10 @@ def main():
         "torch_dirs": torch_dirs,
         "nvidia_roots": [e for e in entries if os.path.isdir(os.path.join(e, "nvidia"))],
     }
-    sys.stdout.write(MARK + json.dumps(result) + "\n")
+    return result
 
 
-main()
+if __name__ == "__main__":
+    # `python -c` puts the current directory first on sys.path: never look there.
+    search = sys.path[1:] if sys.path and sys.path[0] in ("", ".") else sys.path
+    sys.stdout.write(MARK + json.dumps(payload(search)) + "\n")

@@ -8,6 +8,8 @@ may not have it), using the marker variables the child reported.
 from __future__ import annotations
 
 import ast
+import os
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -56,7 +58,18 @@ class TargetResult:
 
 
 def probe(python: str, timeout: float) -> TargetResult:
-    """Run the metadata child in ``python`` and turn its payload into facts."""
+    """Run the metadata child in ``python`` and turn its payload into facts.
+
+    When ``python`` is the interpreter running envdoctor, the same code runs in process: it only
+    reads files, and a child interpreter would cost more than the reading (most of ``check --quick``).
+    """
+    if _is_this_interpreter(python):
+        from envdoctor.probes import child_env
+
+        # The entries this process added for itself (the script's folder, the working directory of
+        # `python -m`) are not the environment: a child started from / would not see them either.
+        own = {os.path.dirname(os.path.abspath(sys.argv[0])) if sys.argv and sys.argv[0] else "", os.getcwd()}
+        return from_payload(child_env.payload([e for e in sys.path if e not in ("", ".") and e not in own]))
     try:
         done = _process.run_python(python, CHILD_SOURCE.read_text(encoding="utf-8"), timeout)
     except OSError as exc:
@@ -177,3 +190,12 @@ def parse_torch_version_py(text: str | None) -> dict[str, str | None]:
         if key in build and isinstance(value.value, str):
             build[key] = value.value
     return build
+
+
+def _is_this_interpreter(python: str) -> bool:
+    """``python`` is the running interpreter, so its facts can be read here.
+
+    Paths are compared without following links: a venv's ``bin/python`` links to the base
+    interpreter's binary, but it is another environment.
+    """
+    return bool(sys.executable) and os.path.abspath(python) == os.path.abspath(sys.executable)
