@@ -1,3 +1,5 @@
+import sys
+
 from envdoctor.cli import main
 
-main()
+sys.exit(main())

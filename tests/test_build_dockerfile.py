@@ -11,12 +11,11 @@ import tarfile
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
+from cli_helpers import invoke
 
 from envdoctor.build.choose import fallback_recipe
 from envdoctor.build.context import ContextError, find_wheels, make_context, read_ca_certs, source_root
 from envdoctor.build.dockerfile import default_tag, local_torch_wheel, render_dockerfile
-from envdoctor.cli import app
 from envdoctor.recipes import all_recipes, load_recipe, recipe_hash
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -25,7 +24,7 @@ CPU_WHEEL = "torch-2.13.0+cpu-cp311-cp311-manylinux_2_28_x86_64.whl"
 
 
 def test_top_level_dockerfile_is_the_default_recipe_rendered():
-    result = CliRunner().invoke(app, ["build", "--recipe", fallback_recipe().name, "--print-dockerfile"])
+    result = invoke(["build", "--recipe", fallback_recipe().name, "--print-dockerfile"])
     assert result.exit_code == 0, result.output
     assert result.output == (ROOT / "Dockerfile").read_text(encoding="utf-8"), (
         "Dockerfile is stale: run `envdoctor build --recipe torch213-cu130 --print-dockerfile > Dockerfile`"
@@ -145,14 +144,13 @@ def test_ca_certs_must_be_pem(tmp_path):
 def test_cli_rejects_bad_input_in_one_line(tmp_path):
     broken = tmp_path / "broken.yaml"
     broken.write_text("name: broken\npython: 3.11\n", encoding="utf-8")
-    runner = CliRunner()
     for args, needle in [
         (["--recipe", str(broken)], "broken.yaml: "),
         (["--recipe", "no-such-recipe"], "unknown recipe"),
         (["--recipe", "torch213-cpu", "--network", "bridge"], "choose host or none"),
         (["--recipe", "torch213-cpu", "--ca-cert", str(tmp_path / "none.crt")], "cannot read CA certificate"),
     ]:
-        result = runner.invoke(app, ["build", "--print-dockerfile", *args])
+        result = invoke(["build", "--print-dockerfile", *args])
         assert result.exit_code == 2, (args, result.output)
         errors = [ln for ln in result.output.splitlines() if ln.startswith("envdoctor: error:")]
         assert len(errors) == 1 and needle in errors[0], result.output
@@ -234,7 +232,7 @@ def test_wheels_travel_in_the_context(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(ContextError, match=r"empty: no \*\.whl files"):
         find_wheels(tmp_path / "empty")
-    result = CliRunner().invoke(
-        app, ["build", "--recipe", "torch213-cpu", "--print-dockerfile", "--wheels", str(tmp_path / "none")]
+    result = invoke(
+        ["build", "--recipe", "torch213-cpu", "--print-dockerfile", "--wheels", str(tmp_path / "none")]
     )
     assert result.exit_code == 2 and "none: not a folder" in result.output, result.output

@@ -11,13 +11,12 @@ from pathlib import Path
 
 import pytest
 from build_helpers import busybox_image, docker_client, engine_objects
-from typer.testing import CliRunner
+from cli_helpers import invoke
 
 from envdoctor.build.context import make_context
 from envdoctor.build.engine import container_gpu_finding, probe_container_gpu
 from envdoctor.build.stream import build_image
 from envdoctor.build.validate import run_in_container
-from envdoctor.cli import app
 from envdoctor.findings import Severity
 
 pytestmark = pytest.mark.docker
@@ -119,13 +118,12 @@ def test_missing_base_image_and_rejected_dockerfile(client, busybox, unchanged_e
 def test_cli_build_failures_are_one_line_with_exit_2_or_step_report(
     client, busybox, unchanged_engine, tmp_path
 ):
-    runner = CliRunner()
-    missing = runner.invoke(app, ["build", "--recipe", "torch213-cpu", "--base-image", "local/missing:none"])
+    missing = invoke(["build", "--recipe", "torch213-cpu", "--base-image", "local/missing:none"])
     assert missing.exit_code == 2, missing.output
     assert "base image local/missing:none is not available locally and cannot be pulled" in missing.output
     # The recipe's apt step cannot run on busybox: the step, its exit code and its log are shown.
-    failed = runner.invoke(
-        app, ["build", "--recipe", "torch213-cpu", "--no-torch", "--base-image", busybox, "--network", "none"]
+    failed = invoke(
+        ["build", "--recipe", "torch213-cpu", "--no-torch", "--base-image", busybox, "--network", "none"]
     )
     assert failed.exit_code == 1, failed.output
     assert "RUN apt-get update" in failed.output and "failed with exit code 127" in failed.output

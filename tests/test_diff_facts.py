@@ -5,9 +5,8 @@ from __future__ import annotations
 import copy
 import json
 
-from typer.testing import CliRunner
+from cli_helpers import invoke
 
-from envdoctor.cli import app
 from envdoctor.diff import breaking, compare
 from envdoctor.facts import Facts, Gpu
 
@@ -66,13 +65,12 @@ def test_cli_diff_several_nodes_json_and_unreadable_input(tmp_path):
     changed = _node()
     changed.torch.cuda = "12.6"
     other.write_text(json.dumps({"schema_version": 1, "facts": changed.to_dict(), "findings": []}))
-    runner = CliRunner()
-    result = runner.invoke(app, ["diff", str(ref), str(same)])
+    result = invoke(["diff", str(ref), str(same)])
     assert result.exit_code == 0 and "1 snapshot(s) match" in result.stdout
-    result = runner.invoke(app, ["diff", "--json", str(ref), str(same), str(other)])
+    result = invoke(["diff", "--json", str(ref), str(same), str(other)])
     assert result.exit_code == 1
     rows = json.loads(result.stdout)["results"]
     assert [r["breaking"] for r in rows] == [False, True]
     (tmp_path / "bad.json").write_text("{not json")
-    result = runner.invoke(app, ["diff", str(ref), str(tmp_path / "bad.json")])
+    result = invoke(["diff", str(ref), str(tmp_path / "bad.json")])
     assert result.exit_code == 2 and "not valid JSON" in result.stderr

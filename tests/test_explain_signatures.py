@@ -6,9 +6,8 @@ import json
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
+from cli_helpers import invoke
 
-from envdoctor.cli import app
 from envdoctor.explain import explain_text, load_signatures, match_text, rank
 from envdoctor.reports import facts_from_report
 from envdoctor.rules import all_rules
@@ -75,22 +74,21 @@ def test_fixture_facts_only_report_still_finds_the_arch_problem():
 
 
 def test_cli_explain_text_json_and_exit_codes(tmp_path):
-    runner = CliRunner()
-    result = runner.invoke(app, ["explain", "AssertionError: Torch not compiled with CUDA enabled"])
+    result = invoke(["explain", "AssertionError: Torch not compiled with CUDA enabled"])
     assert result.exit_code == 1 and "torch-cpu-build" in result.stdout
-    result = runner.invoke(app, ["explain", "--json", "operator torchvision::nms does not exist"])
+    result = invoke(["explain", "--json", "operator torchvision::nms does not exist"])
     assert json.loads(result.stdout)["candidates"][0]["id"] == "ext-abi-mismatch"
-    result = runner.invoke(app, ["explain", "everything is fine"])
+    result = invoke(["explain", "everything is fine"])
     assert result.exit_code == 0 and "No known error" in result.stdout
     binary = tmp_path / "blob.bin"
     binary.write_bytes(b"\x00\x01" * 100)
-    result = runner.invoke(app, ["explain", str(binary)])
+    result = invoke(["explain", str(binary)])
     assert result.exit_code == 2 and "binary" in result.stderr
 
 
 def test_cli_check_from_report_stdin_ranks_and_exits_1():
     text = (FIXTURES / "collect_env_rtx5090_cu121.txt").read_text()
-    result = CliRunner().invoke(app, ["check", "--from-report", "-", "--json"], input=text)
+    result = invoke(["check", "--from-report", "-", "--json"], input=text)
     assert result.exit_code == 1
     out = json.loads(result.stdout)
     assert out["facts"]["origin"] == "report"

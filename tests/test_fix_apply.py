@@ -9,23 +9,21 @@ import sys
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
+from cli_helpers import invoke
 
 from envdoctor import apply as executor
-from envdoctor.cli import app
 from envdoctor.findings import Finding, PipInstall, PipUninstall, SetEnv, Severity
 from envdoctor.plan import build_plan
 from envdoctor.probes import collect
 from envdoctor.rules import evaluate
 from tests.fix_helpers import freeze, make_venv, pip
 
-runner = CliRunner()
 BAD_ALLOC = "garbage_collection_threshold:1.5"  # must lie in (0, 1)
 REPO = Path(__file__).resolve().parent.parent
 
 
 def _ids(python: Path, env: dict[str, str] | None = None) -> set[str]:
-    result = runner.invoke(app, ["check", "--python", str(python), "--json"], env=env)
+    result = invoke(["check", "--python", str(python), "--json"], env=env)
     return {f["id"] for f in json.loads(result.stdout)["findings"]}
 
 
@@ -36,7 +34,7 @@ def test_fix_apply_resolves_planted_conflicts_then_is_idempotent_and_rolls_back(
     pip(py, "install", "pygments==2.12.0", "idna==3.7")  # below rich's floor / above requests' ceiling
     planted = freeze(py)
     env = {"PYTORCH_CUDA_ALLOC_CONF": BAD_ALLOC}
-    before = runner.invoke(app, ["check", "--python", str(py), "--json", "--quick"], env=env)
+    before = invoke(["check", "--python", str(py), "--json", "--quick"], env=env)
     found = json.loads(before.stdout)["findings"]
     conflicts = {f["message"] for f in found if f["id"] == "requirement-conflict"}
     assert any("requests 2.25.1 requires idna<3,>=2.5" in m for m in conflicts)
@@ -44,7 +42,7 @@ def test_fix_apply_resolves_planted_conflicts_then_is_idempotent_and_rolls_back(
     alloc_ids = {f["id"] for f in found if "PYTORCH_CUDA_ALLOC_CONF" in json.dumps(f["actions"])}
     assert alloc_ids
 
-    result = runner.invoke(app, ["fix", "--apply", "--python", str(py), "--quick"], env=env)
+    result = invoke(["fix", "--apply", "--python", str(py), "--quick"], env=env)
     assert result.exit_code == 0, result.stdout + result.stderr
     assert "Applied." in result.stdout and "snapshot:" in result.stdout
     after = freeze(py)
@@ -63,11 +61,11 @@ def test_fix_apply_resolves_planted_conflicts_then_is_idempotent_and_rolls_back(
     ids = {f["id"] for f in json.loads(report)["findings"]}
     assert "requirement-conflict" not in ids and not (alloc_ids & ids)
 
-    again = runner.invoke(app, ["fix", "--apply", "--python", str(py), "--quick"], env=env)
+    again = invoke(["fix", "--apply", "--python", str(py), "--quick"], env=env)
     assert again.exit_code == 0 and "nothing to do" in again.stdout
     assert freeze(py) == after
 
-    undo = runner.invoke(app, ["fix", "--rollback", "--python", str(py)])
+    undo = invoke(["fix", "--rollback", "--python", str(py)])
     assert undo.exit_code == 0, undo.stdout
     assert freeze(py) == planted
     assert not activation.exists()

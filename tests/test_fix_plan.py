@@ -7,9 +7,8 @@ import json
 import subprocess
 from pathlib import Path
 
-from typer.testing import CliRunner
+from cli_helpers import invoke
 
-from envdoctor.cli import app
 from envdoctor.facts import Facts, Gpu, load_facts
 from envdoctor.findings import Finding, Manual, PipInstall, PipUninstall, SetEnv, Severity
 from envdoctor.plan import build_plan, plan_for_recipe
@@ -17,7 +16,6 @@ from envdoctor.recipes import load_recipe
 from envdoctor.rules import evaluate
 
 FIXTURES = Path(__file__).parent / "fixtures" / "facts"
-runner = CliRunner()
 
 
 def _facts(**python) -> Facts:
@@ -148,7 +146,7 @@ PIP = "/opt/venv/bin/python -m pip install --no-input"
 
 
 def _fixture_plan(name: str) -> dict:
-    result = runner.invoke(app, ["fix", "--facts", str(FIXTURES / name), "--json"])
+    result = invoke(["fix", "--facts", str(FIXTURES / name), "--json"])
     assert result.exit_code == 1, result.stderr  # a plan with steps: a problem was found
     return json.loads(result.stdout)
 
@@ -181,11 +179,11 @@ def test_fixture_numpy2_with_torch22_pins_numpy_below_2_keeping_torch():
 
 
 def test_fixture_pep668_system_python_plan_is_refused():
-    result = runner.invoke(app, ["fix", "--facts", str(FIXTURES / "fix_pep668_numpy2_torch22.json")])
+    result = invoke(["fix", "--facts", str(FIXTURES / "fix_pep668_numpy2_torch22.json")])
     assert result.exit_code == 1
     assert "REFUSED: /usr/bin/python3 is an externally-managed system Python (PEP 668)" in result.stdout
-    allowed = runner.invoke(
-        app, ["fix", "--facts", str(FIXTURES / "fix_pep668_numpy2_torch22.json"), "--break-system-packages"]
+    allowed = invoke(
+        ["fix", "--facts", str(FIXTURES / "fix_pep668_numpy2_torch22.json"), "--break-system-packages"]
     )
     assert "REFUSED" not in allowed.stdout
 
@@ -196,7 +194,7 @@ def test_fixture_conda_managed_torch_plan_is_refused():
 
 
 def test_fix_apply_with_facts_file_is_a_usage_error():
-    result = runner.invoke(app, ["fix", "--facts", str(FIXTURES / "fix_numpy2_torch22.json"), "--apply"])
+    result = invoke(["fix", "--facts", str(FIXTURES / "fix_numpy2_torch22.json"), "--apply"])
     assert result.exit_code == 2 and "use --python, not --facts" in result.stderr
 
 

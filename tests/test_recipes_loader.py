@@ -9,15 +9,13 @@ from pathlib import Path
 
 import pytest
 import yaml
-from typer.testing import CliRunner
+from cli_helpers import invoke
 
-from envdoctor.cli import app
 from envdoctor.facts import load_facts
 from envdoctor.recipes import RecipeError, all_recipes, load_recipe, recipe_hash, recipe_names, recommend
 
 FIXTURES = Path(__file__).parent / "fixtures" / "facts"
 REPO = Path(__file__).resolve().parent.parent
-runner = CliRunner()
 
 
 def test_shipped_recipes_validate_and_match_their_files():
@@ -101,7 +99,7 @@ def test_invalid_recipe_names_file_field_and_reason(tmp_path, mutate, field, rea
 def test_cli_reports_broken_recipe_in_one_line_with_exit_2(tmp_path):
     bad = tmp_path / "x.yaml"
     bad.write_text("name: x\ntorch: [unclosed\n")
-    result = runner.invoke(app, ["recipes", "show", str(bad)])
+    result = invoke(["recipes", "show", str(bad)])
     assert result.exit_code == 2
     assert re.fullmatch(
         rf"envdoctor: error: {re.escape(str(bad))}: line \d+: not valid YAML \(.*\)\n", result.stderr
@@ -109,19 +107,19 @@ def test_cli_reports_broken_recipe_in_one_line_with_exit_2(tmp_path):
 
 
 def test_cli_unknown_recipe_lists_known_names():
-    result = runner.invoke(app, ["recipes", "show", "r2-imaginary"])
+    result = invoke(["recipes", "show", "r2-imaginary"])
     assert result.exit_code == 2
     assert "unknown recipe" in result.stderr and "r1-repro-2025" in result.stderr
 
 
 def test_cli_lists_and_shows_recipes():
-    listing = runner.invoke(app, ["recipes"])
+    listing = invoke(["recipes"])
     assert listing.exit_code == 0
     assert [line.split()[0] for line in listing.stdout.splitlines()] == recipe_names()
-    shown = runner.invoke(app, ["recipes", "show", "r1-repro-2025"])
+    shown = invoke(["recipes", "show", "r1-repro-2025"])
     assert shown.exit_code == 0 and recipe_hash(load_recipe("r1-repro-2025")) in shown.stdout
     assert "numpy<2" in shown.stdout
-    as_json = json.loads(runner.invoke(app, ["recipes", "show", "torch213-cpu", "--json"]).stdout)
+    as_json = json.loads(invoke(["recipes", "show", "torch213-cpu", "--json"]).stdout)
     assert as_json["torch"]["variant"] == "cpu" and as_json["hash"] == recipe_hash(
         load_recipe("torch213-cpu")
     )
@@ -159,9 +157,7 @@ def test_fixture_v100_recommends_cu126_not_cu130():
 
 
 def test_cli_recommend_from_facts_file():
-    result = runner.invoke(
-        app, ["recommend", "--facts", str(FIXTURES / "driver535_torch211_cu130.json"), "--json"]
-    )
+    result = invoke(["recommend", "--facts", str(FIXTURES / "driver535_torch211_cu130.json"), "--json"])
     assert result.exit_code == 0
     data = json.loads(result.stdout)
     assert data["recommended"] == "torch213-cu126"

@@ -26,7 +26,7 @@ def test_non_editable_install_lists_shipped_recipes(tmp_path):
     for name in ("pyproject.toml", "README.md"):
         shutil.copy(REPO / name, src / name)
     venv = tmp_path / "venv"
-    # System site-packages provide the dependencies (typer, PyYAML, ...); envdoctor comes from the wheel.
+    # System site-packages provide the dependencies (rich, PyYAML, ...); envdoctor comes from the wheel.
     subprocess.run(
         [sys.executable, "-m", "venv", "--system-site-packages", str(venv)], check=True, timeout=120
     )

@@ -3,9 +3,8 @@
 import json
 from pathlib import Path
 
-from typer.testing import CliRunner
+from cli_helpers import invoke
 
-from envdoctor.cli import app
 from envdoctor.facts import Facts, load_facts
 from envdoctor.report import render_json, render_markdown, rules_markdown
 from envdoctor.rules import all_rules, evaluate
@@ -38,7 +37,7 @@ def test_markdown_report_lists_findings_and_folds_the_facts():
 
 
 def test_fixture_text_report_shows_area_marks_evidence_and_fix_and_exits_1():
-    result = CliRunner().invoke(app, ["check", "--facts", str(FIXTURES / "rtx5090_torch260_cu126.json")])
+    result = invoke(["check", "--facts", str(FIXTURES / "rtx5090_torch260_cu126.json")])
     assert result.exit_code == 1
     out = result.output
     assert "[✗] PyTorch" in out and "[✓] System" in out
@@ -46,11 +45,11 @@ def test_fixture_text_report_shows_area_marks_evidence_and_fix_and_exits_1():
 
 
 def test_fixture_healthy_report_exits_0():
-    result = CliRunner().invoke(app, ["check", "--facts", str(FIXTURES / "healthy_h200.json"), "--json"])
+    result = invoke(["check", "--facts", str(FIXTURES / "healthy_h200.json"), "--json"])
     assert result.exit_code == 0, result.output
     assert [f for f in json.loads(result.output)["findings"] if f["severity"] == "error"] == []
 
 
 def test_unknown_format_is_a_usage_error():
-    result = CliRunner().invoke(app, ["check", "--format", "yaml"])
+    result = invoke(["check", "--format", "yaml"])
     assert result.exit_code == 2
