@@ -52,28 +52,22 @@ def probe(timeout: float, environ: dict[str, str] | os._Environ | None = None) -
 
 
 def unix_socket_info(path: str, timeout: float) -> dict:
-    """The engine's ``GET /info`` over its unix socket (raises OSError when it cannot answer)."""
-    import http.client
+    """The engine's ``GET /info`` over its unix socket (raises OSError when it cannot answer).
+
+    A raw socket rather than ``http.client``, whose imports (email, ssl, ...) cost more CPU than
+    the whole exchange. The request is HTTP/1.0, so the engine answers without chunked encoding
+    (which HTTP/1.1 forbids towards a 1.0 client) and closes the connection: the body is all
+    bytes up to EOF. ``timeout`` bounds the whole exchange, not each read.
+    """
     import json
-    import socket
 
-    class UnixConnection(http.client.HTTPConnection):
-        def connect(self) -> None:
-            self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            self.sock.settimeout(timeout)
-            self.sock.connect(path)
-
-    conn = UnixConnection("localhost", timeout=timeout)
-    try:
-        conn.request("GET", "/info")
-        response = conn.getresponse()
-        body = response.read()
-    except http.client.HTTPException as exc:
-        raise OSError(f"not a Docker engine ({type(exc).__name__})") from None
-    finally:
-        conn.close()
-    if response.status != 200:
-        raise OSError(f"GET /info answered HTTP {response.status}")
+    head, body = _http_get(path, "/info", timeout)
+    status_line = head.split(b"\r\n", 1)[0].split()
+    if len(status_line) < 2 or not status_line[0].startswith(b"HTTP/") or not status_line[1].isdigit():
+        raise OSError(f"not a Docker engine (no HTTP status line: {status_line[:3]!r})")
+    status = int(status_line[1])
+    if status != 200:
+        raise OSError(f"GET /info answered HTTP {status}")
     try:
         info = json.loads(body)
     except ValueError:
@@ -81,6 +75,41 @@ def unix_socket_info(path: str, timeout: float) -> dict:
     if not isinstance(info, dict):
         raise OSError("GET /info did not answer an object")
     return info
+
+
+# An engine's /info is a few KiB; anything past this is not a Docker engine.
+_MAX_ANSWER = 4 << 20
+
+
+def _http_get(path: str, target: str, timeout: float) -> tuple[bytes, bytes]:
+    """Send an HTTP/1.0 GET over the unix socket ``path``; return (headers, body) read up to EOF."""
+    import socket
+    import time
+
+    deadline = time.monotonic() + timeout
+    chunks: list[bytes] = []
+    size = 0
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.settimeout(timeout)
+        sock.connect(path)
+        sock.sendall(f"GET {target} HTTP/1.0\r\nHost: docker\r\n\r\n".encode())
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError("timed out")
+            sock.settimeout(remaining)
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+            if size > _MAX_ANSWER:
+                raise OSError(f"not a Docker engine (answered over {_MAX_ANSWER >> 20} MiB)")
+    answer = b"".join(chunks)
+    head, blank, body = answer.partition(b"\r\n\r\n")
+    if not blank:
+        raise OSError("not a Docker engine (no complete HTTP answer)")
+    return head, body
 
 
 def socket_error_kind(exc: OSError) -> str:
