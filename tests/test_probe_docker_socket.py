@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from probes_helpers import repo_env
 
 from envdoctor.probes import docker_engine
 
@@ -183,5 +184,7 @@ def test_probe_imports_neither_http_client_nor_the_sdk(tmp_path) -> None:
             f"f = docker_engine.probe(5, {{'DOCKER_HOST': 'unix://{path}'}})\n"
             "print(f.status, f.server_version, *(m in sys.modules for m in ('http.client', 'ssl', 'docker')))\n"
         )
-        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+        out = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd="/", env=repo_env()
+        )
     assert out.stdout.split() == ["ok", "28.0.0", "False", "False", "False"], out.stderr

@@ -3,17 +3,29 @@
 Each table file holds ``rows:``; every row names its ``source`` (a URL) and a ``status``
 (``verified``, ``secondary`` or ``unverified``) so that a wrong row can be traced and fixed.
 Typed accessors live in the modules beside this one; this module only loads and validates.
+
+``check`` reads every table, and importing PyYAML and parsing them costs more CPU than the rest of
+a quick check's Python work. So the validated rows of all tables are kept as one JSON file in the
+user's cache directory, valid for this envdoctor version and these exact table files (name,
+mtime, size); any other state of the package parses the YAML again and rewrites the file.
 """
 
 from __future__ import annotations
 
+import _thread
+import os
 from functools import cache
-from importlib import resources
+from pathlib import Path
 from typing import Any
 
-from envdoctor.yamlio import load_yaml
-
 STATUSES = ("verified", "secondary", "unverified")
+
+# The package is installed unpacked: the tables are plain files next to this module.
+TABLES_DIR = Path(__file__).parent
+
+Rows = tuple[dict[str, Any], ...]
+
+_lock = _thread.allocate_lock()
 
 
 class KnowledgeError(ValueError):
@@ -21,19 +33,93 @@ class KnowledgeError(ValueError):
 
 
 @cache
-def load_table(name: str) -> tuple[dict[str, Any], ...]:
+def load_table(name: str) -> Rows:
     """Rows of ``envdoctor/knowledge/<name>.yaml``, validated to carry a source and a status."""
+    rows = _all_tables().get(name)
+    return rows if rows is not None else _parse_table(name)
+
+
+def load_all() -> None:
+    """Load every shipped table once (they are cached), e.g. while probes run."""
+    for name, _, _ in _table_files():
+        load_table(name)
+
+
+def cache_file() -> Path:
+    """The JSON cache for the tables of this installation (``$XDG_CACHE_HOME/envdoctor``).
+
+    One file per envdoctor version and package directory, so that two installations sharing a
+    home directory do not keep invalidating each other's cache.
+    """
+    import zlib
+
+    from envdoctor import __version__
+
+    base = os.environ.get("XDG_CACHE_HOME", "")
+    if not os.path.isabs(base):  # unset, empty or relative: the XDG default
+        base = os.path.join(os.path.expanduser("~"), ".cache")
+    tag = f"{zlib.crc32(str(TABLES_DIR).encode()):08x}"
+    return Path(base) / "envdoctor" / f"knowledge-{__version__}-{tag}.json"
+
+
+def _table_files() -> list[tuple[str, int, int]]:
+    """(name, st_mtime_ns, st_size) of every table file: the cache's validity key."""
+    files = []
+    with os.scandir(TABLES_DIR) as entries:
+        for entry in entries:
+            if entry.name.endswith(".yaml"):
+                stat = entry.stat()
+                files.append((entry.name[: -len(".yaml")], stat.st_mtime_ns, stat.st_size))
+    return sorted(files)
+
+
+def _all_tables() -> dict[str, Rows]:
+    """Every table that loads cleanly, from the cache file or else from YAML (then cached).
+
+    A malformed table is left out here, so that ``load_table`` raises its error when it is asked
+    for; a cache is only written when every table loaded.
+    """
+    with _lock:
+        return _all_tables_once()
+
+
+@cache
+def _all_tables_once() -> dict[str, Rows]:
+    from envdoctor import __version__
+
+    key = [__version__, [list(f) for f in _table_files()]]
+    path = cache_file()
+    tables = _read_cache(path, key)
+    if tables is not None:
+        return tables
+    tables = {}
+    for name, _, _ in key[1]:
+        try:
+            tables[name] = _parse_table(name)
+        except KnowledgeError:
+            continue
+    if len(tables) == len(key[1]):
+        _write_cache(path, key, tables)
+    return tables
+
+
+def _parse_table(name: str) -> Rows:
     import yaml
+
+    from envdoctor.yamlio import load_yaml
 
     filename = f"{name}.yaml"
     try:
-        text = resources.files(__package__).joinpath(filename).read_text(encoding="utf-8")
-        data = load_yaml(text)
+        data = load_yaml((TABLES_DIR / filename).read_text(encoding="utf-8"))
     except (OSError, yaml.YAMLError) as exc:
         raise KnowledgeError(f"{filename}: cannot load ({exc})") from None
     rows = data.get("rows") if isinstance(data, dict) else None
     if not isinstance(rows, list):
         raise KnowledgeError(f"{filename}: expected a mapping with a 'rows' list")
+    return _validated(filename, rows)
+
+
+def _validated(filename: str, rows: list[Any]) -> Rows:
     for i, row in enumerate(rows):
         if not isinstance(row, dict):
             raise KnowledgeError(f"{filename}: row {i} is not a mapping")
@@ -46,8 +132,43 @@ def load_table(name: str) -> tuple[dict[str, Any], ...]:
     return tuple(rows)
 
 
-def load_all() -> None:
-    """Parse every shipped table once (they are cached), e.g. while probes run."""
-    for entry in resources.files(__package__).iterdir():
-        if entry.name.endswith(".yaml"):
-            load_table(entry.name[: -len(".yaml")])
+def _read_cache(path: Path, key: list[Any]) -> dict[str, Rows] | None:
+    """The cached tables when ``path`` holds them for exactly ``key``; None when missing or unusable."""
+    import json
+
+    try:
+        data = json.loads(path.read_bytes())
+        if data["key"] != key:
+            return None
+        tables = data["tables"]
+        if sorted(tables) != [name for name, _, _ in key[1]]:
+            return None
+        return {name: _validated(f"{name}.yaml", rows) for name, rows in tables.items()}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):  # KnowledgeError is a ValueError
+        return None
+
+
+def _write_cache(path: Path, key: list[Any], tables: dict[str, Rows]) -> None:
+    """Write the cache atomically; skipped when JSON cannot give the rows back exactly.
+
+    YAML may hold what JSON cannot (dates, non-string keys, NaN), and a cache that changed rows
+    would be worse than none. A read-only or full disk only costs the next run a parse.
+    """
+    import json
+
+    try:
+        text = json.dumps({"key": key, "tables": tables}, separators=(",", ":"))
+    except (TypeError, ValueError):
+        return
+    if json.loads(text)["tables"] != {name: list(rows) for name, rows in tables.items()}:
+        return
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, path)
+    except OSError:
+        import contextlib
+
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
