@@ -176,15 +176,15 @@ def test_real_engine_answers_get_info_over_http_1_0() -> None:
 
 
 def test_probe_imports_neither_http_client_nor_the_sdk(tmp_path) -> None:
-    """The point of the raw socket: ``http.client`` (email, ssl, ...) stays out of ``check``."""
+    """The point of the raw socket: ``http.client`` (email, ssl, ...) and ``socket`` stay out of ``check``."""
     info = json.dumps({"ServerVersion": "28.0.0", "Runtimes": {"runc": {}}}).encode()
     with fake_engine(tmp_path, replying(http("200 OK", info))) as path:
         code = (
             "import sys; from envdoctor.probes import docker_engine\n"
             f"f = docker_engine.probe(5, {{'DOCKER_HOST': 'unix://{path}'}})\n"
-            "print(f.status, f.server_version, *(m in sys.modules for m in ('http.client', 'ssl', 'docker')))\n"
+            "print(f.status, f.server_version, *(m in sys.modules for m in ('http.client', 'ssl', 'socket', 'docker')))\n"
         )
         out = subprocess.run(
             [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd="/", env=repo_env()
         )
-    assert out.stdout.split() == ["ok", "28.0.0", "False", "False", "False"], out.stderr
+    assert out.stdout.split() == ["ok", "28.0.0", "False", "False", "False", "False"], out.stderr
