@@ -89,9 +89,16 @@ def _json_option(parser: argparse.ArgumentParser, help: str = "Print JSON.") -> 
 
 
 def gather_facts(
-    python: Path | None, facts_file: Path | None, quick: bool = False, report: str | None = None
+    python: Path | None,
+    facts_file: Path | None,
+    quick: bool = False,
+    report: str | None = None,
+    while_probing: Callable[[], object] | None = None,
 ):
-    """Facts from exactly one source: a facts file, a pasted report, or live probes."""
+    """Facts from exactly one source: a facts file, a pasted report, or live probes.
+
+    ``while_probing`` runs once the probes are under way (work that would otherwise wait for them).
+    """
     sources = [s for s in (python, facts_file, report) if s is not None]
     if len(sources) > 1:
         raise Fail("--python, --facts and --from-report are mutually exclusive")
@@ -112,7 +119,7 @@ def gather_facts(
     from envdoctor.probes import ProbeTargetError, collect
 
     try:
-        return collect(python=str(python) if python else None, quick=quick)
+        return collect(python=str(python) if python else None, quick=quick, while_waiting=while_probing)
     except ProbeTargetError as exc:
         raise Fail(str(exc)) from None
 
@@ -148,13 +155,15 @@ def _check(commands: argparse._SubParsersAction) -> None:
 
 def check(args: argparse.Namespace) -> int:
     """Diagnose the environment: probes -> facts -> findings. Exit 1 if any finding is an error."""
-    from envdoctor import report
-    from envdoctor.rules import evaluate, preload
-
-    preload()  # rules and tables load while the probes wait on their child processes
     fmt = "json" if args.as_json else args.fmt
     report_text = _read_input(args.from_report) if args.from_report is not None else None
-    snapshot = gather_facts(args.python, args.facts, quick=args.quick, report=report_text)
+    # The torch child starts first; rules and tables then load while the probes run.
+    snapshot = gather_facts(
+        args.python, args.facts, quick=args.quick, report=report_text, while_probing=_preload_rules
+    )
+    from envdoctor import report
+    from envdoctor.rules import evaluate
+
     if report_text is not None:
         from envdoctor.explain import diagnose
 
@@ -168,6 +177,12 @@ def check(args: argparse.Namespace) -> int:
     else:
         report.print_text(snapshot, findings, verbose=args.verbose)
     return EXIT_PROBLEM if report.has_errors(findings) else EXIT_OK
+
+
+def _preload_rules() -> None:
+    from envdoctor.rules import preload
+
+    preload()
 
 
 def _rules(commands: argparse._SubParsersAction) -> None:

@@ -4,8 +4,8 @@ Each probe is isolated (its crash becomes one line in ``Facts.probe_errors``), b
 and run concurrently with the others. The torch child starts first because it is the slowest: the
 whole check takes about one ``import torch``. Probes never decide anything; rules read the facts.
 
-Probe threads are daemon threads completing plain futures rather than a ThreadPoolExecutor: the
-executor joins its workers at interpreter exit, so an NVML call stuck in a wedged driver would
+Probe threads are plain daemon threads, joined with a timeout, rather than a ThreadPoolExecutor:
+the executor joins its workers at interpreter exit, so an NVML call stuck in a wedged driver would
 hang envdoctor after the report was printed.
 """
 
@@ -16,8 +16,6 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import Future
-from concurrent.futures import wait as wait_futures
 from pathlib import Path
 from typing import Any
 
@@ -43,30 +41,35 @@ def collect(
     *,
     probe_timeout: float | None = None,
     torch_timeout: float | None = None,
+    while_waiting: Callable[[], object] | None = None,
 ) -> Facts:
     """Probe the machine and the target interpreter (this one by default) into one snapshot.
 
     ``quick`` skips importing torch (its build is still read from torch/version.py).
+    ``while_waiting`` runs in this thread once the probes are under way (``check`` loads its rules).
     Raises :class:`ProbeTargetError` when ``python`` is not a runnable Python 3.8+ interpreter.
     """
     target = resolve_target(python) if python is not None else sys.executable
     probe_timeout = probe_timeout or _env_seconds("ENVDOCTOR_PROBE_TIMEOUT", PROBE_TIMEOUT)
     torch_timeout = torch_timeout or _env_seconds("ENVDOCTOR_TORCH_TIMEOUT", TORCH_TIMEOUT)
+    probes: dict[str, tuple[Callable[[], Any], float]] = {}
+    if not quick:  # the child is spawned before anything else is imported: it is the critical path
+        from envdoctor.probes import torch_runtime
 
-    from envdoctor.probes import cuda, docker_engine, nvidia, system, torch_runtime
+        torch_done = torch_runtime.start(target)
+        probes["torch"] = (lambda: torch_done(torch_timeout), torch_timeout + _GRACE)
+
+    from envdoctor.probes import cuda, docker_engine, nvidia, system
     from envdoctor.probes import target as target_probe
 
     facts = Facts(envdoctor_version=envdoctor.__version__, origin="probe")
-    probes: dict[str, tuple[Callable[[], Any], float]] = {}
-    if not quick:
-        probes["torch"] = (lambda: torch_runtime.probe(target, torch_timeout), torch_timeout + _GRACE)
     probes["target"] = (lambda: target_probe.probe(target, probe_timeout), probe_timeout + _GRACE)
     probes["system"] = (system.probe, probe_timeout)
     probes["nvidia"] = (lambda: nvidia.probe(probe_timeout), probe_timeout + _GRACE)
     probes["cuda"] = (lambda: cuda.probe(probe_timeout), probe_timeout + _GRACE)
     probes["docker"] = (lambda: docker_engine.probe(probe_timeout), probe_timeout + _GRACE)
 
-    results = _run_concurrently(probes, facts)
+    results = _run_concurrently(probes, facts, while_waiting)
 
     env = results.get("target")
     if isinstance(env, target_probe.TargetNotPython):
@@ -113,44 +116,51 @@ def resolve_target(python: str) -> str:
     return str(path.absolute())
 
 
-def _run_concurrently(probes: dict[str, tuple[Callable[[], Any], float]], facts: Facts) -> dict[str, Any]:
+def _run_concurrently(
+    probes: dict[str, tuple[Callable[[], Any], float]],
+    facts: Facts,
+    while_waiting: Callable[[], object] | None = None,
+) -> dict[str, Any]:
     """Run every probe in its own daemon thread; return name -> result or the exception it raised.
 
     A probe that raises or outlives its timeout is recorded in ``facts.probe_errors`` (one line)
     and ``facts.timings``; the target probe's ``TargetNotPython`` is returned for the caller to raise.
     """
-    futures: dict[str, Future] = {}
+    threads: dict[str, threading.Thread] = {}
+    outcomes: dict[str, tuple[Any, BaseException | None]] = {}
     started = time.monotonic()
     for name, (fn, _timeout) in probes.items():  # in order: torch first, it is the slowest
-        future: Future = Future()
-        futures[name] = future
-        threading.Thread(
-            target=_complete, args=(future, fn, name, facts), name=f"probe-{name}", daemon=True
-        ).start()
+        threads[name] = threading.Thread(
+            target=_complete, args=(outcomes, fn, name, facts), name=f"probe-{name}", daemon=True
+        )
+        threads[name].start()
+    if while_waiting is not None:
+        while_waiting()
     results: dict[str, Any] = {}
-    for name, future in futures.items():
+    for name, thread in threads.items():
         _timeout = probes[name][1]
-        left = started + _timeout - time.monotonic()
-        wait_futures([future], timeout=max(left, 0))
-        if not future.done():
+        thread.join(max(started + _timeout - time.monotonic(), 0))
+        if name not in outcomes:  # still running: left behind, it cannot keep envdoctor from exiting
             facts.probe_errors[name] = f"{_TIMED_OUT} {_timeout:g}s"
             facts.timings[name] = round(time.monotonic() - started, 3)
             continue
-        exc = future.exception()
+        value, exc = outcomes[name]
         if exc is not None and exc.__class__.__name__ != "TargetNotPython":
             facts.probe_errors[name] = _one_line(exc)
-        results[name] = exc if exc is not None else future.result()
+        results[name] = exc if exc is not None else value
     return results
 
 
-def _complete(future: Future, fn: Callable[[], Any], name: str, facts: Facts) -> None:
+def _complete(
+    outcomes: dict[str, tuple[Any, BaseException | None]], fn: Callable[[], Any], name: str, facts: Facts
+) -> None:
     started = time.monotonic()
     try:
-        future.set_result(fn())
+        outcome: tuple[Any, BaseException | None] = (fn(), None)
     except BaseException as exc:  # noqa: BLE001 - a probe's crash must not reach the user as a traceback
-        future.set_exception(exc)
-    finally:
-        facts.timings.setdefault(name, round(time.monotonic() - started, 3))
+        outcome = (None, exc)
+    facts.timings.setdefault(name, round(time.monotonic() - started, 3))
+    outcomes[name] = outcome
 
 
 def _one_line(exc: BaseException) -> str:

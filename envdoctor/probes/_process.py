@@ -61,7 +61,12 @@ def run(
     ``cwd`` defaults to ``/`` so that nothing in the user's current directory is read or imported.
     Raises OSError when the program cannot be started at all.
     """
-    proc = subprocess.Popen(
+    return wait(start(argv, cwd, env), timeout)
+
+
+def start(argv: list[str], cwd: str | None = "/", env: dict[str, str] | None = None) -> subprocess.Popen:
+    """Start ``argv`` in its own session (so that :func:`wait` can kill the whole group); may raise OSError."""
+    return subprocess.Popen(
         argv,
         cwd=cwd,
         env=env,
@@ -70,6 +75,10 @@ def run(
         stderr=subprocess.PIPE,
         start_new_session=True,
     )
+
+
+def wait(proc: subprocess.Popen, timeout: float) -> Completed:
+    """Collect a started process's output; past ``timeout`` seconds kill its group and say so."""
     try:
         out, err = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:

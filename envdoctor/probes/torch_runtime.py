@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -15,12 +16,22 @@ from envdoctor.probes import _process
 CHILD_SOURCE = Path(__file__).with_name("child_torch.py")
 
 
-def probe(python: str, timeout: float) -> TorchFacts:
-    """Import torch in ``python`` and report what it says about itself and the GPUs."""
+def start(python: str) -> Callable[[float], TorchFacts]:
+    """Import torch in a child of ``python``, started now; return the call that waits for it.
+
+    The returned call waits at most ``timeout`` seconds and reads what torch said about itself and the GPUs.
+
+    ``check`` starts this before anything else: the import of torch is the whole check's critical path.
+    """
     try:
-        done = _process.run_python(python, CHILD_SOURCE.read_text(encoding="utf-8"), timeout)
+        proc = _process.start([python, "-c", CHILD_SOURCE.read_text(encoding="utf-8")])
     except OSError as exc:
-        return TorchFacts(status="import-error", error=f"cannot run {python}: {exc.strerror or exc}")
+        failed = TorchFacts(status="import-error", error=f"cannot run {python}: {exc.strerror or exc}")
+        return lambda _timeout: failed
+    return lambda timeout: _read(_process.wait(proc, timeout), timeout)
+
+
+def _read(done: _process.Completed, timeout: float) -> TorchFacts:
     if done.timed_out:
         return TorchFacts(status="timeout", error=f"import torch did not finish within {timeout:g}s")
     data = done.payload()
