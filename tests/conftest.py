@@ -11,6 +11,12 @@ from pathlib import Path
 import pytest
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _private_cache_dir(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Caches written by envdoctor (the knowledge tables' JSON) go to a temporary dir, not ~/.cache."""
+    os.environ["XDG_CACHE_HOME"] = str(tmp_path_factory.mktemp("xdg-cache"))
+
+
 @pytest.fixture(scope="session")
 def venv_factory(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., Path]:
     """Make a real venv once per session per name and return its python.
