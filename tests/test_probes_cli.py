@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 import time
 
 import pytest
@@ -106,3 +108,25 @@ def test_hung_nvidia_smi_does_not_hang_check(tmp_path) -> None:
     assert time.monotonic() - started < 15
     assert facts["nvidia"]["source"] == "nvidia-smi"
     assert facts["nvidia"]["error"] == "timeout"
+
+
+def test_check_quick_imports_nothing_heavy_once_tables_are_cached(tmp_path) -> None:
+    """The modules that made `check --quick` slow stay out of its process (the benchmark says how fast)."""
+    script = (
+        "import contextlib, io, sys\n"
+        "before = set(sys.modules)  # a site .pth may import things of its own\n"
+        "from envdoctor.cli import main\n"
+        "with contextlib.redirect_stdout(io.StringIO()):\n"
+        "    main(['check', '--quick', '--json'])\n"
+        "heavy = ('torch', 'numpy', 'yaml', 'rich', 'docker', 'requests', 'http', 'email', 'ssl',\n"
+        "         'typer', 'click', 'pydantic', 'concurrent', 'importlib.resources')\n"
+        "print(' '.join(m for m in heavy if m in set(sys.modules) - before))\n"
+    )
+    env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache")}
+    runs = [
+        subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, cwd=tmp_path)
+        for _ in range(2)
+    ]
+    assert all(run.returncode == 0 for run in runs), runs[0].stderr
+    assert runs[0].stdout.split() in (["yaml"], []), runs[0].stdout  # the first run parses the tables
+    assert runs[1].stdout.split() == [], runs[1].stdout
