@@ -73,7 +73,7 @@ def _accuracy(paths: list[Path], with_errors: bool) -> tuple[float, list[str]]:
 
 
 def test_corpus_has_confirmed_public_cases_of_every_kind():
-    assert len(BROKEN) >= 55 and len(HEALTHY) >= 10
+    assert len(BROKEN) >= 80 and len(HEALTHY) >= 13
     ids = set()
     for path in CASES:
         case = _load(path)
@@ -85,7 +85,8 @@ def test_corpus_has_confirmed_public_cases_of_every_kind():
     # The variety the corpus must cover.
     assert {"arch-not-in-wheel", "driver-too-old", "torch-cpu-build", "numpy-abi", "cuda-lib-conflict"} <= ids
     assert {"ext-abi-mismatch", "driver-library-mismatch", "container-gpu", "shm-too-small"} <= ids
-    assert {"fp8-unsupported", "nvcc-mismatch"} <= ids
+    assert {"fp8-unsupported", "nvcc-mismatch", "bf16-unsupported", "requirement-conflict"} <= ids
+    assert "python-unsupported" in ids
 
 
 def test_corpus_report_and_error_rank_the_confirmed_id_first(capsys):

@@ -85,7 +85,8 @@ def report_lines(text: str) -> list[str]:
     if _HTML_ENTITY.search(text):  # a paste copied from rendered HTML: "&gt; PyTorch version: ..."
         text = html.unescape(text)
     lines = []
-    for raw in text.replace("\r\n", "\n").replace("\r", "\n").split("\n"):
+    # splitlines(), as the signature matcher splits: a form feed or U+2028 ends a line in both.
+    for raw in text.splitlines():
         line = _QUOTE.sub("", _ANSI.sub("", raw[:MAX_LINE].expandtabs(4))).rstrip()
         line = line.replace("\uff1a", ": ").replace("\u00a0", " ").replace("\u3000", " ")
         if line.lstrip().startswith("```") or _TABLE_RULE.match(line):

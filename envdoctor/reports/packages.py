@@ -1,4 +1,4 @@
-"""Package listings: ``pip list``, ``pip freeze`` and ``conda list``.
+"""Package listings: ``pip list``, ``pip freeze``, ``conda list`` and uv's ``+ name==version`` lines.
 
 A ``name version`` line counts only inside a run of at least two package-like lines (or under a
 ``Package Version`` / ``# Name Version Build Channel`` header), so that a stray ``Ubuntu 22.04`` in prose
@@ -12,8 +12,9 @@ import re
 from envdoctor.reports.builder import LISTING, Builder
 from envdoctor.reports.collect_env import conda_build
 
+# uv's install summary marks what it installed with "+ " (and removed with "- ", which is not kept).
 _FREEZE = re.compile(
-    r"^\s*(?P<name>[A-Za-z0-9][A-Za-z0-9._-]*)(?:\[[\w,]+\])?\s*==\s*(?P<version>[^\s;#]+)\s*$"
+    r"^\s*(?:\+\s)?(?P<name>[A-Za-z0-9][A-Za-z0-9._-]*)(?:\[[\w,]+\])?\s*==\s*(?P<version>[^\s;#]+)\s*$"
 )
 _LIST = re.compile(
     r"^\s*(?P<name>[A-Za-z0-9][A-Za-z0-9._-]*)\s+(?P<version>\d+(?:\.[\w]+)+(?:[+!-][\w.]+)?)"
