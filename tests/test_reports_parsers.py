@@ -71,6 +71,19 @@ def test_mixed_torch_installs_from_pip_and_conda_lines():
     assert {d.version for d in f.packages.torch_installs} == {"2.1.0", "2.0.1"}
 
 
+def test_uv_install_summary_keeps_what_it_installed_not_what_it_removed():
+    text = (
+        "Installed 2 packages in 1.2s\n"
+        " - torch==2.6.0+cu126\n"
+        " + torch==2.7.0+cpu\n"
+        " + numpy==2.2.1\n"
+    )
+    f = facts_from_report(text)
+    assert f.packages.versions["torch"] == "2.7.0+cpu"
+    assert f.packages.versions["numpy"] == "2.2.1"
+    assert {d.version for d in f.packages.torch_installs or []} <= {"2.7.0+cpu"}
+
+
 def test_docker_run_without_shm_size_means_dockers_64_mib_default():
     assert facts_from_report("docker run --gpus all -it img python train.py\n").system.shm_size_mib == 64
     assert facts_from_report("docker run --shm-size=8g img\n").system.shm_size_mib == 8192
