@@ -72,12 +72,7 @@ def test_mixed_torch_installs_from_pip_and_conda_lines():
 
 
 def test_uv_install_summary_keeps_what_it_installed_not_what_it_removed():
-    text = (
-        "Installed 2 packages in 1.2s\n"
-        " - torch==2.6.0+cu126\n"
-        " + torch==2.7.0+cpu\n"
-        " + numpy==2.2.1\n"
-    )
+    text = "Installed 2 packages in 1.2s\n - torch==2.6.0+cu126\n + torch==2.7.0+cpu\n + numpy==2.2.1\n"
     f = facts_from_report(text)
     assert f.packages.versions["torch"] == "2.7.0+cpu"
     assert f.packages.versions["numpy"] == "2.2.1"
