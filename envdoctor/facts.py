@@ -45,6 +45,8 @@ class SystemFacts:
     in_container: bool | None = None
     container_kind: str | None = None  # "docker", "podman", "kubernetes", "containerd", ...
     shm_size_mib: int | None = None
+    # GPUs of other vendors (AMD, Intel) named by a pasted report: CUDA rules never count them.
+    other_gpus: list[str] | None = None
     # Allow-listed environment variables only (see envdoctor.probes.system.REPORTED_ENV).
     env: dict[str, str] | None = None
 

@@ -92,7 +92,10 @@ def _summary(area: str, facts: Facts) -> str:
             if nv.gpus:
                 names = sorted({f"{g.name} (sm {g.compute_capability or '?'})" for g in nv.gpus})
                 gpus = f"{len(nv.gpus)}× " + ", ".join(names)
-            parts = [drv, cuda, gpus]
+            others = None
+            if s.other_gpus:
+                others = f"{len(s.other_gpus)}× {', '.join(sorted(set(s.other_gpus)))} (not NVIDIA)"
+            parts = [drv, cuda, gpus, others]
     elif area == "cuda":
         nvcc = f"nvcc {cu.nvcc_version}" if cu.nvcc_version else None
         libs = f"{len(cu.libraries)} CUDA libraries found" if cu.libraries is not None else None
@@ -108,7 +111,8 @@ def _summary(area: str, facts: Facts) -> str:
             kind = f"CUDA {build}" if build else f"ROCm {hip}" if hip else "CPU build" if known else None
             avail = None
             if t.cuda_available is not None:
-                avail = f"{t.device_count or 0} GPU(s) usable" if t.cuda_available else "no GPU usable"
+                count = f"{t.device_count} " if t.device_count is not None else ""
+                avail = f"{count}GPU(s) usable" if t.cuda_available else "no GPU usable"
             parts = [
                 f"torch {version}",
                 kind,

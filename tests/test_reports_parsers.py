@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from envdoctor.reports import ReportError, decode_report, facts_from_report, read_report_text
+from envdoctor.rules import evaluate
 
 FIXTURES = Path(__file__).parent / "reports_fixtures"
 
@@ -114,3 +115,17 @@ def test_markdown_quotes_fences_and_ansi_colours_are_ignored():
     )
     f = facts_from_report(paste)
     assert (f.torch.version, f.nvidia.driver_version) == ("2.4.0+cu124", "550.54.15")
+
+
+def test_amd_and_intel_gpus_of_a_report_are_not_counted_as_nvidia_gpus():
+    cpu_build_on_amd = (
+        "PyTorch version: 2.4.0+cpu\nCUDA used to build PyTorch: None\nROCM used to build PyTorch: N/A\n"
+        "Is CUDA available: False\nGPU models and configuration: AMD Radeon RX 6800 XT (gfx1030)\n"
+    )
+    f = facts_from_report(cpu_build_on_amd)
+    assert f.nvidia.gpus is None  # nothing is known about NVIDIA GPUs here
+    assert f.system.other_gpus == ["AMD Radeon RX 6800 XT (gfx1030)"]
+    assert "torch-cpu-build" not in {finding.id for finding in evaluate(f)}  # no CUDA wheel for an AMD GPU
+    f = facts_from_report("GPU 0: Intel(R) Data Center GPU Max 1550\nGPU 1: NVIDIA A100-SXM4-80GB\n")
+    assert [g.name for g in f.nvidia.gpus] == ["NVIDIA A100-SXM4-80GB"]
+    assert f.system.other_gpus == ["Intel(R) Data Center GPU Max 1550"]

@@ -125,7 +125,10 @@ class Builder:
             for p in parents:
                 obj = getattr(obj, p)
             setattr(obj, last, value)
-        if self.gpus:
+        nvidia = {i: g for i, g in self.gpus.items() if not (g.name and _OTHER_VENDOR.search(g.name))}
+        others = [g.name for i, g in sorted(self.gpus.items()) if i not in nvidia and g.name]
+        f.system.other_gpus = others or None
+        if nvidia:
             f.nvidia.gpus = [
                 Gpu(
                     index=i,
@@ -134,9 +137,9 @@ class Builder:
                     memory_total_mib=g.memory_mib,
                     mig_mode=g.mig,
                 )
-                for i, g in sorted(self.gpus.items())
+                for i, g in sorted(nvidia.items())
             ]
-        if self.gpus or f.nvidia.driver_version or f.nvidia.error:
+        if nvidia or f.nvidia.driver_version or f.nvidia.error:
             f.nvidia.source = "report"
         if self.packages:
             versions = {k: v for k, (_, v) in self.packages.items()}
@@ -183,6 +186,11 @@ class Builder:
             self.put("torch.hip", rocm.group(1), DERIVED)
         elif version.endswith("+cpu"):
             self.torch_build(None, DERIVED)
+
+
+# collect_env names the GPUs of a ROCm or XPU build on the same line as NVIDIA's ("AMD Instinct MI250X
+# (gfx90a:sramecc+:xnack-)", "Intel(R) Data Center GPU Max 1550"): such a GPU is not a CUDA device.
+_OTHER_VENDOR = re.compile(r"\b(?:AMD|Radeon|Instinct|gfx\d{3,4}|Intel)\b|Intel\(R\)", re.IGNORECASE)
 
 
 def _clean_gpu_name(name: str) -> str | None:
