@@ -46,6 +46,18 @@ def test_every_row_has_https_source_and_status(table):
         ("NVIDIA A10G", "8.6"),
         ("NVIDIA GB10", "12.1"),
         ("nvidia geforce rtx 4090", "8.9"),
+        # rows read on NVIDIA's legacy list (developer.nvidia.com/cuda-legacy-gpus)
+        ("Quadro GV100", "7.0"),
+        ("Jetson AGX Xavier", "7.2"),
+        ("Tesla P100-PCIE-16GB", "6.0"),
+        ("Tesla P40", "6.1"),
+        ("Tesla P4", "6.1"),
+        ("NVIDIA TITAN Xp", "6.1"),
+        ("NVIDIA GeForce GTX 1080 Ti", "6.1"),
+        ("GeForce GTX TITAN X", "5.2"),
+        ("Tesla M60", "5.2"),
+        ("NVIDIA GeForce GTX 970", "5.2"),
+        ("NVIDIA GeForce GTX 750 Ti", "5.0"),
     ],
 )
 def test_gpu_capability_from_driver_names(name, cc):
@@ -135,6 +147,14 @@ def test_arch_rule_without_ptx_never_crosses_a_major():
     assert not kb.arch_covers("12.0", kb.arch_list("2.6.0", "cu126"))  # RTX 5090 on cu126
     assert not kb.arch_covers("9.0", kb.arch_list("2.0.1", "cu117"))  # H100 on 2.0 cu117
     assert kb.arch_covers("9.0", kb.arch_list("2.0.1", "cu118"))
+
+
+@pytest.mark.parametrize(("version", "variant"), [("2.6.0", "cu124"), ("2.6.0", "cu126"), ("2.7.0", "cu126")])
+def test_cuda12_release_wheels_of_26_and_27_carry_no_ptx(version, variant):
+    """The nightlies had 9.0+PTX; the release branches stripped it, so an RTX 5090 is not covered."""
+    entries = kb.arch_list(version, variant)
+    assert entries == ["5.0", "6.0", "7.0", "7.5", "8.0", "8.6", "9.0"]
+    assert not kb.arch_covers("12.0", entries, "12.8", wheel_cuda=variant)
 
 
 def test_arch_rule_ptx_jits_forward_given_a_new_enough_driver():
