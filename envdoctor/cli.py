@@ -286,6 +286,18 @@ def _fix(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--recipe", help="Make the env match this recipe.")
     p.add_argument("--apply", "--yes", action="store_true", help="Run the plan (default: print it).")
     p.add_argument("--rollback", action="store_true", help="Restore the last fix snapshot.")
+    p.add_argument(
+        "--only",
+        action="append",
+        default=[],
+        metavar="ID[,ID...]",
+        help="Plan only the steps of these finding ids, whatever their severity; repeatable.",
+    )
+    p.add_argument(
+        "--include-warnings",
+        action="store_true",
+        help="Also run the automatic steps of warnings (default: errors only).",
+    )
     _json_option(p)
     p.add_argument(
         "--break-system-packages",
@@ -303,11 +315,18 @@ def fix(args: argparse.Namespace) -> int:
     import json
 
     from envdoctor import apply as executor
-    from envdoctor.plan import build_plan, plan_for_recipe, render_plan
-    from envdoctor.rules import evaluate
+    from envdoctor.plan import Selection, build_plan, plan_for_recipe, render_plan
+    from envdoctor.rules import all_rules, evaluate
 
     if args.facts is not None and (args.apply or args.rollback):
         raise Fail("--apply and --rollback change a live environment: use --python, not --facts")
+    only = [i.strip() for value in args.only for i in value.split(",") if i.strip()]
+    if args.recipe is not None and (only or args.include_warnings):
+        raise Fail("--only and --include-warnings choose among findings; --recipe plans the recipe")
+    unknown = sorted(set(only) - {r.id for r in all_rules()} - {"internal-error"})
+    if unknown:
+        raise Fail(f"--only: unknown finding id {', '.join(unknown)} (`envdoctor rules` lists them)")
+    selection = Selection(frozenset(only) if only else None, args.include_warnings)
     if args.rollback:
         target = executor.inspect_target(str(args.python) if args.python else sys.executable)
         snap = executor.latest_snapshot(target.prefix)
@@ -326,7 +345,7 @@ def fix(args: argparse.Namespace) -> int:
     if chosen is not None:
         plan = plan_for_recipe(chosen, snapshot, activation, *guards)
     else:
-        plan = build_plan(findings, snapshot, activation, *guards)
+        plan = build_plan(findings, snapshot, activation, *guards, selection=selection)
     if args.as_json and not args.apply:
         sys.stdout.write(json.dumps(plan.to_dict(), indent=2) + "\n")
     elif not args.as_json:

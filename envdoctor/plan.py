@@ -6,10 +6,18 @@ every GPU's compute capability, a constraint that keeps pip from swapping torch 
 something else), orders them (uninstalls, installs with torch first, environment, manual steps)
 and refuses targets it must not touch. It reads facts and never probes; the executor
 (:mod:`envdoctor.apply`) runs the plan and never plans.
+
+Two decisions shape what runs by default. Only error findings get automatic steps: a warning's
+step (installing a 1-5 GB torch where none is installed) is shown but runs only when asked for
+(``--include-warnings`` or ``--only ID``). And a planned torch change is projected onto the facts
+and the rules run again on that projection, so steps computed for the old torch (an nvcc hint for
+cu117 when cu118 is being installed) are dropped and companions (torchvision, torchaudio) built
+for the old torch move with it, in torch's own pip command.
 """
 
 from __future__ import annotations
 
+import copy
 import shlex
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,7 +26,7 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
-from envdoctor.facts import Facts
+from envdoctor.facts import Distribution, Facts
 from envdoctor.findings import Action, Finding, Manual, PipInstall, PipUninstall, SetEnv, Severity
 
 ACTIVATION_NAME = "envdoctor-activate.sh"
@@ -43,11 +51,47 @@ class Step:
         return {"action": data, "because": list(self.because)}
 
 
+@dataclass(frozen=True)
+class Selection:
+    """Which findings get automatic steps; every other finding's automatic steps are only shown.
+
+    ``only``: exactly the findings with these ids (any severity; nothing else is planned at all).
+    Otherwise errors, plus warnings with ``include_warnings``; info findings only through ``only``.
+    Manual steps cost nothing to list, so every listed finding's manual steps are in the plan.
+    """
+
+    only: frozenset[str] | None = None
+    include_warnings: bool = False
+
+    def lists(self, finding: Finding) -> bool:
+        return self.only is None or finding.id in self.only
+
+    def runs(self, finding: Finding) -> bool:
+        if self.only is not None:
+            return finding.id in self.only
+        return finding.severity is Severity.ERROR or (
+            self.include_warnings and finding.severity is Severity.WARNING
+        )
+
+    @property
+    def hint(self) -> str:
+        """How to opt in to the steps this selection leaves out (shown above them)."""
+        if self.include_warnings:
+            return "info findings; run one with --only ID"
+        return "warnings and info; add --include-warnings for warnings, or --only ID"
+
+
+ERRORS_ONLY = Selection()
+
+
 @dataclass
 class Plan:
     python: str | None  # the interpreter the plan is for
     prefix: str | None  # its sys.prefix: where the activation file and snapshots live
     steps: list[Step] = field(default_factory=list)
+    # Automatic steps of findings the selection leaves out: shown, never run (see Selection).
+    deferred: list[Step] = field(default_factory=list)
+    selection: Selection = ERRORS_ONLY
     # Pins passed to pip as a constraints file while installing anything that is not torch.
     constraints: list[str] = field(default_factory=list)
     refusals: list[str] = field(default_factory=list)  # why --apply must not run (PEP 668, conda)
@@ -72,6 +116,8 @@ class Plan:
             "activation_file": self.activation_path,
             "steps": [s.to_dict() for s in self.steps],
             "commands": [self.describe(s) for s in self.steps],
+            "deferred": [s.to_dict() for s in self.deferred],
+            "deferred_commands": [self.describe(s) for s in self.deferred],
             "constraints": list(self.constraints),
             "refusals": list(self.refusals),
             "notes": list(self.notes),
@@ -112,21 +158,193 @@ def build_plan(
     activation: dict[str, str | None] | None = None,
     allow_system: bool = False,
     allow_conda: bool = False,
+    selection: Selection = ERRORS_ONLY,
 ) -> Plan:
     """Merge the actions of ``findings`` into one ordered plan for the facts' interpreter.
 
     ``activation`` is what the activation file already sets (see :func:`envdoctor.apply.read_activation`):
     an environment change it already makes is not planned again, which keeps ``fix`` idempotent.
+    ``selection`` decides which findings' automatic steps run (default: errors only). When the
+    plan changes torch, the findings are derived again for the torch it installs (see
+    :func:`project_torch`) and the plan is made from those.
     """
-    plan = Plan(python=facts.python.executable, prefix=facts.python.prefix)
-    collected: list[tuple[Action, str]] = []
-    for finding in findings:
-        if not finding.actions and finding.severity is Severity.ERROR:
-            plan.notes.append(f"{finding.id}: no automatic fix; {finding.fix or finding.message}")
-        collected.extend((a, finding.id) for a in finding.actions)
-    _assemble(plan, collected, facts, activation or {})
+    listed = [f for f in findings if selection.lists(f)]
+    plan = _plan_findings(listed, [], facts, activation or {}, selection)
+    target = planned_torch(plan)
+    if target is not None:
+        listed, forced, notes = _rederive(listed, facts, target, plan, selection)
+        plan = _plan_findings(listed, forced, facts, activation or {}, selection)
+        plan.notes[:0] = notes
+    if selection.only is not None:
+        absent = sorted(selection.only - {f.id for f in findings})
+        if absent:
+            plan.notes.append(f"not reported here: {', '.join(absent)}")
     plan.refusals = refusals(facts, allow_system, allow_conda, plan)
     return plan
+
+
+def _plan_findings(
+    findings: list[Finding],
+    forced: list[Finding],
+    facts: Facts,
+    activation: dict[str, str | None],
+    selection: Selection,
+) -> Plan:
+    """The plan of ``findings`` (and ``forced``, which run whatever the selection says)."""
+    plan = Plan(python=facts.python.executable, prefix=facts.python.prefix, selection=selection)
+    runs: list[tuple[Action, str]] = []
+    shown: list[tuple[Action, str]] = []
+    for finding in [*findings, *forced]:
+        if not finding.actions and finding.severity is Severity.ERROR:
+            plan.notes.append(f"{finding.id}: no automatic fix; {finding.fix or finding.message}")
+        chosen = finding in forced or selection.runs(finding)
+        for action in finding.actions:
+            if chosen or isinstance(action, Manual):
+                runs.append((action, finding.id))
+            else:
+                shown.append((action, f"{finding.id} ({finding.severity.value})"))
+    # A left-out step that a chosen one performs anyway is not listed twice.
+    done = {action for action, _ in runs}
+    shown = [(action, why) for action, why in shown if action not in done]
+    _assemble(plan, runs, facts, activation)
+    if shown:
+        deferred = Plan(python=plan.python, prefix=plan.prefix)
+        _assemble(deferred, shown, facts, activation)
+        plan.deferred = deferred.steps
+    return plan
+
+
+# --- the facts as they will be after a torch change -------------------------------------------
+
+
+@dataclass(frozen=True)
+class TorchTarget:
+    """The torch a plan installs: ``version`` with its local tag when the index fixes the build."""
+
+    version: str  # "2.0.1+cu118", or "2.7.1" from plain PyPI (build unknown)
+    variant: str | None  # "cu118", "cpu", or None (unknown)
+    step: Step
+
+
+def planned_torch(plan: Plan) -> TorchTarget | None:
+    """The exact torch release a plan's install step pins (``torch==X``), or None."""
+    from envdoctor.knowledge.cuda import INDEX_BASE
+
+    for step in plan.steps:
+        if not isinstance(step.action, PipInstall):
+            continue
+        for spec in step.action.specs:
+            req = Requirement(spec)
+            pins = [s.version for s in req.specifier if s.operator == "=="]
+            if canonicalize_name(req.name) != "torch" or not pins or "*" in pins[0]:
+                continue
+            index = (step.action.index_url or "").rstrip("/")
+            variant = index.rsplit("/", 1)[1] if index.startswith(f"{INDEX_BASE}/") else None
+            release = pins[0].split("+", 1)[0]
+            return TorchTarget(f"{release}+{variant}" if variant else pins[0], variant, step)
+    return None
+
+
+def project_torch(facts: Facts, target: TorchTarget) -> Facts:
+    """A copy of ``facts`` with the planned torch in place of the installed one.
+
+    What only an import of the new build can tell (arch list, warnings, cuDNN, FP8 support) becomes
+    unknown; the rules then read the knowledge tables instead. Requirements that torch itself
+    declares are pip's to satisfy while it installs torch, so they are no longer unmet; a pin on
+    torch is judged against the new version.
+    """
+    from envdoctor.knowledge.cuda import cuda_of_variant
+
+    after = copy.deepcopy(facts)
+    cuda = cuda_of_variant(target.variant) if target.variant else None
+    hip = target.variant[4:] if target.variant and target.variant.startswith("rocm") else None
+    t = after.torch
+    t.status = "ok" if target.variant else "unknown"  # known build: imports as that build
+    t.version, t.cuda, t.hip = target.version, cuda, hip
+    t.error = t.warnings = t.arch_list = t.cudnn_version = t.nccl_version = None
+    t.float8_dtypes = t.scaled_mm = t.cuda_available = None
+    pkgs = after.packages
+    pkgs.torch_build = {"version": target.version, "cuda": cuda, "hip": hip, "git_version": None}
+    for listing in (pkgs.versions, pkgs.all):
+        if listing is not None:
+            listing["torch"] = target.version
+    if pkgs.torch_installs:
+        location = pkgs.torch_installs[0].location
+        pkgs.torch_installs = [Distribution("torch", target.version, location, True)]
+    if pkgs.unmet:
+        still = []
+        for unmet in pkgs.unmet:
+            if canonicalize_name(unmet.package) == "torch":
+                continue
+            if _names_torch(unmet.requirement):
+                if _satisfies(Requirement(unmet.requirement), target.version):
+                    continue
+                unmet.installed = target.version
+            still.append(unmet)
+        pkgs.unmet = still
+    return after
+
+
+def _names_torch(requirement: str) -> bool:
+    try:
+        return canonicalize_name(Requirement(requirement).name) == "torch"
+    except InvalidRequirement:
+        return False
+
+
+def _rederive(
+    findings: list[Finding], facts: Facts, target: TorchTarget, plan: Plan, selection: Selection
+) -> tuple[list[Finding], list[Finding], list[str]]:
+    """Findings as they hold once ``target`` is installed: (kept and new, companions, notes).
+
+    The findings that asked for the torch change stay, and so do findings no rule makes (there
+    is nothing to derive them from). Every other finding stays only if the rules still report it with the same actions for the projected facts; one they report with
+    other actions (an nvcc hint for the new CUDA) is replaced. A new finding whose actions only
+    install torch's companions (torchvision built for the old torch) runs with torch whatever the
+    selection; a new finding that wants yet another torch is noted, not planned.
+    """
+    from envdoctor.rules import all_rules, evaluate
+
+    # Findings from elsewhere than the rules (and those that asked for torch) cannot go stale here.
+    fixed = set(target.step.because) | ({f.id for f in findings} - {r.id for r in all_rules()})
+    after = [f for f in evaluate(project_torch(facts, target)) if f.id not in fixed]
+    after_keys = {_key(f) for f in after}
+    before_keys = {_key(f) for f in findings}
+    kept = [f for f in findings if f.id in fixed or _key(f) in after_keys]
+    gone = list(dict.fromkeys(f.id for f in findings if f not in kept))
+    new = [f for f in after if _key(f) not in before_keys]
+    companions = [f for f in new if f.actions and all(_installs_companion(a) for a in f.actions)]
+    wants_torch = [f for f in new if any(_installs_torch(a) for a in f.actions)]
+    added = [f for f in new if f not in companions and f not in wants_torch and selection.lists(f)]
+    with_torch = f"the planned torch {target.version}"
+    new_ids = list(dict.fromkeys(f.id for f in [*added, *companions]))
+    notes = [
+        f"{verb} {', '.join(ids)}{tail}"
+        for verb, ids, tail in (
+            ("dropped", [i for i in gone if i not in new_ids], f": no longer holds with {with_torch}"),
+            ("re-derived", [i for i in new_ids if i in gone], f" for {with_torch}"),
+            ("added", [i for i in new_ids if i not in gone], f": follows from {with_torch}"),
+        )
+        if ids
+    ]
+    notes.extend(f"{f.id}: still reported with {with_torch} ({f.message})" for f in wants_torch)
+    return kept + added, companions, notes
+
+
+def _key(finding: Finding) -> tuple[str, tuple[Action, ...]]:
+    return finding.id, tuple(finding.actions)
+
+
+def _installs_companion(action: Action) -> bool:
+    """A pip install of torchvision/torchaudio/... only (no torch)."""
+    return isinstance(action, PipInstall) and all(
+        (name := canonicalize_name(Requirement(s).name)) in TORCH_FAMILY and name != "torch"
+        for s in action.specs
+    )
+
+
+def _installs_torch(action: Action) -> bool:
+    return isinstance(action, PipInstall) and any(_names_torch(s) for s in action.specs)
 
 
 def plan_for_recipe(
@@ -375,13 +593,15 @@ def _group_installs(installs: dict[str, tuple[Requirement, Step]]) -> list[Step]
     groups: dict[tuple[str | None, bool], Step] = {}
     for key, (_req, step) in installs.items():
         action = step.action
-        # A torch-family package follows torch's index when it has none of its own.
-        index = action.index_url
-        if index is None and key in TORCH_FAMILY and "torch" in installs:
-            index = installs["torch"][1].action.index_url
-        group_key = (index, action.reinstall)
-        group = groups.setdefault(group_key, Step(PipInstall((), index, action.reinstall)))
-        group.action = PipInstall(group.action.specs + action.specs, index, action.reinstall)
+        # A torch-family package follows torch's index when it has none of its own, and on that
+        # index joins torch's own command: pip then resolves torch and its companions together.
+        index, reinstall = action.index_url, action.reinstall
+        if key in TORCH_FAMILY and "torch" in installs:
+            torch_action = installs["torch"][1].action
+            index = torch_action.index_url if index is None else index
+            reinstall = torch_action.reinstall if index == torch_action.index_url else reinstall
+        group = groups.setdefault((index, reinstall), Step(PipInstall((), index, reinstall)))
+        group.action = PipInstall(group.action.specs + action.specs, index, reinstall)
         for why in step.because:
             _add_reason(group, why)
     ordered = list(groups.values())
@@ -420,7 +640,8 @@ def _satisfies(req: Requirement, version: str) -> bool:
 
 
 def render_plan(plan: Plan) -> str:
-    """The plan as numbered lines: pip commands, environment changes, then manual steps."""
+    """The plan as numbered lines: pip commands, environment changes, then manual steps; then the
+    automatic steps left out by the selection, which ``--apply`` does not run."""
     if not plan.steps:
         lines = ["Nothing to do."]
     else:
@@ -433,4 +654,7 @@ def render_plan(plan: Plan) -> str:
             lines.append(f"  Afterwards run: . {plan.activation_path or ACTIVATION_NAME}")
     lines += [f"  note: {n}" for n in plan.notes]
     lines += [f"  REFUSED: {r}" for r in plan.refusals]
+    if plan.deferred:
+        lines.append(f"Not applied by default ({plan.selection.hint}):")
+        lines += [f"  - {plan.describe(s)}    [{', '.join(s.because)}]" for s in plan.deferred]
     return "\n".join(lines) + "\n"

@@ -115,7 +115,7 @@ def test_worse_recheck_rolls_back(requests_venv):
     py = requests_venv
     before = freeze(py)
     # idna 3.7 breaks requests 2.25.1 (idna<3): the re-check finds a new error.
-    plan, facts = _plan(py, Finding("up", Severity.WARNING, "m", actions=[PipInstall(("idna==3.7",))]))
+    plan, facts = _plan(py, Finding("up", Severity.ERROR, "m", actions=[PipInstall(("idna==3.7",))]))
     errors = executor.count_errors(evaluate(facts))
     result = executor.apply_plan(
         plan, lambda: evaluate(collect(python=str(py), quick=True)), errors, timeout=300
