@@ -193,7 +193,7 @@ def _plan_findings(
     """The plan of ``findings`` (and ``forced``, which run whatever the selection says)."""
     plan = Plan(python=facts.python.executable, prefix=facts.python.prefix, selection=selection)
     runs: list[tuple[Action, str]] = []
-    shown: list[tuple[Action, str]] = []
+    shown: list[tuple[Action, Finding]] = []
     for finding in [*findings, *forced]:
         if not finding.actions and finding.severity is Severity.ERROR:
             plan.notes.append(f"{finding.id}: no automatic fix; {finding.fix or finding.message}")
@@ -202,14 +202,16 @@ def _plan_findings(
             if chosen or isinstance(action, Manual):
                 runs.append((action, finding.id))
             else:
-                shown.append((action, f"{finding.id} ({finding.severity.value})"))
-    # A left-out step that a chosen one performs anyway is not listed twice.
+                shown.append((action, finding))
+    # A left-out step that a chosen one performs anyway is not listed twice: its finding is
+    # named as a reason of the chosen step instead.
     done = {action for action, _ in runs}
-    shown = [(action, why) for action, why in shown if action not in done]
+    runs += [(action, finding.id) for action, finding in shown if action in done]
+    left_out = [(a, f"{f.id} ({f.severity.value})") for a, f in shown if a not in done]
     _assemble(plan, runs, facts, activation)
-    if shown:
+    if left_out:
         deferred = Plan(python=plan.python, prefix=plan.prefix)
-        _assemble(deferred, shown, facts, activation)
+        _assemble(deferred, left_out, facts, activation)
         plan.deferred = deferred.steps
     return plan
 

@@ -4,6 +4,7 @@ a failing step or a worse re-check rolls back to the exact previous set of distr
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -153,3 +154,71 @@ def test_live_refusal_of_a_conda_managed_torch(tmp_path):
     refused = executor.live_refusals(target, allow_system=False, allow_conda=False)
     assert len(refused) == 1 and "--allow-conda" in refused[0]
     assert executor.live_refusals(target, allow_system=False, allow_conda=True) == []
+
+
+def test_fix_in_a_venv_without_torch_shows_the_torch_install_but_does_not_run_it(venv_factory):
+    """torch-missing is a warning: its 1-5 GB install is listed, and --apply leaves it alone."""
+    py = venv_factory("fix-no-torch")  # without pip: nothing to install with, nothing installed
+    shown = invoke(["fix", "--python", str(py)])
+    assert shown.exit_code == 0, shown.output
+    assert shown.stdout.startswith("Nothing to do.\nNot applied by default (warnings and info;")
+    assert "[torch-missing (warning)]" in shown.stdout
+    applied = invoke(["fix", "--apply", "--python", str(py)])
+    assert applied.exit_code == 0 and "nothing to do" in applied.stdout
+    prefix = py.parent.parent
+    assert not (prefix / ".envdoctor").exists()  # no snapshot: nothing ran
+    assert not list(prefix.glob("lib/python*/site-packages/torch"))
+
+
+# --- the uv path: uv from PyPI, installing into a throwaway venv -------------------------------
+
+
+@pytest.fixture(scope="module")
+def uv_path(tmp_path_factory) -> str:
+    """A PATH whose first entry holds a real ``uv`` (installed from PyPI into a tools venv)."""
+    tools = make_venv(tmp_path_factory.mktemp("uv") / "tools")
+    pip(tools, "install", "uv")
+    assert (tools.parent / "uv").is_file()
+    return f"{tools.parent}{os.pathsep}{os.environ.get('PATH', '')}"
+
+
+@pytest.mark.slow
+def test_fix_apply_with_uv_fixes_rechecks_and_rolls_back(tmp_path, uv_path, monkeypatch):
+    py = make_venv(tmp_path / "venv")
+    pip(py, "install", "requests==2.25.1")
+    pip(py, "install", "idna==3.7")  # above requests' idna<3: requirement-conflict
+    planted = freeze(py)
+    uv_env = {"PATH": uv_path, "UV_CACHE_DIR": str(tmp_path / "uv-cache")}
+    env = {**uv_env, "PYTORCH_CUDA_ALLOC_CONF": BAD_ALLOC}
+    assert {"requirement-conflict", "alloc-conf-invalid"} <= _ids(py, env)
+
+    # 1. apply with uv: idna moves below 3, the allocator setting goes to the activation file.
+    result = invoke(["fix", "--apply", "--python", str(py), "--quick"], env=env)
+    assert result.exit_code == 0, result.output
+    uv = str(Path(uv_path.split(os.pathsep)[0]) / "uv")
+    assert f"{uv} pip install --python {py} 'idna<3,>=2.5'" in result.stdout
+    assert "Applied. Errors before: 2, after: 0." in result.stdout
+    fixed = freeze(py)
+    assert "idna==2.10" in fixed and "requests==2.25.1" in fixed
+    activation = executor.read_activation(str(tmp_path / "venv"))
+    assert activation == {"PYTORCH_CUDA_ALLOC_CONF": None}  # its only entry is invalid: unset
+    assert {"requirement-conflict", "alloc-conf-invalid"}.isdisjoint(_ids(py, uv_env))
+
+    # 2. roll back by hand, with uv: the planted distributions again, no activation file.
+    undo = invoke(["fix", "--rollback", "--python", str(py)], env=uv_env)
+    assert undo.exit_code == 0, undo.output
+    assert "reinstalling idna==3.7" in undo.stdout and freeze(py) == planted
+    assert not (tmp_path / "venv" / "envdoctor-activate.sh").exists()
+
+    # 3. a step that makes things worse (urllib3 2 breaks requests 2.25.1): uv rolls it back.
+    monkeypatch.setenv("PATH", uv_path)
+    monkeypatch.setenv("UV_CACHE_DIR", uv_env["UV_CACHE_DIR"])
+    plan, facts = _plan(py, Finding("up", Severity.ERROR, "m", actions=[PipInstall(("urllib3==2.2.3",))]))
+    errors = executor.count_errors(evaluate(facts))
+    worse = executor.apply_plan(
+        plan, lambda: evaluate(collect(python=str(py), quick=True)), errors, timeout=300
+    )
+    assert worse.steps[0].ok and worse.steps[0].command.startswith(f"{uv} pip install --python {py}")
+    assert worse.rolled_back and worse.errors_after == errors + 1
+    assert worse.rollback.ok and worse.rollback.restored == ["urllib3==1.26.20"]
+    assert freeze(py) == planted

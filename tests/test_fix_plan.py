@@ -11,7 +11,7 @@ from cli_helpers import invoke
 
 from envdoctor.facts import Facts, Gpu, load_facts
 from envdoctor.findings import Finding, Manual, PipInstall, PipUninstall, SetEnv, Severity
-from envdoctor.plan import build_plan, plan_for_recipe
+from envdoctor.plan import Selection, build_plan, plan_for_recipe, render_plan
 from envdoctor.recipes import load_recipe
 from envdoctor.rules import evaluate
 
@@ -145,8 +145,8 @@ CU = "https://download.pytorch.org/whl/"
 PIP = "/opt/venv/bin/python -m pip install --no-input"
 
 
-def _fixture_plan(name: str) -> dict:
-    result = invoke(["fix", "--facts", str(FIXTURES / name), "--json"])
+def _fixture_plan(name: str, *args: str) -> dict:
+    result = invoke(["fix", "--facts", str(FIXTURES / name), "--json", *args])
     assert result.exit_code == 1, result.stderr  # a plan with steps: a problem was found
     return json.loads(result.stdout)
 
@@ -240,3 +240,132 @@ def test_activation_file_round_trips_values_that_need_quoting(tmp_path):
         capture_output=True, text=True, timeout=30, check=True,
     )  # fmt: skip
     assert sourced.stdout == f"{env['PYTORCH_CUDA_ALLOC_CONF']}|{env['Q']}|unset"
+
+
+# --- the plan for the facts as they will be after a torch change -----------------------------
+
+
+def test_fixture_h100_torch201_cu117_cu118_reinstall_drops_the_stale_nvcc_step():
+    """nvcc 11.8 vs torch cu117 is reported, but the plan installs cu118: that hint is stale."""
+    facts = load_facts(FIXTURES / "h100_torch201_cu117.json")
+    assert "nvcc-mismatch" in {f.id for f in evaluate(facts)}
+    plan = _fixture_plan("h100_torch201_cu117.json")
+    assert plan["commands"] == [
+        f"{PIP} --index-url {CU}cu118 --force-reinstall torch==2.0.1",
+        f"{PIP} -c '<constraints>' 'numpy<2'",
+    ]
+    assert plan["deferred"] == []
+    assert plan["notes"] == ["dropped nvcc-mismatch: no longer holds with the planned torch 2.0.1+cu118"]
+
+
+def test_fixture_rtx5090_torch_upgrade_moves_torchvision_and_torchaudio_in_the_same_command():
+    """torchvision 0.21.0 / torchaudio 2.6.0 pin torch 2.6.0: moving torch to 2.7.1 moves them too."""
+    facts = load_facts(FIXTURES / "fix_rtx5090_torch260_vision_audio.json")
+    assert "ext-abi-mismatch" not in {f.id for f in evaluate(facts)}  # they fit the torch installed now
+    plan = _fixture_plan("fix_rtx5090_torch260_vision_audio.json")
+    assert plan["commands"] == [
+        f"{PIP} --index-url {CU}cu128 torch==2.7.1 torchvision==0.22.1+cu128 torchaudio==2.7.1+cu128"
+    ]
+    assert plan["steps"][0]["because"] == ["arch-not-in-wheel", "ext-abi-mismatch"]
+    assert plan["notes"] == ["added ext-abi-mismatch: follows from the planned torch 2.7.1+cu128"]
+
+
+def test_fixture_driver535_same_torch_rebuilt_for_cu128_takes_torchvision_along():
+    """Same torch release, other CUDA build: the +cu130 torchvision must become +cu128 with it."""
+    facts = load_facts(FIXTURES / "driver535_torch211_cu130.json")
+    for listing in (facts.packages.versions, facts.packages.all):
+        listing["torchvision"] = "0.26.0+cu130"
+    plan = build_plan(evaluate(facts), facts)
+    assert plan.steps[0].action == PipInstall(
+        ("torch==2.11.0", "torchvision==0.26.0+cu128"), f"{CU}cu128", reinstall=True
+    )
+
+
+def test_findings_that_no_rule_makes_survive_a_torch_change():
+    plan = build_plan(
+        [
+            _finding("torch-x", PipInstall(("torch==2.13.0",), f"{CU}cpu", reinstall=True)),
+            _finding("external", Manual("Rebuild the extension against the new torch")),
+        ],
+        _facts(),
+    )
+    assert [s.because for s in plan.steps] == [["torch-x"], ["external"]] and plan.notes == []
+
+
+# --- which findings get automatic steps ------------------------------------------------------
+
+
+def _no_torch_facts() -> Facts:
+    """A fresh venv without torch on a machine without an NVIDIA driver."""
+    facts = _facts(installed={"pip": "24.0"})
+    facts.python.version = "3.11.2"
+    facts.torch.status = "missing"
+    facts.nvidia.error = "driver-missing"
+    return facts
+
+
+def test_warning_steps_are_shown_but_not_applied_by_default():
+    facts = _no_torch_facts()
+    findings = evaluate(facts)
+    missing = next(f for f in findings if f.id == "torch-missing")
+    assert missing.severity is Severity.WARNING and isinstance(missing.actions[0], PipInstall)
+
+    plan = build_plan(findings, facts)
+    assert plan.automatic_steps == []
+    assert [s.action for s in plan.deferred] == missing.actions
+    assert plan.deferred[0].because == ["torch-missing (warning)"]
+    text = render_plan(plan)
+    assert text.startswith(
+        "Nothing to do.\nNot applied by default (warnings and info; add --include-warnings"
+    )
+    assert f"torch=={missing.actions[0].specs[0].split('==')[1]}    [torch-missing (warning)]" in text
+
+    for selection in (Selection(include_warnings=True), Selection(only=frozenset({"torch-missing"}))):
+        chosen = build_plan(findings, facts, selection=selection)
+        assert [s.action for s in chosen.automatic_steps] == missing.actions and chosen.deferred == []
+
+
+def test_a_left_out_step_that_a_chosen_one_performs_is_listed_once():
+    findings = [
+        _finding("err", SetEnv("X", "1")),
+        _finding("warn", SetEnv("X", "1"), PipInstall(("rich",)), severity=Severity.WARNING),
+    ]
+    plan = build_plan(findings, _facts())
+    assert [(s.action, s.because) for s in plan.steps] == [(SetEnv("X", "1"), ["err", "warn"])]
+    assert [(s.action, s.because) for s in plan.deferred] == [(PipInstall(("rich",)), ["warn (warning)"])]
+
+
+def test_fixture_only_plans_just_those_findings():
+    one = _fixture_plan("h100_torch201_cu117.json", "--only", "numpy-abi")
+    assert one["commands"] == [f"{PIP} -c '<constraints>' 'numpy<2'"] and one["deferred"] == []
+    # Repeatable and comma-separated; torch stays, so the nvcc hint still holds (an info finding).
+    two = _fixture_plan(
+        "h100_torch201_cu117.json", "--only", "numpy-abi,nvcc-mismatch", "--only", "shm-too-small"
+    )
+    assert (
+        two["commands"][1]
+        == "MANUAL: Use a CUDA 11.7 toolkit for extension builds (CUDA_HOME=/usr/local/cuda-11.7)."
+    )
+    assert two["notes"] == ["not reported here: shm-too-small"]
+
+
+def test_fix_only_unknown_id_is_a_usage_error():
+    result = invoke(
+        ["fix", "--facts", str(FIXTURES / "h100_torch201_cu117.json"), "--only", "numpy-abi,no-such-id"]
+    )
+    assert result.exit_code == 2 and result.stdout == ""
+    assert (
+        result.stderr
+        == "envdoctor: error: --only: unknown finding id no-such-id (`envdoctor rules` lists them)\n"
+    )
+    with_recipe = invoke(
+        [
+            "fix",
+            "--recipe",
+            "torch213-cpu",
+            "--facts",
+            str(FIXTURES / "healthy_h200.json"),
+            "--include-warnings",
+        ]
+    )
+    assert with_recipe.exit_code == 2 and "--recipe plans the recipe" in with_recipe.stderr
