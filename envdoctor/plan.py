@@ -172,7 +172,7 @@ def build_plan(
     plan = _plan_findings(listed, [], facts, activation or {}, selection)
     target = planned_torch(plan)
     if target is not None:
-        listed, forced, notes = _rederive(listed, facts, target, plan, selection)
+        listed, forced, notes = _rederive(listed, facts, target, selection)
         plan = _plan_findings(listed, forced, facts, activation or {}, selection)
         plan.notes[:0] = notes
     if selection.only is not None:
@@ -295,13 +295,14 @@ def _names_torch(requirement: str) -> bool:
 
 
 def _rederive(
-    findings: list[Finding], facts: Facts, target: TorchTarget, plan: Plan, selection: Selection
+    findings: list[Finding], facts: Facts, target: TorchTarget, selection: Selection
 ) -> tuple[list[Finding], list[Finding], list[str]]:
     """Findings as they hold once ``target`` is installed: (kept and new, companions, notes).
 
     The findings that asked for the torch change stay, and so do findings no rule makes (there
-    is nothing to derive them from). Every other finding stays only if the rules still report it with the same actions for the projected facts; one they report with
-    other actions (an nvcc hint for the new CUDA) is replaced. A new finding whose actions only
+    is nothing to derive them from). Every other finding stays only if the rules still report it
+    with the same actions for the projected facts; one they report with other actions (an nvcc
+    hint for the new CUDA) is replaced. A new finding whose actions only
     install torch's companions (torchvision built for the old torch) runs with torch whatever the
     selection; a new finding that wants yet another torch is noted, not planned.
     """
