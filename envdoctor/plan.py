@@ -230,7 +230,7 @@ class TorchTarget:
 
 def planned_torch(plan: Plan) -> TorchTarget | None:
     """The exact torch release a plan's install step pins (``torch==X``), or None."""
-    from envdoctor.knowledge.cuda import INDEX_BASE
+    from envdoctor.knowledge.cuda import INDEX_BASE, parse_variant
 
     for step in plan.steps:
         if not isinstance(step.action, PipInstall):
@@ -241,7 +241,8 @@ def planned_torch(plan: Plan) -> TorchTarget | None:
             if canonicalize_name(req.name) != "torch" or not pins or "*" in pins[0]:
                 continue
             index = (step.action.index_url or "").rstrip("/")
-            variant = index.rsplit("/", 1)[1] if index.startswith(f"{INDEX_BASE}/") else None
+            from_index = index.rsplit("/", 1)[1] if index.startswith(f"{INDEX_BASE}/") else None
+            variant = from_index or parse_variant(pins[0], None)  # or the pin's own tag (+cpu)
             release = pins[0].split("+", 1)[0]
             return TorchTarget(f"{release}+{variant}" if variant else pins[0], variant, step)
     return None
