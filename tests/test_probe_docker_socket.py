@@ -159,7 +159,7 @@ def test_fake_engine_endless_answer_is_cut_off(tmp_path) -> None:
 
 @pytest.mark.docker
 def test_real_engine_answers_get_info_over_http_1_0() -> None:
-    """The real engine, with no SDK and no http.client: same facts as ``docker info``."""
+    """The real engine, with no SDK and no http.client: same answer and facts as ``docker info``."""
     cli = shutil.which("docker")
     fmt = "{{.ServerVersion}} {{.DefaultRuntime}} {{json .Runtimes}}"
     done = (
@@ -173,6 +173,10 @@ def test_real_engine_answers_get_info_over_http_1_0() -> None:
     info = docker_engine.unix_socket_info(REAL_SOCKET, 10)
     assert (info["ServerVersion"], info["DefaultRuntime"]) == (version, runtime)
     assert sorted(info["Runtimes"]) == sorted(json.loads(runtimes))
+    facts = docker_engine.probe(10, {})
+    assert facts.status == "ok", facts.error
+    assert (facts.server_version, facts.default_runtime) == (version, runtime)
+    assert facts.runtimes == sorted(json.loads(runtimes))
 
 
 def test_probe_imports_neither_http_client_nor_the_sdk(tmp_path) -> None:
