@@ -177,6 +177,7 @@ def test_real_engine_answers_get_info_over_http_1_0() -> None:
     assert facts.status == "ok", facts.error
     assert (facts.server_version, facts.default_runtime) == (version, runtime)
     assert facts.runtimes == sorted(json.loads(runtimes))
+    assert facts.default_runtime in facts.runtimes
 
 
 def test_probe_imports_neither_http_client_nor_the_sdk(tmp_path) -> None:
