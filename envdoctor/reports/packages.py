@@ -1,4 +1,5 @@
-"""Package listings: ``pip list``, ``pip freeze``, ``conda list`` and uv's ``+ name==version`` lines.
+"""Package listings: ``pip list``, ``pip freeze``, ``conda list``, uv's ``+ name==version`` lines and
+``pip show``'s ``Name:`` / ``Version:`` pairs.
 
 A ``name version`` line counts only inside a run of at least two package-like lines (or under a
 ``Package Version`` / ``# Name Version Build Channel`` header), so that a stray ``Ubuntu 22.04`` in prose
@@ -20,6 +21,9 @@ _LIST = re.compile(
     r"^\s*(?P<name>[A-Za-z0-9][A-Za-z0-9._-]*)\s+(?P<version>\d+(?:\.[\w]+)+(?:[+!-][\w.]+)?)"
     r"(?:\s+(?P<build>\S+))?(?:\s+(?P<channel>\S+))?\s*$"
 )
+# `pip show torch`: "Name: torch" directly followed by "Version: 2.4.0+cu121".
+_SHOW_NAME = re.compile(r"^\s*Name:\s*(?P<name>[A-Za-z0-9][A-Za-z0-9._-]*)\s*$")
+_SHOW_VERSION = re.compile(r"^\s*Version:\s*(?P<version>\d[\w.+!-]*)\s*$")
 _HEADER = re.compile(r"^\s*#?\s*(?:Package|Name)\s+Version\b", re.I)
 _NOT_PACKAGES = {
     "cuda",
@@ -37,6 +41,7 @@ _NOT_PACKAGES = {
 
 
 def parse(lines: list[str], b: Builder) -> None:
+    _parse_pip_show(lines, b)
     hits: list[tuple[int, re.Match[str]] | None] = []
     under_header = False
     for line in lines:
@@ -57,6 +62,14 @@ def parse(lines: list[str], b: Builder) -> None:
         neighbours = (i > 0 and hits[i - 1] is not None) or (i + 1 < len(hits) and hits[i + 1] is not None)
         if hit[0] or neighbours:
             _record(hit[1], b)
+
+
+def _parse_pip_show(lines: list[str], b: Builder) -> None:
+    """``pip show`` blocks; a ``Name:`` line counts only with a ``Version:`` line right below it."""
+    for line, below in zip(lines, lines[1:], strict=False):
+        name, version = _SHOW_NAME.match(line), _SHOW_VERSION.match(below)
+        if name and version:
+            b.package(name.group("name"), version.group("version"), LISTING)
 
 
 def _record(m: re.Match[str], b: Builder) -> None:
