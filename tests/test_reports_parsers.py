@@ -129,3 +129,14 @@ def test_amd_and_intel_gpus_of_a_report_are_not_counted_as_nvidia_gpus():
     f = facts_from_report("GPU 0: Intel(R) Data Center GPU Max 1550\nGPU 1: NVIDIA A100-SXM4-80GB\n")
     assert [g.name for g in f.nvidia.gpus] == ["NVIDIA A100-SXM4-80GB"]
     assert f.system.other_gpus == ["Intel(R) Data Center GPU Max 1550"]
+
+
+def test_pip_show_blocks_give_package_versions():
+    text = (
+        "Name: torch\nVersion: 2.4.0+cu121\nSummary: Tensors and Dynamic neural networks\n\n"
+        "Name: torchvision\nVersion: 0.20.1+cu124\nSummary: image and video datasets\n"
+    )
+    f = facts_from_report(text)
+    assert f.packages.versions["torch"] == "2.4.0+cu121"
+    assert f.packages.versions["torchvision"] == "0.20.1+cu124"
+    assert "ext-abi-mismatch" in {finding.id for finding in evaluate(f)}  # 0.20 is built for torch 2.5
