@@ -151,6 +151,22 @@ def _check(commands: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--quick", action="store_true", help="Do not import torch: read its build from torch/version.py."
     )
+    _redaction_option(p)
+
+
+def _redaction_option(parser: argparse.ArgumentParser) -> None:
+    """--keep-hostnames: output is redacted for sharing (home, user, hosts, credentials); hosts may stay."""
+    parser.add_argument(
+        "--keep-hostnames",
+        action="store_true",
+        help="Show host names (the home folder, user name and credentials are always redacted).",
+    )
+
+
+def _redactor(args: argparse.Namespace, sample: str | None = None):
+    from envdoctor.redact import Redactor
+
+    return Redactor.for_this_machine(keep_hosts=args.keep_hostnames, sample=sample)
 
 
 def check(args: argparse.Namespace) -> int:
@@ -170,12 +186,15 @@ def check(args: argparse.Namespace) -> int:
         findings = diagnose(snapshot)  # rule findings ranked with the report's error messages
     else:
         findings = evaluate(snapshot)
+    from envdoctor.redact import redact_check
+
+    shown, shown_findings = redact_check(snapshot, findings, _redactor(args, report_text))
     if fmt == "json":
-        sys.stdout.write(report.render_json(snapshot, findings) + "\n")
+        sys.stdout.write(report.render_json(shown, shown_findings) + "\n")
     elif fmt == "markdown":
-        sys.stdout.write(report.render_markdown(snapshot, findings))
+        sys.stdout.write(report.render_markdown(shown, shown_findings))
     else:
-        report.print_text(snapshot, findings, verbose=args.verbose)
+        report.print_text(shown, shown_findings, verbose=args.verbose)
     return EXIT_PROBLEM if report.has_errors(findings) else EXIT_OK
 
 
@@ -530,6 +549,7 @@ def _explain(commands: argparse._SubParsersAction) -> None:
     p = _command(commands, "explain", explain)
     p.add_argument("text", help="An error message, or a file holding one (- for stdin).")
     _json_option(p, "Print the ranked candidates as JSON.")
+    _redaction_option(p)
 
 
 def explain(args: argparse.Namespace) -> int:
@@ -542,10 +562,11 @@ def explain(args: argparse.Namespace) -> int:
     if text == "-" or Path(text).is_file():
         text = _read_input(Path(text))
     result = explain_text(text)
+    redactor = _redactor(args, text)
     if args.as_json:
-        sys.stdout.write(json.dumps(result.to_dict(), indent=2) + "\n")
+        sys.stdout.write(json.dumps(redactor.data(result.to_dict()), indent=2) + "\n")
     else:
-        sys.stdout.write(render_explanation(result))
+        sys.stdout.write(redactor.text(render_explanation(result)))
     errors = any(d.finding.severity.value == "error" for d in result.candidates)
     return EXIT_PROBLEM if errors else EXIT_OK
 

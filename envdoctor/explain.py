@@ -30,6 +30,7 @@ FIELD_TYPES = ("str", "sm", "sm-list", "cuda-int")
 CUDA_UNAVAILABLE_CAUSES = frozenset(
     {
         "driver-too-old",
+        "gpu-newer-than-driver",
         "torch-cpu-build",
         "driver-missing",
         "driver-library-mismatch",
@@ -242,17 +243,23 @@ def _signature_finding(m: Match) -> Finding:
     sig = m.signature
     assert sig.id is not None
     message = sig.message.format_map(_Fields(m.fields))
-    fix, sources = "", [sig.source]
+    fix, sources, verify = "", [sig.source], ""
     try:
         r = get_rule(sig.id)
     except KeyError:
         r = None
     if r is not None:
-        fix, sources = r.fix, [sig.source, *r.sources]
+        fix, sources, verify = r.fix, [sig.source, *r.sources], r.verify
     evidence: dict[str, Any] = {"error message": m.excerpt}
     evidence.update({k: v for k, v in m.fields.items() if not k.endswith("_raw")})
     return Finding(
-        id=sig.id, severity=sig.severity, message=message, evidence=evidence, fix=fix, sources=sources
+        id=sig.id,
+        severity=sig.severity,
+        message=message,
+        evidence=evidence,
+        fix=fix,
+        sources=sources,
+        verify=verify,
     )
 
 
@@ -348,6 +355,8 @@ def render_explanation(ex: Explanation) -> str:
             out.append(f"   why: {_summary(f.id)}")
         if f.fix:
             out.append(f"   fix: {f.fix}")
+        if f.verify:
+            out.append(f"   verify: {f.verify}")
         if f.inferred:
             out.append("   note: rests on an inference (GPU model -> compute capability)")
         if f.sources:

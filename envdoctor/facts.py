@@ -16,7 +16,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-SCHEMA_VERSION = 1
+# 2: cuda.toolkits, cuda.path_nvcc, system.missing_dirs and the toolchain section (all optional:
+# a version-1 file reads as those facts unknown).
+SCHEMA_VERSION = 2
 
 Origin = Literal["probe", "report", "file"]
 
@@ -49,6 +51,8 @@ class SystemFacts:
     other_gpus: list[str] | None = None
     # Allow-listed environment variables only (see envdoctor.probes.system.REPORTED_ENV).
     env: dict[str, str] | None = None
+    # Entries of PATH / LD_LIBRARY_PATH that are not directories ("PATH:/opt/cuda-11.2/bin").
+    missing_dirs: list[str] | None = None
 
 
 @dataclass
@@ -83,11 +87,32 @@ class LibraryFile:
 
 
 @dataclass
+class Toolkit:
+    """One CUDA toolkit installed on the machine (``/usr/local/cuda-12.8``)."""
+
+    path: str
+    version: str | None = None  # "12.8", from its version.json / version.txt
+
+
+@dataclass
 class CudaFacts:
     cuda_home: str | None = None
-    nvcc_path: str | None = None
+    nvcc_path: str | None = None  # the nvcc a build uses: $CUDA_HOME/bin/nvcc, else the one on PATH
     nvcc_version: str | None = None  # "13.0"
     libraries: list[LibraryFile] | None = None
+    path_nvcc: str | None = None  # the first nvcc on PATH (what a shell runs), resolved
+    toolkits: list[Toolkit] | None = None  # every toolkit under /usr/local and /opt (cuda-X.Y)
+
+
+@dataclass
+class ToolchainFacts:
+    """The host build tools a CUDA extension build (flash-attn, xformers from source) uses."""
+
+    gcc: str | None = None  # "13.2.0": the gcc on PATH (nvcc's default host compiler)
+    gxx: str | None = None  # "13.2.0": the g++ on PATH (torch.utils.cpp_extension's C++ compiler)
+    ninja: str | None = None  # ninja on PATH: its path (probe) or "ninja <version>" (a report)
+    cmake: str | None = None  # cmake on PATH: its path (probe) or "cmake 3.22.1" (a report)
+    missing: list[str] | None = None  # of gcc, g++, ninja, cmake: those looked for and not found
 
 
 @dataclass
@@ -182,6 +207,7 @@ class Facts:
     packages: PackagesFacts = field(default_factory=PackagesFacts)
     torch: TorchFacts = field(default_factory=TorchFacts)
     docker: DockerFacts = field(default_factory=DockerFacts)
+    toolchain: ToolchainFacts = field(default_factory=ToolchainFacts)
     # Probe name -> one-line error, for probes that crashed or timed out ("☠" lines in the report).
     probe_errors: dict[str, str] = field(default_factory=dict)
     # Probe name -> seconds it took (shown with -v).

@@ -84,6 +84,8 @@ class Finding:
     actions: list[Action] = field(default_factory=list)
     sources: list[str] = field(default_factory=list)
     inferred: bool = False  # rests on an inference (e.g. GPU name -> compute capability)
+    # One command the user can run to confirm the diagnosis (the rule's, unless the finding has its own).
+    verify: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
@@ -101,6 +103,7 @@ class Finding:
             actions=[action_from_dict(a) for a in data.get("actions", [])],
             sources=list(data.get("sources", [])),
             inferred=bool(data.get("inferred", False)),
+            verify=str(data.get("verify", "")),
         )
 
 

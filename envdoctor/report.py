@@ -23,7 +23,7 @@ AREAS: dict[str, str] = {
 }
 # Probe name -> report area, for probe crash lines.
 PROBE_AREAS = {"system": "system", "target": "packages", "nvidia": "nvidia", "cuda": "cuda"}
-PROBE_AREAS |= {"torch": "torch", "docker": "container"}
+PROBE_AREAS |= {"torch": "torch", "docker": "container", "toolchain": "cuda"}
 
 MARKS = {"ok": "✓", Severity.INFO: "✓", Severity.WARNING: "!", Severity.ERROR: "✗"}
 STYLES = {"ok": "green", Severity.INFO: "green", Severity.WARNING: "yellow", Severity.ERROR: "red"}
@@ -178,6 +178,8 @@ def print_text(facts: Facts, findings: list[Finding], verbose: bool = False) -> 
             console.print("    [dim]note[/] rests on an inference (e.g. GPU model → compute capability)")
         if f.fix:
             console.print(f"    [cyan]fix[/] {escape(f.fix)}")
+        if f.verify:
+            console.print(f"    [cyan]verify[/] {escape(f.verify)}")
         for url in f.sources[:2]:
             console.print(f"    [dim]see[/] {escape(url)}")
     errors = sum(f.severity is Severity.ERROR for f in findings)
@@ -226,6 +228,8 @@ def render_markdown(facts: Facts, findings: list[Finding]) -> str:
             out.append(f"  - evidence: `{key}` = `{_evidence_text(value)}`")
         if f.fix:
             out.append(f"  - fix: {f.fix}")
+        if f.verify:
+            out.append(f"  - verify: `{f.verify}`")
         if f.sources:
             out.append(f"  - source: {f.sources[0]}")
     out += ["", "<details><summary>facts (envdoctor check --json)</summary>", "", "```json"]

@@ -26,7 +26,7 @@ def test_collect_quick_fills_every_section_without_errors(quick_facts: Facts) ->
     facts = quick_facts
     assert facts.origin == "probe" and facts.envdoctor_version
     assert facts.probe_errors == {}
-    assert set(facts.timings) == {"target", "system", "nvidia", "cuda", "docker"}
+    assert set(facts.timings) == {"target", "system", "nvidia", "cuda", "docker", "toolchain"}
     assert facts.torch.status == "skipped"
     assert facts.python.executable == sys.executable
     assert facts.python.version == platform.python_version()

@@ -358,6 +358,52 @@ def gpu_capability(name: str) -> str | None:
     return None
 
 
+@dataclass(frozen=True)
+class GpuArch:
+    """An architecture and the first driver that drives it (``gpu_drivers.yaml``)."""
+
+    name: str  # "Ada Lovelace"
+    min_driver: str  # "520.61.05"
+    branch: str  # "R520"
+    first_cuda: str  # "11.8"
+    source: str
+
+
+def gpu_arch(capability: str) -> GpuArch | None:
+    """The architecture of a compute capability ("8.9" -> Ada Lovelace, R520), None if not in the table."""
+    for r in load_table("gpu_drivers"):
+        if capability in [str(c) for c in r["capabilities"]]:
+            return GpuArch(
+                str(r["arch"]), str(r["min_driver"]), str(r["branch"]), str(r["first_cuda"]), str(r["source"])
+            )
+    return None
+
+
+# --- host compilers --------------------------------------------------------------------------
+
+
+def max_gcc_for_cuda(cuda: str) -> tuple[int, str] | None:
+    """The newest GCC major nvcc of this CUDA accepts, with the row's source; None if not known.
+
+    A row holds from its CUDA up to the next row; a toolkit newer than the last row is unknown.
+    """
+    version = version_tuple(cuda_of_variant(cuda) or "")[:2]
+    rows = sorted(load_table("host_compilers"), key=lambda r: version_tuple(str(r["cuda"])))
+    below = [r for r in rows if version_tuple(str(r["cuda"])) <= version]
+    if not version or not below:
+        return None
+    row = below[-1]
+    if row is rows[-1] and version_tuple(str(row["cuda"])) != version:
+        return None
+    return int(row["max_gcc"]), str(row["source"])
+
+
+def min_cuda_for_gcc(gcc_major: int) -> str | None:
+    """The oldest CUDA toolkit whose nvcc accepts this GCC major as host compiler; None if none known."""
+    rows = sorted(load_table("host_compilers"), key=lambda r: version_tuple(str(r["cuda"])))
+    return next((str(r["cuda"]) for r in rows if int(r["max_gcc"]) >= gcc_major), None)
+
+
 # --- FP8 -------------------------------------------------------------------------------------
 
 

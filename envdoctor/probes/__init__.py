@@ -59,7 +59,7 @@ def collect(
         torch_done = torch_runtime.start(target)
         probes["torch"] = (lambda: torch_done(torch_timeout), torch_timeout + _GRACE)
 
-    from envdoctor.probes import cuda, docker_engine, nvidia, system
+    from envdoctor.probes import cuda, docker_engine, nvidia, system, toolchain
     from envdoctor.probes import target as target_probe
 
     facts = Facts(envdoctor_version=envdoctor.__version__, origin="probe")
@@ -68,6 +68,7 @@ def collect(
     probes["nvidia"] = (lambda: nvidia.probe(probe_timeout), probe_timeout + _GRACE)
     probes["cuda"] = (lambda: cuda.probe(probe_timeout), probe_timeout + _GRACE)
     probes["docker"] = (lambda: docker_engine.probe(probe_timeout), probe_timeout + _GRACE)
+    probes["toolchain"] = (lambda: toolchain.probe(probe_timeout), probe_timeout + _GRACE)
 
     results = _run_concurrently(probes, facts, while_waiting)
 
@@ -80,7 +81,7 @@ def collect(
             results["cuda"].libraries = (results["cuda"].libraries or []) + cuda.wheel_libraries(
                 env.nvidia_roots
             )
-    for name in ("system", "nvidia", "cuda", "docker", "torch"):
+    for name in ("system", "nvidia", "cuda", "docker", "torch", "toolchain"):
         value = results.get(name)
         if value is not None and not isinstance(value, BaseException):
             setattr(facts, name, value)

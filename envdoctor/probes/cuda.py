@@ -13,11 +13,13 @@ import shutil
 import struct
 from pathlib import Path
 
-from envdoctor.facts import CudaFacts, LibraryFile
+from envdoctor.facts import CudaFacts, LibraryFile, Toolkit
 from envdoctor.probes import _process
 
 LIBRARY_RE = re.compile(r"^(libcudart|libcudnn|libcublas|libnccl|libnvJitLink)\.so(\.[0-9]+)*$")
 LD_SO_CACHE = "/etc/ld.so.cache"
+TOOLKIT_ROOTS = ("/usr/local", "/opt")
+_TOOLKIT_DIR = re.compile(r"^cuda(?:-\d+(?:\.\d+)*)?$")
 _NEW_MAGIC = b"glibc-ld.so.cache1.1"
 _HEADER = struct.Struct("<20sIIB3xI12x")  # magic, nlibs, len_strings, flags, extension offset
 _ENTRY = struct.Struct("<iIIIQ")  # flags, key, value, osversion, hwcap
@@ -30,6 +32,9 @@ def probe(timeout: float) -> CudaFacts:
         home = "/usr/local/cuda"
     facts = CudaFacts(cuda_home=home)
     facts.nvcc_path = find_nvcc(home)
+    on_path = shutil.which("nvcc")
+    facts.path_nvcc = os.path.realpath(on_path) if on_path else None
+    facts.toolkits = installed_toolkits(home)
     if facts.nvcc_path:
         facts.nvcc_version = nvcc_release(facts.nvcc_path, timeout)
     facts.libraries = library_path_libraries(os.environ.get("LD_LIBRARY_PATH", "")) + ldconfig_libraries(
@@ -59,6 +64,48 @@ def nvcc_release(nvcc: str, timeout: float) -> str | None:
         return None
     match = re.search(r"release ([0-9]+\.[0-9]+)", done.stdout)
     return match.group(1) if match else None
+
+
+def installed_toolkits(cuda_home: str | None, roots: tuple[str, ...] = TOOLKIT_ROOTS) -> list[Toolkit]:
+    """Every CUDA toolkit directory (``cuda``, ``cuda-12.8``) under ``roots`` and CUDA_HOME, by real path.
+
+    The version is read from the toolkit's version.json (CUDA >= 11.1) or version.txt: no process.
+    """
+    candidates = [
+        os.path.join(root, name) for root in roots for name in _listdir(root) if _TOOLKIT_DIR.match(name)
+    ]
+    if cuda_home:
+        candidates.append(cuda_home)
+    toolkits: dict[str, Toolkit] = {}
+    for candidate in candidates:
+        real = os.path.realpath(candidate)
+        if real not in toolkits and os.path.isdir(os.path.join(real, "bin")):
+            toolkits[real] = Toolkit(path=real, version=toolkit_version(real))
+    return sorted(toolkits.values(), key=lambda t: t.path)
+
+
+def toolkit_version(root: str) -> str | None:
+    """ "12.8" from ``<root>/version.json`` ({"cuda": {"version": "12.8.1"}}) or version.txt."""
+    text = _read_text(os.path.join(root, "version.json"))
+    match = re.search(r'"cuda"\s*:\s*\{[^}]*"version"\s*:\s*"(\d+\.\d+)', text)
+    if not match:
+        match = re.search(r"CUDA Version (\d+\.\d+)", _read_text(os.path.join(root, "version.txt")))
+    return match.group(1) if match else None
+
+
+def _listdir(path: str) -> list[str]:
+    try:
+        return sorted(os.listdir(path))
+    except OSError:
+        return []
+
+
+def _read_text(path: str) -> str:
+    try:
+        with open(path, encoding="utf-8", errors="replace") as fh:
+            return fh.read(65536)
+    except OSError:
+        return ""
 
 
 def library_path_libraries(ld_library_path: str) -> list[LibraryFile]:

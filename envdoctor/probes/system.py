@@ -79,7 +79,19 @@ def probe() -> SystemFacts:
         container_kind=kind,
         shm_size_mib=_fs_size_mib("/dev/shm"),
         env=reported_env(),
+        missing_dirs=missing_dirs(),
     )
+
+
+def missing_dirs(environ: dict[str, str] | os._Environ | None = None) -> list[str]:
+    """``VAR:entry`` for each PATH / LD_LIBRARY_PATH entry that is not a directory (a stat each)."""
+    environ = os.environ if environ is None else environ
+    out = []
+    for var in ("PATH", "LD_LIBRARY_PATH"):
+        for entry in dict.fromkeys(e for e in environ.get(var, "").split(":") if e):
+            if not os.path.isdir(entry):
+                out.append(f"{var}:{entry}")
+    return out
 
 
 def os_name() -> str | None:

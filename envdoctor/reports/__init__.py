@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 from envdoctor.facts import Facts
+from envdoctor.redact import strip_controls
 from envdoctor.reports import collect_env, detectron2, hf_env, nvidia_smi, packages, repl, toolchain
 from envdoctor.reports.builder import STATED, Builder
 
@@ -23,7 +24,6 @@ MAX_LINE = 4000  # longer lines are cut: no real report line is this long, a min
 MAX_ERROR_LINES = 60
 PARSERS = (collect_env, hf_env, detectron2, nvidia_smi, toolchain, packages, repl)
 
-_ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 _QUOTE = re.compile(r"^\s*(?:>\s?)+")
 _HTML_ENTITY = re.compile(r"&(?:gt|lt|amp|quot|#39|#x27|nbsp);")
 # A two-cell markdown table row ("| PyTorch version | 2.1.0+cu121 |"); nvidia-smi rows have three cells.
@@ -76,7 +76,7 @@ def decode_report(data: bytes, name: str = "report") -> str:
 
 
 def report_lines(text: str) -> list[str]:
-    """Lines with terminal colours, markdown quote markers and code fences removed.
+    """Lines with terminal control sequences, markdown quote markers and code fences removed.
 
     A full-width colon (``GPU 0： Tesla P100``, typed with a CJK input method) reads as ``:``; HTML
     entities (``&gt;``) are decoded, tabs and non-breaking spaces become spaces, and a two-cell markdown
@@ -87,7 +87,7 @@ def report_lines(text: str) -> list[str]:
     lines = []
     # splitlines(), as the signature matcher splits: a form feed or U+2028 ends a line in both.
     for raw in text.splitlines():
-        line = _QUOTE.sub("", _ANSI.sub("", raw[:MAX_LINE].expandtabs(4))).rstrip()
+        line = _QUOTE.sub("", strip_controls(raw[:MAX_LINE].expandtabs(4))).rstrip()
         line = line.replace("\uff1a", ": ").replace("\u00a0", " ").replace("\u3000", " ")
         if line.lstrip().startswith("```") or _TABLE_RULE.match(line):
             continue

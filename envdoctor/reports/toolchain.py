@@ -1,5 +1,6 @@
-"""The CUDA toolkit and the process environment: ``nvcc --version``, ``KEY=value`` lines, ``df /dev/shm``
-and the ``docker run`` command a report quotes (its ``--shm-size``, or Docker's 64 MiB default)."""
+"""The CUDA toolkit and the process environment: ``nvcc --version``, ``which nvcc``, the host compiler
+(collect_env's GCC line, ``gcc --version``) and CMake, ``KEY=value`` lines, ``df /dev/shm`` and the
+``docker run`` command a report quotes (its ``--shm-size``, or Docker's 64 MiB default)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,16 @@ from envdoctor.probes.system import reported_env
 from envdoctor.reports.builder import DERIVED, LISTING, STATED, Builder
 
 _NVCC = re.compile(r"Cuda compilation tools, release (?P<v>\d+\.\d+)", re.I)
+# collect_env's "GCC version: (Ubuntu 11.4.0-1ubuntu1~22.04) 11.4.0" and `gcc --version` / `g++ --version`
+# ("gcc (GCC) 13.2.1 20231011 (Red Hat 13.2.1-4)"): the version is the first x.y.z after the name.
+_GCC = re.compile(
+    r"^\s*(?P<tool>GCC version:|gcc|g\+\+|c\+\+)\s*(?:\([^)]*\)\s*)?(?P<v>\d+\.\d+(?:\.\d+)?)\b"
+)
+_CMAKE = re.compile(
+    r"^\s*CMake version: (?:version )?(?P<v>\d+\.\d+(?:\.\d+)?)|^\s*cmake version (?P<v2>\d+\.\d+\S*)"
+)
+# The output of `which nvcc` / `command -v nvcc` (a line that is only a path to nvcc).
+_WHICH_NVCC = re.compile(r"^\s*(?P<path>/\S*/bin/nvcc)\s*$")
 _ENV = re.compile(r"(?:^|\s)(?:export\s+|set\s+|\$env:)?(?P<k>[A-Z][A-Z0-9_]*)=(?P<v>\"[^\"]*\"|'[^']*'|\S*)")
 _DF_SHM = re.compile(r"^\S+\s+(?P<size>\d+(?:\.\d+)?)(?P<unit>[KMGT]?)i?B?\s+\S+\s+\S+\s+\S+\s+/dev/shm\s*$")
 _DOCKER_RUN = re.compile(r"\bdocker run\b")
@@ -32,6 +43,7 @@ def parse(lines: list[str], b: Builder) -> None:
             b.put("cuda.nvcc_version", m.group("v"), STATED)
         for m in _ENV.finditer(line):
             seen.setdefault(m.group("k"), m.group("v").strip("\"'"))
+        _toolchain(line, b)
         m = _DF_SHM.match(line.strip())
         if m:
             b.put("system.shm_size_mib", _mib(m.group("size"), m.group("unit") or "M"), STATED)
@@ -42,6 +54,19 @@ def parse(lines: list[str], b: Builder) -> None:
         b.env.setdefault(name, value)
     if seen.get("CUDA_HOME"):
         b.put("cuda.cuda_home", seen["CUDA_HOME"], LISTING)
+
+
+def _toolchain(line: str, b: Builder) -> None:
+    m = _GCC.match(line)
+    if m:
+        tool = m.group("tool").lower()
+        b.put("toolchain.gxx" if tool in ("g++", "c++") else "toolchain.gcc", m.group("v"), STATED)
+    m = _CMAKE.match(line)
+    if m:
+        b.put("toolchain.cmake", f"cmake {m.group('v') or m.group('v2')}", STATED)
+    m = _WHICH_NVCC.match(line)
+    if m:
+        b.put("cuda.path_nvcc", m.group("path"), STATED)
 
 
 def _docker_run(line: str, b: Builder) -> None:

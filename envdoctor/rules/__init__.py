@@ -21,6 +21,8 @@ RULE_MODULES = (
     "envdoctor.rules.driver",
     "envdoctor.rules.gpu",
     "envdoctor.rules.libraries",
+    "envdoctor.rules.toolkit",
+    "envdoctor.rules.paths",
     "envdoctor.rules.packages",
     "envdoctor.rules.runtime",
     "envdoctor.rules.container",
@@ -39,6 +41,7 @@ class Rule:
     fix: str  # the usual fix, one line (docs table)
     sources: tuple[str, ...]
     check: CheckFn
+    verify: str = ""  # one command that confirms the diagnosis (shown with every finding of the rule)
 
     @property
     def doc(self) -> str:
@@ -57,13 +60,17 @@ def rule(
     summary: str,
     fix: str,
     sources: Iterable[str],
+    verify: str = "",
 ) -> Callable[[CheckFn], CheckFn]:
-    """Register a rule function under a stable id."""
+    """Register a rule function under a stable id.
+
+    ``verify`` is one shell line the user can run to confirm the diagnosis; every error rule has one.
+    """
 
     def register(fn: CheckFn) -> CheckFn:
         if id in _REGISTRY and _REGISTRY[id].check.__qualname__ != fn.__qualname__:
             raise ValueError(f"duplicate rule id {id!r}")
-        _REGISTRY[id] = Rule(id, name, severity, area, summary, fix, tuple(sources), fn)
+        _REGISTRY[id] = Rule(id, name, severity, area, summary, fix, tuple(sources), fn, verify)
         return fn
 
     return register
@@ -102,7 +109,9 @@ def evaluate(facts: Facts) -> list[Finding]:
     findings: list[Finding] = []
     for r in all_rules():
         try:
-            findings.extend(r.check(facts))
+            for f in r.check(facts):
+                f.verify = f.verify or r.verify
+                findings.append(f)
         except Exception as exc:  # a buggy rule must not take the whole check down
             findings.append(
                 Finding(

@@ -94,6 +94,9 @@ def driver_missing(facts: Facts) -> Iterator[Finding]:
     summary="The NVIDIA driver is below the minimum for the CUDA version torch was built with.",
     fix="Install the same torch from a CUDA index the driver can run, or upgrade the driver.",
     sources=(MVC_DOC, RELEASE_NOTES),
+    verify=(
+        'nvidia-smi --query-gpu=driver_version --format=csv,noheader; python -c "import torch; print(torch.version.cuda, torch.cuda.is_available())"'
+    ),
 )
 def driver_too_old(facts: Facts) -> Iterator[Finding]:
     """Detects a driver below the minor-version-compatibility floor of the wheel's CUDA.
@@ -146,6 +149,7 @@ def driver_too_old(facts: Facts) -> Iterator[Finding]:
     summary="The loaded NVIDIA kernel module and the user-space driver library differ in version.",
     fix="Reboot (or unload and reload the nvidia kernel modules) after a driver upgrade.",
     sources=(DRIVER_GUIDE, RELEASE_NOTES),
+    verify="nvidia-smi; cat /proc/driver/nvidia/version",
 )
 def driver_library_mismatch(facts: Facts) -> Iterator[Finding]:
     """Detects NVML's "Driver/library version mismatch".

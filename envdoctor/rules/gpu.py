@@ -53,6 +53,9 @@ def _move_forward(
     summary="torch is a CPU build (+cpu / no CUDA) although an NVIDIA GPU is present.",
     fix="Reinstall the same torch version from the CUDA index that fits the driver and the GPUs.",
     sources=(PYTORCH_LOCAL,),
+    verify=(
+        'python -c "import torch; print(torch.__version__, torch.version.cuda, torch.cuda.is_available())"'
+    ),
 )
 def torch_cpu_build(facts: Facts) -> Iterator[Finding]:
     """Detects a CPU-only torch wheel (``+cpu``, or ``torch.version.cuda`` None) next to an NVIDIA GPU.
@@ -91,6 +94,7 @@ def torch_cpu_build(facts: Facts) -> Iterator[Finding]:
     summary="The torch wheel has no kernels (cubin or usable PTX) for this GPU's compute capability.",
     fix="Install a torch build whose arch list covers the GPU (e.g. cu128+ for Blackwell, cu126 for Volta).",
     sources=(CUDA_COMPAT, NVIDIA_GPUS),
+    verify='python -c "import torch; print(torch.cuda.get_arch_list(), torch.cuda.get_device_capability())"',
 )
 def arch_not_in_wheel(facts: Facts) -> Iterator[Finding]:
     """Detects a GPU whose compute capability the wheel's arch list does not cover.

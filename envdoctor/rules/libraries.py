@@ -74,6 +74,7 @@ def _ld_path_without(facts: Facts, dirs: set[str]) -> SetEnv | None:
     summary="LD_LIBRARY_PATH CUDA libraries differ from the nvidia-* wheels of torch, or those are missing.",
     fix="Remove CUDA toolkit/conda directories from LD_LIBRARY_PATH; install the nvidia-* wheels torch pins.",
     sources=SHADOW_SOURCES,
+    verify='python -c "import torch; print(torch.backends.cudnn.version(), torch.cuda.is_available())"',
 )
 def cuda_lib_conflict(facts: Facts) -> Iterator[Finding]:
     """torch's Linux CUDA wheels take cuDNN, cuBLAS, NCCL, nvJitLink... from ``nvidia-*`` pip

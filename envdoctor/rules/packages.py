@@ -90,6 +90,7 @@ def requirement_name(requirement: str) -> str:
     summary="torch <= 2.2 was compiled against NumPy 1.x; with NumPy 2 every tensor<->array call fails.",
     fix="pip install 'numpy<2' (or upgrade torch to >= 2.3).",
     sources=NUMPY_SOURCES,
+    verify='python -c "import torch, numpy; print(numpy.__version__); torch.zeros(1).numpy()"',
 )
 def numpy_abi(facts: Facts) -> Iterator[Finding]:
     """torch releases up to 2.2 were built against NumPy 1.x; torch 2.3.0 is the first that
@@ -187,6 +188,7 @@ def ext_abi_severity(facts: Facts, package: str) -> Severity:
     summary="torchvision/torchaudio/xformers wheels are linked against one torch release and CUDA build.",
     fix="Install the companion release paired with the installed torch, from the same wheel index.",
     sources=COMPANION_SOURCES,
+    verify='python -c "import torch, torchvision; print(torch.__version__, torchvision.__version__)"',
 )
 def ext_abi_mismatch(facts: Facts) -> Iterator[Finding]:
     """torchvision, torchaudio (before 2.11) and xformers ship C++/CUDA extensions linked against
@@ -241,6 +243,7 @@ def _explained_elsewhere(facts: Facts, unmet: Requirement) -> bool:
     summary="An installed package's Requires-Dist is not satisfied (what `pip check` reports).",
     fix="Install a version that satisfies the requirement, or the dependent package's matching release.",
     sources=(PIP_CHECK_SOURCE,),
+    verify="python -m pip check",
 )
 def requirement_conflict(facts: Facts) -> Iterator[Finding]:
     """Every ``Requires-Dist`` of an installed distribution that the environment does not
@@ -294,6 +297,9 @@ def requirement_conflict(facts: Facts) -> Iterator[Finding]:
     summary="transformers disables torch at import when torch is older than its floor (5.20+: 2.6).",
     fix="Install a transformers release that supports the installed torch, or upgrade torch.",
     sources=TRANSFORMERS_SOURCES,
+    verify=(
+        'python -c "import transformers, torch; print(transformers.__version__, torch.__version__); from transformers import AutoModel"'
+    ),
 )
 def transformers_torch_incompat(facts: Facts) -> Iterator[Finding]:
     """transformers keeps torch in an extra, so pip never checks it; at import it compares

@@ -220,6 +220,7 @@ def _conf_fix(name: str, conf: AllocConf) -> SetEnv:
     summary="PYTORCH_CUDA_ALLOC_CONF / PYTORCH_ALLOC_CONF that torch rejects at the first CUDA allocation.",
     fix="Set the variable to valid key:value entries (envdoctor keeps the valid ones) or unset it.",
     sources=ALLOC_SOURCES,
+    verify="python -c \"import torch; torch.zeros(1, device='cuda')\"",
 )
 def alloc_conf_invalid(facts: Facts) -> Iterator[Finding]:
     """torch parses ``PYTORCH_ALLOC_CONF`` (the generic name; ``PYTORCH_CUDA_ALLOC_CONF`` is the

@@ -178,6 +178,7 @@ def torch_missing(facts: Facts) -> Iterator[Finding]:
     summary="torch is installed but `import torch` fails, crashes or hangs.",
     fix="Read the error; reinstall the same torch build (--force-reinstall) if files are damaged.",
     sources=("https://pytorch.org/get-started/locally/#linux-verification",),
+    verify='python -c "import torch"',
 )
 def torch_import_error(facts: Facts) -> Iterator[Finding]:
     """Detects a torch that is installed but cannot be imported (error, crash, or timeout).
@@ -231,6 +232,7 @@ def torch_import_error(facts: Facts) -> Iterator[Finding]:
     summary="The torch release has no wheel for this Python version (or no release supports it yet).",
     fix="Move to the nearest torch release that ships wheels for this Python, or use a supported Python.",
     sources=("https://pypi.org/project/torch/#files", PYTORCH_PREVIOUS),
+    verify='python -c "import sys; print(sys.version)"; python -m pip index versions torch',
 )
 def python_unsupported(facts: Facts) -> Iterator[Finding]:
     """Detects a Python version for which the installed (or any) torch release ships no wheel.
@@ -301,6 +303,7 @@ def python_unsupported(facts: Facts) -> Iterator[Finding]:
     summary="Several distributions (or leftover dist-info directories) provide torch in one environment.",
     fix="Uninstall every torch distribution, then install the one build you want.",
     sources=("https://pip.pypa.io/en/stable/cli/pip_uninstall/",),
+    verify="python -m pip list 2>/dev/null | grep -i torch",
 )
 def mixed_torch_installs(facts: Facts) -> Iterator[Finding]:
     """Detects more than one distribution providing the ``torch`` package in the environment.
