@@ -13,10 +13,10 @@ _NVCC = re.compile(r"Cuda compilation tools, release (?P<v>\d+\.\d+)", re.I)
 # collect_env's "GCC version: (Ubuntu 11.4.0-1ubuntu1~22.04) 11.4.0" and `gcc --version` / `g++ --version`
 # ("gcc (GCC) 13.2.1 20231011 (Red Hat 13.2.1-4)"): the version is the first x.y.z after the name.
 _GCC = re.compile(
-    r"^\s*(?P<tool>GCC version:|gcc|g\+\+|c\+\+)\s*(?:\([^)]*\)\s*)?(?P<v>\d+\.\d+(?:\.\d+)?)\b"
+    r"^\s*(?:[-*]\s+)?(?P<tool>GCC version:|gcc|g\+\+|c\+\+)\s*(?:\([^)]*\)\s*)?(?P<v>\d+\.\d+(?:\.\d+)?)\b"
 )
 _CMAKE = re.compile(
-    r"^\s*CMake version: (?:version )?(?P<v>\d+\.\d+(?:\.\d+)?)|^\s*cmake version (?P<v2>\d+\.\d+\S*)"
+    r"^\s*(?:[-*]\s+)?(?:CMake version: (?:version )?(?P<v>\d+\.\d+(?:\.\d+)?)|cmake version (?P<v2>\d+\.\d+\S*))"
 )
 # The output of `which nvcc` / `command -v nvcc` (a line that is only a path to nvcc).
 _WHICH_NVCC = re.compile(r"^\s*(?P<path>/\S*/bin/nvcc)\s*$")
