@@ -37,13 +37,20 @@ _CONTROLS = re.compile(
     r"|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?"  # OSC: window title, hyperlinks, clipboard
     r"|\x1b[PX^_][^\x1b]*(?:\x1b\\)?"  # DCS, SOS, PM, APC strings
     r"|\x1b[ -~]?"  # any other escape
+    r"|\x9b[0-?]*[ -/]*[@-~]"  # 8-bit CSI
+    r"|[\x90\x98\x9d-\x9f][^\x07\x1b\x9c]*(?:\x07|\x9c|\x1b\\)?"  # 8-bit DCS, SOS, OSC, PM, APC strings
     r"|[\x00-\x08\x0b-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]"  # C0/C1, bidi controls
 )
-# Names whose value is a secret: matched as the tail of a key ("HF_TOKEN", "db.password", "apiKey").
-_SECRET_KEY = re.compile(r"(?:token|api[_-]?key|secret|passw(?:or)?d|credentials?|private[_-]?key)s?$", re.I)
+# A secret-named key (the tail of "HF_TOKEN", "db.password", "apiKey") right before its separator; the
+# value is matched separately. Starting at the secret word keeps the scan linear and lets a key that
+# only contains the word ("tokenizer=") go.
+_SECRET_KEY_SEP = re.compile(
+    r"(?:token|api[_-]?key|secret|passw(?:or)?d|credentials?|private[_-]?key)s?\"?[ \t]*[=:][ \t]*\"?", re.I
+)
+_SECRET_WORDS = ("token", "key", "secret", "passw", "credential")
+_VALUE = re.compile(r"[^\s\"'&,;]+")
 # Values that are settings, not secrets ("max_tokens=512", "use_auth_token=True").
 _PLAIN_VALUE = re.compile(r"^(?:\d+|true|false|none|null)$", re.I)
-_KEY_VALUE = re.compile(r"(?<![\w.-])(?P<key>[\w.-]+)(?P<sep>\"?\s*[=:]\s*\"?)(?P<value>[^\s\"'&,;]+)")
 _AUTHORIZATION = re.compile(r"\b(?P<head>Authorization\s*[:=]\s*(?:(?:Bearer|Basic|Token)\s+)?)\S+", re.I)
 _BEARER = re.compile(r"\bBearer\s+[A-Za-z0-9._~+/=-]{8,}", re.I)
 _TOKEN_SHAPES = re.compile(
@@ -51,6 +58,7 @@ _TOKEN_SHAPES = re.compile(
     r"|sk-[A-Za-z0-9_-]{20,}|glpat-[\w-]{20,}|xox[abprs]-[\w-]{10,}|AKIA[0-9A-Z]{16}"
     r"|eyJ[\w-]{8,}\.[\w-]{8,}\.[\w-]{8,})"
 )
+_TOKEN_PREFIXES = ("hf_", "gh", "github_pat_", "sk-", "glpat-", "xox", "AKIA", "eyJ")
 _URL_USERINFO = re.compile(r"(?<=://)[^/@\s]+@")
 # Home folders of any user: Linux, macOS, Windows (both slashes).
 _HOMES = re.compile(
@@ -73,16 +81,31 @@ def strip_controls(text: str) -> str:
 def redact_credentials(text: str) -> str:
     """Replace the values of secret-named keys, bearer tokens, known token shapes and URL passwords."""
 
-    def key_value(m: re.Match[str]) -> str:
-        if not _SECRET_KEY.search(m.group("key")) or _PLAIN_VALUE.match(m.group("value")):
-            return m.group(0)
-        return f"{m.group('key')}{m.group('sep')}{REDACTED}"
+    lowered = text.lower()  # cheap substring tests spare most texts a full scan per pattern
+    if any(word in lowered for word in _SECRET_WORDS):
+        text = _redact_key_values(text)
+    if "authorization" in lowered:
+        text = _AUTHORIZATION.sub(lambda m: f"{m.group('head')}{REDACTED}", text)
+    if "bearer" in lowered:
+        text = _BEARER.sub(f"Bearer {REDACTED}", text)
+    if any(prefix in text for prefix in _TOKEN_PREFIXES):
+        text = _TOKEN_SHAPES.sub(REDACTED, text)
+    return _URL_USERINFO.sub(f"{REDACTED}@", text) if "://" in text else text
 
-    text = _KEY_VALUE.sub(key_value, text)
-    text = _AUTHORIZATION.sub(lambda m: f"{m.group('head')}{REDACTED}", text)
-    text = _BEARER.sub(f"Bearer {REDACTED}", text)
-    text = _TOKEN_SHAPES.sub(REDACTED, text)
-    return _URL_USERINFO.sub(f"{REDACTED}@", text)
+
+def _redact_key_values(text: str) -> str:
+    """``token=abc`` -> ``token=***`` for every secret-named key (a setting such as ``max_tokens=512`` stays)."""
+    out, last = [], 0
+    for m in _SECRET_KEY_SEP.finditer(text):
+        if m.start() < last:
+            continue
+        value = _VALUE.match(text, m.end())
+        if value is None or _PLAIN_VALUE.match(value.group()):
+            continue
+        out += [text[last : m.end()], REDACTED]
+        last = value.end()
+    out.append(text[last:])
+    return "".join(out)
 
 
 @dataclass
@@ -94,6 +117,7 @@ class Redactor:
     hosts: set[str] = field(default_factory=set)
     keep_hosts: bool = False
     _names: re.Pattern[str] | None = None
+    _name_list: list[str] = field(default_factory=list)
 
     @classmethod
     def for_this_machine(cls, keep_hosts: bool = False, sample: str | None = None) -> Redactor:
@@ -118,6 +142,7 @@ class Redactor:
         names = {n for n in self.users if _personal(n)}
         if not self.keep_hosts:
             names |= {n for n in self.hosts if _personal(n)}
+        self._name_list = sorted(names, key=len, reverse=True)
         if names:
             alternatives = "|".join(re.escape(n) for n in sorted(names, key=len, reverse=True))
             self._names = re.compile(rf"(?<![\w.-])(?:{alternatives})(?![\w-])")
@@ -125,10 +150,11 @@ class Redactor:
     def text(self, value: str) -> str:
         """One string made safe: controls stripped, credentials, home, user and host names replaced."""
         value = redact_credentials(strip_controls(value))
-        if self.home:
+        if self.home and self.home in value:
             value = re.sub(rf"(?<![\w.-]){re.escape(self.home)}(?![\w.-])", "~", value)
-        value = _HOMES.sub(lambda m: "~" if _personal(m.group("name")) else m.group(0), value)
-        if self._names is not None:
+        if "/home/" in value or "Users" in value or "Documents and Settings" in value:
+            value = _HOMES.sub(lambda m: "~" if _personal(m.group("name")) else m.group(0), value)
+        if self._names is not None and any(name in value for name in self._name_list):
             value = self._names.sub(self._name_for, value)
         return value
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import shutil
+import time
 
 from envdoctor.facts import ToolchainFacts
 from envdoctor.probes import _process
@@ -25,7 +26,11 @@ def probe(timeout: float) -> ToolchainFacts:
                 started[tool] = _process.start([found[tool], "-dumpfullversion", "-dumpversion"])
             except OSError:
                 found[tool] = None
-    versions = {tool: _version(_process.wait(proc, timeout).stdout) for tool, proc in started.items()}
+    deadline = time.monotonic() + timeout  # both run at once: together they get one timeout
+    versions = {
+        tool: _version(_process.wait(proc, max(deadline - time.monotonic(), 0.01)).stdout)
+        for tool, proc in started.items()
+    }
     return ToolchainFacts(
         gcc=versions.get("gcc"),
         gxx=versions.get("g++"),

@@ -1,0 +1,87 @@
+"""The toolchain probe, the toolkit and PATH facts, and the same facts read from pasted reports."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from envdoctor.probes import cuda, system, toolchain
+from envdoctor.reports import facts_from_report
+
+
+def _script(path: Path, body: str) -> None:
+    path.write_text(f"#!/bin/sh\n{body}\n")
+    path.chmod(0o755)
+
+
+@pytest.mark.skipif(shutil.which("gcc") is None, reason="needs the system gcc")
+def test_toolchain_probe_reads_the_real_gcc_version() -> None:
+    facts = toolchain.probe(10.0)
+    real = subprocess.run(["gcc", "-dumpfullversion", "-dumpversion"], capture_output=True, text=True)
+    assert facts.gcc == real.stdout.strip()
+    assert "gcc" not in (facts.missing or [])
+
+
+def test_toolchain_probe_on_a_planted_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _script(tmp_path / "gcc", 'echo "14.1.0"')
+    _script(tmp_path / "g++", "sleep 30")  # a hung compiler costs the timeout, not the check
+    monkeypatch.setenv("PATH", str(tmp_path))
+    facts = toolchain.probe(1.0)
+    assert facts.gcc == "14.1.0" and facts.gxx is None
+    assert facts.missing == ["ninja", "cmake"] and facts.ninja is None
+
+
+def test_installed_toolkits_are_found_by_real_path_with_their_version(tmp_path: Path) -> None:
+    for name, version in (("cuda-11.8", None), ("cuda-12.4", "12.4.1")):
+        (tmp_path / name / "bin").mkdir(parents=True)
+        if version:
+            (tmp_path / name / "version.json").write_text(json.dumps({"cuda": {"version": version}}))
+    (tmp_path / "cuda-11.8" / "version.txt").write_text("CUDA Version 11.8.89\n")
+    (tmp_path / "cuda").symlink_to(tmp_path / "cuda-12.4")
+    (tmp_path / "cuda-docs").mkdir()  # not a toolkit
+    found = cuda.installed_toolkits(None, roots=(str(tmp_path),))
+    assert [(Path(t.path).name, t.version) for t in found] == [("cuda-11.8", "11.8"), ("cuda-12.4", "12.4")]
+
+
+def test_missing_dirs_names_the_variable_and_the_entry(tmp_path: Path) -> None:
+    env = {"PATH": f"{tmp_path}:/no/such/bin:{tmp_path}", "LD_LIBRARY_PATH": "/gone/lib64:"}
+    assert system.missing_dirs(env) == ["PATH:/no/such/bin", "LD_LIBRARY_PATH:/gone/lib64"]
+
+
+def test_probe_records_path_nvcc_resolved(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    bin_dir = tmp_path / "cuda-12.1" / "bin"
+    bin_dir.mkdir(parents=True)
+    _script(bin_dir / "nvcc", 'echo "Cuda compilation tools, release 12.1, V12.1.105"')
+    (tmp_path / "cuda").symlink_to(tmp_path / "cuda-12.1")
+    monkeypatch.setenv("PATH", f"{tmp_path / 'cuda' / 'bin'}{os.pathsep}/usr/bin")
+    monkeypatch.delenv("CUDA_HOME", raising=False)
+    monkeypatch.delenv("CUDA_PATH", raising=False)
+    facts = cuda.probe(5.0)
+    assert facts.path_nvcc == str(bin_dir / "nvcc")
+    assert facts.nvcc_version == "12.1"
+
+
+def test_report_states_compiler_cmake_and_which_nvcc() -> None:
+    facts = facts_from_report(
+        "Collecting environment information...\n"
+        "PyTorch version: 2.3.1+cu121\n"
+        "GCC version: (Ubuntu 13.2.0-23ubuntu4) 13.2.0\n"
+        "CMake version: version 3.28.3\n"
+        "$ which nvcc\n"
+        "/usr/local/cuda-12.1/bin/nvcc\n"
+        "g++ (GCC) 13.2.1 20231011 (Red Hat 13.2.1-4)\n"
+    )
+    assert facts.toolchain.gcc == "13.2.0" and facts.toolchain.gxx == "13.2.1"
+    assert facts.toolchain.cmake == "cmake 3.28.3"
+    assert facts.cuda.path_nvcc == "/usr/local/cuda-12.1/bin/nvcc"
+    assert facts.toolchain.missing is None  # a paste that does not mention ninja says nothing about it
+
+
+def test_report_ninja_error_states_ninja_missing() -> None:
+    facts = facts_from_report("RuntimeError: Ninja is required to load C++ extensions\n")
+    assert facts.toolchain.missing == ["ninja"]
