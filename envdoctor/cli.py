@@ -576,6 +576,7 @@ def _diff(commands: argparse._SubParsersAction) -> None:
     p.add_argument("reference", type=Path, help="Facts of the reference node (`check --json` output).")
     p.add_argument("others", type=Path, nargs="+", help="Facts of one or more other nodes.")
     _json_option(p, "Print the differences as JSON.")
+    _redaction_option(p)
 
 
 def diff(args: argparse.Namespace) -> int:
@@ -590,13 +591,15 @@ def diff(args: argparse.Namespace) -> int:
         results = [(str(p), differ.compare(ref, load_facts(p))) for p in args.others]
     except FactsError as exc:
         raise Fail(str(exc)) from None
+    redactor = _redactor(args)  # facts files are untrusted text, and diffs get pasted too
     if args.as_json:
         rows = [
             {"file": n, "breaking": differ.breaking(d), "differences": differ.to_dict(d)} for n, d in results
         ]
-        sys.stdout.write(json.dumps({"reference": str(args.reference), "results": rows}, indent=2) + "\n")
+        payload = {"reference": str(args.reference), "results": rows}
+        sys.stdout.write(json.dumps(redactor.data(payload), indent=2) + "\n")
     else:
-        sys.stdout.write(differ.render(results, str(args.reference)))
+        sys.stdout.write(redactor.text(differ.render(results, str(args.reference))))
     return EXIT_PROBLEM if any(differ.breaking(d) for _, d in results) else EXIT_OK
 
 

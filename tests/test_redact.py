@@ -4,6 +4,7 @@ of `check` and `explain`; none of the planted values may come out."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from pathlib import Path
@@ -41,6 +42,9 @@ REPORT = (
 
 
 def _leaks(output: str, keep_hosts: bool = False) -> list[str]:
+    """The planted values found in ``output`` (JSON is decoded first: "\\u001b" is an escape too)."""
+    with contextlib.suppress(ValueError):
+        output = json.dumps(json.loads(output), ensure_ascii=False)
     planted = [USER, *SECRETS, *ESCAPES] + ([] if keep_hosts else [HOST])
     return [p for p in planted if p in output]
 
@@ -148,3 +152,17 @@ def test_redaction_is_linear_on_five_megabytes(blob: str) -> None:
     started = time.process_time()  # CPU time: other processes on a busy machine do not count
     r.text(blob)
     assert time.process_time() - started < 2.0  # 0.1-0.6 s here
+
+
+@pytest.mark.parametrize("as_json", [False, True])
+def test_diff_of_untrusted_facts_files_is_clean(machine, tmp_path: Path, as_json: bool) -> None:
+    files = []
+    for i, name in enumerate(["NVIDIA H100 80GB HBM3", "NVIDIA H100\x1b]0;owned\x07 80GB HBM3"]):
+        facts = Facts(origin="file")
+        facts.nvidia.driver_version = "550.54.15"
+        facts.nvidia.gpus = [Gpu(0, name, "9.0")]
+        facts.python.executable = f"/home/{USER}/venv{i}/bin/python"
+        files.append(tmp_path / f"node{i}.json")
+        files[-1].write_text(facts.to_json())
+    result = invoke(["diff", *map(str, files), *(["--json"] if as_json else [])], env=machine)
+    assert "H100" in result.stdout and _leaks(result.stdout) == []
