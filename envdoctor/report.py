@@ -100,7 +100,9 @@ def _summary(area: str, facts: Facts) -> str:
         nvcc = f"nvcc {cu.nvcc_version}" if cu.nvcc_version else None
         libs = f"{len(cu.libraries)} CUDA libraries found" if cu.libraries is not None else None
         wheels = f"{len(pk.nvidia_wheels)} nvidia-* wheels" if pk.nvidia_wheels else None
-        parts = [nvcc, f"CUDA_HOME={cu.cuda_home}" if cu.cuda_home else None, libs, wheels]
+        tc = facts.toolchain
+        tools = [f"gcc {tc.gcc}" if tc.gcc else None, f"no {', '.join(tc.missing)}" if tc.missing else None]
+        parts = [nvcc, f"CUDA_HOME={cu.cuda_home}" if cu.cuda_home else None, libs, wheels, *tools]
     elif area == "torch":
         if t.status in ("ok", "unknown", "skipped") and (t.version or (pk.torch_build or {}).get("version")):
             version = t.version or (pk.torch_build or {}).get("version")

@@ -6,6 +6,7 @@ import json
 import os
 import shutil
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -20,7 +21,8 @@ def _script(path: Path, body: str) -> None:
 
 
 @pytest.mark.skipif(shutil.which("gcc") is None, reason="needs the system gcc")
-def test_toolchain_probe_reads_the_real_gcc_version() -> None:
+def test_toolchain_probe_reads_the_real_gcc_version(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CUDA_HOME", "/opt/cuda-12.8")
     facts = toolchain.probe(10.0)
     real = subprocess.run(["gcc", "-dumpfullversion", "-dumpversion"], capture_output=True, text=True)
     assert facts.gcc == real.stdout.strip()
@@ -29,11 +31,30 @@ def test_toolchain_probe_reads_the_real_gcc_version() -> None:
 
 def test_toolchain_probe_on_a_planted_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     _script(tmp_path / "gcc", 'echo "14.1.0"')
-    _script(tmp_path / "g++", "sleep 30")  # a hung compiler costs the timeout, not the check
+    _script(tmp_path / "g++", 'echo "14.1.0"')
     monkeypatch.setenv("PATH", str(tmp_path))
+    monkeypatch.setenv("CUDA_HOME", "/opt/cuda-12.8")  # a toolkit: the compiler version matters
     facts = toolchain.probe(1.0)
-    assert facts.gcc == "14.1.0" and facts.gxx is None
+    assert facts.gcc == "14.1.0" and facts.gxx is None  # g++ is only asked without a gcc
     assert facts.missing == ["ninja", "cmake"] and facts.ninja is None
+
+
+def test_toolchain_probe_bounds_a_hung_compiler(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _script(tmp_path / "g++", "sleep 30")
+    monkeypatch.setenv("PATH", str(tmp_path))
+    monkeypatch.setenv("CUDA_HOME", "/opt/cuda-12.8")
+    started = time.monotonic()
+    facts = toolchain.probe(1.0)
+    assert time.monotonic() - started < 10 and facts.gxx is None and facts.gcc is None
+    assert facts.missing == ["gcc", "ninja", "cmake"]
+
+
+def test_toolchain_probe_spawns_nothing_without_a_toolkit(monkeypatch: pytest.MonkeyPatch) -> None:
+    for var in ("CUDA_HOME", "CUDA_PATH"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setattr(toolchain, "_toolkit_present", lambda: False)
+    monkeypatch.setattr(toolchain, "compiler_version", lambda *a: pytest.fail("spawned a compiler"))
+    assert toolchain.probe(1.0).gcc is None
 
 
 def test_installed_toolkits_are_found_by_real_path_with_their_version(tmp_path: Path) -> None:

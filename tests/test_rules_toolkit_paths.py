@@ -184,6 +184,16 @@ def test_newest_cuda_bin_first_is_only_info() -> None:
     assert "(12.4, #1)" in finding.message and "(11.8, #3)" in finding.message
 
 
+def test_wheel_folders_in_any_site_dir_are_not_system_libraries() -> None:
+    facts = Facts(origin="file")
+    wheels = "/usr/lib/python3/dist-packages/nvidia/cublas/lib:/opt/venv/lib/python3.11/site-packages/nvidia/cudnn/lib"
+    facts.system.env = {"LD_LIBRARY_PATH": f"{wheels}:/usr/lib/x86_64-linux-gnu/cudnn8"}
+    assert own(facts) == []  # the system cuDNN comes after the wheels: they win
+    facts.system.env = {"LD_LIBRARY_PATH": f"/usr/lib/x86_64-linux-gnu/cudnn8:{wheels}"}
+    (finding,) = own(facts)
+    assert "/usr/lib/x86_64-linux-gnu/cudnn8 (#1)" in finding.message and "cublas/lib (#2)" in finding.message
+
+
 def test_build_tools_are_only_wanted_where_an_extension_build_is_likely() -> None:
     facts = fixture("toolchain_gcc13_cuda121_no_ninja")
     facts.cuda.nvcc_version = facts.cuda.nvcc_path = None

@@ -1,15 +1,16 @@
 """The host build tools of a CUDA extension build: gcc, g++, ninja and cmake on PATH.
 
-ninja and cmake are only looked up (``shutil.which``); the compilers' versions come from
-``gcc -dumpfullversion -dumpversion`` and the same for g++, both started at once and bounded by the
-probe timeout, so this probe costs one short process time while the other probes run.
+The tools are only looked up (``shutil.which``). The compiler's version matters only to nvcc, so it is
+asked (``gcc -dumpfullversion -dumpversion``, one short process, bounded by the probe timeout) only
+where a CUDA toolkit can be found: nvcc on PATH, CUDA_HOME / CUDA_PATH set, or /usr/local/cuda.
+Elsewhere the versions stay unknown and ``check`` spawns nothing for them.
 """
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
-import time
 
 from envdoctor.facts import ToolchainFacts
 from envdoctor.probes import _process
@@ -19,27 +20,37 @@ TOOLS = ("gcc", "g++", "ninja", "cmake")
 
 def probe(timeout: float) -> ToolchainFacts:
     found = {tool: shutil.which(tool) for tool in TOOLS}
-    started = {}
-    for tool in ("gcc", "g++"):
-        if found[tool]:
-            try:
-                started[tool] = _process.start([found[tool], "-dumpfullversion", "-dumpversion"])
-            except OSError:
-                found[tool] = None
-    deadline = time.monotonic() + timeout  # both run at once: together they get one timeout
-    versions = {
-        tool: _version(_process.wait(proc, max(deadline - time.monotonic(), 0.01)).stdout)
-        for tool, proc in started.items()
-    }
-    return ToolchainFacts(
-        gcc=versions.get("gcc"),
-        gxx=versions.get("g++"),
-        ninja=found["ninja"],
-        cmake=found["cmake"],
-        missing=[tool for tool in TOOLS if not found[tool]],
+    facts = ToolchainFacts(
+        ninja=found["ninja"], cmake=found["cmake"], missing=[tool for tool in TOOLS if not found[tool]]
     )
+    if not _toolkit_present():
+        return facts
+    # gcc is nvcc's host compiler; g++ is asked only where there is no gcc.
+    tool = "gcc" if found["gcc"] else "g++" if found["g++"] else None
+    if tool is not None:
+        version = compiler_version(found[tool] or tool, timeout)
+        if tool == "gcc":
+            facts.gcc = version
+        else:
+            facts.gxx = version
+    return facts
 
 
-def _version(text: str) -> str | None:
-    match = re.match(r"\s*(\d+(?:\.\d+)*)", text)
+def compiler_version(compiler: str, timeout: float) -> str | None:
+    """ "13.2.0" from ``compiler -dumpfullversion -dumpversion`` (GCC >= 7 prints the full version)."""
+    try:
+        done = _process.run([compiler, "-dumpfullversion", "-dumpversion"], timeout=timeout)
+    except OSError:
+        return None
+    match = re.match(r"\s*(\d+(?:\.\d+)*)", done.stdout)
     return match.group(1) if match else None
+
+
+def _toolkit_present() -> bool:
+    env = os.environ
+    return bool(
+        env.get("CUDA_HOME")
+        or env.get("CUDA_PATH")
+        or shutil.which("nvcc")
+        or os.path.isdir("/usr/local/cuda")
+    )

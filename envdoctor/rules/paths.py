@@ -23,7 +23,7 @@ SHADOW_ISSUE = "https://github.com/pytorch/pytorch/issues/138460"
 _CUDA_BIN = re.compile(r"/cuda(?:-(?P<v>\d+\.\d+))?/bin/?$")
 _CUDA_LIB = re.compile(r"/cuda(?:-(?P<v>\d+\.\d+))?/(?:lib64|lib|targets/[^/]+/lib)/?$")
 _CUDNN_LIB = re.compile(r"cudnn", re.IGNORECASE)
-_WHEEL_LIB = re.compile(r"site-packages/nvidia/[^/]+(?:/[^/]+)?/lib/?$")
+_WHEEL_LIB = re.compile(r"(?:site|dist)-packages/nvidia/[^/]+(?:/[^/]+)?/lib/?$")
 _VERSION_IN_PATH = re.compile(r"cuda-(\d+\.\d+)")
 
 
@@ -92,7 +92,11 @@ def cuda_path_shadowing(facts: Facts) -> Iterator[Finding]:
     wheel_at = next((i for i, e in enumerate(libs) if _WHEEL_LIB.search(e)), None)
     if wheel_at is None:
         return
-    system = [(i, e) for i, e in enumerate(libs[:wheel_at]) if _CUDA_LIB.search(e) or _CUDNN_LIB.search(e)]
+    system = [
+        (i, e)
+        for i, e in enumerate(libs[:wheel_at])
+        if (_CUDA_LIB.search(e) or _CUDNN_LIB.search(e)) and not _WHEEL_LIB.search(e)
+    ]
     if system:
         keep = [e for e in libs if e not in {s for _, s in system}]
         yield Finding(
