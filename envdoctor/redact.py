@@ -69,7 +69,8 @@ _PROMPT = re.compile(r"^\s*(?:\([\w.-]+\)\s*)?(?P<user>[a-z_][\w.-]*)@(?P<host>[
 # Account and host names that identify nobody (and would mangle ordinary words if replaced).
 GENERIC_NAMES = frozenset(
     {"root", "user", "users", "ubuntu", "admin", "debian", "runner", "jovyan", "nobody", "vscode", "coder",
-     "ec2-user", "centos", "fedora", "localhost", "local", "shared", "public", "default", "home"}
+     "ec2-user", "centos", "fedora", "localhost", "local", "shared", "share", "public", "default", "home",
+     "data", "work", "models", "projects", "scratch", "storage", "software", "apps", "test", "jenkins"}
 )  # fmt: skip
 
 

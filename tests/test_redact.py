@@ -115,6 +115,8 @@ def test_redactor_units() -> None:
     assert r.text(f"{USER} ran on {HOST} as root on localhost") == "<user> ran on <host> as root on localhost"
     assert r.text(f"/home/{USER}-old/x") == "~/x"  # another home folder is a home folder too
     assert r.text("C:\\Users\\Bob\\venv") == "~\\venv"
+    shared = Redactor.for_this_machine(sample="/home/data/models and /home/carol/x")
+    assert shared.text("load data from /home/data/x for carol") == "load data from /home/data/x for <user>"
     assert r.data({f"/home/{USER}": [f"{HOST}:1", 3]}) == {"~": ["<host>:1", 3]}
     kept = Redactor(home=None, users={USER}, hosts={HOST}, keep_hosts=True)
     assert kept.text(f"{USER}@{HOST}") == f"<user>@{HOST}"
