@@ -13,6 +13,7 @@ import pytest
 
 from envdoctor.probes import cuda, system, toolchain
 from envdoctor.reports import facts_from_report
+from envdoctor.rules import evaluate
 
 
 def _script(path: Path, body: str) -> None:
@@ -106,3 +107,29 @@ def test_report_states_compiler_cmake_and_which_nvcc() -> None:
 def test_report_ninja_error_states_ninja_missing() -> None:
     facts = facts_from_report("RuntimeError: Ninja is required to load C++ extensions\n")
     assert facts.toolchain.missing == ["ninja"]
+
+
+def test_report_shows_toolkits_and_echoed_paths_for_the_path_rules() -> None:
+    facts = facts_from_report(
+        "$ ls -d /usr/local/cuda*\n"
+        "/usr/local/cuda  /usr/local/cuda-11.8  /usr/local/cuda-12.4\n"
+        "user@box:~$ echo $PATH\n"
+        "/usr/local/cuda-11.8/bin:/usr/local/cuda-12.4/bin:/usr/bin\n"
+        "$ echo $CUDA_HOME\n"
+        "/usr/local/cuda-12.4\n"
+        "$ which nvcc\n"
+        "/usr/local/cuda-11.8/bin/nvcc\n"
+        "nvcc: NVIDIA (R) Cuda compiler driver\n"
+        "Cuda compilation tools, release 11.8, V11.8.89\n"
+        "error: /usr/local/cuda-11.8/include/crt/host_config.h: gcc versions later than 11 are not supported\n"
+    )
+    assert [(t.path, t.version) for t in facts.cuda.toolkits or []] == [
+        ("/usr/local/cuda-11.8", "11.8"),
+        ("/usr/local/cuda-12.4", "12.4"),
+    ]
+    assert facts.system.env == {
+        "PATH": "/usr/local/cuda-11.8/bin:/usr/local/cuda-12.4/bin:/usr/bin",
+        "CUDA_HOME": "/usr/local/cuda-12.4",
+    }
+    ids = {f.id for f in evaluate(facts)}
+    assert {"cuda-path-shadowing", "cuda-toolkits-several", "nvcc-path-mismatch"} <= ids

@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from envdoctor.facts import Distribution, Facts, Gpu, LibraryFile
+from envdoctor.facts import Distribution, Facts, Gpu, LibraryFile, Toolkit
 
 # Priorities: a line that states the fact about the running torch / driver beats a package listing.
 STATED, TOOL, LISTING, DERIVED = 30, 20, 10, 5
@@ -48,6 +48,7 @@ class Builder:
     packages: dict[str, tuple[int, str]] = field(default_factory=dict)
     torch_installs: dict[tuple[str, str], str] = field(default_factory=dict)  # (source, version) -> name
     libraries: dict[str, LibraryFile] = field(default_factory=dict)
+    toolkits: dict[str, Toolkit] = field(default_factory=dict)  # path -> toolkit a listing names
     env: dict[str, str] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     # The torch build's CUDA version ("" = a CPU build), with its priority: stated lines beat the tag.
@@ -113,7 +114,7 @@ class Builder:
         )
 
     def empty(self) -> bool:
-        return not (self.values or self.gpus or self.packages or self.libraries or self.env)
+        return not (self.values or self.gpus or self.packages or self.libraries or self.env or self.toolkits)
 
     def build(self) -> Facts:
         """The facts this paste states, plus what follows from them without any outside knowledge."""
@@ -154,6 +155,8 @@ class Builder:
             ]
         if self.libraries:
             f.cuda.libraries = list(self.libraries.values())
+        if self.toolkits:
+            f.cuda.toolkits = sorted(self.toolkits.values(), key=lambda t: t.path)
         if self.env:
             f.system.env = dict(self.env)
         if self.warnings:

@@ -1,11 +1,13 @@
-"""The CUDA toolkit and the process environment: ``nvcc --version``, ``which nvcc``, the host compiler
-(collect_env's GCC line, ``gcc --version``) and CMake, ``KEY=value`` lines, ``df /dev/shm`` and the
-``docker run`` command a report quotes (its ``--shm-size``, or Docker's 64 MiB default)."""
+"""The CUDA toolkit and the process environment: ``nvcc --version``, ``which nvcc``, toolkit folders
+(``ls -d /usr/local/cuda*``), the host compiler (collect_env's GCC line, ``gcc --version``) and CMake,
+``KEY=value`` lines and ``echo $PATH`` output, ``df /dev/shm`` and the ``docker run`` command a report
+quotes (its ``--shm-size``, or Docker's 64 MiB default)."""
 
 from __future__ import annotations
 
 import re
 
+from envdoctor.facts import Toolkit
 from envdoctor.probes.system import reported_env
 from envdoctor.reports.builder import DERIVED, LISTING, STATED, Builder
 
@@ -20,6 +22,10 @@ _CMAKE = re.compile(
 )
 # The output of `which nvcc` / `command -v nvcc` (a line that is only a path to nvcc).
 _WHICH_NVCC = re.compile(r"^\s*(?P<path>/\S*/bin/nvcc)\s*$")
+# A toolkit folder standing alone, as `ls -d /usr/local/cuda*` prints it ("/usr/local/cuda-12.1").
+_TOOLKIT = re.compile(r"(?<!\S)(?P<path>/(?:usr/local|opt)/cuda-(?P<v>\d+\.\d+))/?(?!\S)")
+# `echo $PATH` (after any prompt): the next line is the variable's value.
+_ECHO_VAR = re.compile(r"(?:^|[$#>]\s*)echo\s+\"?\$\{?(?P<k>PATH|LD_LIBRARY_PATH|CUDA_HOME)\}?\"?\s*$")
 _ENV = re.compile(r"(?:^|\s)(?:export\s+|set\s+|\$env:)?(?P<k>[A-Z][A-Z0-9_]*)=(?P<v>\"[^\"]*\"|'[^']*'|\S*)")
 _DF_SHM = re.compile(r"^\S+\s+(?P<size>\d+(?:\.\d+)?)(?P<unit>[KMGT]?)i?B?\s+\S+\s+\S+\s+\S+\s+/dev/shm\s*$")
 _DOCKER_RUN = re.compile(r"\bdocker run\b")
@@ -37,7 +43,12 @@ DOCKER_DEFAULT_SHM_MIB = 64  # https://docs.docker.com/reference/cli/docker/cont
 
 def parse(lines: list[str], b: Builder) -> None:
     seen: dict[str, str] = {}
+    echoed: str | None = None
     for line in lines:
+        if echoed and line.strip().startswith("/"):
+            seen.setdefault(echoed, line.strip())
+        m = _ECHO_VAR.search(line)
+        echoed = m.group("k") if m else None
         m = _NVCC.search(line)
         if m:
             b.put("cuda.nvcc_version", m.group("v"), STATED)
@@ -67,6 +78,8 @@ def _toolchain(line: str, b: Builder) -> None:
     m = _WHICH_NVCC.match(line)
     if m:
         b.put("cuda.path_nvcc", m.group("path"), STATED)
+    for m in _TOOLKIT.finditer(line):
+        b.toolkits.setdefault(m.group("path"), Toolkit(m.group("path"), m.group("v")))
 
 
 def _docker_run(line: str, b: Builder) -> None:

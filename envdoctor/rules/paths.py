@@ -130,11 +130,18 @@ def nvcc_path_mismatch(facts: Facts) -> Iterator[Finding]:
     --version`` in a shell (and Makefiles calling plain ``nvcc``) take PATH's: what the user checks is
     not what the build uses. Reported only when both versions are known and differ (a symlink such as
     /usr/local/cuda -> cuda-12.4 is the same toolkit).
+    From a paste, the build's nvcc is ``$CUDA_HOME/bin/nvcc`` and its version that of its folder.
     Fix: make PATH start with ``$CUDA_HOME/bin``, or set CUDA_HOME to the toolkit on PATH.
     """
-    on_path, used = facts.cuda.path_nvcc, facts.cuda.nvcc_path
-    build_version = facts.cuda.nvcc_version or (toolkit_version_of(facts, used) if used else None)
-    if not on_path or not used or not build_version:
+    on_path, used, home = facts.cuda.path_nvcc, facts.cuda.nvcc_path, facts.cuda.cuda_home
+    if used:
+        build_version = facts.cuda.nvcc_version or toolkit_version_of(facts, used)
+    elif home:  # a paste: builds take $CUDA_HOME/bin/nvcc; its `nvcc --version` was PATH's nvcc
+        used = f"{home.rstrip('/')}/bin/nvcc"
+        build_version = toolkit_version_of(facts, used)
+    else:
+        return
+    if not on_path or not build_version:
         return
     path_version = toolkit_version_of(facts, on_path)
     if not path_version or version_tuple(path_version)[:2] == version_tuple(build_version)[:2]:
@@ -148,7 +155,7 @@ def nvcc_path_mismatch(facts: Facts) -> Iterator[Finding]:
         ),
         evidence={
             "cuda.path_nvcc": on_path,
-            "cuda.nvcc_path": used,
+            "build nvcc": used,
             "cuda.cuda_home": facts.cuda.cuda_home,
             "cuda.nvcc_version": facts.cuda.nvcc_version,
         },
