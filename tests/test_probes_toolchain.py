@@ -133,3 +133,17 @@ def test_report_shows_toolkits_and_echoed_paths_for_the_path_rules() -> None:
     }
     ids = {f.id for f in evaluate(facts)}
     assert {"cuda-path-shadowing", "cuda-toolkits-several", "nvcc-path-mismatch"} <= ids
+
+
+@pytest.mark.parametrize(
+    ("line", "gcc"),
+    [
+        ("gcc version 11.4.0 (Ubuntu 11.4.0-1ubuntu1~22.04)", "11.4.0"),
+        ("- gcc (Ubuntu 13.2.0-23ubuntu4) 13.2.0", "13.2.0"),
+        ("GCC version: Could not collect", None),
+        ("Python 3.10.12 (main, Nov 20 2023, 15:14:05) [GCC 11.4.0] on linux", None),
+    ],
+)
+def test_report_gcc_lines(line: str, gcc: str | None) -> None:
+    facts = facts_from_report(f"PyTorch version: 2.3.1+cu121\n{line}\n")
+    assert facts.toolchain.gcc == gcc

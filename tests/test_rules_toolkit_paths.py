@@ -129,6 +129,22 @@ def test_fixture_host_compiler_chosen_by_variable_is_not_judged_by_the_gcc_on_pa
         assert "host-compiler-unsupported" not in {f.id for f in own(facts)}
 
 
+@pytest.mark.parametrize(
+    "name",
+    [
+        "toolkit_nvcc130_driver470_a100",
+        "toolkit_nvcc128_driver535_a100",
+        "gpu_rtx4090_driver470",
+        "paths_cuda118_shadows_cuda124",
+        "toolchain_gcc13_cuda121_no_ninja",
+    ],
+)
+def test_fixture_version2_files_round_trip(name: str) -> None:
+    facts = fixture(name)
+    assert facts.schema_version == 2
+    assert Facts.from_dict(json.loads(facts.to_json())).to_dict() == facts.to_dict()
+
+
 def test_fixture_version1_files_still_load_with_the_new_facts_unknown() -> None:
     facts = fixture("env_nvcc_118_torch_cu128")
     assert facts.schema_version == 1

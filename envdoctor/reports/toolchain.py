@@ -13,9 +13,10 @@ from envdoctor.reports.builder import DERIVED, LISTING, STATED, Builder
 
 _NVCC = re.compile(r"Cuda compilation tools, release (?P<v>\d+\.\d+)", re.I)
 # collect_env's "GCC version: (Ubuntu 11.4.0-1ubuntu1~22.04) 11.4.0" and `gcc --version` / `g++ --version`
-# ("gcc (GCC) 13.2.1 20231011 (Red Hat 13.2.1-4)"): the version is the first x.y.z after the name.
+# ("gcc (GCC) 13.2.1 20231011 (Red Hat 13.2.1-4)") or `gcc -v` ("gcc version 11.4.0 (Ubuntu ...)"): the
+# version is the first x.y.z after the name. Python's "[GCC 11.4.0]" (its own build compiler) is not one.
 _GCC = re.compile(
-    r"^\s*(?:[-*]\s+)?(?P<tool>GCC version:|gcc|g\+\+|c\+\+)\s*(?:\([^)]*\)\s*)?(?P<v>\d+\.\d+(?:\.\d+)?)\b"
+    r"^\s*(?:[-*]\s+)?(?P<tool>GCC version:|gcc|g\+\+|c\+\+)\s*(?:version\s+)?(?:\([^)]*\)\s*)?(?P<v>\d+\.\d+(?:\.\d+)?)\b"
 )
 _CMAKE = re.compile(
     r"^\s*(?:[-*]\s+)?(?:CMake version: (?:version )?(?P<v>\d+\.\d+(?:\.\d+)?)|cmake version (?P<v2>\d+\.\d+\S*))"
