@@ -51,7 +51,8 @@ class SystemFacts:
     other_gpus: list[str] | None = None
     # Allow-listed environment variables only (see envdoctor.probes.system.REPORTED_ENV).
     env: dict[str, str] | None = None
-    # Entries of PATH / LD_LIBRARY_PATH that are not directories ("PATH:/opt/cuda-11.2/bin").
+    # Entries of PATH / LD_LIBRARY_PATH that are not directories ("PATH:/opt/cuda-11.2/bin"), and a
+    # CUDA_HOME / CUDA_PATH without bin/nvcc ("CUDA_HOME:/usr/local/cuda-11.0").
     missing_dirs: list[str] | None = None
 
 

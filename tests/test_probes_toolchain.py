@@ -71,7 +71,18 @@ def test_installed_toolkits_are_found_by_real_path_with_their_version(tmp_path: 
 
 
 def test_missing_dirs_names_the_variable_and_the_entry(tmp_path: Path) -> None:
-    env = {"PATH": f"{tmp_path}:/no/such/bin:{tmp_path}", "LD_LIBRARY_PATH": "/gone/lib64:"}
+    (tmp_path / "bin").mkdir()
+    env = {
+        "PATH": f"{tmp_path}:/no/such/bin:{tmp_path}",
+        "LD_LIBRARY_PATH": "/gone/lib64:",
+        "CUDA_HOME": str(tmp_path),
+    }
+    assert system.missing_dirs(env) == [
+        "PATH:/no/such/bin",
+        "LD_LIBRARY_PATH:/gone/lib64",
+        f"CUDA_HOME:{tmp_path}",
+    ]
+    _script(tmp_path / "bin" / "nvcc", "true")
     assert system.missing_dirs(env) == ["PATH:/no/such/bin", "LD_LIBRARY_PATH:/gone/lib64"]
 
 

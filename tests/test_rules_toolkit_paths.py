@@ -25,6 +25,7 @@ OWN_IDS = {
     "nvcc-path-mismatch",
     "cuda-toolkits-several",
     "path-entries",
+    "cuda-home-invalid",
 }
 E, W, INFO = Severity.ERROR, Severity.WARNING, Severity.INFO
 
@@ -264,3 +265,18 @@ def test_fixture_verify_command_reaches_every_output_format() -> None:
     assert text.exit_code == 1 and f"verify {command}" in text.stdout
     assert f"  - verify: `{command}`" in markdown.stdout
     assert payload["findings"][0]["verify"] == command
+
+
+def test_cuda_home_written_like_path_or_without_nvcc() -> None:
+    facts = Facts(origin="report")
+    facts.system.env = {"CUDA_HOME": ":/usr/local/cuda-9.0"}
+    facts.cuda.toolkits = [Toolkit("/usr/local/cuda-9.0", "9.0")]
+    (finding,) = own(facts)
+    assert summary([finding]) == [("cuda-home-invalid", W)]
+    assert "is a list" in finding.message and finding.fix == "export CUDA_HOME=/usr/local/cuda-9.0"
+    facts = fixture("toolchain_gcc13_cuda121_no_ninja")
+    facts.system.env = {**(facts.system.env or {}), "CUDA_HOME": "/usr/local/cuda-11.0"}
+    facts.system.missing_dirs = ["CUDA_HOME:/usr/local/cuda-11.0"]
+    (finding,) = [f for f in own(facts) if f.id == "cuda-home-invalid"]
+    assert "has no bin/nvcc" in finding.message
+    assert finding.fix == "export CUDA_HOME=/usr/local/cuda-12.1"  # the toolkit of torch's CUDA 12.1

@@ -84,13 +84,18 @@ def probe() -> SystemFacts:
 
 
 def missing_dirs(environ: dict[str, str] | os._Environ | None = None) -> list[str]:
-    """``VAR:entry`` for each PATH / LD_LIBRARY_PATH entry that is not a directory (a stat each)."""
+    """``VAR:entry`` for each PATH / LD_LIBRARY_PATH entry that is not a directory, and for a CUDA_HOME /
+    CUDA_PATH without ``bin/nvcc`` (a stat each)."""
     environ = os.environ if environ is None else environ
     out = []
     for var in ("PATH", "LD_LIBRARY_PATH"):
         for entry in dict.fromkeys(e for e in environ.get(var, "").split(":") if e):
             if not os.path.isdir(entry):
                 out.append(f"{var}:{entry}")
+    for var in ("CUDA_HOME", "CUDA_PATH"):
+        home = environ.get(var)
+        if home and not os.path.isfile(os.path.join(home, "bin", "nvcc")):
+            out.append(f"{var}:{home}")
     return out
 
 

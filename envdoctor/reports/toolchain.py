@@ -46,7 +46,7 @@ def parse(lines: list[str], b: Builder) -> None:
     seen: dict[str, str] = {}
     echoed: str | None = None
     for line in lines:
-        if echoed and line.strip().startswith("/"):
+        if echoed and line.strip().startswith(("/", ":")):
             seen.setdefault(echoed, line.strip())
         m = _ECHO_VAR.search(line)
         echoed = m.group("k") if m else None

@@ -14,6 +14,7 @@ from envdoctor.facts import Facts
 from envdoctor.findings import Finding, Manual, SetEnv, Severity
 from envdoctor.knowledge.cuda import version_tuple
 from envdoctor.rules import rule
+from envdoctor.rules.packages import torch_cuda
 
 CPP_EXTENSION = "https://github.com/pytorch/pytorch/blob/main/torch/utils/cpp_extension.py"
 POST_INSTALL = "https://docs.nvidia.com/cuda/cuda-installation-guide-linux/index.html#environment-setup"
@@ -215,7 +216,7 @@ def path_entries(facts: Facts) -> Iterator[Finding]:
     entries listed twice. Harmless alone, but a missing ``/usr/local/cuda-11.2/lib64`` is the trace of
     a removed toolkit that a profile still expects, and repeats hide which copy wins.
     """
-    missing = facts.system.missing_dirs or []
+    missing = [m for m in facts.system.missing_dirs or [] if m.startswith(("PATH:", "LD_LIBRARY_PATH:"))]
     repeats = []
     for var in ("PATH", "LD_LIBRARY_PATH"):
         entries = [os.path.normpath(e) for e in _entries(facts, var) or []]
@@ -235,3 +236,59 @@ def path_entries(facts: Facts) -> Iterator[Finding]:
         fix="Remove these entries from the shell profile (~/.bashrc, /etc/profile.d) that sets them.",
         sources=[LD_SO],
     )
+
+
+@rule(
+    "cuda-home-invalid",
+    name="CUDA_HOME is not a toolkit folder",
+    severity=Severity.WARNING,
+    area="cuda",
+    summary="CUDA_HOME (or CUDA_PATH) holds a list or a folder without bin/nvcc: every extension build fails.",
+    fix="export CUDA_HOME=<the toolkit folder> (one folder, holding bin/nvcc; no ':' and no $PATH).",
+    sources=(CPP_EXTENSION, POST_INSTALL),
+    verify='ls -l "$CUDA_HOME/bin/nvcc"',
+)
+def cuda_home_invalid(facts: Facts) -> Iterator[Finding]:
+    """Detects a CUDA_HOME / CUDA_PATH that cannot be a toolkit: it contains ':' (written like PATH,
+    "export CUDA_HOME=/usr/local/cuda-9.0:$CUDA_HOME"), or (probed here) has no ``bin/nvcc``.
+
+    Why: ``torch.utils.cpp_extension`` takes CUDA_HOME as is and runs ``$CUDA_HOME/bin/nvcc``: the
+    build stops with "':/usr/local/cuda-9.0/bin/nvcc': No such file or directory" or "nvcc: not
+    found", whatever nvcc PATH holds.
+    Fix: set it to the toolkit folder itself; the one matching torch.version.cuda when installed.
+    """
+    env = facts.system.env or {}
+    missing = set(facts.system.missing_dirs or [])
+    for var in ("CUDA_HOME", "CUDA_PATH"):
+        value = env.get(var) or (facts.cuda.cuda_home if var == "CUDA_HOME" else None)
+        if not value or (":" not in value and f"{var}:{value}" not in missing):
+            continue
+        target = _toolkit_for_torch(facts)
+        fix = (
+            f"export {var}={target}"
+            if target
+            else f"Set {var} to one CUDA toolkit folder (holding bin/nvcc)."
+        )
+        why = "is a list, not one folder" if ":" in value else "has no bin/nvcc"
+        yield Finding(
+            id="cuda-home-invalid",
+            severity=Severity.WARNING,
+            message=f"{var}={value} {why}: extension builds run {var}/bin/nvcc and fail",
+            evidence={
+                f"system.env.{var}": value,
+                "cuda.toolkits": [t.path for t in facts.cuda.toolkits or []],
+            },
+            fix=fix,
+            actions=[Manual(fix)],
+            sources=[CPP_EXTENSION, POST_INSTALL],
+        )
+
+
+def _toolkit_for_torch(facts: Facts) -> str | None:
+    """The installed toolkit to point CUDA_HOME at: the one of torch's CUDA, else the only or newest one."""
+    toolkits = [t for t in facts.cuda.toolkits or [] if t.version]
+    cuda = torch_cuda(facts)
+    same = [t for t in toolkits if cuda and version_tuple(t.version or "")[:2] == version_tuple(cuda)[:2]]
+    if same:
+        return same[0].path
+    return max(toolkits, key=lambda t: version_tuple(t.version or "0")).path if toolkits else None
