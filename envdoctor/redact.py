@@ -81,7 +81,6 @@ def strip_controls(text: str) -> str:
 
 def redact_credentials(text: str) -> str:
     """Replace the values of secret-named keys, bearer tokens, known token shapes and URL passwords."""
-
     lowered = text.lower()  # cheap substring tests spare most texts a full scan per pattern
     if any(word in lowered for word in _SECRET_WORDS):
         text = _redact_key_values(text)
@@ -117,8 +116,8 @@ class Redactor:
     users: set[str] = field(default_factory=set)
     hosts: set[str] = field(default_factory=set)
     keep_hosts: bool = False
-    _names: re.Pattern[str] | None = None
-    _name_list: list[str] = field(default_factory=list)
+    _names: re.Pattern[str] | None = field(default=None, init=False, repr=False)
+    _name_list: list[str] = field(default_factory=list, init=False, repr=False)
 
     @classmethod
     def for_this_machine(cls, keep_hosts: bool = False, sample: str | None = None) -> Redactor:
@@ -143,9 +142,11 @@ class Redactor:
         names = {n for n in self.users if _personal(n)}
         if not self.keep_hosts:
             names |= {n for n in self.hosts if _personal(n)}
-        self._name_list = sorted(names, key=len, reverse=True)
+        self._name_list = sorted(
+            names, key=len, reverse=True
+        )  # longest first: "gpu-box-7.lab" before "gpu-box-7"
         if names:
-            alternatives = "|".join(re.escape(n) for n in sorted(names, key=len, reverse=True))
+            alternatives = "|".join(re.escape(n) for n in self._name_list)
             self._names = re.compile(rf"(?<![\w.-])(?:{alternatives})(?![\w-])")
 
     def text(self, value: str) -> str:
