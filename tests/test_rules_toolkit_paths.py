@@ -267,7 +267,7 @@ def test_fixture_verify_command_reaches_every_output_format() -> None:
     assert payload["findings"][0]["verify"] == command
 
 
-def test_cuda_home_written_like_path_or_without_nvcc() -> None:
+def test_fixture_cuda_home_written_like_path_or_without_nvcc() -> None:
     facts = Facts(origin="report")
     facts.system.env = {"CUDA_HOME": ":/usr/local/cuda-9.0"}
     facts.cuda.toolkits = [Toolkit("/usr/local/cuda-9.0", "9.0")]
