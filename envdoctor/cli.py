@@ -546,8 +546,7 @@ def explain(args: argparse.Namespace) -> int:
         sys.stdout.write(json.dumps(result.to_dict(), indent=2) + "\n")
     else:
         sys.stdout.write(render_explanation(result))
-    errors = any(d.finding.severity.value == "error" for d in result.candidates)
-    return EXIT_PROBLEM if errors else EXIT_OK
+    return EXIT_PROBLEM if result.has_errors else EXIT_OK
 
 
 def _diff(commands: argparse._SubParsersAction) -> None:

@@ -25,8 +25,26 @@ AREAS: dict[str, str] = {
 PROBE_AREAS = {"system": "system", "target": "packages", "nvidia": "nvidia", "cuda": "cuda"}
 PROBE_AREAS |= {"torch": "torch", "docker": "container"}
 
-MARKS = {"ok": "✓", Severity.INFO: "✓", Severity.WARNING: "!", Severity.ERROR: "✗"}
-STYLES = {"ok": "green", Severity.INFO: "green", Severity.WARNING: "yellow", Severity.ERROR: "red"}
+# One mark per status, never shared: ✓ means checked and fine, nothing else. "crashed" is a probe of the
+# area that crashed, timed out or failed (flutter doctor's ☠), "absent" an area with nothing to check.
+MARKS = {
+    "ok": "✓",
+    "absent": "-",
+    "crashed": "☠",
+    Severity.INFO: "i",
+    Severity.WARNING: "!",
+    Severity.ERROR: "✗",
+}
+STYLES = {
+    "ok": "green",
+    "absent": "dim",
+    "crashed": "red",
+    Severity.INFO: "cyan",
+    Severity.WARNING: "yellow",
+    Severity.ERROR: "red",
+}
+# Probe statuses (facts.nvidia.error, facts.torch.status, facts.docker.status) that say the probe failed.
+FAILED_STATUSES = frozenset({"timeout", "crashed", "error", "import-error"})
 
 
 def has_errors(findings: list[Finding]) -> bool:
@@ -47,7 +65,7 @@ def area_of(finding: Finding) -> str:
 class AreaLine:
     key: str
     title: str
-    status: Severity | str  # "ok" or the worst severity of its findings
+    status: Severity | str  # the worst severity of its findings, else "crashed", "absent" or "ok"
     summary: str
     crashed: str | None = None
 
@@ -56,13 +74,39 @@ def area_lines(facts: Facts, findings: list[Finding]) -> list[AreaLine]:
     """One line per area: the worst finding decides the mark, the facts give the summary."""
     lines = []
     for key, title in AREAS.items():
-        worst: Severity | str = "ok"
-        for f in findings:
-            if area_of(f) == key and (worst == "ok" or f.severity.rank < worst.rank):
-                worst = f.severity
+        severities = [f.severity for f in findings if area_of(f) == key]
         crashed = "; ".join(f"{p}: {e}" for p, e in facts.probe_errors.items() if PROBE_AREAS.get(p) == key)
-        lines.append(AreaLine(key, title, worst, _summary(key, facts), crashed or None))
+        status: Severity | str
+        if Severity.ERROR in severities:
+            status = Severity.ERROR
+        elif crashed or _probe_failed(key, facts):
+            status = "crashed"
+        elif severities:
+            status = min(severities, key=lambda s: s.rank)
+        else:
+            status = "absent" if _absent(key, facts) else "ok"
+        lines.append(AreaLine(key, title, status, _summary(key, facts), crashed or None))
     return lines
+
+
+def _probe_failed(area: str, facts: Facts) -> bool:
+    """The probe of ``area`` ran and failed (timed out, crashed): its area is never shown as fine."""
+    status = {"nvidia": facts.nvidia.error, "torch": facts.torch.status, "container": facts.docker.status}
+    return status.get(area) in FAILED_STATUSES
+
+
+def _absent(area: str, facts: Facts) -> bool:
+    """Nothing of ``area`` is here to check (no driver, no torch): not a failure, not a ✓ either."""
+    if area == "nvidia":
+        return facts.nvidia.error is not None
+    if area == "torch":
+        return facts.torch.status in ("missing", "skipped") and torch_build_version(facts) is None
+    return False
+
+
+def torch_build_version(facts: Facts) -> str | None:
+    """The torch version the facts name (import probe, else torch/version.py), None if none."""
+    return facts.torch.version or (facts.packages.torch_build or {}).get("version")
 
 
 def _summary(area: str, facts: Facts) -> str:
@@ -99,8 +143,11 @@ def _summary(area: str, facts: Facts) -> str:
     elif area == "cuda":
         nvcc = f"nvcc {cu.nvcc_version}" if cu.nvcc_version else None
         libs = f"{len(cu.libraries)} CUDA libraries found" if cu.libraries is not None else None
-        wheels = f"{len(pk.nvidia_wheels)} nvidia-* wheels" if pk.nvidia_wheels else None
-        parts = [nvcc, f"CUDA_HOME={cu.cuda_home}" if cu.cuda_home else None, libs, wheels]
+        wheels = f"{len(pk.nvidia_wheels)} CUDA wheels (nvidia-*)" if pk.nvidia_wheels else None
+        # CUDA_HOME=... only when the variable is set; a toolkit found at /usr/local/cuda is not that.
+        set_home = (s.env or {}).get("CUDA_HOME")
+        home = f"CUDA_HOME={set_home}" if set_home else f"toolkit at {cu.cuda_home}" if cu.cuda_home else None
+        parts = [nvcc, home, libs, wheels]
     elif area == "torch":
         if t.status in ("ok", "unknown", "skipped") and (t.version or (pk.torch_build or {}).get("version")):
             version = t.version or (pk.torch_build or {}).get("version")
@@ -111,8 +158,9 @@ def _summary(area: str, facts: Facts) -> str:
             kind = f"CUDA {build}" if build else f"ROCm {hip}" if hip else "CPU build" if known else None
             avail = None
             if t.cuda_available is not None:
+                # What torch sees, not a promise: seen GPUs may lack kernels (arch-not-in-wheel says so).
                 count = f"{t.device_count} " if t.device_count is not None else ""
-                avail = f"{count}GPU(s) usable" if t.cuda_available else "no GPU usable"
+                avail = f"sees {count}GPU(s)" if t.cuda_available else "sees no GPU"
             parts = [
                 f"torch {version}",
                 kind,
@@ -123,7 +171,11 @@ def _summary(area: str, facts: Facts) -> str:
             parts = [t.status + (f": {t.error}" if t.error else "")]
     elif area == "packages":
         if pk.versions is not None:
-            shown = [f"{k} {v}" for k, v in sorted(pk.versions.items()) if k != "torch"]
+            versions = dict(pk.versions)
+            if t.numpy_version and "numpy" not in versions:
+                versions["numpy"] = t.numpy_version  # seen from inside the torch process
+            cuda_wheels = pk.nvidia_wheels or {}
+            shown = [f"{k} {v}" for k, v in sorted(versions.items()) if k != "torch" and k not in cuda_wheels]
             more = f" (+{len(shown) - 6})" if len(shown) > 6 else ""
             parts = [", ".join(shown[:6]) + more if shown else "no tracked ML package besides torch"]
         if pk.unmet:
@@ -162,7 +214,7 @@ def print_text(facts: Facts, findings: list[Finding], verbose: bool = False) -> 
     console.print(f"[bold]envdoctor check[/]{origin}\n")
     for line in area_lines(facts, findings):
         mark, style = MARKS[line.status], STYLES[line.status]
-        console.print(f"[{style}][{mark}][/] [bold]{line.title}[/] — {escape(line.summary)}")
+        console.print(f"[{style}]{escape(f'[{mark}]')}[/] [bold]{line.title}[/] — {escape(line.summary)}")
         if line.crashed:
             console.print(f"    [red]☠ probe crashed:[/] {escape(line.crashed)}")
     if findings:
