@@ -173,10 +173,23 @@ def check(args: argparse.Namespace) -> int:
     if fmt == "json":
         sys.stdout.write(report.render_json(snapshot, findings) + "\n")
     elif fmt == "markdown":
-        sys.stdout.write(report.render_markdown(snapshot, findings))
+        sys.stdout.write(report.render_markdown(snapshot, findings, _advice(args, snapshot, findings)))
     else:
-        report.print_text(snapshot, findings, verbose=args.verbose)
+        report.print_text(snapshot, findings, verbose=args.verbose, advice=_advice(args, snapshot, findings))
     return EXIT_PROBLEM if report.has_errors(findings) else EXIT_OK
+
+
+def _advice(args: argparse.Namespace, snapshot, findings):
+    """check's fix lines from the planner, and the `envdoctor fix` line that reaches the same target."""
+    import shlex
+
+    from envdoctor.advice import advise
+
+    fix_command = None if args.from_report is not None else "envdoctor fix"
+    for option, value in (("--python", args.python), ("--facts", args.facts)):
+        if value is not None and fix_command:
+            fix_command += f" {option} {shlex.quote(str(value))}"
+    return advise(snapshot, findings, fix_command)
 
 
 def _preload_rules() -> None:

@@ -10,6 +10,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from envdoctor.advice import Advice
 from envdoctor.facts import SCHEMA_VERSION, Facts
 from envdoctor.findings import Finding, Severity
 
@@ -167,6 +168,8 @@ def _summary(area: str, facts: Facts) -> str:
                 avail,
                 "not imported (--quick)" if t.status == "skipped" else None,
             ]
+        elif t.status == "skipped" and pk.versions is not None and "torch" not in pk.versions:
+            parts = ["not installed (from the package list; --quick)"]
         else:
             parts = [t.status + (f": {t.error}" if t.error else "")]
     elif area == "packages":
@@ -177,7 +180,8 @@ def _summary(area: str, facts: Facts) -> str:
             cuda_wheels = pk.nvidia_wheels or {}
             shown = [f"{k} {v}" for k, v in sorted(versions.items()) if k != "torch" and k not in cuda_wheels]
             more = f" (+{len(shown) - 6})" if len(shown) > 6 else ""
-            parts = [", ".join(shown[:6]) + more if shown else "no tracked ML package besides torch"]
+            nothing = "no tracked ML package" + (" besides torch" if "torch" in versions else "")
+            parts = [", ".join(shown[:6]) + more if shown else nothing]
         if pk.unmet:
             parts.append(f"{len(pk.unmet)} unmet requirement(s)")
     elif area == "container":
@@ -204,8 +208,16 @@ def _evidence_text(value: Any) -> str:
     return value if isinstance(value, str) else json.dumps(value)
 
 
-def print_text(facts: Facts, findings: list[Finding], verbose: bool = False) -> None:
-    """The grouped, coloured report (rich) on stdout."""
+def _fix_lines(finding: Finding, advice: Advice | None) -> list[str]:
+    """The plan's commands for a finding when the planner has them, else the rule's one-line fix."""
+    planned = advice.commands.get(finding.id) if advice is not None else None
+    return planned or ([finding.fix] if finding.fix else [])
+
+
+def print_text(
+    facts: Facts, findings: list[Finding], verbose: bool = False, advice: Advice | None = None
+) -> None:
+    """The grouped, coloured report (rich) on stdout; ``advice`` gives the planned fix commands."""
     from rich.console import Console
     from rich.markup import escape
 
@@ -228,13 +240,14 @@ def print_text(facts: Facts, findings: list[Finding], verbose: bool = False) -> 
             console.print(f"    [dim]evidence[/] {escape(key)} = {escape(_evidence_text(value))}")
         if f.inferred:
             console.print("    [dim]note[/] rests on an inference (e.g. GPU model → compute capability)")
-        if f.fix:
-            console.print(f"    [cyan]fix[/] {escape(f.fix)}")
+        for line in _fix_lines(f, advice):
+            console.print(f"    [cyan]fix[/] {escape(line)}")
         for url in f.sources[:2]:
             console.print(f"    [dim]see[/] {escape(url)}")
     errors = sum(f.severity is Severity.ERROR for f in findings)
     warnings = sum(f.severity is Severity.WARNING for f in findings)
-    console.print(f"\n{errors} error(s), {warnings} warning(s). `envdoctor fix` shows a plan.")
+    hint = f" {advice.hint}" if advice is not None and advice.hint else ""
+    console.print(f"\n{errors} error(s), {warnings} warning(s).{escape(hint)}")
     if verbose:
         console.print("\n[bold]Facts[/]")
         for path, value in flatten(facts.to_dict()):
@@ -262,7 +275,7 @@ def render_json(facts: Facts, findings: list[Finding]) -> str:
     return json.dumps(payload, indent=2)
 
 
-def render_markdown(facts: Facts, findings: list[Finding]) -> str:
+def render_markdown(facts: Facts, findings: list[Finding], advice: Advice | None = None) -> str:
     """A report fit to paste into a GitHub issue: areas, findings, and the facts folded away."""
     out = ["## envdoctor check", ""]
     out += ["| | area | summary |", "|---|---|---|"]
@@ -276,8 +289,10 @@ def render_markdown(facts: Facts, findings: list[Finding]) -> str:
         out.append(f"- **{f.severity.value}** `{f.id}`: {f.message}")
         for key, value in f.evidence.items():
             out.append(f"  - evidence: `{key}` = `{_evidence_text(value)}`")
-        if f.fix:
-            out.append(f"  - fix: {f.fix}")
+        out += [
+            f"  - fix: `{line}`" if advice and advice.commands.get(f.id) else f"  - fix: {line}"
+            for line in _fix_lines(f, advice)
+        ]
         if f.sources:
             out.append(f"  - source: {f.sources[0]}")
     out += ["", "<details><summary>facts (envdoctor check --json)</summary>", "", "```json"]
