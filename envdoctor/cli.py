@@ -297,6 +297,9 @@ def _fix(commands: argparse._SubParsersAction) -> None:
     p = _command(commands, "fix", fix)
     _source_options(p)
     p.add_argument("--recipe", help="Make the env match this recipe.")
+    p.add_argument(
+        "--force", action="store_true", help="Plan a --recipe that does not fit this machine anyway."
+    )
     p.add_argument("--apply", "--yes", action="store_true", help="Run the plan (default: print it).")
     p.add_argument("--rollback", action="store_true", help="Restore the last fix snapshot.")
     p.add_argument(
@@ -329,6 +332,7 @@ def fix(args: argparse.Namespace) -> int:
 
     from envdoctor import apply as executor
     from envdoctor.plan import Selection, build_plan, plan_for_recipe, render_plan
+    from envdoctor.recipes import guard_recipe_plan
     from envdoctor.rules import all_rules, evaluate
 
     if args.facts is not None and (args.apply or args.rollback):
@@ -357,6 +361,7 @@ def fix(args: argparse.Namespace) -> int:
     guards = (args.break_system, args.allow_conda)
     if chosen is not None:
         plan = plan_for_recipe(chosen, snapshot, activation, *guards)
+        guard_recipe_plan(plan, chosen, snapshot, args.force)
     else:
         plan = build_plan(findings, snapshot, activation, *guards, selection=selection)
     if args.as_json and not args.apply:
