@@ -34,6 +34,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return EXIT_USAGE
     try:
+        _one_format(args)
         return args.handler(args)
     except Fail as exc:
         print(f"envdoctor: error: {exc}", file=sys.stderr)
@@ -84,8 +85,22 @@ def _source_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _json_option(parser: argparse.ArgumentParser, help: str = "Print JSON.") -> None:
-    parser.add_argument("--json", dest="as_json", action="store_true", help=help)
+def _json_option(
+    parser: argparse.ArgumentParser, help: str = "Print JSON.", formats=("text", "json")
+) -> None:
+    """``--format`` (the one output option of every command) and ``--json``, its short form."""
+    parser.add_argument("--json", dest="as_json", action="store_true", help=f"{help} Same as --format json.")
+    parser.add_argument("--format", dest="fmt", choices=formats, default=None, help="Output format.")
+
+
+def _one_format(args: argparse.Namespace) -> None:
+    """Reconcile --json with --format: they must agree; afterwards both say the same."""
+    fmt = getattr(args, "fmt", None)
+    if getattr(args, "as_json", False) and fmt not in (None, "json"):
+        raise Fail(f"--json and --format {fmt} contradict each other: choose one")
+    if hasattr(args, "as_json"):
+        args.as_json = args.as_json or fmt == "json"
+        args.fmt = "json" if args.as_json else fmt or "text"
 
 
 def gather_facts(
@@ -143,10 +158,7 @@ def _check(commands: argparse._SubParsersAction) -> None:
         metavar="FILE",
         help="Diagnose a pasted environment report (a file, or - for stdin).",
     )
-    _json_option(p, "Print {schema_version, facts, findings} only.")
-    p.add_argument(
-        "--format", dest="fmt", choices=("text", "markdown", "json"), default="text", help="Report format."
-    )
+    _json_option(p, "Print {schema_version, facts, findings} only.", formats=("text", "markdown", "json"))
     p.add_argument("-v", "--verbose", action="store_true", help="Show every fact and probe timings.")
     p.add_argument(
         "--quick", action="store_true", help="Do not import torch: read its build from torch/version.py."
@@ -155,7 +167,7 @@ def _check(commands: argparse._SubParsersAction) -> None:
 
 def check(args: argparse.Namespace) -> int:
     """Diagnose the environment: probes -> facts -> findings. Exit 1 if any finding is an error."""
-    fmt = "json" if args.as_json else args.fmt
+    fmt = args.fmt
     report_text = _read_input(args.from_report) if args.from_report is not None else None
     # The torch child starts first; rules and tables then load while the probes run.
     snapshot = gather_facts(
@@ -200,17 +212,23 @@ def _preload_rules() -> None:
 
 def _rules(commands: argparse._SubParsersAction) -> None:
     p = _command(commands, "rules", rules)
-    p.add_argument("--markdown", action="store_true", help="Print the findings table as markdown.")
+    _json_option(p, "Print the rules as JSON.", formats=("text", "markdown", "json"))
+    p.add_argument("--markdown", action="store_true", help="Same as --format markdown.")
 
 
 def rules(args: argparse.Namespace) -> int:
     """List every finding id envdoctor can report, with its meaning and fix."""
     from envdoctor import report
 
-    if args.markdown:
+    if args.markdown and args.fmt not in ("text", "markdown"):
+        raise Fail(f"--markdown and --format {args.fmt} contradict each other: choose one")
+    fmt = "markdown" if args.markdown else args.fmt
+    if fmt == "markdown":
         sys.stdout.write(report.rules_markdown())
+    elif fmt == "json":
+        sys.stdout.write(report.rules_json() + "\n")
     else:
-        report.print_rules()
+        sys.stdout.write(report.rules_text())
     return EXIT_OK
 
 

@@ -306,23 +306,41 @@ def _md_cell(text: str) -> str:
 
 def rules_markdown() -> str:
     """The findings table of the docs, generated from the rules themselves."""
-    from envdoctor.rules import all_rules
-
     out = ["| id | severity | area | meaning | fix | source |", "|---|---|---|---|---|---|"]
-    for r in sorted(all_rules(), key=lambda r: (list(AREAS).index(r.area) if r.area in AREAS else 99, r.id)):
+    for r in _rules_by_area():
         src = f"[link]({r.sources[0]})" if r.sources else ""
         cells = [f"`{r.id}`", r.severity.value, AREAS.get(r.area, r.area), r.summary, r.fix, src]
         out.append("| " + " | ".join(_md_cell(c) for c in cells) + " |")
     return "\n".join(out) + "\n"
 
 
-def print_rules() -> None:
-    from rich.console import Console
-    from rich.table import Table
-
+def _rules_by_area():
     from envdoctor.rules import all_rules
 
-    table = Table("id", "severity", "area", "meaning", "fix")
-    for r in sorted(all_rules(), key=lambda r: r.id):
-        table.add_row(r.id, r.severity.value, AREAS.get(r.area, r.area), r.summary, r.fix)
-    Console().print(table)
+    return sorted(all_rules(), key=lambda r: (list(AREAS).index(r.area) if r.area in AREAS else 99, r.id))
+
+
+def rules_text() -> str:
+    """One block per rule, ids whole at any width or pipe (``fix --only`` needs them exact)."""
+    out = []
+    for r in _rules_by_area():
+        out.append(f"{r.id}  [{r.severity.value}, {AREAS.get(r.area, r.area)}]")
+        out.append(f"    {r.summary}")
+        out.append(f"    fix: {r.fix}")
+    return "\n".join(out) + "\n"
+
+
+def rules_json() -> str:
+    """Every rule as data: id, severity, area, meaning, fix, sources."""
+    rows = [
+        {
+            "id": r.id,
+            "severity": r.severity.value,
+            "area": r.area,
+            "summary": r.summary,
+            "fix": r.fix,
+            "sources": list(r.sources),
+        }
+        for r in _rules_by_area()
+    ]
+    return json.dumps(rows, indent=2)
