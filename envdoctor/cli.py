@@ -139,6 +139,18 @@ def gather_facts(
         raise Fail(str(exc)) from None
 
 
+def _target_python(python: Path | None) -> str:
+    """--python as an interpreter path: a venv or conda directory means its bin/python, as in check."""
+    if python is None:
+        return sys.executable
+    from envdoctor.probes import ProbeTargetError, resolve_target
+
+    try:
+        return resolve_target(str(python))
+    except ProbeTargetError as exc:
+        raise Fail(str(exc)) from None
+
+
 def _read_input(path: Path) -> str:
     """Read a text input (a file, or stdin for '-'), with one-line errors for unreadable input."""
     from envdoctor.reports import ReportError, read_report_text
@@ -363,7 +375,7 @@ def fix(args: argparse.Namespace) -> int:
         raise Fail(f"--only: unknown finding id {', '.join(unknown)} (`envdoctor rules` lists them)")
     selection = Selection(frozenset(only) if only else None, args.include_warnings)
     if args.rollback:
-        target = executor.inspect_target(str(args.python) if args.python else sys.executable)
+        target = executor.inspect_target(_target_python(args.python))
         snap = executor.latest_snapshot(target.prefix)
         if snap is None:
             raise Fail(f"no snapshot under {executor.snapshot_dir(target.prefix)}")
@@ -662,7 +674,7 @@ def smoke_train(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         raise Fail(str(exc)) from None
     launch = Launch(
-        python=str(args.python) if args.python else sys.executable, nproc=args.nproc, nnodes=args.nnodes,
+        python=_target_python(args.python), nproc=args.nproc, nnodes=args.nnodes,
         rdzv_endpoint=args.rdzv_endpoint, rdzv_id=args.rdzv_id, timeout_s=args.timeout,
     )  # fmt: skip
     return run_smoke_train(cfg, launch, as_json=args.as_json, plot=args.out / "loss.svg")

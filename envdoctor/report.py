@@ -223,7 +223,7 @@ def print_text(
 
     console = Console(highlight=False, soft_wrap=True)
     origin = {"report": " (from a pasted report)", "file": " (from a facts file)"}.get(facts.origin, "")
-    console.print(f"[bold]envdoctor check[/]{origin}\n")
+    console.print(f"[bold]envdoctor check[/]{origin}{escape(_interpreter(facts))}\n")
     for line in area_lines(facts, findings):
         mark, style = MARKS[line.status], STYLES[line.status]
         console.print(f"[{style}]{escape(f'[{mark}]')}[/] [bold]{line.title}[/] — {escape(line.summary)}")
@@ -254,6 +254,15 @@ def print_text(
             console.print(f"  {escape(path)} = {escape(_evidence_text(value))}")
 
 
+def _interpreter(facts: Facts) -> str:
+    """' of /path/python (Python 3.11.2, venv)': which interpreter the report is about."""
+    py = facts.python
+    if not py.executable:
+        return ""
+    about = ", ".join(p for p in (f"Python {py.version}" if py.version else None, py.env_kind) if p)
+    return f" of {py.executable}" + (f" ({about})" if about else "")
+
+
 def flatten(data: Any, prefix: str = "") -> list[tuple[str, Any]]:
     """Dotted (path, value) pairs of a nested dict, lists of objects indexed ('nvidia.gpus[0].name')."""
     if isinstance(data, dict):
@@ -277,7 +286,7 @@ def render_json(facts: Facts, findings: list[Finding]) -> str:
 
 def render_markdown(facts: Facts, findings: list[Finding], advice: Advice | None = None) -> str:
     """A report fit to paste into a GitHub issue: areas, findings, and the facts folded away."""
-    out = ["## envdoctor check", ""]
+    out = [f"## envdoctor check{_interpreter(facts)}", ""]
     out += ["| | area | summary |", "|---|---|---|"]
     for line in area_lines(facts, findings):
         summary = line.summary + (f" (probe crashed: {line.crashed})" if line.crashed else "")
