@@ -131,10 +131,12 @@ def gather_facts(
             return facts_from_report(report)
         except ReportError as exc:
             raise Fail(str(exc)) from None
-    from envdoctor.probes import ProbeTargetError, collect
+    from envdoctor.probes import ProbeTargetError, collect, running_probes
+    from envdoctor.waiting import Spinner
 
     try:
-        return collect(python=str(python) if python else None, quick=quick, while_waiting=while_probing)
+        with Spinner(sys.stderr, running_probes):
+            return collect(python=str(python) if python else None, quick=quick, while_waiting=while_probing)
     except ProbeTargetError as exc:
         raise Fail(str(exc)) from None
 
