@@ -648,12 +648,16 @@ def _smoke_train(commands: argparse._SubParsersAction) -> None:
     add("--rdzv-endpoint", help="torchrun host:port.")
     add("--rdzv-id", default="envdoctor-smoke", help="torchrun rendezvous id.")
     add("--strategy", default="ddp", help="ddp, fsdp (FSDP2, ZeRO-3) or deepspeed.")
-    add("--out", type=Path, default=Path("envdoctor-smoke"), help="Folder for checkpoints and loss.svg.")
+    add(
+        "--out",
+        type=Path,
+        help="Folder for checkpoints and loss.svg (default: ~/.cache/envdoctor/smoke-train).",
+    )
     add("--resume", action="store_true", help="Continue from the checkpoints in --out.")
     add("--ckpt-every", type=int, default=0, help="Also checkpoint every N steps.")
     add("--min-accuracy", type=float, default=0.95, help="Accuracy needed to pass.")
     add("--python", type=Path, help="Train with another interpreter (a venv) instead.")
-    add("--timeout", type=float, default=900.0, help="Seconds before the run is stopped.")
+    add("--timeout", type=float, help="Seconds before the run is stopped (default: scaled to the work).")
     add("--inject-inf-at", type=int, help=argparse.SUPPRESS)  # plants an inf loss at this step (tests)
     _json_option(p, "Print only JSON on stdout.")
 
@@ -663,23 +667,24 @@ def smoke_train(args: argparse.Namespace) -> int:
     from envdoctor.smoke import ConfigError, Launch, SmokeConfig
     from envdoctor.smoke import smoke_train as run_smoke_train
 
-    if args.nproc < 1 or args.timeout <= 0:
+    if args.nproc < 1 or (args.timeout is not None and args.timeout <= 0):
         raise Fail("--nproc must be >= 1 and --timeout positive")
     try:
         cfg = SmokeConfig(
             task=args.task, size=args.size, steps=args.steps, batch_size=args.batch_size,
             grad_accum=args.grad_accum, seq_len=args.seq_len, lr=args.lr, seed=args.seed,
             device=args.device, precision=args.precision, attention=args.attention, stages=args.stages,
-            strategy=args.strategy, out_dir=str(args.out), resume=args.resume, ckpt_every=args.ckpt_every,
+            strategy=args.strategy, out_dir=str(args.out or ""), resume=args.resume, ckpt_every=args.ckpt_every,
             min_accuracy=args.min_accuracy, inject_inf_at=args.inject_inf_at,
         )  # fmt: skip
     except ConfigError as exc:
         raise Fail(str(exc)) from None
     launch = Launch(
         python=_target_python(args.python), nproc=args.nproc, nnodes=args.nnodes,
-        rdzv_endpoint=args.rdzv_endpoint, rdzv_id=args.rdzv_id, timeout_s=args.timeout,
+        rdzv_endpoint=args.rdzv_endpoint, rdzv_id=args.rdzv_id,
+        timeout_s=args.timeout or cfg.default_timeout(args.nproc),
     )  # fmt: skip
-    return run_smoke_train(cfg, launch, as_json=args.as_json, plot=args.out / "loss.svg")
+    return run_smoke_train(cfg, launch, as_json=args.as_json, plot=Path(cfg.out_dir) / "loss.svg")
 
 
 if __name__ == "__main__":
