@@ -27,7 +27,8 @@ PROBE_AREAS = {"system": "system", "target": "packages", "nvidia": "nvidia", "cu
 PROBE_AREAS |= {"torch": "torch", "docker": "container"}
 
 # One mark per status, never shared: ✓ means checked and fine, nothing else. "crashed" is a probe of the
-# area that crashed, timed out or failed (flutter doctor's ☠), "absent" an area with nothing to check.
+# area that crashed, timed out or failed (flutter doctor's ☠), "absent" an area with nothing to check
+# (no driver, no torch) or nothing known (a pasted report that does not cover it).
 MARKS = {
     "ok": "✓",
     "absent": "-",
@@ -85,7 +86,8 @@ def area_lines(facts: Facts, findings: list[Finding]) -> list[AreaLine]:
         elif severities:
             status = min(severities, key=lambda s: s.rank)
         else:
-            status = "absent" if _absent(key, facts) else "ok"
+            summary = _summary(key, facts)
+            status = "absent" if summary == "unknown" or _absent(key, facts) else "ok"
         lines.append(AreaLine(key, title, status, _summary(key, facts), crashed or None))
     return lines
 

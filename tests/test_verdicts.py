@@ -281,3 +281,8 @@ def test_fixture_gpu_count_from_a_report_counts_only_nvidia_gpus():
     facts.torch.cuda_available, facts.torch.version, facts.torch.cuda = False, "2.7.0+cu128", "12.8"
     f = _finding(evaluate(facts), "torch-sees-no-gpu")
     assert f.message.startswith("torch sees 0 of 1 GPU(s)")
+
+
+def test_report_area_it_says_nothing_about_is_not_a_check_mark():
+    out = invoke(["check", "--from-report", REAL_REPORT]).output
+    assert _areas(out)["Docker / container"] == "-"  # the report does not cover it: unknown, not fine
