@@ -46,87 +46,83 @@ def _torch_warnings(facts: Facts) -> list[str]:
 
 def causes(facts: Facts, variant: str | None) -> list[Cause]:
     """Every cause of "torch sees no GPU", judged from the facts, most likely first."""
-    out: list[Cause] = []
+    found = [
+        *_visible_devices(facts),
+        *_driver(facts, variant),
+        _build(variant),
+        *_device_state(facts),
+        *_container(facts),
+    ]
+    return sorted(found, key=lambda c: ORDER[c.verdict])
+
+
+def _visible_devices(facts: Facts) -> list[Cause]:
     # A pasted report names a few variables at most: a variable it does not name is unknown, not unset.
     env = facts.system.env if facts.origin != "report" else None
-    gpu_count = len(facts.nvidia.gpus or [])
-    visible = (env or {}).get("CUDA_VISIBLE_DEVICES")
-    if visible is not None and visible_gpu_count(visible, gpu_count) == 0:
-        out.append(
-            Cause("likely", f"CUDA_VISIBLE_DEVICES={visible!r} hides every GPU", "unset CUDA_VISIBLE_DEVICES")
-        )
-    elif env is not None:
-        shown = "unset" if visible is None else f"{visible!r} lists a GPU"
-        out.append(Cause("ruled out", f"CUDA_VISIBLE_DEVICES ({shown})", ""))
-    else:
-        out.append(
+    if env is None:
+        return [
             Cause(
                 "possible",
                 "CUDA_VISIBLE_DEVICES hides the GPUs (not in the facts)",
                 "echo $CUDA_VISIBLE_DEVICES",
             )
-        )
+        ]
+    visible = env.get("CUDA_VISIBLE_DEVICES")
+    if visible is not None and visible_gpu_count(visible, len(facts.nvidia.gpus or [])) == 0:
+        return [
+            Cause("likely", f"CUDA_VISIBLE_DEVICES={visible!r} hides every GPU", "unset CUDA_VISIBLE_DEVICES")
+        ]
+    shown = "unset" if visible is None else f"{visible!r} lists a GPU"
+    return [Cause("ruled out", f"CUDA_VISIBLE_DEVICES ({shown})", "")]
+
+
+def _driver(facts: Facts, variant: str | None) -> list[Cause]:
     driver = facts.nvidia.driver_version
     floor = kb.min_driver_for_cuda(variant) if variant and variant.startswith("cu") else None
+    found = []
     if driver and floor and not kb.driver_at_least(driver, floor):
-        out.append(
-            Cause(
-                "likely",
-                f"driver {driver} is below {floor}, the floor of {variant}",
-                f"upgrade the driver to >= {floor}",
-            )
-        )
+        text = f"driver {driver} is below {floor}, the floor of {variant}"
+        found.append(Cause("likely", text, f"upgrade the NVIDIA driver to >= {floor}"))
     elif driver and floor:
-        out.append(Cause("ruled out", f"driver too old ({driver} >= {floor}, the floor of {variant})", ""))
-    if variant is None:
-        out.append(
-            Cause(
-                "possible",
-                "torch is a CPU build (its CUDA version is not in the facts)",
-                "python -c 'import torch; print(torch.version.cuda)'",
-            )
-        )
-    else:
-        out.append(Cause("ruled out", f"a CPU build of torch (torch is a {variant} build)", ""))
+        found.append(Cause("ruled out", f"driver too old ({driver} >= {floor}, the floor of {variant})", ""))
     if facts.nvidia.error == "driver-library-mismatch":
-        out.append(
-            Cause(
-                "likely", "the driver's kernel module and libraries differ (upgraded, not rebooted)", "reboot"
-            )
-        )
+        text = "the driver's kernel module and libraries differ (upgraded, not rebooted)"
+        found.append(Cause("likely", text, "reboot"))
+    return found
+
+
+def _build(variant: str | None) -> Cause:
+    if variant is None:
+        text = "torch is a CPU build (its CUDA version is not in the facts)"
+        return Cause("possible", text, "python -c 'import torch; print(torch.version.cuda)'")
+    return Cause("ruled out", f"a CPU build of torch (torch is a {variant} build)", "")
+
+
+def _device_state(facts: Facts) -> list[Cause]:
+    """What torch's own warning says about CUDA's start: the fabric manager, nvidia_uvm, a hung GPU."""
     warning = " ".join(_torch_warnings(facts)).lower()
-    names = " ".join(g.name for g in facts.nvidia.gpus or [])
-    nvswitch = gpu_count > 1 and any(n.lower() in names.lower() for n in NVSWITCH_GPUS)
+    gpus = facts.nvidia.gpus or []
+    names = " ".join(g.name for g in gpus).lower()
+    nvswitch = len(gpus) > 1 and any(n.lower() in names for n in NVSWITCH_GPUS)
+    found = []
+    fabric = "nvidia-fabricmanager is not running on this NVSwitch system (CUDA cannot initialise)"
     if NOT_INITIALIZED in warning or (nvswitch and UNKNOWN_ERROR in warning):
-        out.append(
-            Cause(
-                "likely",
-                "nvidia-fabricmanager is not running on this NVSwitch system (CUDA cannot initialise)",
-                "sudo systemctl enable --now nvidia-fabricmanager",
-            )
-        )
+        found.append(Cause("likely", fabric, "sudo systemctl enable --now nvidia-fabricmanager"))
     elif nvswitch:
-        out.append(
-            Cause(
-                "possible",
-                "nvidia-fabricmanager is not running (NVSwitch system)",
-                "systemctl status nvidia-fabricmanager",
-            )
-        )
+        found.append(Cause("possible", fabric, "systemctl status nvidia-fabricmanager"))
     hung = "the GPU or driver is in a bad state (nvidia_uvm not loaded, a hung GPU, after suspend)"
-    fix_hung = "sudo modprobe nvidia_uvm; if that does not help, reboot (or nvidia-smi -r on an idle GPU)"
-    out.append(Cause("likely" if UNKNOWN_ERROR in warning else "possible", hung, fix_hung))
+    fix = "sudo modprobe nvidia_uvm; if that does not help, reboot (or nvidia-smi -r on an idle GPU)"
+    found.append(Cause("likely" if UNKNOWN_ERROR in warning else "possible", hung, fix))
+    return found
+
+
+def _container(facts: Facts) -> list[Cause]:
     if facts.system.in_container:
-        out.append(
-            Cause(
-                "possible",
-                "the container was started without its GPUs (--gpus all / CDI)",
-                "docker run --gpus all ...",
-            )
-        )
-    elif facts.system.in_container is False:
-        out.append(Cause("ruled out", "a container without GPUs (not in a container)", ""))
-    return sorted(out, key=lambda c: ORDER[c.verdict])
+        text = "the container was started without its GPUs"
+        return [Cause("possible", text, "restart it with --gpus all (CDI: --device nvidia.com/gpu=all)")]
+    if facts.system.in_container is False:
+        return [Cause("ruled out", "a container without GPUs (not in a container)", "")]
+    return []
 
 
 @rule(
