@@ -34,6 +34,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return EXIT_USAGE
     try:
+        _one_format(args)
         return args.handler(args)
     except Fail as exc:
         print(f"envdoctor: error: {exc}", file=sys.stderr)
@@ -84,8 +85,22 @@ def _source_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _json_option(parser: argparse.ArgumentParser, help: str = "Print JSON.") -> None:
-    parser.add_argument("--json", dest="as_json", action="store_true", help=help)
+def _json_option(
+    parser: argparse.ArgumentParser, help: str = "Print JSON.", formats=("text", "json")
+) -> None:
+    """``--format`` (the one output option of every command) and ``--json``, its short form."""
+    parser.add_argument("--json", dest="as_json", action="store_true", help=f"{help} Same as --format json.")
+    parser.add_argument("--format", dest="fmt", choices=formats, default=None, help="Output format.")
+
+
+def _one_format(args: argparse.Namespace) -> None:
+    """Reconcile --json with --format: they must agree; afterwards both say the same."""
+    fmt = getattr(args, "fmt", None)
+    if getattr(args, "as_json", False) and fmt not in (None, "json"):
+        raise Fail(f"--json and --format {fmt} contradict each other: choose one")
+    if hasattr(args, "as_json"):
+        args.as_json = args.as_json or fmt == "json"
+        args.fmt = "json" if args.as_json else fmt or "text"
 
 
 def gather_facts(
@@ -116,10 +131,24 @@ def gather_facts(
             return facts_from_report(report)
         except ReportError as exc:
             raise Fail(str(exc)) from None
-    from envdoctor.probes import ProbeTargetError, collect
+    from envdoctor.probes import ProbeTargetError, collect, running_probes
+    from envdoctor.waiting import Spinner
 
     try:
-        return collect(python=str(python) if python else None, quick=quick, while_waiting=while_probing)
+        with Spinner(sys.stderr, running_probes):
+            return collect(python=str(python) if python else None, quick=quick, while_waiting=while_probing)
+    except ProbeTargetError as exc:
+        raise Fail(str(exc)) from None
+
+
+def _target_python(python: Path | None) -> str:
+    """--python as an interpreter path: a venv or conda directory means its bin/python, as in check."""
+    if python is None:
+        return sys.executable
+    from envdoctor.probes import ProbeTargetError, resolve_target
+
+    try:
+        return resolve_target(str(python))
     except ProbeTargetError as exc:
         raise Fail(str(exc)) from None
 
@@ -143,10 +172,7 @@ def _check(commands: argparse._SubParsersAction) -> None:
         metavar="FILE",
         help="Diagnose a pasted environment report (a file, or - for stdin).",
     )
-    _json_option(p, "Print {schema_version, facts, findings} only.")
-    p.add_argument(
-        "--format", dest="fmt", choices=("text", "markdown", "json"), default="text", help="Report format."
-    )
+    _json_option(p, "Print {schema_version, facts, findings} only.", formats=("text", "markdown", "json"))
     p.add_argument("-v", "--verbose", action="store_true", help="Show every fact and probe timings.")
     p.add_argument(
         "--quick", action="store_true", help="Do not import torch: read its build from torch/version.py."
@@ -171,7 +197,7 @@ def _redactor(args: argparse.Namespace, sample: str | None = None):
 
 def check(args: argparse.Namespace) -> int:
     """Diagnose the environment: probes -> facts -> findings. Exit 1 if any finding is an error."""
-    fmt = "json" if args.as_json else args.fmt
+    fmt = args.fmt
     report_text = _read_input(args.from_report) if args.from_report is not None else None
     # The torch child starts first; rules and tables then load while the probes run.
     snapshot = gather_facts(
@@ -192,10 +218,25 @@ def check(args: argparse.Namespace) -> int:
     if fmt == "json":
         sys.stdout.write(report.render_json(shown, shown_findings) + "\n")
     elif fmt == "markdown":
-        sys.stdout.write(report.render_markdown(shown, shown_findings))
+        sys.stdout.write(report.render_markdown(shown, shown_findings, _advice(args, snapshot, findings)))
     else:
-        report.print_text(shown, shown_findings, verbose=args.verbose)
+        report.print_text(
+            shown, shown_findings, verbose=args.verbose, advice=_advice(args, snapshot, findings)
+        )
     return EXIT_PROBLEM if report.has_errors(findings) else EXIT_OK
+
+
+def _advice(args: argparse.Namespace, snapshot, findings):
+    """check's fix lines from the planner, and the `envdoctor fix` line that reaches the same target."""
+    import shlex
+
+    from envdoctor.advice import advise
+
+    fix_command = None if args.from_report is not None else "envdoctor fix"
+    for option, value in (("--python", args.python), ("--facts", args.facts)):
+        if value is not None and fix_command:
+            fix_command += f" {option} {shlex.quote(str(value))}"
+    return advise(snapshot, findings, fix_command)
 
 
 def _preload_rules() -> None:
@@ -206,17 +247,23 @@ def _preload_rules() -> None:
 
 def _rules(commands: argparse._SubParsersAction) -> None:
     p = _command(commands, "rules", rules)
-    p.add_argument("--markdown", action="store_true", help="Print the findings table as markdown.")
+    _json_option(p, "Print the rules as JSON.", formats=("text", "markdown", "json"))
+    p.add_argument("--markdown", action="store_true", help="Same as --format markdown.")
 
 
 def rules(args: argparse.Namespace) -> int:
     """List every finding id envdoctor can report, with its meaning and fix."""
     from envdoctor import report
 
-    if args.markdown:
+    if args.markdown and args.fmt not in ("text", "markdown"):
+        raise Fail(f"--markdown and --format {args.fmt} contradict each other: choose one")
+    fmt = "markdown" if args.markdown else args.fmt
+    if fmt == "markdown":
         sys.stdout.write(report.rules_markdown())
+    elif fmt == "json":
+        sys.stdout.write(report.rules_json() + "\n")
     else:
-        report.print_rules()
+        sys.stdout.write(report.rules_text())
     return EXIT_OK
 
 
@@ -303,6 +350,9 @@ def _fix(commands: argparse._SubParsersAction) -> None:
     p = _command(commands, "fix", fix)
     _source_options(p)
     p.add_argument("--recipe", help="Make the env match this recipe.")
+    p.add_argument(
+        "--force", action="store_true", help="Plan a --recipe that does not fit this machine anyway."
+    )
     p.add_argument("--apply", "--yes", action="store_true", help="Run the plan (default: print it).")
     p.add_argument("--rollback", action="store_true", help="Restore the last fix snapshot.")
     p.add_argument(
@@ -335,6 +385,7 @@ def fix(args: argparse.Namespace) -> int:
 
     from envdoctor import apply as executor
     from envdoctor.plan import Selection, build_plan, plan_for_recipe, render_plan
+    from envdoctor.recipes import guard_recipe_plan
     from envdoctor.rules import all_rules, evaluate
 
     if args.facts is not None and (args.apply or args.rollback):
@@ -347,7 +398,7 @@ def fix(args: argparse.Namespace) -> int:
         raise Fail(f"--only: unknown finding id {', '.join(unknown)} (`envdoctor rules` lists them)")
     selection = Selection(frozenset(only) if only else None, args.include_warnings)
     if args.rollback:
-        target = executor.inspect_target(str(args.python) if args.python else sys.executable)
+        target = executor.inspect_target(_target_python(args.python))
         snap = executor.latest_snapshot(target.prefix)
         if snap is None:
             raise Fail(f"no snapshot under {executor.snapshot_dir(target.prefix)}")
@@ -363,6 +414,7 @@ def fix(args: argparse.Namespace) -> int:
     guards = (args.break_system, args.allow_conda)
     if chosen is not None:
         plan = plan_for_recipe(chosen, snapshot, activation, *guards)
+        guard_recipe_plan(plan, chosen, snapshot, args.force)
     else:
         plan = build_plan(findings, snapshot, activation, *guards, selection=selection)
     if args.as_json and not args.apply:
@@ -567,8 +619,7 @@ def explain(args: argparse.Namespace) -> int:
         sys.stdout.write(json.dumps(redactor.data(result.to_dict()), indent=2) + "\n")
     else:
         sys.stdout.write(redactor.text(render_explanation(result)))
-    errors = any(d.finding.severity.value == "error" for d in result.candidates)
-    return EXIT_PROBLEM if errors else EXIT_OK
+    return EXIT_PROBLEM if result.has_errors else EXIT_OK
 
 
 def _diff(commands: argparse._SubParsersAction) -> None:
@@ -623,12 +674,16 @@ def _smoke_train(commands: argparse._SubParsersAction) -> None:
     add("--rdzv-endpoint", help="torchrun host:port.")
     add("--rdzv-id", default="envdoctor-smoke", help="torchrun rendezvous id.")
     add("--strategy", default="ddp", help="ddp, fsdp (FSDP2, ZeRO-3) or deepspeed.")
-    add("--out", type=Path, default=Path("envdoctor-smoke"), help="Folder for checkpoints and loss.svg.")
+    add(
+        "--out",
+        type=Path,
+        help="Folder for checkpoints and loss.svg (default: ~/.cache/envdoctor/smoke-train).",
+    )
     add("--resume", action="store_true", help="Continue from the checkpoints in --out.")
     add("--ckpt-every", type=int, default=0, help="Also checkpoint every N steps.")
     add("--min-accuracy", type=float, default=0.95, help="Accuracy needed to pass.")
     add("--python", type=Path, help="Train with another interpreter (a venv) instead.")
-    add("--timeout", type=float, default=900.0, help="Seconds before the run is stopped.")
+    add("--timeout", type=float, help="Seconds before the run is stopped (default: scaled to the work).")
     add("--inject-inf-at", type=int, help=argparse.SUPPRESS)  # plants an inf loss at this step (tests)
     _json_option(p, "Print only JSON on stdout.")
 
@@ -638,23 +693,24 @@ def smoke_train(args: argparse.Namespace) -> int:
     from envdoctor.smoke import ConfigError, Launch, SmokeConfig
     from envdoctor.smoke import smoke_train as run_smoke_train
 
-    if args.nproc < 1 or args.timeout <= 0:
+    if args.nproc < 1 or (args.timeout is not None and args.timeout <= 0):
         raise Fail("--nproc must be >= 1 and --timeout positive")
     try:
         cfg = SmokeConfig(
             task=args.task, size=args.size, steps=args.steps, batch_size=args.batch_size,
             grad_accum=args.grad_accum, seq_len=args.seq_len, lr=args.lr, seed=args.seed,
             device=args.device, precision=args.precision, attention=args.attention, stages=args.stages,
-            strategy=args.strategy, out_dir=str(args.out), resume=args.resume, ckpt_every=args.ckpt_every,
+            strategy=args.strategy, out_dir=str(args.out or ""), resume=args.resume, ckpt_every=args.ckpt_every,
             min_accuracy=args.min_accuracy, inject_inf_at=args.inject_inf_at,
         )  # fmt: skip
     except ConfigError as exc:
         raise Fail(str(exc)) from None
     launch = Launch(
-        python=str(args.python) if args.python else sys.executable, nproc=args.nproc, nnodes=args.nnodes,
-        rdzv_endpoint=args.rdzv_endpoint, rdzv_id=args.rdzv_id, timeout_s=args.timeout,
+        python=_target_python(args.python), nproc=args.nproc, nnodes=args.nnodes,
+        rdzv_endpoint=args.rdzv_endpoint, rdzv_id=args.rdzv_id,
+        timeout_s=args.timeout or cfg.default_timeout(args.nproc),
     )  # fmt: skip
-    return run_smoke_train(cfg, launch, as_json=args.as_json, plot=args.out / "loss.svg")
+    return run_smoke_train(cfg, launch, as_json=args.as_json, plot=Path(cfg.out_dir) / "loss.svg")
 
 
 if __name__ == "__main__":

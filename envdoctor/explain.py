@@ -39,6 +39,12 @@ CUDA_UNAVAILABLE_CAUSES = frozenset(
     }
 )
 SYMPTOM_SCORE = 1.0
+# A line that shows a program died rather than warned: the exception it raised, a fatal signal, a
+# failed NCCL or CUDA call. A message on such a line is an error whatever its signature's usual severity.
+CRASH = re.compile(
+    r"\b[A-Z]\w*(?:Error|Exception)(?::|\s*$)|Traceback \(most recent call last\)|Segmentation fault|"
+    r"core dumped|\bAborted\b|terminate called|\bNCCL (?:error|Error \d+)\b|\bCUDA error:|\bBus error\b"
+)
 
 
 class SignatureError(ValueError):
@@ -69,6 +75,12 @@ class Match:
     first_line: int
     last_line: int
     excerpt: str  # the matched text, whitespace collapsed
+    crash: bool = False  # the lines it spans show a crash (see CRASH), not a warning
+
+    @property
+    def severity(self) -> Severity:
+        """The signature's severity, raised to an error when the message is a crash."""
+        return Severity.ERROR if self.crash else self.signature.severity
 
 
 @dataclass
@@ -186,7 +198,9 @@ def match_text(text: str) -> list[Match]:
                         fields[f"{name}_raw"] = raw
             first = bisect.bisect_right(starts, span[0]) - 1
             last = bisect.bisect_right(starts, max(span[0], span[1] - 1)) - 1
-            matches.append(Match(sig, fields, max(first, 0), max(last, 0), m.group(0)))
+            first, last = max(first, 0), max(last, 0)
+            crash = any(CRASH.search(line) for line in parts[first : last + 1])
+            matches.append(Match(sig, fields, first, last, m.group(0), crash))
     return sorted(matches, key=lambda x: x.first_line)
 
 
@@ -220,6 +234,7 @@ def rank(facts: Facts, matches: list[Match] | None = None) -> list[Diagnosis]:
             d.score += CONFIDENCE_SCORE[sig.confidence]
             if "facts" in d.support:
                 d.finding.evidence.setdefault("error message", m.excerpt)
+        raise_severity(d, m)
         d.matches.append(m)
     if facts.torch.cuda_available is False and facts.nvidia.gpus:
         for rule_id in CUDA_UNAVAILABLE_CAUSES & by_id.keys():
@@ -228,6 +243,30 @@ def rank(facts: Facts, matches: list[Match] | None = None) -> list[Diagnosis]:
     _mark_inferred(facts, [d.finding for d in by_id.values()])
     return sorted(
         by_id.values(), key=lambda d: (-d.score, "symptom" not in d.support, d.finding.severity.rank)
+    )
+
+
+def raise_severity(d: Diagnosis, m: Match) -> None:
+    """An error message proves more than the facts: a finding the facts rated milder takes its severity.
+
+    A rule may rate a state mild because it cannot know it bites (bf16 on a T4 "runs emulated"); the
+    message shows it did ("ValueError: Bfloat16 is only supported on GPUs with compute capability of at
+    least 8.0"), so the finding becomes that severity, says what the message says, and keeps the rule's
+    evidence and fix.
+    """
+    if m.severity.rank >= d.finding.severity.rank:
+        return
+    raised = _signature_finding(m)
+    old = d.finding
+    d.finding = Finding(
+        id=old.id,
+        severity=m.severity,
+        message=raised.message,
+        evidence={**raised.evidence, **old.evidence},
+        fix=old.fix or raised.fix,
+        actions=old.actions,
+        sources=list(dict.fromkeys([*raised.sources, *old.sources])),
+        inferred=old.inferred,
     )
 
 
@@ -254,7 +293,7 @@ def _signature_finding(m: Match) -> Finding:
     evidence.update({k: v for k, v in m.fields.items() if not k.endswith("_raw")})
     return Finding(
         id=sig.id,
-        severity=sig.severity,
+        severity=m.severity,
         message=message,
         evidence=evidence,
         fix=fix,
@@ -294,6 +333,13 @@ class Explanation:
     candidates: list[Diagnosis]
     notes: list[Match]
 
+    @property
+    def has_errors(self) -> bool:
+        """An error candidate, or a recognised error message without a diagnosis (a crash is one)."""
+        return any(d.finding.severity is Severity.ERROR for d in self.candidates) or any(
+            m.severity is Severity.ERROR for m in self.notes
+        )
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "candidates": [
@@ -311,7 +357,12 @@ class Explanation:
                 for i, d in enumerate(self.candidates, 1)
             ],
             "recognised_without_diagnosis": [
-                {"signature": m.signature.name, "excerpt": m.excerpt, "meaning": m.signature.message}
+                {
+                    "signature": m.signature.name,
+                    "excerpt": m.excerpt,
+                    "meaning": m.signature.message,
+                    "severity": m.severity.value,
+                }
                 for m in self.notes
             ],
         }
@@ -362,7 +413,7 @@ def render_explanation(ex: Explanation) -> str:
         if f.sources:
             out.append(f"   see: {f.sources[0]}")
     for m in ex.notes:
-        out.append(f"- recognised, no single environment cause: {m.excerpt}")
+        out.append(f"- {m.severity.value}, recognised, no single environment cause: {m.excerpt}")
         out.append(f"   {m.signature.message} (see {m.signature.source})")
     if not out:
         out.append("No known error message or environment problem recognised.")

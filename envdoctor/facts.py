@@ -135,11 +135,20 @@ class Distribution:
     has_metadata: bool | None = None
 
 
+CUDA_WHEEL_PREFIXES = ("nvidia-", "cuda-")
+NOT_CUDA_WHEELS = ("nvidia-ml-py",)  # NVML's Python binding (an envdoctor dependency), no CUDA library
+
+
+def is_cuda_wheel(name: str) -> bool:
+    """A wheel that ships CUDA libraries (nvidia-cublas-cu12, cuda-bindings): what ``nvidia_wheels`` holds."""
+    return name.startswith(CUDA_WHEEL_PREFIXES) and name not in NOT_CUDA_WHEELS
+
+
 @dataclass
 class PackagesFacts:
     # Normalised project name -> version, for the tracked ML packages that are installed.
     versions: dict[str, str] | None = None
-    # Every nvidia-* / cuda-* wheel in the env (name -> version).
+    # Every CUDA wheel in the env, nvidia-* / cuda-* (name -> version; see is_cuda_wheel).
     nvidia_wheels: dict[str, str] | None = None
     unmet: list[Requirement] | None = None
     # Every distribution providing torch (more than one = mixed installs), with where it lives.

@@ -323,6 +323,25 @@ def assess(recipe: Recipe, facts: Any) -> Verdict:
     return verdict
 
 
+def guard_recipe_plan(plan: Any, recipe: Recipe, facts: Any, force: bool) -> None:
+    """A recipe that ``recommend`` rejects here is refused by ``fix --recipe`` unless forced.
+
+    The refusal says why (the same reasons ``recommend`` prints), so that a CUDA stack is never
+    planned silently onto a machine without a GPU or with a driver below its floor; with ``force``
+    the plan stands and a note keeps the reasons.
+    """
+    verdict = assess(recipe, facts)
+    if verdict.fits:
+        return
+    why = f"recipe {recipe.name} does not fit this machine: {'; '.join(verdict.reasons)}"
+    if force:
+        plan.notes.append(f"{why} (planned anyway: --force)")
+    else:
+        plan.refusals.append(
+            f"{why}; `envdoctor recommend` lists the recipes that fit, --force plans it anyway"
+        )
+
+
 def _rank(verdict: Verdict, has_gpu: bool) -> tuple:
     from envdoctor.knowledge.cuda import version_tuple
 

@@ -10,6 +10,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from envdoctor.advice import Advice
 from envdoctor.facts import SCHEMA_VERSION, Facts
 from envdoctor.findings import Finding, Severity
 
@@ -25,8 +26,27 @@ AREAS: dict[str, str] = {
 PROBE_AREAS = {"system": "system", "target": "packages", "nvidia": "nvidia", "cuda": "cuda"}
 PROBE_AREAS |= {"torch": "torch", "docker": "container", "toolchain": "cuda"}
 
-MARKS = {"ok": "✓", Severity.INFO: "✓", Severity.WARNING: "!", Severity.ERROR: "✗"}
-STYLES = {"ok": "green", Severity.INFO: "green", Severity.WARNING: "yellow", Severity.ERROR: "red"}
+# One mark per status, never shared: ✓ means checked and fine, nothing else. "crashed" is a probe of the
+# area that crashed, timed out or failed (flutter doctor's ☠), "absent" an area with nothing to check
+# (no driver, no torch) or nothing known (a pasted report that does not cover it).
+MARKS = {
+    "ok": "✓",
+    "absent": "-",
+    "crashed": "☠",
+    Severity.INFO: "i",
+    Severity.WARNING: "!",
+    Severity.ERROR: "✗",
+}
+STYLES = {
+    "ok": "green",
+    "absent": "dim",
+    "crashed": "red",
+    Severity.INFO: "cyan",
+    Severity.WARNING: "yellow",
+    Severity.ERROR: "red",
+}
+# Probe statuses (facts.nvidia.error, facts.torch.status, facts.docker.status) that say the probe failed.
+FAILED_STATUSES = frozenset({"timeout", "crashed", "error", "import-error"})
 
 
 def has_errors(findings: list[Finding]) -> bool:
@@ -47,7 +67,7 @@ def area_of(finding: Finding) -> str:
 class AreaLine:
     key: str
     title: str
-    status: Severity | str  # "ok" or the worst severity of its findings
+    status: Severity | str  # the worst severity of its findings, else "crashed", "absent" or "ok"
     summary: str
     crashed: str | None = None
 
@@ -56,13 +76,40 @@ def area_lines(facts: Facts, findings: list[Finding]) -> list[AreaLine]:
     """One line per area: the worst finding decides the mark, the facts give the summary."""
     lines = []
     for key, title in AREAS.items():
-        worst: Severity | str = "ok"
-        for f in findings:
-            if area_of(f) == key and (worst == "ok" or f.severity.rank < worst.rank):
-                worst = f.severity
+        severities = [f.severity for f in findings if area_of(f) == key]
         crashed = "; ".join(f"{p}: {e}" for p, e in facts.probe_errors.items() if PROBE_AREAS.get(p) == key)
-        lines.append(AreaLine(key, title, worst, _summary(key, facts), crashed or None))
+        status: Severity | str
+        if Severity.ERROR in severities:
+            status = Severity.ERROR
+        elif crashed or _probe_failed(key, facts):
+            status = "crashed"
+        elif severities:
+            status = min(severities, key=lambda s: s.rank)
+        else:
+            summary = _summary(key, facts)
+            status = "absent" if summary == "unknown" or _absent(key, facts) else "ok"
+        lines.append(AreaLine(key, title, status, _summary(key, facts), crashed or None))
     return lines
+
+
+def _probe_failed(area: str, facts: Facts) -> bool:
+    """The probe of ``area`` ran and failed (timed out, crashed): its area is never shown as fine."""
+    status = {"nvidia": facts.nvidia.error, "torch": facts.torch.status, "container": facts.docker.status}
+    return status.get(area) in FAILED_STATUSES
+
+
+def _absent(area: str, facts: Facts) -> bool:
+    """Nothing of ``area`` is here to check (no driver, no torch): not a failure, not a ✓ either."""
+    if area == "nvidia":
+        return facts.nvidia.error is not None
+    if area == "torch":
+        return facts.torch.status in ("missing", "skipped") and torch_build_version(facts) is None
+    return False
+
+
+def torch_build_version(facts: Facts) -> str | None:
+    """The torch version the facts name (import probe, else torch/version.py), None if none."""
+    return facts.torch.version or (facts.packages.torch_build or {}).get("version")
 
 
 def _summary(area: str, facts: Facts) -> str:
@@ -99,10 +146,13 @@ def _summary(area: str, facts: Facts) -> str:
     elif area == "cuda":
         nvcc = f"nvcc {cu.nvcc_version}" if cu.nvcc_version else None
         libs = f"{len(cu.libraries)} CUDA libraries found" if cu.libraries is not None else None
-        wheels = f"{len(pk.nvidia_wheels)} nvidia-* wheels" if pk.nvidia_wheels else None
+        wheels = f"{len(pk.nvidia_wheels)} CUDA wheels (nvidia-*)" if pk.nvidia_wheels else None
+        # CUDA_HOME=... only when the variable is set; a toolkit found at /usr/local/cuda is not that.
+        set_home = (s.env or {}).get("CUDA_HOME")
+        home = f"CUDA_HOME={set_home}" if set_home else f"toolkit at {cu.cuda_home}" if cu.cuda_home else None
         tc = facts.toolchain
         tools = [f"gcc {tc.gcc}" if tc.gcc else None, f"no {', '.join(tc.missing)}" if tc.missing else None]
-        parts = [nvcc, f"CUDA_HOME={cu.cuda_home}" if cu.cuda_home else None, libs, wheels, *tools]
+        parts = [nvcc, home, libs, wheels, *tools]
     elif area == "torch":
         if t.status in ("ok", "unknown", "skipped") and (t.version or (pk.torch_build or {}).get("version")):
             version = t.version or (pk.torch_build or {}).get("version")
@@ -113,21 +163,29 @@ def _summary(area: str, facts: Facts) -> str:
             kind = f"CUDA {build}" if build else f"ROCm {hip}" if hip else "CPU build" if known else None
             avail = None
             if t.cuda_available is not None:
+                # What torch sees, not a promise: seen GPUs may lack kernels (arch-not-in-wheel says so).
                 count = f"{t.device_count} " if t.device_count is not None else ""
-                avail = f"{count}GPU(s) usable" if t.cuda_available else "no GPU usable"
+                avail = f"sees {count}GPU(s)" if t.cuda_available else "sees no GPU"
             parts = [
                 f"torch {version}",
                 kind,
                 avail,
                 "not imported (--quick)" if t.status == "skipped" else None,
             ]
+        elif t.status == "skipped" and pk.versions is not None and "torch" not in pk.versions:
+            parts = ["not installed (from the package list; --quick)"]
         else:
             parts = [t.status + (f": {t.error}" if t.error else "")]
     elif area == "packages":
         if pk.versions is not None:
-            shown = [f"{k} {v}" for k, v in sorted(pk.versions.items()) if k != "torch"]
+            versions = dict(pk.versions)
+            if t.numpy_version and "numpy" not in versions:
+                versions["numpy"] = t.numpy_version  # seen from inside the torch process
+            cuda_wheels = pk.nvidia_wheels or {}
+            shown = [f"{k} {v}" for k, v in sorted(versions.items()) if k != "torch" and k not in cuda_wheels]
             more = f" (+{len(shown) - 6})" if len(shown) > 6 else ""
-            parts = [", ".join(shown[:6]) + more if shown else "no tracked ML package besides torch"]
+            nothing = "no tracked ML package" + (" besides torch" if "torch" in versions else "")
+            parts = [", ".join(shown[:6]) + more if shown else nothing]
         if pk.unmet:
             parts.append(f"{len(pk.unmet)} unmet requirement(s)")
     elif area == "container":
@@ -154,17 +212,25 @@ def _evidence_text(value: Any) -> str:
     return value if isinstance(value, str) else json.dumps(value)
 
 
-def print_text(facts: Facts, findings: list[Finding], verbose: bool = False) -> None:
-    """The grouped, coloured report (rich) on stdout."""
+def _fix_lines(finding: Finding, advice: Advice | None) -> list[str]:
+    """The plan's commands for a finding when the planner has them, else the rule's one-line fix."""
+    planned = advice.commands.get(finding.id) if advice is not None else None
+    return planned or ([finding.fix] if finding.fix else [])
+
+
+def print_text(
+    facts: Facts, findings: list[Finding], verbose: bool = False, advice: Advice | None = None
+) -> None:
+    """The grouped, coloured report (rich) on stdout; ``advice`` gives the planned fix commands."""
     from rich.console import Console
     from rich.markup import escape
 
     console = Console(highlight=False, soft_wrap=True)
     origin = {"report": " (from a pasted report)", "file": " (from a facts file)"}.get(facts.origin, "")
-    console.print(f"[bold]envdoctor check[/]{origin}\n")
+    console.print(f"[bold]envdoctor check[/]{origin}{escape(_interpreter(facts))}\n")
     for line in area_lines(facts, findings):
         mark, style = MARKS[line.status], STYLES[line.status]
-        console.print(f"[{style}][{mark}][/] [bold]{line.title}[/] — {escape(line.summary)}")
+        console.print(f"[{style}]{escape(f'[{mark}]')}[/] [bold]{line.title}[/] — {escape(line.summary)}")
         if line.crashed:
             console.print(f"    [red]☠ probe crashed:[/] {escape(line.crashed)}")
     if findings:
@@ -178,19 +244,29 @@ def print_text(facts: Facts, findings: list[Finding], verbose: bool = False) -> 
             console.print(f"    [dim]evidence[/] {escape(key)} = {escape(_evidence_text(value))}")
         if f.inferred:
             console.print("    [dim]note[/] rests on an inference (e.g. GPU model → compute capability)")
-        if f.fix:
-            console.print(f"    [cyan]fix[/] {escape(f.fix)}")
+        for line in _fix_lines(f, advice):
+            console.print(f"    [cyan]fix[/] {escape(line)}")
         if f.verify:
             console.print(f"    [cyan]verify[/] {escape(f.verify)}")
         for url in f.sources[:2]:
             console.print(f"    [dim]see[/] {escape(url)}")
     errors = sum(f.severity is Severity.ERROR for f in findings)
     warnings = sum(f.severity is Severity.WARNING for f in findings)
-    console.print(f"\n{errors} error(s), {warnings} warning(s). `envdoctor fix` shows a plan.")
+    hint = f" {advice.hint}" if advice is not None and advice.hint else ""
+    console.print(f"\n{errors} error(s), {warnings} warning(s).{escape(hint)}")
     if verbose:
         console.print("\n[bold]Facts[/]")
         for path, value in flatten(facts.to_dict()):
             console.print(f"  {escape(path)} = {escape(_evidence_text(value))}")
+
+
+def _interpreter(facts: Facts) -> str:
+    """' of /path/python (Python 3.11.2, venv)': which interpreter the report is about."""
+    py = facts.python
+    if not py.executable:
+        return ""
+    about = ", ".join(p for p in (f"Python {py.version}" if py.version else None, py.env_kind) if p)
+    return f" of {py.executable}" + (f" ({about})" if about else "")
 
 
 def flatten(data: Any, prefix: str = "") -> list[tuple[str, Any]]:
@@ -214,9 +290,9 @@ def render_json(facts: Facts, findings: list[Finding]) -> str:
     return json.dumps(payload, indent=2)
 
 
-def render_markdown(facts: Facts, findings: list[Finding]) -> str:
+def render_markdown(facts: Facts, findings: list[Finding], advice: Advice | None = None) -> str:
     """A report fit to paste into a GitHub issue: areas, findings, and the facts folded away."""
-    out = ["## envdoctor check", ""]
+    out = [f"## envdoctor check{_interpreter(facts)}", ""]
     out += ["| | area | summary |", "|---|---|---|"]
     for line in area_lines(facts, findings):
         summary = line.summary + (f" (probe crashed: {line.crashed})" if line.crashed else "")
@@ -228,8 +304,10 @@ def render_markdown(facts: Facts, findings: list[Finding]) -> str:
         out.append(f"- **{f.severity.value}** `{f.id}`: {f.message}")
         for key, value in f.evidence.items():
             out.append(f"  - evidence: `{key}` = `{_evidence_text(value)}`")
-        if f.fix:
-            out.append(f"  - fix: {f.fix}")
+        out += [
+            f"  - fix: `{line}`" if advice and advice.commands.get(f.id) else f"  - fix: {line}"
+            for line in _fix_lines(f, advice)
+        ]
         if f.verify:
             out.append(f"  - verify: `{f.verify}`")
         if f.sources:
@@ -245,23 +323,41 @@ def _md_cell(text: str) -> str:
 
 def rules_markdown() -> str:
     """The findings table of the docs, generated from the rules themselves."""
-    from envdoctor.rules import all_rules
-
     out = ["| id | severity | area | meaning | fix | source |", "|---|---|---|---|---|---|"]
-    for r in sorted(all_rules(), key=lambda r: (list(AREAS).index(r.area) if r.area in AREAS else 99, r.id)):
+    for r in _rules_by_area():
         src = f"[link]({r.sources[0]})" if r.sources else ""
         cells = [f"`{r.id}`", r.severity.value, AREAS.get(r.area, r.area), r.summary, r.fix, src]
         out.append("| " + " | ".join(_md_cell(c) for c in cells) + " |")
     return "\n".join(out) + "\n"
 
 
-def print_rules() -> None:
-    from rich.console import Console
-    from rich.table import Table
-
+def _rules_by_area():
     from envdoctor.rules import all_rules
 
-    table = Table("id", "severity", "area", "meaning", "fix")
-    for r in sorted(all_rules(), key=lambda r: r.id):
-        table.add_row(r.id, r.severity.value, AREAS.get(r.area, r.area), r.summary, r.fix)
-    Console().print(table)
+    return sorted(all_rules(), key=lambda r: (list(AREAS).index(r.area) if r.area in AREAS else 99, r.id))
+
+
+def rules_text() -> str:
+    """One block per rule, ids whole at any width or pipe (``fix --only`` needs them exact)."""
+    out = []
+    for r in _rules_by_area():
+        out.append(f"{r.id}  [{r.severity.value}, {AREAS.get(r.area, r.area)}]")
+        out.append(f"    {r.summary}")
+        out.append(f"    fix: {r.fix}")
+    return "\n".join(out) + "\n"
+
+
+def rules_json() -> str:
+    """Every rule as data: id, severity, area, meaning, fix, sources."""
+    rows = [
+        {
+            "id": r.id,
+            "severity": r.severity.value,
+            "area": r.area,
+            "summary": r.summary,
+            "fix": r.fix,
+            "sources": list(r.sources),
+        }
+        for r in _rules_by_area()
+    ]
+    return json.dumps(rows, indent=2)

@@ -27,7 +27,7 @@ def test_top_level_dockerfile_is_the_default_recipe_rendered():
     result = invoke(["build", "--recipe", fallback_recipe().name, "--print-dockerfile"])
     assert result.exit_code == 0, result.output
     assert result.output == (ROOT / "Dockerfile").read_text(encoding="utf-8"), (
-        "Dockerfile is stale: run `envdoctor build --recipe torch213-cu130 --print-dockerfile > Dockerfile`"
+        f"Dockerfile is stale: run `envdoctor build --recipe {fallback_recipe().name} --print-dockerfile > Dockerfile`"
     )
     assert fallback_recipe().torch.variant.startswith("cu13")
 

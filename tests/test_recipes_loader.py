@@ -131,14 +131,14 @@ def _verdicts(fixture: str) -> dict:
 
 def test_fixture_h200_driver580_recommends_cu130():
     ranked = recommend(load_facts(FIXTURES / "healthy_h200.json"))
-    assert ranked[0].recipe.name == "torch213-cu130" and ranked[0].fits
+    assert ranked[0].recipe.name == "torch215-cu130" and ranked[0].fits
 
 
 def test_fixture_a100_driver535_rejects_cu130_for_the_driver():
     v = _verdicts("driver535_torch211_cu130.json")
     assert v["torch213-cu130"].reasons == ["driver 535.183.01 below the floor 580.65.06 of cu130"]
     assert (
-        recommend(load_facts(FIXTURES / "driver535_torch211_cu130.json"))[0].recipe.name == "torch213-cu126"
+        recommend(load_facts(FIXTURES / "driver535_torch211_cu130.json"))[0].recipe.name == "torch214-cu126"
     )
 
 
@@ -153,13 +153,31 @@ def test_fixture_rtx5090_driver575_gets_no_cuda_recipe():
 def test_fixture_v100_recommends_cu126_not_cu130():
     v = _verdicts("v100_torch211_cu128.json")
     assert any("7.0 not covered by cu130" in r for r in v["torch213-cu130"].reasons)
-    assert recommend(load_facts(FIXTURES / "v100_torch211_cu128.json"))[0].recipe.name == "torch213-cu126"
+    assert recommend(load_facts(FIXTURES / "v100_torch211_cu128.json"))[0].recipe.name == "torch214-cu126"
 
 
 def test_cli_recommend_from_facts_file():
     result = invoke(["recommend", "--facts", str(FIXTURES / "driver535_torch211_cu130.json"), "--json"])
     assert result.exit_code == 0
     data = json.loads(result.stdout)
-    assert data["recommended"] == "torch213-cu126"
+    assert data["recommended"] == "torch214-cu126"
     rejected = {r["recipe"] for r in data["recipes"] if not r["fits"]}
-    assert rejected == {"torch213-cu130"}
+    assert rejected == {"torch213-cu130", "torch215-cu130"}
+
+
+def test_recipes_keep_up_with_the_newest_stable_torch_the_tables_know():
+    """A release the knowledge tables know must have a recipe: recommend never lags check's advice."""
+    from envdoctor.knowledge.cuda import torch_releases, version_tuple
+
+    recipes = all_recipes()
+    newest = max(version_tuple(r.latest) for r in torch_releases() if r.latest)
+    assert max(version_tuple(r.torch.version) for r in recipes) == newest
+    # Per current CUDA line too (one the two newest releases ship; cu126 serves pre-Turing GPUs): its
+    # recipe has the newest torch built for it. Reproduction stacks (r1-repro-2025, cu118) stay as they are.
+    current = {v for t in torch_releases()[-2:] for v in t.cuda_variants}
+    for variant in current & {r.torch.variant for r in recipes}:
+        shipping = [
+            version_tuple(t.latest) for t in torch_releases() if variant in t.cuda_variants and t.latest
+        ]
+        on_variant = [version_tuple(r.torch.version) for r in recipes if r.torch.variant == variant]
+        assert max(on_variant) == max(shipping), f"no recipe for the newest torch with {variant}"

@@ -95,11 +95,11 @@ def test_facts_import_crash_is_not_missing():
     assert f.actions == [PipInstall(("torch==2.8.0",), index_url=CU + "cu128", reinstall=True)]
 
 
-def test_facts_import_timeout_is_a_warning_with_a_manual_step():
+def test_facts_import_timeout_is_an_error_with_a_manual_step():
     facts = _facts(status="timeout")
     facts.torch.error = "timed out after 60 s"
     f = by_id(run(facts))["torch-import-error"]
-    assert f.severity is Severity.WARNING
+    assert f.severity is Severity.ERROR
     assert isinstance(f.actions[0], Manual)
 
 

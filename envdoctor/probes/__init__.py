@@ -152,6 +152,13 @@ def _run_concurrently(
     return results
 
 
+def running_probes() -> list[str]:
+    """Names of the probes still running (their threads are named ``probe-<name>``), torch first."""
+    return [
+        t.name[len("probe-") :] for t in threading.enumerate() if t.name.startswith("probe-") and t.is_alive()
+    ]
+
+
 def _complete(
     outcomes: dict[str, tuple[Any, BaseException | None]], fn: Callable[[], Any], name: str, facts: Facts
 ) -> None:

@@ -16,7 +16,7 @@ from typing import Any
 
 from packaging.utils import canonicalize_name
 
-from envdoctor.facts import Distribution, PackagesFacts, PythonFacts, Requirement
+from envdoctor.facts import Distribution, PackagesFacts, PythonFacts, Requirement, is_cuda_wheel
 from envdoctor.probes import _process
 
 # Tracked ML packages (normalised names) reported in PackagesFacts.versions.
@@ -39,8 +39,6 @@ TRACKED_PACKAGES = (
     "torchao",
 )
 TORCH_DISTS = ("torch", "torch-nightly")
-NVIDIA_WHEEL_PREFIXES = ("nvidia-", "cuda-")
-NOT_CUDA_WHEELS = ("nvidia-ml-py",)  # NVML's Python binding (an envdoctor dependency), no CUDA library
 
 CHILD_SOURCE = Path(__file__).with_name("child_env.py")
 
@@ -105,11 +103,7 @@ def from_payload(data: dict[str, Any]) -> TargetResult:
     torch_dirs = data.get("torch_dirs") or []
     packages = PackagesFacts(
         versions={name: installed[name] for name in TRACKED_PACKAGES if name in installed},
-        nvidia_wheels={
-            n: v
-            for n, v in sorted(installed.items())
-            if n.startswith(NVIDIA_WHEEL_PREFIXES) and n not in NOT_CUDA_WHEELS
-        },
+        nvidia_wheels={n: v for n, v in sorted(installed.items()) if is_cuda_wheel(n)},
         unmet=unmet_requirements(first.values(), installed, data.get("markers") or {}),
         torch_installs=torch_installs(dists, torch_dirs),
         torch_build=parse_torch_version_py(torch_dirs[0].get("version_py")) if torch_dirs else None,

@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from envdoctor.facts import Distribution, Facts, Gpu, LibraryFile, Toolkit
+from envdoctor.facts import Distribution, Facts, Gpu, LibraryFile, Toolkit, is_cuda_wheel
 
 # Priorities: a line that states the fact about the running torch / driver beats a package listing.
 STATED, TOOL, LISTING, DERIVED = 30, 20, 10, 5
@@ -145,7 +145,7 @@ class Builder:
         if self.packages:
             versions = {k: v for k, (_, v) in self.packages.items()}
             f.packages.versions = versions
-            wheels = {k: v for k, v in versions.items() if k.startswith(("nvidia-", "cuda-"))}
+            wheels = {k: v for k, v in versions.items() if is_cuda_wheel(k)}
             f.packages.nvidia_wheels = wheels or None
             if "numpy" in versions and f.torch.numpy_version is None:
                 f.torch.numpy_version = versions["numpy"]

@@ -26,6 +26,7 @@ RULE_MODULES = (
     "envdoctor.rules.packages",
     "envdoctor.rules.runtime",
     "envdoctor.rules.container",
+    "envdoctor.rules.visibility",
 )
 
 CheckFn = Callable[[Facts], Iterable[Finding]]

@@ -60,8 +60,9 @@ def driver_missing(facts: Facts) -> Iterator[Finding]:
     if kind == "no-device":
         evidence.update({"nvidia.driver_version": nv.driver_version, "nvidia.gpus": nv.gpus})
     floor = kb.min_driver_for_cuda(variant) if variant else None
-    if variant:
-        evidence["torch.variant"] = variant
+    build = torch_build(facts)
+    if variant and build:
+        evidence.update(build.evidence)  # the facts the variant was read from
     need = f" (>= {floor} for this {variant} torch build)" if floor else ""
     if kind == "driver-missing":
         message = "No NVIDIA driver found (NVML cannot be loaded)" + (

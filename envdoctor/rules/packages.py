@@ -110,7 +110,10 @@ def numpy_abi(facts: Facts) -> Iterator[Finding]:
     too_old = bool(floor and torch_version and not spec_contains(floor.torch, torch_version))
     if not (too_old or signals):
         return
-    evidence: dict[str, object] = {"packages.versions.numpy": numpy_version, "torch.version": torch_version}
+    # Cite the fact the version was read from: a facts file may hold it only as torch saw it.
+    listed = package_version(facts, "numpy") == numpy_version
+    numpy_path = "packages.versions.numpy" if listed else "torch.numpy_version"
+    evidence: dict[str, object] = {numpy_path: numpy_version, "torch.version": torch_version}
     if signals:
         evidence["torch.warnings"] = signals
     detail = f"torch {torch_version} needs torch{floor.torch} for NumPy {numpy_version}" if too_old else ""

@@ -187,8 +187,8 @@ def torch_import_error(facts: Facts) -> Iterator[Finding]:
     hides the cause (a broken download, a shadowing library, numpy ABI, a missing libcuda).
     The error text is carried as evidence so that more specific rules and the user can act on it.
     Fix: when the installed build is known, reinstall exactly that build from the index it came
-    from; a timeout is reported as a warning with a manual step (import hangs are rarely fixed by
-    reinstalling).
+    from; a timeout is an error too (nothing can train with a torch that never imports) with a
+    manual step, since import hangs are rarely fixed by reinstalling.
     """
     status = facts.torch.status
     if status not in BROKEN_STATUSES:
@@ -203,7 +203,7 @@ def torch_import_error(facts: Facts) -> Iterator[Finding]:
     if status == "timeout":
         yield Finding(
             id="torch-import-error",
-            severity=Severity.WARNING,
+            severity=Severity.ERROR,
             message=f"`import torch` did not finish in time ({first_line}).",
             evidence=evidence,
             fix="Run `python -X importtime -c 'import torch'` to see what hangs (network FS, CUDA init).",

@@ -44,23 +44,47 @@ def smoke_train(cfg: SmokeConfig, launch: Launch, as_json: bool, plot: Path | No
         TimeElapsedColumn(),
     )
     offsets: dict[str, int] = {}
+    # A bar on a terminal; in a log (stderr not a TTY) a plain line every tenth of a precision's steps.
+    step_lines = max(1, cfg.steps // 10) if not err.is_terminal else 0
+    err.print(
+        f"checkpoints and loss curve in {cfg.out_dir}; stops after {launch.timeout_s:g} s", highlight=False
+    )
     with Progress(*columns, console=err, transient=True) as progress:
         bar = progress.add_task("starting (import torch)", total=total)
 
         def on_event(event: dict) -> None:
-            if event["event"] in ("start", "unsupported"):
+            kind = event["event"]
+            if kind in ("start", "unsupported"):
                 offsets[event["precision"]] = len(offsets) * cfg.steps
-            if event["event"] == "step":
+            if kind == "notice":
+                progress.console.print(f"note: {event['text']}", highlight=False, markup=False)
+            elif kind == "step":
                 progress.update(bar, completed=offsets[event["precision"]] + event["step"])
                 progress.update(bar, description=f"{event['precision']} loss {event['loss']:.4f}")
+                if step_lines and (event["step"] % step_lines == 0 or event["step"] == cfg.steps):
+                    line = f"{event['precision']} step {event['step']}/{cfg.steps} loss {event['loss']:.4f}"
+                    progress.console.print(line, highlight=False)
+            elif kind in ("run", "unsupported"):
+                run = (
+                    event["run"]
+                    if kind == "run"
+                    else {"precision": event["precision"], "unsupported": event["finding"]}
+                )
+                progress.console.print(render.row_line(run), highlight=False, markup=False)
 
         outcome = train(cfg, launch, on_event)
     if outcome.error and outcome.result is None:
+        rows = render.precision_rows({"runs": outcome.finished_runs})
         if as_json:
-            sys.stdout.write(
-                json.dumps({"ok": False, "finding": outcome.error, "detail": outcome.detail}) + "\n"
-            )
+            payload = {"ok": False, "finding": outcome.error, "detail": outcome.detail, "precisions": rows}
+            sys.stdout.write(json.dumps(payload) + "\n")
         else:
+            if rows:  # what finished before the timeout or crash is kept (checkpoints too)
+                err.print(
+                    f"finished before it stopped ({len(rows)} of {len(cfg.precisions)}):", highlight=False
+                )
+                for run in outcome.finished_runs:
+                    err.print(f"  {render.row_line(run)}", highlight=False, markup=False)
             err.print(f"envdoctor: error: [{outcome.error}] {outcome.detail}", highlight=False, markup=False)
         return EXIT_USAGE if outcome.error in USAGE_FINDINGS else EXIT_PROBLEM
     result = outcome.result

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,8 +27,25 @@ SIZES: dict[str, tuple[int, int, int]] = {
 INIT_TOLERANCE = {"bf16": 2e-2, "fp16": 5e-3, "fp8": 5e-2}
 
 
+# Seconds one optimizer step of the tiny model (64 examples x 32 tokens) may take per precision on a
+# busy 2-core CPU, where fp16 and fp8 are emulated; a GPU is far faster, so these only set a ceiling.
+STEP_SECONDS = {"fp32": 0.5, "bf16": 1.0, "fp16": 1.0, "fp8": 1.5}
+SIZE_COST = {"tiny": 1, "small": 4, "base": 16}  # roughly the parameter ratio of SIZES
+START_SECONDS = 120  # import torch, build the model, evaluate, checkpoint round trip
+TIMEOUT_MARGIN = 4
+
+
 class ConfigError(ValueError):
     """A bad option combination, reported as a one-line error (exit 2)."""
+
+
+def default_out_dir() -> Path:
+    """Where checkpoints and loss.svg go without --out: the user's cache, never the current folder.
+
+    A fixed folder (not a fresh temporary one) so that ``--resume`` finds the last run's checkpoints.
+    """
+    cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(cache) / "envdoctor" / "smoke-train"
 
 
 @dataclass
@@ -45,7 +63,7 @@ class SmokeConfig:
     attention: str = "pam"
     stages: int = 3
     strategy: str = "ddp"  # used when more than one process trains
-    out_dir: str = "envdoctor-smoke"
+    out_dir: str = ""  # "" : default_out_dir()
     resume: bool = False
     ckpt_every: int = 0  # also checkpoint every N steps (0: only at the end or on interrupt)
     eval_examples: int = 512
@@ -54,6 +72,7 @@ class SmokeConfig:
     inject_inf_at: int | None = None  # plant an inf loss at this step to prove the NaN guard works
 
     def __post_init__(self) -> None:
+        self.out_dir = self.out_dir or str(default_out_dir())
         self.validate()
 
     def validate(self) -> None:
@@ -82,6 +101,16 @@ class SmokeConfig:
         for ok, message in checks:
             if not ok:
                 raise ConfigError(message)
+
+    def default_timeout(self, nproc: int = 1) -> float:
+        """The wall-clock limit when --timeout is not given, scaled to the work asked for.
+
+        Steps x the per-step cost of every precision x model size x tokens per step, times
+        ``nproc`` (on a CPU the ranks share the cores), with a margin for a loaded machine.
+        """
+        tokens = self.batch_size * self.grad_accum * self.seq_len / (64 * 32)
+        per_step = sum(STEP_SECONDS[p] for p in self.precisions) * SIZE_COST[self.size] * max(tokens, 0.125)
+        return float(round(START_SECONDS + TIMEOUT_MARGIN * self.steps * per_step * nproc))
 
     @property
     def precisions(self) -> list[str]:

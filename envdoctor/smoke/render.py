@@ -53,6 +53,18 @@ def precision_rows(result: dict[str, Any]) -> list[dict[str, Any]]:
     return rows
 
 
+def row_line(run: dict[str, Any]) -> str:
+    """One finished precision as a line, printed the moment it finishes (and kept after a timeout)."""
+    (row,) = precision_rows({"runs": [run]})
+    if "tokens_per_s" not in row:
+        return f"{row['precision']}: {row['status']}"
+    status = "" if row["status"] == "ok" else f" ({row['status']})"
+    return (
+        f"{row['precision']}: final loss {_fmt(row['final_loss'], '.4f')}, accuracy {_fmt(row['accuracy'], '.1%')}, "
+        f"{_fmt(row['tokens_per_s'], ',.0f')} tokens/s, peak memory {human_bytes(row['peak_memory_bytes'])}{status}"
+    )
+
+
 def _fmt(value: float | None, spec: str) -> str:
     return "–" if value is None else format(value, spec)
 

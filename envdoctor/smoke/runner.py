@@ -28,6 +28,8 @@ from envdoctor.smoke.worker import EVENT_PREFIX, EXIT_INTERRUPTED
 
 ROOT = Path(__file__).resolve().parents[2]  # holds envdoctor/ and reference_model/
 PROBE_TIMEOUT_S = 120
+# Precisions a CPU has no matrix units for: torch emulates them, many times slower than fp32.
+EMULATED_ON_CPU = ("fp16", "fp8")
 PROBE = """
 import importlib.util, json
 try:
@@ -65,6 +67,18 @@ class Outcome:
     returncode: int | None = None
     interrupted: bool = False
     events: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def finished_runs(self) -> list[dict[str, Any]]:
+        """The precisions that finished (or were found unsupported) before the run ended, in order:
+        what a timeout or a crash leaves worth showing."""
+        runs = []
+        for event in self.events:
+            if event["event"] == "run":
+                runs.append(event["run"])
+            elif event["event"] == "unsupported":
+                runs.append({"precision": event["precision"], "unsupported": event["finding"]})
+        return runs
 
 
 def child_env() -> dict[str, str]:
@@ -136,6 +150,16 @@ def train(cfg: SmokeConfig, launch: Launch, on_event: Callable[[dict[str, Any]],
         return Outcome(
             error="cuda-unavailable", detail=f"--device {cfg.device} but torch sees no CUDA device"
         )
+    on_cpu = cfg.device == "cpu" or (cfg.device == "auto" and not probe["cuda"])
+    emulated = [p for p in cfg.precisions if p in EMULATED_ON_CPU]
+    if on_cpu and emulated:
+        on_event(
+            {
+                "event": "notice",
+                "text": f"{', '.join(emulated)} run emulated on the CPU (no {'/'.join(emulated)} "
+                "matrix units): expect each to take several times as long as fp32",
+            }
+        )
     out_dir = Path(cfg.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     config_path = out_dir / "config.json"
@@ -161,7 +185,8 @@ def train(cfg: SmokeConfig, launch: Launch, on_event: Callable[[dict[str, Any]],
                     _stop(proc, signal.SIGTERM, 15)
                     outcome.error, outcome.detail = (
                         "smoke-train-timeout",
-                        f"no result after {launch.timeout_s:g} s",
+                        f"no result after {launch.timeout_s:g} s (--timeout raises the limit; the "
+                        f"checkpoints written so far stay in {cfg.out_dir})",
                     )
                     break
                 if event is None:

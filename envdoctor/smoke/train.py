@@ -394,6 +394,7 @@ def run(cfg: SmokeConfig, emit: Emit, stop: StopSignal | None = None) -> dict[st
                 continue
             one = train_precision(cfg, precision, mcfg, task, eval_set, ctx, emit, stop)
             result["runs"].append(one)
+            emit("run", run=one)  # its row is shown now, and kept if a later precision times out
             if one["interrupted"]:
                 break
         return result
