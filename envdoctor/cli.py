@@ -50,6 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(title="commands", metavar="COMMAND")
     for add in (_check, _rules, _recipes, _recommend, _fix, _build, _explain, _diff, _smoke_train):
         add(commands)
+    _fit(commands)
     return parser
 
 
@@ -631,6 +632,65 @@ def smoke_train(args: argparse.Namespace) -> int:
         rdzv_endpoint=args.rdzv_endpoint, rdzv_id=args.rdzv_id, timeout_s=args.timeout,
     )  # fmt: skip
     return run_smoke_train(cfg, launch, as_json=args.as_json, plot=args.out / "loss.svg")
+
+
+def _fit(commands: argparse._SubParsersAction) -> None:
+    p = _command(commands, "fit", fit)
+    add = p.add_argument
+    add("--model", required=True, help="A named size (125M, 1B, 3B, 7B, 8B, 13B, 70B) or a count (350M).")
+    add("--precision", default="bf16", help="fp32, bf16 or fp8.")
+    add("--optimizer", default="adamw", help="adamw or adamw8bit (bitsandbytes).")
+    add("--zero", type=int, default=0, help="ZeRO stage 0 (DDP), 1, 2 or 3.")
+    add("--fsdp", action="store_true", help="PyTorch FSDP full shard instead of ZeRO.")
+    add("--gpus", type=int, default=1, help="GPUs in the run (all nodes).")
+    add("--seq-len", type=int, default=2048, help="Tokens per sequence.")
+    add("--micro-batch", type=int, default=1, help="Sequences per GPU and micro-batch.")
+    add("--grad-accum", type=int, default=1, help="Micro-batches per optimizer step.")
+    add("--checkpointing", action="store_true", help="Full activation checkpointing.")
+    add(
+        "--gpu",
+        help="Judge against this GPU model (H100, A100 40GB, RTX 4090, ...) instead of this machine's.",
+    )
+    add("--memory-gib", type=float, help="Judge against this much memory per GPU.")
+    add("--facts", type=Path, metavar="FILE", help="Judge against the GPUs of a `check --json` file.")
+    _json_option(p)
+
+
+def fit(args: argparse.Namespace) -> int:
+    """Will a training run fit: memory per GPU, the verdict, and the smallest change that fits.
+
+    Exit 1 when it does not fit the GPU (this machine's, --facts, --gpu or --memory-gib).
+    """
+    import json
+
+    from envdoctor import fit as estimator
+
+    try:
+        run = estimator.Run(
+            estimator.shape_for(args.model), precision=args.precision, optimizer=args.optimizer,
+            zero=args.zero, fsdp=args.fsdp, gpus=args.gpus, seq_len=args.seq_len,
+            micro_batch=args.micro_batch, grad_accum=args.grad_accum, checkpointing=args.checkpointing,
+        )  # fmt: skip
+        if args.memory_gib is not None:
+            if args.memory_gib <= 0:
+                raise estimator.FitError("--memory-gib must be positive")
+            capacity = estimator.Capacity(
+                f"{args.memory_gib:g} GiB GPU", int(args.memory_gib * 2**30), "--memory-gib"
+            )
+        elif args.gpu is not None:
+            capacity = estimator.named_gpu(args.gpu)
+        else:
+            capacity = estimator.capacity_from_facts(gather_facts(None, args.facts, quick=True))
+    except estimator.FitError as exc:
+        raise Fail(str(exc)) from None
+    est = estimator.estimate(run)
+    verdict = estimator.verdict(est, capacity) if capacity else "unknown"
+    change = estimator.smallest_change(run, capacity) if verdict in ("tight", "does-not-fit") else None
+    if args.as_json:
+        sys.stdout.write(json.dumps(estimator.to_dict(run, est, capacity, change), indent=2) + "\n")
+    else:
+        sys.stdout.write(estimator.render(run, est, capacity, change))
+    return EXIT_PROBLEM if verdict == "does-not-fit" else EXIT_OK
 
 
 if __name__ == "__main__":
