@@ -146,7 +146,11 @@ def _check(commands: argparse._SubParsersAction) -> None:
     )
     _json_option(p, "Print {schema_version, facts, findings} only.")
     p.add_argument(
-        "--format", dest="fmt", choices=("text", "markdown", "json"), default="text", help="Report format."
+        "--format",
+        dest="fmt",
+        choices=("text", "markdown", "json", "html"),
+        default="text",
+        help="Report format (html: one self-contained page).",
     )
     p.add_argument("-v", "--verbose", action="store_true", help="Show every fact and probe timings.")
     p.add_argument(
@@ -175,6 +179,10 @@ def check(args: argparse.Namespace) -> int:
         sys.stdout.write(report.render_json(snapshot, findings) + "\n")
     elif fmt == "markdown":
         sys.stdout.write(report.render_markdown(snapshot, findings))
+    elif fmt == "html":
+        from envdoctor.report_html import render_check
+
+        sys.stdout.write(render_check(snapshot, findings))
     else:
         report.print_text(snapshot, findings, verbose=args.verbose)
     return EXIT_PROBLEM if report.has_errors(findings) else EXIT_OK
@@ -556,6 +564,9 @@ def _diff(commands: argparse._SubParsersAction) -> None:
     p.add_argument("reference", type=Path, help="Facts of the reference node (`check --json` output).")
     p.add_argument("others", type=Path, nargs="+", help="Facts of one or more other nodes.")
     _json_option(p, "Print the differences as JSON.")
+    p.add_argument(
+        "--format", dest="fmt", choices=("text", "json", "html"), default="text", help="Output format."
+    )
 
 
 def diff(args: argparse.Namespace) -> int:
@@ -570,7 +581,11 @@ def diff(args: argparse.Namespace) -> int:
         results = [(str(p), differ.compare(ref, load_facts(p))) for p in args.others]
     except FactsError as exc:
         raise Fail(str(exc)) from None
-    if args.as_json:
+    if args.fmt == "html" and not args.as_json:
+        from envdoctor.report_html import render_diff
+
+        sys.stdout.write(render_diff(results, str(args.reference)))
+    elif args.as_json or args.fmt == "json":
         rows = [
             {"file": n, "breaking": differ.breaking(d), "differences": differ.to_dict(d)} for n, d in results
         ]
