@@ -51,6 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
     for add in (_check, _rules, _recipes, _recommend, _fix, _build, _explain, _diff, _smoke_train):
         add(commands)
     _fit(commands)
+    _ci(commands)
     return parser
 
 
@@ -706,6 +707,55 @@ def fit(args: argparse.Namespace) -> int:
     else:
         sys.stdout.write(estimator.render(run, est, capacity, change))
     return EXIT_PROBLEM if verdict == "does-not-fit" else EXIT_OK
+
+
+def _ci(commands: argparse._SubParsersAction) -> None:
+    p = _command(commands, "ci", ci)
+    sub = p.add_subparsers(title="subcommands", metavar="SUBCOMMAND")
+    init = _command(sub, "init", ci_init)
+    where = init.add_mutually_exclusive_group(required=True)
+    where.add_argument("--github", dest="kind", action="store_const", const="github", help="GitHub Actions.")
+    where.add_argument("--gitlab", dest="kind", action="store_const", const="gitlab", help="GitLab CI.")
+    add = init.add_argument
+    add(
+        "--gpu-runner",
+        metavar="LABELS",
+        help="Also check and smoke-train on this runner (labels, comma-separated).",
+    )
+    add("--python", default="3.11", help="Python version of the check job's image.")
+    add(
+        "--install",
+        help="Shell command that installs the project (default: requirements.txt or the project).",
+    )
+    add("--output", type=Path, help="Write here instead of the CI system's default path.")
+    add("--force", action="store_true", help="Replace an existing file.")
+    add("--print", dest="to_stdout", action="store_true", help="Print the workflow instead of writing it.")
+
+
+def ci(args: argparse.Namespace) -> int:
+    """CI templates: `ci init --github|--gitlab` writes a workflow that runs envdoctor on every push."""
+    raise Fail("choose a subcommand: envdoctor ci init --github|--gitlab")
+
+
+def ci_init(args: argparse.Namespace) -> int:
+    """Write a workflow: check --json, HTML/JSON artifacts, fail on error findings (optionally smoke-train on a GPU runner)."""
+    from envdoctor import ci as templates
+
+    try:
+        opts = templates.Options(
+            python=args.python,
+            install=args.install or templates.DEFAULT_INSTALL,
+            gpu_runner=templates.parse_labels(args.gpu_runner) if args.gpu_runner else (),
+        )
+        if args.to_stdout:
+            sys.stdout.write(templates.render(args.kind, opts))
+            return EXIT_OK
+        paths = templates.write(args.kind, opts, Path.cwd(), args.output, args.force)
+    except templates.CIError as exc:
+        raise Fail(str(exc)) from None
+    for path in paths:
+        print(f"wrote {path}")
+    return EXIT_OK
 
 
 if __name__ == "__main__":
