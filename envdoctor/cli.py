@@ -52,6 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
         add(commands)
     _fit(commands)
     _ci(commands)
+    _mcp(commands)
     return parser
 
 
@@ -755,6 +756,30 @@ def ci_init(args: argparse.Namespace) -> int:
         raise Fail(str(exc)) from None
     for path in paths:
         print(f"wrote {path}")
+    return EXIT_OK
+
+
+def _mcp(commands: argparse._SubParsersAction) -> None:
+    p = _command(commands, "mcp", mcp)
+    p.add_argument(
+        "--allow-apply",
+        action="store_true",
+        help="Also offer fix_apply and fix_rollback (they change environments, with a snapshot first).",
+    )
+
+
+def mcp(args: argparse.Namespace) -> int:
+    """Serve envdoctor's tools to coding agents: a Model Context Protocol server over stdio.
+
+    Needs the optional SDK: pip install 'envdoctor[mcp]'. Read-only unless --allow-apply.
+    """
+    import importlib.util
+
+    if importlib.util.find_spec("mcp") is None:
+        raise Fail("the MCP server needs the mcp SDK: pip install 'envdoctor[mcp]'")
+    from envdoctor.mcp_server import serve
+
+    serve(allow_apply=args.allow_apply)
     return EXIT_OK
 
 
