@@ -689,8 +689,8 @@ def fit(args: argparse.Namespace) -> int:
             micro_batch=args.micro_batch, grad_accum=args.grad_accum, checkpointing=args.checkpointing,
         )  # fmt: skip
         if args.memory_gib is not None:
-            if args.memory_gib <= 0:
-                raise estimator.FitError("--memory-gib must be positive")
+            if not 0 < args.memory_gib < 1e9:  # NaN compares false
+                raise estimator.FitError("--memory-gib must be a positive number of GiB")
             capacity = estimator.Capacity(
                 f"{args.memory_gib:g} GiB GPU", int(args.memory_gib * 2**30), "--memory-gib"
             )
@@ -779,7 +779,10 @@ def mcp(args: argparse.Namespace) -> int:
         raise Fail("the MCP server needs the mcp SDK: pip install 'envdoctor[mcp]'")
     from envdoctor.mcp_server import serve
 
-    serve(allow_apply=args.allow_apply)
+    try:
+        serve(allow_apply=args.allow_apply)
+    except KeyboardInterrupt:  # Ctrl-C in a terminal: stop quietly, as the shell expects
+        return 130
     return EXIT_OK
 
 

@@ -2,7 +2,8 @@
 
 One self-contained file each (see :mod:`envdoctor.htmlpage`): the grouped verdict, every finding with
 its evidence, fix and copyable commands, and the facts folded away. It only formats, as ``report``
-does for text and markdown, and reads the same area lines.
+does for text and markdown, and reads the same area lines. A page is made to be shared, so secrets
+are masked (:mod:`envdoctor.redact`) in facts, evidence and messages.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from envdoctor.diff import Difference, breaking
 from envdoctor.facts import Facts
 from envdoctor.findings import Finding, Manual, PipInstall, PipUninstall, SetEnv, Severity
 from envdoctor.htmlpage import Markup, badge, card, command, fold, page, section, table, tag, verdict
+from envdoctor.redact import redact, redact_text
 from envdoctor.report import area_lines, flatten
 
 ORIGINS = {"report": "from a pasted report", "file": "from a facts file", "probe": "probed live"}
@@ -50,9 +52,9 @@ def action_commands(finding: Finding, python: str | None) -> tuple[list[str], li
 def _finding(finding: Finding, python: str | None) -> Markup:
     status = finding.severity.value
     title = [badge(status), " ", tag("code", finding.id), " ", status]
-    parts: list[object] = [tag("p", finding.message)]
+    parts: list[object] = [tag("p", redact_text(finding.message))]
     if finding.evidence:
-        rows = [[tag("code", k), tag("code", _value(v))] for k, v in finding.evidence.items()]
+        rows = [[tag("code", k), tag("code", _value(v))] for k, v in redact(finding.evidence).items()]
         parts.append(table(["evidence", "value"], rows))
     if finding.inferred:
         parts.append(tag("p", "Rests on an inference (e.g. GPU model → compute capability).", class_="muted"))
@@ -69,7 +71,7 @@ def _finding(finding: Finding, python: str | None) -> Markup:
 
 
 def _facts_folds(facts: Facts) -> Markup:
-    data = facts.to_dict()
+    data = redact(facts.to_dict())  # a page is made to be shared
     folds = []
     for key, value in data.items():
         if isinstance(value, dict):
@@ -78,7 +80,9 @@ def _facts_folds(facts: Facts) -> Markup:
     scalars = [[tag("code", k), tag("code", _value(v))] for k, v in data.items() if not isinstance(v, dict)]
     if scalars:
         folds.insert(0, fold("snapshot", table(["fact", "value"], scalars)))
-    folds.append(fold("facts as JSON (envdoctor check --json)", tag("pre", tag("code", facts.to_json()))))
+    folds.append(
+        fold("facts as JSON (envdoctor check --json)", tag("pre", tag("code", json.dumps(data, indent=2))))
+    )
     return section("Facts", *folds, id="facts")
 
 

@@ -157,7 +157,9 @@ def test_fixture_cli_reads_gpu_memory_from_facts(tmp_path, capsys) -> None:
         (["--model", "7B", "--gpu", "Voodoo 3"], "unknown GPU"),
         (["--model", "7B", "--zero", "4"], "ZeRO stage 4"),
         (["--model", "7B", "--precision", "fp4"], "precision 'fp4'"),
-        (["--model", "7B", "--memory-gib", "0"], "must be positive"),
+        (["--model", "7B", "--memory-gib", "0"], "must be a positive"),
+        (["--model", "7B", "--memory-gib", "nan"], "must be a positive"),
+        (["--model", "7B", "--memory-gib", "inf"], "must be a positive"),
     ],
 )
 def test_cli_bad_input_is_one_line_and_exit_2(argv, message, capsys) -> None:

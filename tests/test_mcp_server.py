@@ -153,6 +153,35 @@ def test_allow_apply_fixes_a_real_venv_with_a_snapshot_and_rolls_back(tmp_path: 
     assert not activation.exists()
 
 
+@needs_sdk
+def test_ctrl_c_and_closed_stdin_stop_the_server_quietly() -> None:
+    import signal
+    import subprocess
+
+    argv = [sys.executable, "-m", "envdoctor", "mcp"]
+    closed = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60)
+    assert closed.returncode == 0 and closed.stdout == "" and "Traceback" not in closed.stderr
+    server = subprocess.Popen(
+        argv,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),  # as a terminal's foreground job
+    )
+    try:
+        # Wait until it serves: a request answered means the event loop runs.
+        request = {"jsonrpc": "2.0", "id": 1, "method": "ping"}
+        server.stdin.write(json.dumps(request) + "\n")
+        server.stdin.flush()
+        assert '"id":1' in server.stdout.readline().replace(" ", "")
+        server.send_signal(signal.SIGINT)
+        _, err = server.communicate(timeout=30)
+    finally:
+        server.kill()
+    assert server.returncode == 130 and "Traceback" not in err
+
+
 def test_mcp_without_the_sdk_is_a_one_line_error(monkeypatch, capsys) -> None:
     import importlib.util as util
 

@@ -21,6 +21,12 @@ from envdoctor.htmlpage import Markup, badge, command, fold, page, render, secti
 ROOT = Path(__file__).resolve().parents[1]
 FACTS = ROOT / "tests" / "fixtures" / "facts"
 REPORTS = ROOT / "tests" / "reports_fixtures"
+TOKEN = "hf_" + "K" * 30
+# NCCL_* variables are reported; a token in one must not reach the page.
+LEAKY_ENV = {
+    "PYTORCH_CUDA_ALLOC_CONF": "expandable_segments:maybe",
+    "NCCL_DEBUG_FILE": f"/tmp/x?auth={TOKEN}",
+}
 
 
 def _vnu_jar() -> Path | None:
@@ -37,13 +43,18 @@ def pages(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     out = tmp_path_factory.mktemp("html")
     runs = {
         "check": ["check", "--facts", str(FACTS / "rtx5090_torch260_cu126.json"), "--format", "html"],
-        "report": ["check", "--from-report", str(REPORTS / "collect_env_rtx5090_cu121.txt"), "--format", "html"],
+        "report": ["check", "--from-report", "-", "--format", "html"],
+        "live": ["check", "--quick", "--format", "html"],
         "diff": ["diff", str(FACTS / "healthy_h200.json"), str(FACTS / "rtx4090_torch211_cu128.json"),
                  str(FACTS / "healthy_h200.json"), "--format", "html"],
     }  # fmt: skip
     written = {}
+    leaky = (
+        REPORTS / "collect_env_rtx5090_cu121.txt"
+    ).read_text() + f"\nNCCL_DEBUG_FILE=/tmp/x?auth={TOKEN}\n"
     for name, argv in runs.items():
-        result = invoke(argv)
+        # The live check gets an error finding from a malformed allocator setting.
+        result = invoke(argv, input=leaky, env=LEAKY_ENV)
         assert result.exit_code == 1, result.output
         written[name] = out / f"{name}.html"
         written[name].write_text(result.stdout, encoding="utf-8")
@@ -80,9 +91,15 @@ def test_pages_are_self_contained(pages: dict[str, Path]) -> None:
             assert external not in text, (path.name, external)
 
 
-def test_from_report_and_diff_pages(pages: dict[str, Path]) -> None:
+def test_from_report_live_and_diff_pages(pages: dict[str, Path]) -> None:
     report = pages["report"].read_text()
     assert "from a pasted report" in report and "RTX 5090" in report
+    assert "On the machine checked, show the whole plan" in report
+    live = pages["live"].read_text()
+    assert "probed live" in live and "alloc-conf-invalid" in live and "envdoctor fix --python" in live
+    assert "NCCL_DEBUG_FILE" in live and "auth=&lt;redacted&gt;" in live
+    for path in pages.values():
+        assert TOKEN not in path.read_text()
     diff = pages["diff"].read_text()
     assert "1 of 2 snapshot(s) break multi-node training" in diff
     assert "torch version" in diff and "matches" in diff
