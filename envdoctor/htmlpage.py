@@ -40,7 +40,8 @@ th, td { text-align: left; vertical-align: top; padding: .35rem .6rem; border-bo
 th { font-weight: 600; background: var(--code); }
 td.mark, th.mark { width: 2rem; text-align: center; }
 code, pre { font: 13px/1.45 ui-monospace, SFMono-Regular, Menlo, Consolas, "Liberation Mono", monospace; }
-code { background: var(--code); padding: 0 .25rem; border-radius: 4px; overflow-wrap: anywhere; }
+pre { white-space: pre-wrap; overflow-wrap: anywhere; }
+code { background: var(--code); padding: 0 .25rem; border-radius: 4px; overflow-wrap: break-word; }
 .badge { display: inline-block; min-width: 1.5rem; padding: 0 .45rem; border-radius: 1rem; color: #fff;
   font-weight: 700; text-align: center; }
 .badge.ok { background: var(--ok); } .badge.warning { background: var(--warning); }
@@ -66,6 +67,7 @@ footer { margin-top: 2rem; color: var(--muted); font-size: 13px; }
   body { max-width: none; padding: 0; font-size: 12px; }
   .cmd button { display: none; }
   details { border: none; padding: 0; }
+  code { overflow-wrap: anywhere; }
   a { color: inherit; }
 }
 """

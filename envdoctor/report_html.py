@@ -166,7 +166,7 @@ def render_diff(results: list[tuple[str, list[Difference]]], reference: str) -> 
         status = "error" if breaking(diffs) else "warning"
         body.append(
             card(status, [tag("code", name), " vs ", tag("code", reference)],
-                 table(["", "fact", reference, name, "breaks"], rows, mark_column=True))
+                 table(["", "fact", "reference", "this snapshot", "breaks"], rows, mark_column=True))
         )  # fmt: skip
     return page("envdoctor diff", *body, subtitle=f"reference {reference}", footer=f"envdoctor {__version__}")
 

@@ -155,13 +155,14 @@ def test_check_page_in_headless_chromium(pages: dict[str, Path], tmp_path: Path)
             for e in browser.get_log("performance")
             if json.loads(e["message"])["message"]["method"] == "Network.requestWillBeSent"
         }
-        assert urls == {pages["check"].as_uri()}
+        assert pages["check"].as_uri() in urls and all(u.startswith(("file:", "data:")) for u in urls), urls
         folds = browser.find_elements(By.TAG_NAME, "details")
         assert folds and not any(f.get_attribute("open") for f in folds)
         folds[0].find_element(By.TAG_NAME, "summary").click()
         assert folds[0].get_attribute("open") is not None
         button = browser.find_element(By.CSS_SELECTOR, "button[data-copy]")
         assert button.is_displayed()
+        browser.execute_script("window.setTimeout = function () {};")  # keep "Copied" on a busy machine
         button.click()
         assert button.text == "Copied"
         verdict = browser.find_element(By.CSS_SELECTOR, ".verdict")
@@ -176,9 +177,18 @@ def test_check_page_in_headless_chromium(pages: dict[str, Path], tmp_path: Path)
         assert not button.is_displayed()
         browser.execute_script("window.dispatchEvent(new Event('beforeprint'))")
         assert all(f.get_attribute("open") is not None for f in browser.find_elements(By.TAG_NAME, "details"))
+        width = "return [document.documentElement.scrollWidth, document.documentElement.clientWidth]"
+        scroll, client = browser.execute_script(width)
+        assert scroll <= client  # nothing cut off at the page's right edge (long paths, JSON wrap)
+        assert browser.save_screenshot(str(tmp_path / "check-report-print.png"))
         pdf = base64.b64decode(browser.print_page())
         assert pdf.startswith(b"%PDF") and len(pdf) > 10_000
         (tmp_path / "check-report.pdf").write_bytes(pdf)
-        print(f"screenshot: {shot}")
+        browser.execute_cdp_cmd("Emulation.setEmulatedMedia", {"media": "screen"})
+        browser.get(pages["diff"].as_uri())
+        rows = browser.find_elements(By.CSS_SELECTOR, ".card tbody tr")
+        assert rows and "torch version" in rows[0].text
+        assert browser.save_screenshot(str(tmp_path / "diff-report.png"))
+        print(f"screenshots: {shot}, {tmp_path / 'diff-report.png'}")
     finally:
         browser.quit()
