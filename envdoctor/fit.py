@@ -264,15 +264,15 @@ class Change:
 def _candidates(run: Run) -> list[tuple[tuple[int, ...], Run]]:
     zeros = [run.zero] if run.fsdp else list(range(run.zero, 4))
     ckpts = [run.checkpointing] if run.checkpointing else [False, True]
-    batches = sorted({run.micro_batch} | {mb for mb in (1, 2, 4, 8, 16, 32, 64) if mb < run.micro_batch})[
-        ::-1
-    ]
+    # Divisors of the micro-batch: accumulation then makes up the same global batch exactly.
+    batches = [mb for mb in range(run.micro_batch, 0, -1) if run.micro_batch % mb == 0]
     optims = [run.optimizer] if run.optimizer == "adamw8bit" else ["adamw", "adamw8bit"]
     precisions = [run.precision] if run.precision != "fp32" else ["fp32", "bf16"]
-    gpus = [run.gpus * k for k in (1, 2, 4, 8)]
+    gpus = [run.gpus * k for k in (1, 2, 4, 8, 16, 32, 64)]
     out = []
     for z, c, mb, o, pr, g in itertools.product(zeros, ckpts, batches, optims, precisions, gpus):
-        accum = max(1, run.micro_batch * run.grad_accum // mb)
+        # Keep the global batch: fewer accumulation steps on more GPUs, as far as they divide it.
+        accum = max(1, global_batch(run) // (mb * g))
         cand = replace(
             run, zero=z, checkpointing=c, micro_batch=mb, grad_accum=accum, optimizer=o, precision=pr, gpus=g
         )
@@ -282,6 +282,10 @@ def _candidates(run: Run) -> list[tuple[tuple[int, ...], Run]]:
         cost = (sum(turned), sum(i for i, t in enumerate(turned, 1) if t), -mb, g, z)
         out.append((cost, cand))
     return out
+
+
+def global_batch(run: Run) -> int:
+    return run.micro_batch * run.grad_accum * run.gpus
 
 
 def smallest_change(run: Run, capacity: Capacity) -> Change | None:
@@ -304,10 +308,9 @@ def _describe(old: Run, new: Run) -> tuple[str, ...]:
     if new.checkpointing != old.checkpointing:
         lines.append("turn on activation checkpointing")
     if new.micro_batch != old.micro_batch:
-        lines.append(
-            f"micro-batch {old.micro_batch} -> {new.micro_batch} with gradient accumulation "
-            f"{old.grad_accum} -> {new.grad_accum} (same global batch)"
-        )
+        lines.append(f"micro-batch {old.micro_batch} -> {new.micro_batch}")
+    if new.grad_accum != old.grad_accum:
+        lines.append(f"gradient accumulation {old.grad_accum} -> {new.grad_accum}")
     if new.optimizer != old.optimizer:
         lines.append("8-bit AdamW (bitsandbytes) instead of AdamW")
     if new.precision != old.precision:
@@ -370,9 +373,16 @@ def render(run: Run, est: Estimate, capacity: Capacity | None, change: Change | 
     if v != "fits":
         if change is None:
             lines.append(
-                "no combination of ZeRO, checkpointing, micro-batch, 8-bit AdamW, bf16, 8x GPUs fits"
+                "no combination of ZeRO, checkpointing, micro-batch, 8-bit AdamW, bf16, up to 64x GPUs fits"
             )
         else:
             lines.append(f"smallest change that fits ({gib(change.estimate.total)} per GPU):")
             lines += [f"  - {c}" for c in change.changes]
+            before, after = global_batch(run), global_batch(change.run)
+            if before == after:
+                lines.append(f"  global batch kept at {before} sequences")
+            else:
+                lines.append(
+                    f"  global batch {before} -> {after} sequences (more GPUs than accumulation steps)"
+                )
     return "\n".join(lines) + "\n"

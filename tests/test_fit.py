@@ -122,8 +122,26 @@ def test_smallest_change_keeps_the_global_batch() -> None:
     assert new.gpus == run.gpus and new.precision == run.precision  # hardware and numerics kept
     # One knob suffices when the run is only a little too big: ZeRO-3 alone, no checkpointing.
     near = fit.Run(fit.shape_for("13B"), zero=2, gpus=8, seq_len=1024)
-    step = fit.smallest_change(near, fit.named_gpu("A100 80GB"))
+    gpu48 = fit.Capacity("48 GiB", 48 * fit.GiB, "test")
+    assert fit.verdict(fit.estimate(near), gpu48) == "does-not-fit"
+    step = fit.smallest_change(near, gpu48)
     assert step is not None and step.changes == ("ZeRO stage 2 -> 3",)
+
+
+def test_more_gpus_trade_accumulation_and_say_when_the_global_batch_grows(capsys) -> None:
+    run = fit.Run(fit.shape_for("7B"), micro_batch=2, grad_accum=8, seq_len=2048)
+    change = fit.smallest_change(run, fit.named_gpu("RTX 4090"))
+    assert change is not None and change.run.gpus > 1
+    assert fit.global_batch(change.run) == fit.global_batch(run) == 16  # 8 accumulation steps to trade
+    assert main(["fit", "--model", "70B", "--seq-len", "4096", "--gpu", "H100"]) == 1
+    out = capsys.readouterr().out
+    assert "1 -> 32 GPUs" in out and "global batch 1 -> 32 sequences" in out
+
+
+def test_docs_worked_example_is_the_real_output(capsys) -> None:
+    argv = ["fit", "--model", "13B", "--zero", "3", "--gpus", "8", "--seq-len", "4096", "--gpu", "A100 40GB"]
+    assert main(argv) == 1
+    assert capsys.readouterr().out in (ROOT / "docs" / "fit.md").read_text()
 
 
 def test_cli_worked_example_13b_zero3_on_8_gpus(capsys) -> None:
