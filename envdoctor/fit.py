@@ -362,7 +362,9 @@ def render(run: Run, est: Estimate, capacity: Capacity | None, change: Change | 
     lines += [f"  {name:<17} {gib(value):>11}" for name, value in rows]
     lines.append("")
     if capacity is None:
-        lines.append("no GPU memory known (no NVIDIA GPU here): name one with --gpu or --memory-gib")
+        lines.append(
+            "no GPU memory known (no NVIDIA GPU with a memory size in the facts): name one with --gpu or --memory-gib"
+        )
         return "\n".join(lines) + "\n"
     v = verdict(est, capacity)
     words = {"fits": "fits", "tight": "fits, but tightly", "does-not-fit": "does NOT fit"}[v]
