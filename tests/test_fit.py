@@ -188,7 +188,7 @@ def test_cli_bad_input_is_one_line_and_exit_2(argv, message, capsys) -> None:
 
 # (n_layer, n_head, n_embd, seq, batch, checkpointing): model states dominate / activations dominate
 # / activations with checkpointing.
-MEASURED = [(4, 8, 1024, 64, 2, False), (4, 4, 256, 512, 16, False), (4, 4, 256, 512, 16, True)]
+MEASURED = [(4, 8, 1024, 64, 2, False), (4, 4, 256, 512, 8, False), (4, 4, 256, 512, 8, True)]
 
 
 @pytest.mark.torch
