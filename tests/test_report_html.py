@@ -75,7 +75,7 @@ def test_builder_escapes_text_and_keeps_markup() -> None:
     )
 
 
-def test_check_page_has_verdict_findings_commands_and_folded_facts(pages: dict[str, Path]) -> None:
+def test_fixture_check_page_has_verdict_findings_commands_and_folded_facts(pages: dict[str, Path]) -> None:
     text = pages["check"].read_text()
     assert "Problems found" in text and "PyTorch" in text and "NVIDIA driver &amp; GPUs" in text
     assert "<code>arch-not-in-wheel</code>" in text and "evidence" in text
@@ -91,7 +91,7 @@ def test_pages_are_self_contained(pages: dict[str, Path]) -> None:
             assert external not in text, (path.name, external)
 
 
-def test_from_report_live_and_diff_pages(pages: dict[str, Path]) -> None:
+def test_fixture_report_live_and_diff_pages(pages: dict[str, Path]) -> None:
     report = pages["report"].read_text()
     assert "from a pasted report" in report and "RTX 5090" in report
     assert "On the machine checked, show the whole plan" in report
