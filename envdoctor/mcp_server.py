@@ -2,12 +2,12 @@
 
 Built on the official ``mcp`` SDK (``pip install 'envdoctor[mcp]'``), imported only when this command
 runs. Read-only tools: ``check``, ``explain``, ``diagnose_report``, ``recommend``, ``fix_plan`` (a dry
-run), ``rules`` and ``diff``. Tools that change an environment (``fix_apply``, ``fix_rollback``) exist
+run), ``rules``, ``diff`` and ``fit``. Tools that change an environment (``fix_apply``, ``fix_rollback``) exist
 only when the server was started with ``--allow-apply``, and they run exactly what ``envdoctor fix
 --apply`` runs: a snapshot first, a re-check after, a rollback when a step fails or the re-check is
 worse. Every result goes through :func:`envdoctor.redact.redact`.
 
-The commands that the CLI already implements (check, recommend, fix, diff) are run through the CLI's
+The commands that the CLI already implements (check, recommend, fix, diff, fit) are run through the CLI's
 own ``main`` with ``--json``, so an agent gets the same JSON a user gets and the same refusals; their
 output is captured under a lock (one command at a time: they share ``sys.stdout``).
 """
@@ -142,6 +142,46 @@ def _snapshot_file(value: str, scratch: Path) -> str:
     return value
 
 
+def fit(
+    model: str,
+    gpus: int = 1,
+    zero: int = 0,
+    fsdp: bool = False,
+    precision: str = "bf16",
+    optimizer: str = "adamw",
+    seq_len: int = 2048,
+    micro_batch: int = 1,
+    grad_accum: int = 1,
+    checkpointing: bool = False,
+    gpu: str | None = None,
+    memory_gib: float | None = None,
+) -> dict[str, Any]:
+    """Will a training run fit: memory per GPU (weights, gradients, optimizer, activations), the verdict
+    against this machine's GPUs (or ``gpu`` / ``memory_gib``), and the smallest change that fits."""
+    argv = [
+        "fit",
+        "--json",
+        "--model",
+        model,
+        "--gpus",
+        str(gpus),
+        "--zero",
+        str(zero),
+        "--precision",
+        precision,
+    ]
+    argv += ["--optimizer", optimizer, "--seq-len", str(seq_len), "--micro-batch", str(micro_batch)]
+    argv += (
+        ["--grad-accum", str(grad_accum)]
+        + (["--fsdp"] if fsdp else [])
+        + (["--checkpointing"] if checkpointing else [])
+    )
+    argv += (["--gpu", gpu] if gpu else []) + (
+        ["--memory-gib", str(memory_gib)] if memory_gib is not None else []
+    )
+    return redact(run_cli(argv)[1])
+
+
 def fix_apply(python: str, only: list[str] | None = None, include_warnings: bool = False) -> dict[str, Any]:
     """Run the fix plan on the interpreter ``python``: snapshot, apply, re-check, roll back if worse."""
     code, data = run_cli(
@@ -162,7 +202,7 @@ def fix_rollback(python: str) -> dict[str, Any]:
     return redact({"snapshot": str(snap.path), "ok": done.ok, "remaining": list(done.remaining)})
 
 
-READ_ONLY = (check, explain, diagnose_report, recommend, fix_plan, rules, diff)
+READ_ONLY = (check, explain, diagnose_report, recommend, fix_plan, rules, diff, fit)
 CHANGING = (fix_apply, fix_rollback)
 
 

@@ -81,6 +81,9 @@ def test_read_only_server_initializes_lists_and_answers_every_tool() -> None:
         out["diff_inline"] = await _call(client, "diff", {"reference": files[0], "others": [inline]})
         out["diff_bad"] = await _call(client, "diff", {"reference": "/nonexistent.json", "others": files[1:]})
         out["apply"] = await _call(client, "fix_apply", {"python": sys.executable})
+        fit = {"model": "13B", "zero": 3, "gpus": 8, "seq_len": 4096, "gpu": "A100 40GB"}
+        out["fit"] = await _call(client, "fit", fit)
+        out["fit_bad"] = await _call(client, "fit", {"model": "13X"})
         return out
 
     # NCCL_* variables are reported (allow-listed by prefix): a token in one must still be masked.
@@ -88,7 +91,7 @@ def test_read_only_server_initializes_lists_and_answers_every_tool() -> None:
     out = _session([], env, script)
     assert out["info"].name == "envdoctor"
     names = {t.name for t in out["tools"]}
-    assert names == {"check", "explain", "diagnose_report", "recommend", "fix_plan", "rules", "diff"}
+    assert names == {"check", "explain", "diagnose_report", "recommend", "fix_plan", "rules", "diff", "fit"}
     assert all(t.annotations.read_only_hint for t in out["tools"])
     assert all(t.description for t in out["tools"])
 
@@ -117,6 +120,11 @@ def test_read_only_server_initializes_lists_and_answers_every_tool() -> None:
         assert not error and differences["breaking"] is (key == "diff")
     error, _, message = out["diff_bad"]
     assert error and "/nonexistent.json" in message
+    error, fitted, _ = out["fit"]
+    assert not error and fitted["verdict"] == "does-not-fit"
+    assert "turn on activation checkpointing" in fitted["smallest_change"]["changes"]
+    error, _, message = out["fit_bad"]
+    assert error and "not a parameter count" in message
     error, _, message = out["apply"]
     assert error and "fix_apply" in message  # not offered without --allow-apply
 
