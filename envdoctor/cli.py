@@ -51,6 +51,9 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(title="commands", metavar="COMMAND")
     for add in (_check, _rules, _recipes, _recommend, _fix, _build, _explain, _diff, _smoke_train):
         add(commands)
+    _fit(commands)
+    _ci(commands)
+    _mcp(commands)
     return parser
 
 
@@ -172,7 +175,9 @@ def _check(commands: argparse._SubParsersAction) -> None:
         metavar="FILE",
         help="Diagnose a pasted environment report (a file, or - for stdin).",
     )
-    _json_option(p, "Print {schema_version, facts, findings} only.", formats=("text", "markdown", "json"))
+    _json_option(
+        p, "Print {schema_version, facts, findings} only.", formats=("text", "markdown", "json", "html")
+    )
     p.add_argument("-v", "--verbose", action="store_true", help="Show every fact and probe timings.")
     p.add_argument(
         "--quick", action="store_true", help="Do not import torch: read its build from torch/version.py."
@@ -219,6 +224,10 @@ def check(args: argparse.Namespace) -> int:
         sys.stdout.write(report.render_json(shown, shown_findings) + "\n")
     elif fmt == "markdown":
         sys.stdout.write(report.render_markdown(shown, shown_findings, _advice(args, snapshot, findings)))
+    elif fmt == "html":
+        from envdoctor.report_html import render_check
+
+        sys.stdout.write(render_check(shown, shown_findings))
     else:
         report.print_text(
             shown, shown_findings, verbose=args.verbose, advice=_advice(args, snapshot, findings)
@@ -626,7 +635,7 @@ def _diff(commands: argparse._SubParsersAction) -> None:
     p = _command(commands, "diff", diff)
     p.add_argument("reference", type=Path, help="Facts of the reference node (`check --json` output).")
     p.add_argument("others", type=Path, nargs="+", help="Facts of one or more other nodes.")
-    _json_option(p, "Print the differences as JSON.")
+    _json_option(p, "Print the differences as JSON.", formats=("text", "json", "html"))
     _redaction_option(p)
 
 
@@ -643,7 +652,11 @@ def diff(args: argparse.Namespace) -> int:
     except FactsError as exc:
         raise Fail(str(exc)) from None
     redactor = _redactor(args)  # facts files are untrusted text, and diffs get pasted too
-    if args.as_json:
+    if args.fmt == "html":
+        from envdoctor.report_html import render_diff
+
+        sys.stdout.write(redactor.text(render_diff(results, str(args.reference))))
+    elif args.as_json:
         rows = [
             {"file": n, "breaking": differ.breaking(d), "differences": differ.to_dict(d)} for n, d in results
         ]
@@ -711,6 +724,141 @@ def smoke_train(args: argparse.Namespace) -> int:
         timeout_s=args.timeout or cfg.default_timeout(args.nproc),
     )  # fmt: skip
     return run_smoke_train(cfg, launch, as_json=args.as_json, plot=Path(cfg.out_dir) / "loss.svg")
+
+
+def _fit(commands: argparse._SubParsersAction) -> None:
+    p = _command(commands, "fit", fit)
+    add = p.add_argument
+    add("--model", required=True, help="A named size (125M, 1B, 3B, 7B, 8B, 13B, 70B) or a count (350M).")
+    add("--precision", default="bf16", help="fp32, bf16 or fp8.")
+    add("--optimizer", default="adamw", help="adamw or adamw8bit (bitsandbytes).")
+    add("--zero", type=int, default=0, help="ZeRO stage 0 (DDP), 1, 2 or 3.")
+    add("--fsdp", action="store_true", help="PyTorch FSDP full shard instead of ZeRO.")
+    add("--gpus", type=int, default=1, help="GPUs in the run (all nodes).")
+    add("--seq-len", type=int, default=2048, help="Tokens per sequence.")
+    add("--micro-batch", type=int, default=1, help="Sequences per GPU and micro-batch.")
+    add("--grad-accum", type=int, default=1, help="Micro-batches per optimizer step.")
+    add("--checkpointing", action="store_true", help="Full activation checkpointing.")
+    add(
+        "--gpu",
+        help="Judge against this GPU model (H100, A100 40GB, RTX 4090, ...) instead of this machine's.",
+    )
+    add("--memory-gib", type=float, help="Judge against this much memory per GPU.")
+    add("--facts", type=Path, metavar="FILE", help="Judge against the GPUs of a `check --json` file.")
+    _json_option(p)
+
+
+def fit(args: argparse.Namespace) -> int:
+    """Will a training run fit: memory per GPU, the verdict, and the smallest change that fits.
+
+    Exit 1 when it does not fit the GPU (this machine's, --facts, --gpu or --memory-gib).
+    """
+    import json
+
+    from envdoctor import fit as estimator
+
+    try:
+        run = estimator.Run(
+            estimator.shape_for(args.model), precision=args.precision, optimizer=args.optimizer,
+            zero=args.zero, fsdp=args.fsdp, gpus=args.gpus, seq_len=args.seq_len,
+            micro_batch=args.micro_batch, grad_accum=args.grad_accum, checkpointing=args.checkpointing,
+        )  # fmt: skip
+        if args.memory_gib is not None:
+            if not 0 < args.memory_gib < 1e9:  # NaN compares false
+                raise estimator.FitError("--memory-gib must be a positive number of GiB")
+            capacity = estimator.Capacity(
+                f"{args.memory_gib:g} GiB GPU", int(args.memory_gib * 2**30), "--memory-gib"
+            )
+        elif args.gpu is not None:
+            capacity = estimator.named_gpu(args.gpu)
+        else:
+            capacity = estimator.capacity_from_facts(gather_facts(None, args.facts, quick=True))
+    except estimator.FitError as exc:
+        raise Fail(str(exc)) from None
+    est = estimator.estimate(run)
+    verdict = estimator.verdict(est, capacity) if capacity else "unknown"
+    change = estimator.smallest_change(run, capacity) if verdict in ("tight", "does-not-fit") else None
+    if args.as_json:
+        sys.stdout.write(json.dumps(estimator.to_dict(run, est, capacity, change), indent=2) + "\n")
+    else:
+        sys.stdout.write(estimator.render(run, est, capacity, change))
+    return EXIT_PROBLEM if verdict == "does-not-fit" else EXIT_OK
+
+
+def _ci(commands: argparse._SubParsersAction) -> None:
+    p = _command(commands, "ci", ci)
+    sub = p.add_subparsers(title="subcommands", metavar="SUBCOMMAND")
+    init = _command(sub, "init", ci_init)
+    where = init.add_mutually_exclusive_group(required=True)
+    where.add_argument("--github", dest="kind", action="store_const", const="github", help="GitHub Actions.")
+    where.add_argument("--gitlab", dest="kind", action="store_const", const="gitlab", help="GitLab CI.")
+    add = init.add_argument
+    add(
+        "--gpu-runner",
+        metavar="LABELS",
+        help="Also check and smoke-train on this runner (labels, comma-separated).",
+    )
+    add("--python", default="3.11", help="Python version of the check job's image.")
+    add(
+        "--install",
+        help="Shell command that installs the project (default: requirements.txt or the project).",
+    )
+    add("--output", type=Path, help="Write here instead of the CI system's default path.")
+    add("--force", action="store_true", help="Replace an existing file.")
+    add("--print", dest="to_stdout", action="store_true", help="Print the workflow instead of writing it.")
+
+
+def ci(args: argparse.Namespace) -> int:
+    """CI templates: `ci init --github|--gitlab` writes a workflow that runs envdoctor on every push."""
+    raise Fail("choose a subcommand: envdoctor ci init --github|--gitlab")
+
+
+def ci_init(args: argparse.Namespace) -> int:
+    """Write a workflow: check --json, HTML/JSON artifacts, fail on error findings (optionally smoke-train on a GPU runner)."""
+    from envdoctor import ci as templates
+
+    try:
+        opts = templates.Options(
+            python=args.python,
+            install=args.install or templates.DEFAULT_INSTALL,
+            gpu_runner=templates.parse_labels(args.gpu_runner) if args.gpu_runner else (),
+        )
+        if args.to_stdout:
+            sys.stdout.write(templates.render(args.kind, opts))
+            return EXIT_OK
+        paths = templates.write(args.kind, opts, Path.cwd(), args.output, args.force)
+    except templates.CIError as exc:
+        raise Fail(str(exc)) from None
+    for path in paths:
+        print(f"wrote {path}")
+    return EXIT_OK
+
+
+def _mcp(commands: argparse._SubParsersAction) -> None:
+    p = _command(commands, "mcp", mcp)
+    p.add_argument(
+        "--allow-apply",
+        action="store_true",
+        help="Also offer fix_apply and fix_rollback (they change environments, with a snapshot first).",
+    )
+
+
+def mcp(args: argparse.Namespace) -> int:
+    """Serve envdoctor's tools to coding agents: a Model Context Protocol server over stdio.
+
+    Needs the optional SDK: pip install 'envdoctor[mcp]'. Read-only unless --allow-apply.
+    """
+    import importlib.util
+
+    if importlib.util.find_spec("mcp") is None:
+        raise Fail("the MCP server needs the mcp SDK: pip install 'envdoctor[mcp]'")
+    from envdoctor.mcp_server import serve
+
+    try:
+        serve(allow_apply=args.allow_apply)
+    except KeyboardInterrupt:  # Ctrl-C in a terminal: stop quietly, as the shell expects
+        return 130
+    return EXIT_OK
 
 
 if __name__ == "__main__":

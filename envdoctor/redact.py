@@ -22,6 +22,7 @@ import getpass
 import os
 import re
 import socket
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -29,7 +30,7 @@ if TYPE_CHECKING:
     from envdoctor.facts import Facts
     from envdoctor.findings import Finding
 
-REDACTED = "***"
+REDACTED = MASK = "***"
 USER, HOST = "<user>", "<host>"
 
 _CONTROLS = re.compile(
@@ -46,6 +47,10 @@ _CONTROLS = re.compile(
 # only contains the word ("tokenizer=") go.
 _SECRET_KEY_SEP = re.compile(
     r"(?:token|api[_-]?key|secret|passw(?:or)?d|credentials?|private[_-]?key)s?\"?[ \t]*[=:][ \t]*\"?", re.I
+)
+# A key that names a secret by its last word ("HF_TOKEN", "api_key", "db.password"); "tokens_per_s" does not.
+_SECRET_KEY = re.compile(
+    r"(?:token|api[_-]?key|secret|passw(?:or)?d|credentials?|private[_-]?key|auth)s?$", re.I
 )
 _SECRET_WORDS = ("token", "key", "secret", "passw", "credential")
 _VALUE = re.compile(r"[^\s\"'&,;]+")
@@ -167,11 +172,38 @@ class Redactor:
         """``value`` (JSON-like: dicts, lists, strings, numbers) with every string made safe, keys too."""
         if isinstance(value, str):
             return self.text(value)
-        if isinstance(value, dict):
-            return {self.text(k) if isinstance(k, str) else k: self.data(v) for k, v in value.items()}
-        if isinstance(value, list | tuple):
-            return [self.data(v) for v in value]
-        return value
+        return _walk(value, self.text)
+
+
+def redact_text(text: str) -> str:
+    """``text`` with controls stripped and credentials masked; paths and names kept (an agent needs them)."""
+    return redact_credentials(strip_controls(text))
+
+
+def redact(value: Any) -> Any:
+    """JSON-like ``value`` with every string passed through :func:`redact_text` and the scalar value of every
+    secret-named key masked."""
+    return _walk(value, redact_text)
+
+
+def _walk(value: Any, text: Callable[[str], str]) -> Any:
+    if isinstance(value, str):
+        return text(value)
+    if isinstance(value, dict):
+        return {
+            text(k) if isinstance(k, str) else k: REDACTED if _secret_item(k, v) else _walk(v, text)
+            for k, v in value.items()
+        }
+    if isinstance(value, list | tuple):
+        return [_walk(v, text) for v in value]
+    return value
+
+
+def _secret_item(key: object, value: object) -> bool:
+    """A secret-named key holding a string that is not a flag (numbers such as ``max_tokens: 512`` stay)."""
+    if not isinstance(key, str) or not isinstance(value, str) or not _SECRET_KEY.search(key):
+        return False
+    return value.lower() not in ("", "true", "false", "none", "null")
 
 
 def _personal(name: str) -> bool:
