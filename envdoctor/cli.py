@@ -555,6 +555,7 @@ def _diff(commands: argparse._SubParsersAction) -> None:
     p.add_argument("reference", type=Path, help="Facts of the reference node (`check --json` output).")
     p.add_argument("others", type=Path, nargs="+", help="Facts of one or more other nodes.")
     _json_option(p, "Print the differences as JSON.")
+    p.add_argument("-v", "--verbose", action="store_true", help="Also list package version differences.")
 
 
 def diff(args: argparse.Namespace) -> int:
@@ -575,7 +576,7 @@ def diff(args: argparse.Namespace) -> int:
         ]
         sys.stdout.write(json.dumps({"reference": str(args.reference), "results": rows}, indent=2) + "\n")
     else:
-        sys.stdout.write(differ.render(results, str(args.reference)))
+        sys.stdout.write(differ.render(results, str(args.reference), verbose=args.verbose))
     return EXIT_PROBLEM if any(differ.breaking(d) for _, d in results) else EXIT_OK
 
 
