@@ -151,16 +151,36 @@ def _check(commands: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--quick", action="store_true", help="Do not import torch: read its build from torch/version.py."
     )
+    _node_options(p)
+
+
+def _node_options(p: argparse.ArgumentParser) -> None:
+    """check's options for running on every node of a cluster (docs/fleet.md)."""
+    p.add_argument(
+        "--write",
+        metavar="PATH",
+        help="Also write the JSON result to PATH ({host} becomes this node's name); "
+        "with --json, print only the path written.",
+    )
+    p.add_argument(
+        "--health",
+        action="store_true",
+        help="Print one line 'envdoctor: <id>: <message>' for Slurm's HealthCheckProgram; "
+        "exit 0 healthy, 1 broken, 2 unknown.",
+    )
 
 
 def check(args: argparse.Namespace) -> int:
     """Diagnose the environment: probes -> facts -> findings. Exit 1 if any finding is an error."""
     fmt = "json" if args.as_json else args.fmt
-    report_text = _read_input(args.from_report) if args.from_report is not None else None
-    # The torch child starts first; rules and tables then load while the probes run.
-    snapshot = gather_facts(
-        args.python, args.facts, quick=args.quick, report=report_text, while_probing=_preload_rules
-    )
+    try:
+        report_text = _read_input(args.from_report) if args.from_report is not None else None
+        # The torch child starts first; rules and tables then load while the probes run.
+        snapshot = gather_facts(
+            args.python, args.facts, quick=args.quick, report=report_text, while_probing=_preload_rules
+        )
+    except Fail as exc:
+        return _node_failed(args, exc)
     from envdoctor import report
     from envdoctor.rules import evaluate
 
@@ -170,6 +190,18 @@ def check(args: argparse.Namespace) -> int:
         findings = diagnose(snapshot)  # rule findings ranked with the report's error messages
     else:
         findings = evaluate(snapshot)
+    if args.write is not None or args.health:
+        from envdoctor.fleet import node
+
+        if args.write is not None:
+            written = node.write_document(args.write, node.result_document(snapshot, findings))
+            if fmt == "json" and not args.health:
+                print(f"{node.host_name()}: wrote {written}")
+                return EXIT_PROBLEM if report.has_errors(findings) else EXIT_OK
+        if args.health:
+            code, line = node.health(snapshot, findings)
+            print(line)
+            return code
     if fmt == "json":
         sys.stdout.write(report.render_json(snapshot, findings) + "\n")
     elif fmt == "markdown":
@@ -177,6 +209,19 @@ def check(args: argparse.Namespace) -> int:
     else:
         report.print_text(snapshot, findings, verbose=args.verbose)
     return EXIT_PROBLEM if report.has_errors(findings) else EXIT_OK
+
+
+def _node_failed(args: argparse.Namespace, exc: Fail) -> int:
+    """A check that could not run still leaves a trace for the fleet: a file with the error, or the
+    health line of an unknown node."""
+    if args.write is not None:
+        from envdoctor.fleet import node
+
+        node.write_document(args.write, node.error_document(str(exc)))
+    if args.health:
+        print(f"envdoctor: unknown: {exc}")
+        return EXIT_USAGE
+    raise exc
 
 
 def _preload_rules() -> None:
