@@ -48,7 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"envdoctor {__version__}")
     parser.set_defaults(handler=None)
     commands = parser.add_subparsers(title="commands", metavar="COMMAND")
-    for add in (_check, _rules, _recipes, _recommend, _fix, _build, _explain, _diff, _smoke_train):
+    for add in (_check, _rules, _recipes, _recommend, _fix, _build, _explain, _diff, _smoke_train, _fleet):
         add(commands)
     return parser
 
@@ -677,6 +677,61 @@ def smoke_train(args: argparse.Namespace) -> int:
         rdzv_endpoint=args.rdzv_endpoint, rdzv_id=args.rdzv_id, timeout_s=args.timeout,
     )  # fmt: skip
     return run_smoke_train(cfg, launch, as_json=args.as_json, plot=args.out / "loss.svg")
+
+
+def _fleet(commands: argparse._SubParsersAction) -> None:
+    p = _command(commands, "fleet", fleet)
+    sub = p.add_subparsers(title="subcommands", metavar="SUBCOMMAND")
+    r = _command(sub, "report", fleet_report)
+    r.add_argument("source", type=Path, help="Folder of {host}.json check results, or a log of the k8s Job.")
+    r.add_argument("--expect", metavar="N|HOSTLIST", help="Nodes expected: a count or a Slurm host list.")
+    r.add_argument("--group-by", metavar="KEY", help="Judge each group of a mixed fleet on its own.")
+    _json_option(r, "Print the verdict as JSON.")
+
+
+def fleet(args: argparse.Namespace) -> int:
+    """Check a whole cluster: run a check on every node, find the odd node (docs/fleet.md)."""
+    raise Fail("choose a subcommand: envdoctor fleet report|run|smoke|manifest (see --help)")
+
+
+def _expected(value: str | None) -> int | list[str] | None:
+    from envdoctor.fleet.hostlist import expand
+
+    if value is None:
+        return None
+    if value.isdigit():
+        return int(value)
+    try:
+        return expand(value)
+    except ValueError as exc:
+        raise Fail(f"--expect: {exc}") from None
+
+
+def fleet_report(args: argparse.Namespace) -> int:
+    """The fleet verdict from one `check --json` file per node: majority baseline, odd nodes, findings.
+
+    Exit 0 all nodes consistent and healthy, 1 odd, broken, unknown or missing nodes, 2 unreadable input.
+    """
+    import json
+
+    from envdoctor.fleet import report as fleet_verdict
+
+    keys = fleet_verdict.group_keys()
+    if args.group_by is not None and args.group_by not in keys:
+        raise Fail(f"--group-by {args.group_by!r}: choose one of {', '.join(keys)}")
+    expected = _expected(args.expect)
+    try:
+        nodes = fleet_verdict.read_nodes(args.source)
+    except fleet_verdict.FleetInputError as exc:
+        raise Fail(str(exc)) from None
+    if not nodes:
+        raise Fail(f"{args.source}: no *.json node results in this folder")
+    verdict = fleet_verdict.build(nodes, expected, keys.get(args.group_by) if args.group_by else None)
+    if args.as_json:
+        sys.stdout.write(json.dumps(fleet_verdict.to_dict(verdict), indent=2) + "\n")
+    else:
+        sys.stdout.write(fleet_verdict.render_text(verdict))
+    return EXIT_OK if verdict.ok else EXIT_PROBLEM
 
 
 if __name__ == "__main__":
