@@ -173,6 +173,10 @@ def _node_options(p: argparse.ArgumentParser) -> None:
 def check(args: argparse.Namespace) -> int:
     """Diagnose the environment: probes -> facts -> findings. Exit 1 if any finding is an error."""
     fmt = "json" if args.as_json else args.fmt
+    if args.python is not None and "{host}" in str(args.python):
+        from envdoctor.fleet.node import expand_path
+
+        args.python = expand_path(args.python)  # a node-local interpreter: /local/{host}/venv
     try:
         report_text = _read_input(args.from_report) if args.from_report is not None else None
         # The torch child starts first; rules and tables then load while the probes run.
@@ -684,9 +688,29 @@ def _fleet(commands: argparse._SubParsersAction) -> None:
     sub = p.add_subparsers(title="subcommands", metavar="SUBCOMMAND")
     r = _command(sub, "report", fleet_report)
     r.add_argument("source", type=Path, help="Folder of {host}.json check results, or a log of the k8s Job.")
-    r.add_argument("--expect", metavar="N|HOSTLIST", help="Nodes expected: a count or a Slurm host list.")
-    r.add_argument("--group-by", metavar="KEY", help="Judge each group of a mixed fleet on its own.")
-    _json_option(r, "Print the verdict as JSON.")
+    _verdict_options(r)
+    run = _command(sub, "run", fleet_run)
+    _slurm_options(run)
+    run.add_argument("--out", type=Path, required=True, help="Shared folder for the {host}.json results.")
+    run.add_argument("--quick", action="store_true", help="check --quick on every node (no torch import).")
+    run.add_argument("--python", help="Interpreter to check on each node ({host} becomes the node's name).")
+    _verdict_options(run, expect=False)
+
+
+def _verdict_options(p: argparse.ArgumentParser, expect: bool = True) -> None:
+    if expect:
+        p.add_argument("--expect", metavar="N|HOSTLIST", help="Nodes expected: a count or a Slurm host list.")
+    p.add_argument("--group-by", metavar="KEY", help="Judge each group of a mixed fleet on its own.")
+    _json_option(p, "Print the verdict as JSON.")
+
+
+def _slurm_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--slurm", action="store_true", required=True, help="Run through Slurm (srun/sbatch).")
+    p.add_argument("-N", "--nodes", type=int, required=True, help="Number of nodes.")
+    p.add_argument("-p", "--partition", help="Slurm partition.")
+    p.add_argument("-t", "--time", dest="time_limit", help="Slurm time limit (--time).")
+    p.add_argument("--timeout", type=float, default=1800.0, help="Seconds before envdoctor stops the job.")
+    p.add_argument("--dry-run", action="store_true", help="Print the Slurm command, run nothing.")
 
 
 def fleet(args: argparse.Namespace) -> int:
@@ -712,26 +736,68 @@ def fleet_report(args: argparse.Namespace) -> int:
 
     Exit 0 all nodes consistent and healthy, 1 odd, broken, unknown or missing nodes, 2 unreadable input.
     """
+    return _fleet_verdict(args.source, _expected(args.expect), args.group_by, args.as_json)
+
+
+def _fleet_verdict(
+    source: Path, expected: int | list[str] | None, group_by: str | None, as_json: bool
+) -> int:
     import json
 
     from envdoctor.fleet import report as fleet_verdict
 
     keys = fleet_verdict.group_keys()
-    if args.group_by is not None and args.group_by not in keys:
-        raise Fail(f"--group-by {args.group_by!r}: choose one of {', '.join(keys)}")
-    expected = _expected(args.expect)
+    if group_by is not None and group_by not in keys:
+        raise Fail(f"--group-by {group_by!r}: choose one of {', '.join(keys)}")
     try:
-        nodes = fleet_verdict.read_nodes(args.source)
+        nodes = fleet_verdict.read_nodes(source)
     except fleet_verdict.FleetInputError as exc:
         raise Fail(str(exc)) from None
     if not nodes:
-        raise Fail(f"{args.source}: no *.json node results in this folder")
-    verdict = fleet_verdict.build(nodes, expected, keys.get(args.group_by) if args.group_by else None)
-    if args.as_json:
+        raise Fail(f"{source}: no *.json node results in this folder")
+    verdict = fleet_verdict.build(nodes, expected, keys.get(group_by) if group_by else None)
+    if as_json:
         sys.stdout.write(json.dumps(fleet_verdict.to_dict(verdict), indent=2) + "\n")
     else:
         sys.stdout.write(fleet_verdict.render_text(verdict))
     return EXIT_OK if verdict.ok else EXIT_PROBLEM
+
+
+def _run_slurm(cmd: list[str], args: argparse.Namespace) -> int:
+    """Print the Slurm command and run it (unless --dry-run); its exit status."""
+    from envdoctor.fleet import slurm
+
+    print(f"+ {slurm.shown(cmd)}", file=sys.stderr, flush=True)
+    if args.dry_run:
+        return EXIT_OK
+    try:
+        code, stopped = slurm.run(cmd, args.timeout)
+    except slurm.SlurmError as exc:
+        raise Fail(str(exc)) from None
+    if stopped:
+        print(f"envdoctor: {cmd[0]} {stopped}", file=sys.stderr)
+    return code
+
+
+def fleet_run(args: argparse.Namespace) -> int:
+    """Run `check --json` on N nodes through srun, then give the fleet verdict of what they wrote.
+
+    Prints the srun command first. Exit as `fleet report`: 0 consistent and healthy, 1 not, 2 bad usage.
+    """
+    from envdoctor.fleet import slurm
+
+    if args.nodes < 1:
+        raise Fail("-N must be >= 1")
+    if args.out.is_dir() and any(args.out.glob("*.json")):
+        raise Fail(f"{args.out} already holds node results: choose a new --out folder")
+    alloc = slurm.Allocation(args.nodes, args.partition, args.time_limit)
+    cmd = slurm.check_command(alloc, args.out, quick=args.quick, python=args.python)
+    if not args.dry_run:
+        args.out.mkdir(parents=True, exist_ok=True)
+    _run_slurm(cmd, args)
+    if args.dry_run:
+        return EXIT_OK
+    return _fleet_verdict(args.out, args.nodes, args.group_by, args.as_json)
 
 
 if __name__ == "__main__":

@@ -108,7 +108,10 @@ def _nccl(facts: Facts) -> str | None:
 
 
 def _torch_missing(facts: Facts) -> bool:
-    return facts.torch.status == "missing"
+    """torch failed to import as missing, or (``--quick``: not imported) no distribution provides it."""
+    return facts.torch.status == "missing" or (
+        facts.torch.status in ("skipped", "unknown") and facts.packages.torch_installs == []
+    )
 
 
 def _torch_version(facts: Facts) -> str | None:

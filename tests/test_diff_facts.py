@@ -147,3 +147,10 @@ def test_diff_real_checks_of_a_venv_without_torch(tmp_path):
         "-> not installed  [torch build]"
     )
     assert len(lines) < 12 and "torch.arch_list" not in result.stdout
+
+
+def test_quick_check_without_any_torch_distribution_reads_not_installed():
+    a, b = _node(), Facts()
+    b.torch.status, b.packages.torch_installs = "skipped", []
+    row = next(d for d in compare(a, b) if d.path == "torch version")
+    assert row.b == "not installed"

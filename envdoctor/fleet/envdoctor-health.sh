@@ -17,6 +17,9 @@
 [ -r "${ENVDOCTOR_HEALTH_DEFAULTS:-/etc/default/envdoctor-health}" ] &&
   . "${ENVDOCTOR_HEALTH_DEFAULTS:-/etc/default/envdoctor-health}"
 [ -n "$SLURM_CONF" ] && export SLURM_CONF
+# slurmd runs health checks with SLURMD_NODENAME alone in the environment: no PATH.
+PATH=${PATH:-/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin}
+export PATH
 node=${SLURMD_NODENAME:-$(hostname -s)}
 timeout_s=${ENVDOCTOR_TIMEOUT:-60}
 
