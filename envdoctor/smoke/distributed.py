@@ -27,6 +27,11 @@ class Dist:
     def is_main(self) -> bool:
         return self.rank == 0
 
+    @property
+    def is_node_main(self) -> bool:
+        """The first process of its node: it reports the node's verdict and keeps the node's checkpoint."""
+        return self.local_rank == 0
+
 
 def pick_device(requested: str, local_rank: int) -> torch.device:
     if requested == "auto":

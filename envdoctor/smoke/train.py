@@ -13,6 +13,7 @@ import contextlib
 import ctypes
 import gc
 import math
+import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -246,10 +247,11 @@ def make_steps(model, cfg: SmokeConfig, precision: str, ctx: Dist):
 
 
 def _save(path: Path, steps, gen, step, history, fp, ctx: Dist) -> None:
-    """Gather full states (collective) and let rank 0 write them atomically."""
+    """Gather full states (collective) and let each node's first rank write them atomically: nodes
+    may not share a file system, and on a shared one the copies are identical."""
     states = steps.state(path, step)
     generators = distributed.gather_tensors(gen.get_state(), ctx)
-    if ctx.is_main:
+    if ctx.is_node_main:
         state = {"fingerprint": fp, "step": step, "history": history, **states, "generators": generators}
         checkpoint.atomic_save(state, path)
     distributed.reduce_flags([0.0], ctx)  # barrier: the file exists before anyone goes on
@@ -343,7 +345,7 @@ def train_precision(
         checksums=[hex(s) for s in sums],
         ranks_in_sync=len(set(sums)) == 1,
     )
-    if ctx.is_main:
+    if ctx.is_node_main:  # every node checks the round trip of its own copy
         fresh = build_model(mcfg, precision, cfg.seed + 1, device)  # other init: the load must overwrite it
         fresh.load_state_dict(checkpoint.load(path, fp)["model"])
         fresh.to(steps.dtype)  # DeepSpeed bf16 / fp16 keep the weights themselves in that dtype
@@ -365,6 +367,8 @@ def environment(ctx: Dist) -> dict[str, Any]:
         if device.type == "cuda"
         else None,
         "world_size": ctx.world,
+        "rank": ctx.rank,  # global rank of the process reporting (each node's first)
+        "host": socket.gethostname(),
         "backend": ctx.backend,
         "threads": torch.get_num_threads(),
     }
