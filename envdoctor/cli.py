@@ -695,6 +695,14 @@ def _fleet(commands: argparse._SubParsersAction) -> None:
     run.add_argument("--quick", action="store_true", help="check --quick on every node (no torch import).")
     run.add_argument("--python", help="Interpreter to check on each node ({host} becomes the node's name).")
     _verdict_options(run, expect=False)
+    sm = _command(sub, "smoke", fleet_smoke)
+    _slurm_options(sm)
+    sm.add_argument("--out", type=Path, required=True, help="Shared folder for each node's verdict.")
+    sm.add_argument("--nproc", type=int, default=1, help="Processes (GPUs) per node.")
+    sm.add_argument("--port", type=int, default=29500, help="Rendezvous port on the first node.")
+    sm.add_argument("--slow-factor", type=float, default=1.5, help="Flag nodes slower than this x median.")
+    sm.add_argument("--train-args", default="", help="More smoke-train options, e.g. '--steps 100'.")
+    _json_option(sm, "Print the verdict as JSON.")
 
 
 def _verdict_options(p: argparse.ArgumentParser, expect: bool = True) -> None:
@@ -798,6 +806,50 @@ def fleet_run(args: argparse.Namespace) -> int:
     if args.dry_run:
         return EXIT_OK
     return _fleet_verdict(args.out, args.nodes, args.group_by, args.as_json)
+
+
+def fleet_smoke(args: argparse.Namespace) -> int:
+    """Multi-node smoke-train through sbatch (torchrun c10d on the job's first node); every node's
+    verdict, the all-reduce bus bandwidth and each node's step time, slow nodes flagged.
+
+    Exit 0 every node passed and none is slow, 1 otherwise, 2 bad usage.
+    """
+    import json
+    import shlex
+
+    from envdoctor.fleet import slurm, smoke
+
+    if args.nodes < 1 or args.nproc < 1 or args.slow_factor <= 1:
+        raise Fail("-N and --nproc must be >= 1, --slow-factor > 1")
+    if args.out.is_dir() and any(args.out.glob("*.json")):
+        raise Fail(f"{args.out} already holds node results: choose a new --out folder")
+    try:
+        train_args = shlex.split(args.train_args)
+    except ValueError as exc:
+        raise Fail(f"--train-args: {exc}") from None
+    alloc = slurm.Allocation(args.nodes, args.partition, args.time_limit)
+    script = smoke.sbatch_script(
+        alloc, args.out, args.nproc, slurm.envdoctor_command(), train_args, args.port
+    )
+    if args.dry_run:
+        sys.stdout.write(script)
+        return EXIT_OK
+    args.out.mkdir(parents=True, exist_ok=True)
+    path = args.out / "envdoctor-smoke.sbatch"
+    path.write_text(script)
+    print(f"+ sbatch --parsable --wait {path}", file=sys.stderr, flush=True)
+    try:
+        code, job, stopped = slurm.submit_and_wait(path, args.timeout)
+    except slurm.SlurmError as exc:
+        raise Fail(str(exc)) from None
+    if stopped:
+        print(f"envdoctor: job {job} {stopped}; cancelled", file=sys.stderr)
+    verdict = smoke.gather(args.out, args.nodes, args.slow_factor)
+    if args.as_json:
+        sys.stdout.write(json.dumps({"job": job, **smoke.to_dict(verdict)}, indent=2) + "\n")
+    else:
+        sys.stdout.write(f"job {job} exited with status {code}\n" + smoke.render_text(verdict))
+    return EXIT_OK if verdict.ok else EXIT_PROBLEM
 
 
 if __name__ == "__main__":

@@ -105,3 +105,40 @@ def test_health_check_program_drains_the_broken_node(cluster):
     finally:
         defaults.unlink()
         cluster.run(["scontrol", "update", "nodename=n2", "state=resume"], check=False)
+
+
+@pytest.mark.slow
+@pytest.mark.torch
+def test_fleet_smoke_trains_on_two_nodes_through_sbatch(cluster, tmp_path):
+    out = tmp_path / "smoke"
+    port = _free_port()
+    train = "--task local --seq-len 16 --batch-size 16 --min-accuracy 0 --steps 120"
+    env = dict(cluster.env, OMP_NUM_THREADS="1")  # two ranks on a shared two-core machine
+    result = subprocess.run(
+        [*ENVDOCTOR, "fleet", "smoke", "--slurm", "-N", "2", "--nproc", "1", "--port", str(port)]
+        + ["--train-args", train, "--out", str(out), "--timeout", "500"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=REPO,
+    )
+    logs = " | ".join(p.read_text()[-500:] for p in out.glob("*.log"))
+    assert result.returncode == 0, result.stdout + result.stderr + logs
+    lines = result.stdout.splitlines()
+    assert lines[1] == "envdoctor fleet smoke: 2 node(s), 2 reported, 2 passed"
+    rows = {line.split()[0]: line.split() for line in lines[3:5]}
+    assert sorted(rows) == ["n1", "n2"] and {r[1] for r in rows.values()} == {"pass"}
+    assert sorted(r[2] for r in rows.values()) == ["0", "1"]  # each node reported by its own first rank
+    assert all(r[-1] == "GB/s" for r in rows.values())
+    assert "verdict: every node passed and agrees" in result.stdout
+    script = (out / "envdoctor-smoke.sbatch").read_text()
+    assert '--rdzv-id "$SLURM_JOB_ID"' in script and "--nnodes 2" in script
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]

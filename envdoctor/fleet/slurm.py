@@ -105,3 +105,27 @@ def _stop(proc: subprocess.Popen, grace_s: float = 15) -> None:
 
 def shown(cmd: list[str]) -> str:
     return shlex.join(cmd)
+
+
+def submit_and_wait(script: Path, timeout_s: float) -> tuple[int, str, str]:
+    """``sbatch --parsable --wait SCRIPT``: (exit status, job id, '' or why it was stopped). On timeout or
+    Ctrl-C the job is cancelled with scancel: killing ``sbatch --wait`` alone leaves the job running."""
+    require("sbatch")
+    proc = subprocess.Popen(
+        ["sbatch", "--parsable", "--wait", str(script)],
+        stdout=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    assert proc.stdout is not None
+    job = proc.stdout.readline().strip().split(";")[0]  # printed at submission; "ID;cluster" on some sites
+    try:
+        return proc.wait(timeout=timeout_s), job, ""
+    except subprocess.TimeoutExpired:
+        why = f"stopped after {timeout_s:g} s"
+    except KeyboardInterrupt:
+        why = "interrupted"
+    if job:
+        subprocess.run(["scancel", job], capture_output=True, timeout=30)
+    _stop(proc)
+    return proc.returncode, job, why

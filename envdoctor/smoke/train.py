@@ -14,6 +14,7 @@ import ctypes
 import gc
 import math
 import socket
+import statistics
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -374,6 +375,34 @@ def environment(ctx: Dist) -> dict[str, Any]:
     }
 
 
+def local_step_seconds(
+    cfg: SmokeConfig, mcfg: PAMConfig, task: Task, device: torch.device, steps: int = 5
+) -> float:
+    """Median seconds of one forward and backward pass of this rank alone, with no collective: data
+    parallel steps wait for the slowest rank, so only a step without communication shows a slow node."""
+    model = build_model(mcfg, "fp32", cfg.seed, device)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    times = []
+    for step in range(steps + 1):
+        x, y = (t.to(device) for t in task.batch(cfg.batch_size, gen))
+        start = time.perf_counter()
+        _, loss = model(x, y, step=step)
+        loss.backward()
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times[1:])  # the first pass warms up
+
+
+def node_figures(cfg: SmokeConfig, mcfg: PAMConfig, task: Task, ctx: Dist) -> dict[str, Any]:
+    """What `fleet smoke` compares between nodes: local step time and, with several ranks, the all-reduce
+    bus bandwidth."""
+    figures: dict[str, Any] = {"local_step_s": local_step_seconds(cfg, mcfg, task, ctx.device)}
+    if ctx.world > 1:
+        figures["allreduce_busbw_gbps"] = distributed.bus_bandwidth(ctx)
+    return figures
+
+
 def run(cfg: SmokeConfig, emit: Emit, stop: StopSignal | None = None) -> dict[str, Any]:
     """Train every requested precision; returns the figures of all runs (the same on every rank)."""
     stop = stop or StopSignal()
@@ -400,6 +429,8 @@ def run(cfg: SmokeConfig, emit: Emit, stop: StopSignal | None = None) -> dict[st
             result["runs"].append(one)
             if one["interrupted"]:
                 break
+        if not any(r.get("interrupted") for r in result["runs"]):  # every rank agrees (a collective)
+            result["node"] = node_figures(cfg, mcfg, task, ctx)
         return result
     finally:
         distributed.teardown(ctx)
