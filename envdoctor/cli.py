@@ -703,6 +703,16 @@ def _fleet(commands: argparse._SubParsersAction) -> None:
     sm.add_argument("--slow-factor", type=float, default=1.5, help="Flag nodes slower than this x median.")
     sm.add_argument("--train-args", default="", help="More smoke-train options, e.g. '--steps 100'.")
     _json_option(sm, "Print the verdict as JSON.")
+    m = _command(sub, "manifest", fleet_manifest)
+    m.add_argument("--k8s", action="store_true", required=True, help="A Kubernetes Indexed Job.")
+    m.add_argument("-N", "--nodes", type=int, required=True, help="Number of nodes (one pod each).")
+    m.add_argument("--image", required=True, help="An image with envdoctor and the stack to check.")
+    m.add_argument("--gpus-per-node", type=int, default=1, help="nvidia.com/gpu per pod (0: none).")
+    m.add_argument("--name", default="envdoctor-fleet", help="Job name.")
+    m.add_argument("--namespace", help="Namespace.")
+    m.add_argument("--quick", action="store_true", help="check --quick (no torch import).")
+    m.add_argument("--results-pvc", metavar="CLAIM", help="Also write <node>.json into this shared claim.")
+    m.add_argument("--node-selector", action="append", default=[], metavar="KEY=VALUE", help="Repeatable.")
 
 
 def _verdict_options(p: argparse.ArgumentParser, expect: bool = True) -> None:
@@ -850,6 +860,24 @@ def fleet_smoke(args: argparse.Namespace) -> int:
     else:
         sys.stdout.write(f"job {job} exited with status {code}\n" + smoke.render_text(verdict))
     return EXIT_OK if verdict.ok else EXIT_PROBLEM
+
+
+def fleet_manifest(args: argparse.Namespace) -> int:
+    """Print a Kubernetes Indexed Job running `envdoctor check` on N nodes (one pod per node); its
+    `kubectl logs` are what `fleet report` reads."""
+    from envdoctor.fleet.k8s import JobSpec, render
+
+    if args.nodes < 1 or args.gpus_per_node < 0:
+        raise Fail("-N must be >= 1 and --gpus-per-node >= 0")
+    selector = dict(item.partition("=")[::2] for item in args.node_selector)
+    if any(not k or not v for k, v in selector.items()):
+        raise Fail("--node-selector takes KEY=VALUE")
+    spec = JobSpec(
+        args.nodes, args.image, args.name, args.namespace, args.gpus_per_node, args.quick,
+        args.results_pvc, selector,
+    )  # fmt: skip
+    sys.stdout.write(render(spec))
+    return EXIT_OK
 
 
 if __name__ == "__main__":

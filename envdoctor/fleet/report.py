@@ -311,9 +311,8 @@ def _headline(report: FleetReport) -> str:
     ):
         if count:
             parts.append(f"{count} {label}")
-    verdict = (
-        "consistent and healthy" if report.ok else f"{len(report.attention()) or 'no'} node(s) need attention"
-    )
-    if not report.ok and report.split and not report.attention():
+    needs = len(report.attention()) + report.missing_count - len(report.missing)  # unnamed missing ones
+    verdict = "consistent and healthy" if report.ok else f"{needs} node(s) need attention"
+    if not report.ok and report.split and not needs:
         verdict = "no majority on " + ", ".join(sorted({k.key for _g, k in report.split}))
     return f"envdoctor fleet: {', '.join(parts)}: {verdict}"
