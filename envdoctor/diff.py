@@ -104,7 +104,9 @@ def _major(version: Any, parts: int = 1) -> str | None:
 def _nccl(facts: Facts) -> str | None:
     wheels = facts.packages.nvidia_wheels or {}
     wheel = next((v for k, v in wheels.items() if k.startswith("nvidia-nccl")), None)
-    return facts.torch.nccl_version or wheel
+    if facts.torch.nccl_version or wheel:
+        return facts.torch.nccl_version or wheel
+    return "none" if _torch_cuda(facts) == "none" else None  # a CPU build of torch has no NCCL
 
 
 def _torch_missing(facts: Facts) -> bool:
@@ -125,6 +127,10 @@ def _torch_cuda(facts: Facts) -> str | None:
     if facts.torch.status == "ok" or build:
         return facts.torch.cuda or build.get("cuda") or "none"  # a CPU build: known, no CUDA
     return None
+
+
+def _cuda_major(cuda: str | None) -> str | None:
+    return cuda if cuda == "none" else _major(cuda)
 
 
 def _container(facts: Facts) -> str | None:
@@ -156,8 +162,8 @@ class BreakingKey:
 BREAKING: tuple[BreakingKey, ...] = (
     BreakingKey("torch version", _torch_version, "torch build", ("torch.version", "torch.status")),
     BreakingKey("torch CUDA", _torch_cuda, "torch build", ("torch.cuda",), of_torch=True),
-    BreakingKey("NCCL", _nccl, "NCCL version", ("torch.nccl_version",)),
-    BreakingKey("CUDA major (torch)", lambda f: _major(f.torch.cuda), "CUDA major", of_torch=True),
+    BreakingKey("NCCL", _nccl, "NCCL version", ("torch.nccl_version",), of_torch=True),
+    BreakingKey("CUDA major (torch)", lambda f: _cuda_major(_torch_cuda(f)), "CUDA major", of_torch=True),
     BreakingKey(
         "CUDA major (driver)",
         lambda f: _major(f.nvidia.cuda_driver_version),

@@ -18,12 +18,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from envdoctor.diff import BREAKING, breaking_values
+from envdoctor.diff import BREAKING, NOT_INSTALLED, breaking_values
 from envdoctor.facts import Facts, FactsError
 from envdoctor.fleet.hostlist import compress
 
 LOG_PREFIX = "@envdoctor-fleet"  # one line per node in a log: "@envdoctor-fleet HOST {check --json}"
 UNKNOWN = "unknown"
+TORCH = BREAKING[0].label  # "torch version"
 
 
 class FleetInputError(ValueError):
@@ -216,6 +217,8 @@ def _group(name: str | None, members: list[Node]) -> Group:
         if len(ranked) > 1 and majority is not None:  # no majority: the key is split, nobody is odd
             for n in members:
                 value = n.values[key.label]
+                if key.of_torch and n.values[TORCH] == NOT_INSTALLED:
+                    continue  # the torch version row says it once
                 if value != majority:
                     odd[n.name].append((key.label, value, majority))
     return Group(name, sorted(n.name for n in members), keys, dict(odd))
