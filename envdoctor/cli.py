@@ -719,7 +719,14 @@ def _verdict_options(p: argparse.ArgumentParser, expect: bool = True) -> None:
     if expect:
         p.add_argument("--expect", metavar="N|HOSTLIST", help="Nodes expected: a count or a Slurm host list.")
     p.add_argument("--group-by", metavar="KEY", help="Judge each group of a mixed fleet on its own.")
-    _json_option(p, "Print the verdict as JSON.")
+    _json_option(p, "Print the verdict as JSON (same as --format json).")
+    p.add_argument(
+        "--format",
+        dest="fmt",
+        choices=("text", "json", "html"),
+        default="text",
+        help="html: one self-contained page (redirect it to a file).",
+    )
 
 
 def _slurm_options(p: argparse.ArgumentParser) -> None:
@@ -754,12 +761,16 @@ def fleet_report(args: argparse.Namespace) -> int:
 
     Exit 0 all nodes consistent and healthy, 1 odd, broken, unknown or missing nodes, 2 unreadable input.
     """
-    return _fleet_verdict(args.source, _expected(args.expect), args.group_by, args.as_json)
+    return _fleet_verdict(args.source, _expected(args.expect), args.group_by, _report_format(args))
 
 
-def _fleet_verdict(
-    source: Path, expected: int | list[str] | None, group_by: str | None, as_json: bool
-) -> int:
+def _report_format(args: argparse.Namespace) -> str:
+    if args.as_json and args.fmt not in ("text", "json"):
+        raise Fail(f"--json and --format {args.fmt}: choose one")
+    return "json" if args.as_json else args.fmt
+
+
+def _fleet_verdict(source: Path, expected: int | list[str] | None, group_by: str | None, fmt: str) -> int:
     import json
 
     from envdoctor.fleet import report as fleet_verdict
@@ -774,8 +785,12 @@ def _fleet_verdict(
     if not nodes:
         raise Fail(f"{source}: no *.json node results in this folder")
     verdict = fleet_verdict.build(nodes, expected, keys.get(group_by) if group_by else None)
-    if as_json:
+    if fmt == "json":
         sys.stdout.write(json.dumps(fleet_verdict.to_dict(verdict), indent=2) + "\n")
+    elif fmt == "html":
+        from envdoctor.fleet.html import render_html
+
+        sys.stdout.write(render_html(verdict))
     else:
         sys.stdout.write(fleet_verdict.render_text(verdict))
     return EXIT_OK if verdict.ok else EXIT_PROBLEM
@@ -808,6 +823,7 @@ def fleet_run(args: argparse.Namespace) -> int:
         raise Fail("-N must be >= 1")
     if args.out.is_dir() and any(args.out.glob("*.json")):
         raise Fail(f"{args.out} already holds node results: choose a new --out folder")
+    fmt = _report_format(args)
     alloc = slurm.Allocation(args.nodes, args.partition, args.time_limit)
     cmd = slurm.check_command(alloc, args.out, quick=args.quick, python=args.python)
     if not args.dry_run:
@@ -815,7 +831,7 @@ def fleet_run(args: argparse.Namespace) -> int:
     _run_slurm(cmd, args)
     if args.dry_run:
         return EXIT_OK
-    return _fleet_verdict(args.out, args.nodes, args.group_by, args.as_json)
+    return _fleet_verdict(args.out, args.nodes, args.group_by, fmt)
 
 
 def fleet_smoke(args: argparse.Namespace) -> int:
