@@ -9,10 +9,14 @@ from envdoctor.fleet.slurm import Allocation
 from envdoctor.fleet.smoke import gather, render_text, sbatch_script
 
 
-def _node(folder, name, ok=True, step_s=0.010, rank=0, failed=()):
+def _node(folder, name, ok=True, step_s=0.010, rank=0, failed=(), checksum="0x1"):
     checks = [{"name": "fp32: loss fell", "ok": ok, "figure": "", "finding": None}]
     checks += [{"name": n, "ok": False, "figure": "", "finding": None} for n in failed]
-    result = {"environment": {"rank": rank}, "node": {"local_step_s": step_s, "allreduce_busbw_gbps": 1.5}}
+    result = {
+        "environment": {"rank": rank},
+        "node": {"local_step_s": step_s, "allreduce_busbw_gbps": 1.5},
+        "runs": [{"checksums": [checksum, checksum]}],
+    }
     (folder / f"{name}.json").write_text(json.dumps({"ok": ok, "checks": checks, "result": result}))
 
 
@@ -51,3 +55,11 @@ def test_batch_script_is_valid_shell_with_the_job_id_as_rendezvous_id(tmp_path):
         in script
     )
     assert subprocess.run(["sh", "-n"], input=script, text=True).returncode == 0
+
+
+def test_nodes_that_end_with_different_weights_do_not_agree(tmp_path):
+    _node(tmp_path, "n1", rank=0)
+    _node(tmp_path, "n2", rank=1, checksum="0x2")
+    verdict = gather(tmp_path, expected=2)
+    assert not verdict.agree and not verdict.ok
+    assert "parameter checksums differ" in render_text(verdict)

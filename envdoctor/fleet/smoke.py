@@ -53,6 +53,7 @@ class NodeRun:
     step_s: float | None = None
     busbw_gbps: float | None = None
     rank: int | None = None
+    checksums: tuple[str, ...] = ()  # the final parameter checksum of each precision, as this node saw it
 
 
 @dataclass
@@ -68,8 +69,13 @@ class SmokeVerdict:
         return max(0, self.expected - len(self.nodes))
 
     @property
+    def agree(self) -> bool:
+        """Every node ended with the same weights (data parallel: they must)."""
+        return len({n.checksums for n in self.nodes if n.ok is not None}) <= 1
+
+    @property
     def ok(self) -> bool:
-        return not self.missing and not self.slow and all(n.ok for n in self.nodes)
+        return not self.missing and not self.slow and self.agree and all(n.ok for n in self.nodes)
 
 
 def read_node(path: Path) -> NodeRun:
@@ -91,6 +97,7 @@ def read_node(path: Path) -> NodeRun:
         figures.get("local_step_s"),
         figures.get("allreduce_busbw_gbps"),
         (result.get("environment") or {}).get("rank"),
+        tuple(str((r.get("checksums") or [None])[0]) for r in result.get("runs") or []),
     )
 
 
@@ -124,6 +131,8 @@ def render_text(v: SmokeVerdict) -> str:
     attention = sorted({n.name for n in v.nodes if not n.ok} | set(v.slow))
     if attention:
         out.append(f"Keep them out of jobs: --exclude={compress(attention)}")
+    if not v.agree:
+        out.append("✗ the nodes ended with different weights (parameter checksums differ)")
     out.append("verdict: " + ("every node passed and agrees" if v.ok else "FAILED"))
     return "\n".join(out) + "\n"
 
@@ -136,5 +145,6 @@ def to_dict(v: SmokeVerdict) -> dict[str, Any]:
         "median_local_step_s": v.median_step_s,
         "slow_factor": v.slow_factor,
         "slow": v.slow,
+        "agree": v.agree,
         "nodes": [n.__dict__ for n in v.nodes],
     }
