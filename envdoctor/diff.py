@@ -129,6 +129,11 @@ def _torch_cuda(facts: Facts) -> str | None:
     return None
 
 
+def _driver(facts: Facts, value: str | None) -> str | None:
+    """A driver fact, or "none" on a node without an NVIDIA driver (known: there is none)."""
+    return "none" if value is None and facts.nvidia.error == "driver-missing" else value
+
+
 def _cuda_major(cuda: str | None) -> str | None:
     return cuda if cuda == "none" else _major(cuda)
 
@@ -166,11 +171,11 @@ BREAKING: tuple[BreakingKey, ...] = (
     BreakingKey("CUDA major (torch)", lambda f: _cuda_major(_torch_cuda(f)), "CUDA major", of_torch=True),
     BreakingKey(
         "CUDA major (driver)",
-        lambda f: _major(f.nvidia.cuda_driver_version),
+        lambda f: _driver(f, _major(f.nvidia.cuda_driver_version)),
         "CUDA major",
         ("nvidia.cuda_driver_version",),
     ),
-    BreakingKey("driver branch", lambda f: _major(f.nvidia.driver_version), "driver branch"),
+    BreakingKey("driver branch", lambda f: _driver(f, _major(f.nvidia.driver_version)), "driver branch"),
     BreakingKey("python minor", lambda f: _major(f.python.version, 2), "python minor"),
     BreakingKey(
         "CUDA available",
