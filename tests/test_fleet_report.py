@@ -102,3 +102,41 @@ def test_unreadable_input_exits_2(tmp_path):
     bad = invoke(["fleet", "report", str(tmp_path), "--group-by", "colour"])
     assert bad.exit_code == 2 and "gpu-model" in bad.stderr
     assert invoke(["fleet", "report", str(tmp_path), "--expect", "node[1-"]).exit_code == 2
+
+
+def test_fleet_commands_without_slurm_or_a_subcommand_exit_2(tmp_path):
+    assert invoke(["fleet"]).exit_code == 2
+    no_slurm = invoke(
+        ["fleet", "run", "--slurm", "-N", "2", "--out", str(tmp_path / "o")], env={"PATH": "/nonexistent"}
+    )
+    assert no_slurm.exit_code == 2 and "srun not found" in no_slurm.stderr
+    assert invoke(["fleet", "run", "-N", "2", "--out", str(tmp_path / "o")]).exit_code == 2  # --slurm missing
+    write_fleet(tmp_path / "full", 1)
+    again = invoke(["fleet", "run", "--slurm", "-N", "1", "--out", str(tmp_path / "full")])
+    assert again.exit_code == 2 and "already holds node results" in again.stderr
+    dry = invoke(
+        ["fleet", "smoke", "--slurm", "-N", "2", "--nproc", "4", "--out", str(tmp_path / "s"), "--dry-run"]
+    )
+    assert dry.exit_code == 0 and dry.stdout.startswith("#!/bin/sh\n#SBATCH --nodes=2")
+
+
+def test_fleet_run_stops_a_hung_srun_and_reports_whoever_wrote(tmp_path):
+    """A step that never ends (a hung node): srun and its children are stopped at --timeout."""
+    import os
+    import time
+
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    out = tmp_path / "out"
+    write_fleet(tmp_path / "one", 1)
+    # The stand-in writes one node's result, then hangs like a step waiting on a dead node.
+    (bin_dir / "srun").write_text(f"#!/bin/sh\ncp {tmp_path}/one/node001.json {out}/\nsleep 300 &\nwait\n")
+    (bin_dir / "srun").chmod(0o755)
+    start = time.monotonic()
+    result = invoke(
+        ["fleet", "run", "--slurm", "-N", "2", "--out", str(out), "--timeout", "2"],
+        env={"PATH": f"{bin_dir}:{os.environ['PATH']}"},
+    )
+    assert time.monotonic() - start < 30
+    assert result.exit_code == 1 and "srun stopped after 2 s" in result.stderr
+    assert result.stdout.startswith("envdoctor fleet: 2 expected, 1 reported, 1 missing")
