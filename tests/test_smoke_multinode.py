@@ -52,3 +52,5 @@ def test_two_nodes_each_print_their_own_passing_verdict(tmp_path):
     assert ranks == [0, 1]  # each node's verdict comes from its own first rank
     sums = {v["result"]["runs"][0]["checksums"][0] for v in verdicts}
     assert len(sums) == 1 and all(v["result"]["environment"]["world_size"] == 2 for v in verdicts)
+    for v in verdicts:  # what `fleet smoke` compares between nodes
+        assert v["result"]["node"]["local_step_s"] > 0 and v["result"]["node"]["allreduce_busbw_gbps"] > 0

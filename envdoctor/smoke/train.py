@@ -395,12 +395,11 @@ def local_step_seconds(
 
 
 def node_figures(cfg: SmokeConfig, mcfg: PAMConfig, task: Task, ctx: Dist) -> dict[str, Any]:
-    """What `fleet smoke` compares between nodes: local step time and, with several ranks, the all-reduce
-    bus bandwidth."""
-    figures: dict[str, Any] = {"local_step_s": local_step_seconds(cfg, mcfg, task, ctx.device)}
-    if ctx.world > 1:
-        figures["allreduce_busbw_gbps"] = distributed.bus_bandwidth(ctx)
-    return figures
+    """What `fleet smoke` compares between nodes: local step time and the all-reduce bus bandwidth."""
+    return {
+        "local_step_s": local_step_seconds(cfg, mcfg, task, ctx.device),
+        "allreduce_busbw_gbps": distributed.bus_bandwidth(ctx),
+    }
 
 
 def run(cfg: SmokeConfig, emit: Emit, stop: StopSignal | None = None) -> dict[str, Any]:
@@ -429,7 +428,8 @@ def run(cfg: SmokeConfig, emit: Emit, stop: StopSignal | None = None) -> dict[st
             result["runs"].append(one)
             if one["interrupted"]:
                 break
-        if not any(r.get("interrupted") for r in result["runs"]):  # every rank agrees (a collective)
+        # With several ranks only (what `fleet smoke` compares); interrupted is agreed by every rank.
+        if ctx.world > 1 and not any(r.get("interrupted") for r in result["runs"]):
             result["node"] = node_figures(cfg, mcfg, task, ctx)
         return result
     finally:
