@@ -198,7 +198,7 @@ def check(args: argparse.Namespace) -> int:
         from envdoctor.fleet import node
 
         if args.write is not None:
-            written = node.write_document(args.write, node.result_document(snapshot, findings))
+            written = _write_node_file(args.write, node.result_document(snapshot, findings))
             if fmt == "json" and not args.health:
                 print(f"{node.host_name()}: wrote {written}")
                 return EXIT_PROBLEM if report.has_errors(findings) else EXIT_OK
@@ -221,11 +221,20 @@ def _node_failed(args: argparse.Namespace, exc: Fail) -> int:
     if args.write is not None:
         from envdoctor.fleet import node
 
-        node.write_document(args.write, node.error_document(str(exc)))
+        _write_node_file(args.write, node.error_document(str(exc)))
     if args.health:
         print(f"envdoctor: unknown: {exc}")
         return EXIT_USAGE
     raise exc
+
+
+def _write_node_file(template: str, document: dict) -> Path:
+    from envdoctor.fleet import node
+
+    try:
+        return node.write_document(template, document)
+    except OSError as exc:
+        raise Fail(f"--write {node.expand_path(template)}: {exc.strerror or exc}") from None
 
 
 def _preload_rules() -> None:
@@ -812,6 +821,13 @@ def _run_slurm(cmd: list[str], args: argparse.Namespace) -> int:
     return code
 
 
+def _make_folder(path: Path) -> None:
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise Fail(f"--out {path}: {exc.strerror or exc}") from None
+
+
 def fleet_run(args: argparse.Namespace) -> int:
     """Run `check --json` on N nodes through srun, then give the fleet verdict of what they wrote.
 
@@ -827,7 +843,7 @@ def fleet_run(args: argparse.Namespace) -> int:
     alloc = slurm.Allocation(args.nodes, args.partition, args.time_limit)
     cmd = slurm.check_command(alloc, args.out, quick=args.quick, python=args.python)
     if not args.dry_run:
-        args.out.mkdir(parents=True, exist_ok=True)
+        _make_folder(args.out)
     _run_slurm(cmd, args)
     if args.dry_run:
         return EXIT_OK
@@ -835,10 +851,11 @@ def fleet_run(args: argparse.Namespace) -> int:
 
 
 def fleet_smoke(args: argparse.Namespace) -> int:
-    """Multi-node smoke-train through sbatch (torchrun c10d on the job's first node); every node's
-    verdict, the all-reduce bus bandwidth and each node's step time, slow nodes flagged.
+    """Train on N nodes at once through sbatch and torchrun; every node's verdict, slow nodes flagged.
 
-    Exit 0 every node passed and none is slow, 1 otherwise, 2 bad usage.
+    One smoke-train per node meets at a c10d rendezvous on the job's first node (--rdzv-id is the job
+    id). Reports each node's verdict, the all-reduce bus bandwidth and each node's step time.
+    Exit 0 every node passed, agrees and none is slow, 1 otherwise, 2 bad usage.
     """
     import json
     import shlex
@@ -860,9 +877,12 @@ def fleet_smoke(args: argparse.Namespace) -> int:
     if args.dry_run:
         sys.stdout.write(script)
         return EXIT_OK
-    args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / "envdoctor-smoke.sbatch"
-    path.write_text(script)
+    _make_folder(args.out)
+    try:
+        path.write_text(script)
+    except OSError as exc:
+        raise Fail(f"{path}: {exc.strerror or exc}") from None
     print(f"+ sbatch --parsable --wait {path}", file=sys.stderr, flush=True)
     try:
         code, job, stopped = slurm.submit_and_wait(path, args.timeout)
@@ -879,8 +899,10 @@ def fleet_smoke(args: argparse.Namespace) -> int:
 
 
 def fleet_manifest(args: argparse.Namespace) -> int:
-    """Print a Kubernetes Indexed Job running `envdoctor check` on N nodes (one pod per node); its
-    `kubectl logs` are what `fleet report` reads."""
+    """Print a Kubernetes Indexed Job that runs `envdoctor check` on N nodes, one pod per node.
+
+    Apply it with kubectl; its `kubectl logs` are what `fleet report` reads (docs/fleet.md).
+    """
     from envdoctor.fleet.k8s import JobSpec, render
 
     if args.nodes < 1 or args.gpus_per_node < 0:

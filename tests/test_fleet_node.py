@@ -114,3 +114,11 @@ def test_wrapper_counts_a_hung_check_as_unknown(tmp_path):
         tmp_path, "", {"ENVDOCTOR": str(hang), "ENVDOCTOR_TIMEOUT": "1", "ENVDOCTOR_DRAIN_UNKNOWN": "1"}
     )
     assert rc == 1 and "reason=envdoctor: unknown: check took over 1 s" in calls
+
+
+def test_check_write_to_an_unwritable_place_is_one_line_and_exit_2(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    result = invoke(["check", "--json", "--facts", str(HEALTHY), "--write", str(blocker / "{host}.json")])
+    assert result.exit_code == 2 and result.stderr.startswith(f"envdoctor: error: --write {blocker}/")
+    assert "Traceback" not in result.output

@@ -114,6 +114,9 @@ def test_fleet_commands_without_slurm_or_a_subcommand_exit_2(tmp_path):
     write_fleet(tmp_path / "full", 1)
     again = invoke(["fleet", "run", "--slurm", "-N", "1", "--out", str(tmp_path / "full")])
     assert again.exit_code == 2 and "already holds node results" in again.stderr
+    (tmp_path / "file").write_text("")
+    blocked = invoke(["fleet", "smoke", "--slurm", "-N", "2", "--out", str(tmp_path / "file" / "o")])
+    assert blocked.exit_code == 2 and blocked.stderr.startswith("envdoctor: error: --out ")
     dry = invoke(
         ["fleet", "smoke", "--slurm", "-N", "2", "--nproc", "4", "--out", str(tmp_path / "s"), "--dry-run"]
     )

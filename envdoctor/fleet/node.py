@@ -36,8 +36,11 @@ def write_atomic(path: Path, text: str) -> None:
     """Write through a temporary file and a rename: a reader never sees half a node's file."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)  # a full disk leaves no half file behind
 
 
 def result_document(facts: Facts, findings: list[Finding]) -> dict[str, Any]:
