@@ -712,6 +712,7 @@ def _fleet(commands: argparse._SubParsersAction) -> None:
     sm.add_argument("--slow-factor", type=float, default=1.5, help="Flag nodes slower than this x median.")
     sm.add_argument("--train-args", default="", help="More smoke-train options, e.g. '--steps 100'.")
     _json_option(sm, "Print the verdict as JSON.")
+    _command(sub, "health-script", fleet_health_script)
     m = _command(sub, "manifest", fleet_manifest)
     m.add_argument("--k8s", action="store_true", required=True, help="A Kubernetes Indexed Job.")
     m.add_argument("-N", "--nodes", type=int, required=True, help="Number of nodes (one pod each).")
@@ -749,7 +750,7 @@ def _slurm_options(p: argparse.ArgumentParser) -> None:
 
 def fleet(args: argparse.Namespace) -> int:
     """Check a whole cluster: run a check on every node, find the odd node (docs/fleet.md)."""
-    raise Fail("choose a subcommand: envdoctor fleet report|run|smoke|manifest (see --help)")
+    raise Fail("choose a subcommand: envdoctor fleet report|run|smoke|manifest|health-script (see --help)")
 
 
 def _expected(value: str | None) -> int | list[str] | None:
@@ -915,6 +916,17 @@ def fleet_manifest(args: argparse.Namespace) -> int:
         args.results_pvc, selector,
     )  # fmt: skip
     sys.stdout.write(render(spec))
+    return EXIT_OK
+
+
+def fleet_health_script(args: argparse.Namespace) -> int:
+    """Print the Slurm HealthCheckProgram wrapper (drains a broken node with the finding as reason).
+
+    envdoctor fleet health-script > /usr/local/sbin/envdoctor-health (docs/fleet.md has the slurm.conf).
+    """
+    from importlib.resources import files
+
+    sys.stdout.write(files("envdoctor.fleet").joinpath("envdoctor-health.sh").read_text(encoding="utf-8"))
     return EXIT_OK
 
 

@@ -122,3 +122,8 @@ def test_check_write_to_an_unwritable_place_is_one_line_and_exit_2(tmp_path):
     result = invoke(["check", "--json", "--facts", str(HEALTHY), "--write", str(blocker / "{host}.json")])
     assert result.exit_code == 2 and result.stderr.startswith(f"envdoctor: error: --write {blocker}/")
     assert "Traceback" not in result.output
+
+
+def test_health_script_is_printed_for_installation():
+    result = invoke(["fleet", "health-script"])
+    assert result.exit_code == 0 and result.stdout == SCRIPT.read_text()
