@@ -36,7 +36,6 @@ class Node:
     name: str
     values: dict[str, str] = field(default_factory=dict)  # breaking key -> value as text
     errors: list[tuple[str, str]] = field(default_factory=list)  # (finding id, message)
-    warnings: list[str] = field(default_factory=list)  # finding ids
     problem: str | None = None  # why the node is unknown: unreadable file, check failed, probe timed out
     readable: bool = True  # False: nothing known of its facts
 
@@ -148,8 +147,6 @@ def read_node(name: str, text: str) -> Node:
     for f in data.get("findings") or []:
         if isinstance(f, dict) and f.get("severity") == "error":
             node.errors.append((str(f.get("id")), str(f.get("message", ""))))
-        elif isinstance(f, dict) and f.get("severity") == "warning":
-            node.warnings.append(str(f.get("id")))
     if facts.probe_errors:
         node.problem = "probe " + "; ".join(f"{p}: {e}" for p, e in sorted(facts.probe_errors.items()))
     return node
