@@ -806,22 +806,6 @@ def _fleet_verdict(source: Path, expected: int | list[str] | None, group_by: str
     return EXIT_OK if verdict.ok else EXIT_PROBLEM
 
 
-def _run_slurm(cmd: list[str], args: argparse.Namespace) -> int:
-    """Print the Slurm command and run it (unless --dry-run); its exit status."""
-    from envdoctor.fleet import slurm
-
-    print(f"+ {slurm.shown(cmd)}", file=sys.stderr, flush=True)
-    if args.dry_run:
-        return EXIT_OK
-    try:
-        code, stopped = slurm.run(cmd, args.timeout)
-    except slurm.SlurmError as exc:
-        raise Fail(str(exc)) from None
-    if stopped:
-        print(f"envdoctor: {cmd[0]} {stopped}", file=sys.stderr)
-    return code
-
-
 def _make_folder(path: Path) -> None:
     try:
         path.mkdir(parents=True, exist_ok=True)
@@ -843,11 +827,18 @@ def fleet_run(args: argparse.Namespace) -> int:
     fmt = _report_format(args)
     alloc = slurm.Allocation(args.nodes, args.partition, args.time_limit)
     cmd = slurm.check_command(alloc, args.out, quick=args.quick, python=args.python)
-    if not args.dry_run:
-        _make_folder(args.out)
-    _run_slurm(cmd, args)
+    print(f"+ {slurm.shown(cmd)}", file=sys.stderr, flush=True)
     if args.dry_run:
         return EXIT_OK
+    _make_folder(args.out)
+    log = args.out / "srun.log"
+    try:
+        _code, stopped = slurm.run(cmd, args.timeout, log)
+    except (slurm.SlurmError, OSError) as exc:
+        raise Fail(str(exc)) from None
+    if stopped:
+        print(f"envdoctor: srun {stopped}", file=sys.stderr)
+    print(f"srun's output: {log}", file=sys.stderr)
     return _fleet_verdict(args.out, args.nodes, args.group_by, fmt)
 
 

@@ -78,10 +78,16 @@ def require(tool: str) -> str:
     return path
 
 
-def run(cmd: list[str], timeout_s: float, env: dict[str, str] | None = None) -> tuple[int, str]:
-    """Run a Slurm command with its output passed through; (exit status, '' or why it was stopped)."""
+def run(cmd: list[str], timeout_s: float, log: Path) -> tuple[int, str]:
+    """Run a Slurm command, its stdout into ``log`` (one line per node adds up on a large fleet) and its
+    stderr passed through; (exit status, '' or why it was stopped)."""
     require(cmd[0])
-    proc = subprocess.Popen(cmd, env=env, start_new_session=True)
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(cmd, stdout=out, start_new_session=True)
+        return _wait(proc, timeout_s)
+
+
+def _wait(proc: subprocess.Popen, timeout_s: float) -> tuple[int, str]:
     try:
         return proc.wait(timeout=timeout_s), ""
     except subprocess.TimeoutExpired:
