@@ -49,7 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"envdoctor {__version__}")
     parser.set_defaults(handler=None)
     commands = parser.add_subparsers(title="commands", metavar="COMMAND")
-    for add in (_check, _rules, _recipes, _recommend, _fix, _build, _explain, _diff, _smoke_train):
+    for add in (_check, _rules, _recipes, _recommend, _fix, _build, _explain, _diff, _smoke_train, _fleet):
         add(commands)
     _fit(commands)
     _ci(commands)
@@ -182,7 +182,24 @@ def _check(commands: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--quick", action="store_true", help="Do not import torch: read its build from torch/version.py."
     )
+    _node_options(p)
     _redaction_option(p)
+
+
+def _node_options(p: argparse.ArgumentParser) -> None:
+    """check's options for running on every node of a cluster (docs/fleet.md)."""
+    p.add_argument(
+        "--write",
+        metavar="PATH",
+        help="Also write the JSON result to PATH ({host} becomes this node's name); "
+        "with --json, print only the path written.",
+    )
+    p.add_argument(
+        "--health",
+        action="store_true",
+        help="Print one line 'envdoctor: <id>: <message>' for Slurm's HealthCheckProgram; "
+        "exit 0 healthy, 1 broken, 2 unknown.",
+    )
 
 
 def _redaction_option(parser: argparse.ArgumentParser) -> None:
@@ -203,11 +220,18 @@ def _redactor(args: argparse.Namespace, sample: str | None = None):
 def check(args: argparse.Namespace) -> int:
     """Diagnose the environment: probes -> facts -> findings. Exit 1 if any finding is an error."""
     fmt = args.fmt
-    report_text = _read_input(args.from_report) if args.from_report is not None else None
-    # The torch child starts first; rules and tables then load while the probes run.
-    snapshot = gather_facts(
-        args.python, args.facts, quick=args.quick, report=report_text, while_probing=_preload_rules
-    )
+    if args.python is not None and "{host}" in str(args.python):
+        from envdoctor.fleet.node import expand_path
+
+        args.python = expand_path(args.python)  # a node-local interpreter: /local/{host}/venv
+    try:
+        report_text = _read_input(args.from_report) if args.from_report is not None else None
+        # The torch child starts first; rules and tables then load while the probes run.
+        snapshot = gather_facts(
+            args.python, args.facts, quick=args.quick, report=report_text, while_probing=_preload_rules
+        )
+    except Fail as exc:
+        return _node_failed(args, exc)
     from envdoctor import report
     from envdoctor.rules import evaluate
 
@@ -217,6 +241,18 @@ def check(args: argparse.Namespace) -> int:
         findings = diagnose(snapshot)  # rule findings ranked with the report's error messages
     else:
         findings = evaluate(snapshot)
+    if args.write is not None or args.health:
+        from envdoctor.fleet import node
+
+        if args.write is not None:
+            written = _write_node_file(args.write, node.result_document(snapshot, findings))
+            if fmt == "json" and not args.health:
+                print(f"{node.host_name()}: wrote {written}")
+                return EXIT_PROBLEM if report.has_errors(findings) else EXIT_OK
+        if args.health:
+            code, line = node.health(snapshot, findings)
+            print(line)
+            return code
     from envdoctor.redact import redact_check
 
     shown, shown_findings = redact_check(snapshot, findings, _redactor(args, report_text))
@@ -246,6 +282,28 @@ def _advice(args: argparse.Namespace, snapshot, findings):
         if value is not None and fix_command:
             fix_command += f" {option} {shlex.quote(str(value))}"
     return advise(snapshot, findings, fix_command)
+
+
+def _node_failed(args: argparse.Namespace, exc: Fail) -> int:
+    """A check that could not run still leaves a trace for the fleet: a file with the error, or the
+    health line of an unknown node."""
+    if args.write is not None:
+        from envdoctor.fleet import node
+
+        _write_node_file(args.write, node.error_document(str(exc)))
+    if args.health:
+        print(f"envdoctor: unknown: {exc}")
+        return EXIT_USAGE
+    raise exc
+
+
+def _write_node_file(template: str, document: dict) -> Path:
+    from envdoctor.fleet import node
+
+    try:
+        return node.write_document(template, document)
+    except OSError as exc:
+        raise Fail(f"--write {node.expand_path(template)}: {exc.strerror or exc}") from None
 
 
 def _preload_rules() -> None:
@@ -637,6 +695,7 @@ def _diff(commands: argparse._SubParsersAction) -> None:
     p.add_argument("others", type=Path, nargs="+", help="Facts of one or more other nodes.")
     _json_option(p, "Print the differences as JSON.", formats=("text", "json", "html"))
     _redaction_option(p)
+    p.add_argument("-v", "--verbose", action="store_true", help="Also list package version differences.")
 
 
 def diff(args: argparse.Namespace) -> int:
@@ -663,7 +722,7 @@ def diff(args: argparse.Namespace) -> int:
         payload = {"reference": str(args.reference), "results": rows}
         sys.stdout.write(json.dumps(redactor.data(payload), indent=2) + "\n")
     else:
-        sys.stdout.write(redactor.text(differ.render(results, str(args.reference))))
+        sys.stdout.write(redactor.text(differ.render(results, str(args.reference), verbose=args.verbose)))
     return EXIT_PROBLEM if any(differ.breaking(d) for _, d in results) else EXIT_OK
 
 
@@ -858,6 +917,228 @@ def mcp(args: argparse.Namespace) -> int:
         serve(allow_apply=args.allow_apply)
     except KeyboardInterrupt:  # Ctrl-C in a terminal: stop quietly, as the shell expects
         return 130
+    return EXIT_OK
+
+
+def _fleet(commands: argparse._SubParsersAction) -> None:
+    p = _command(commands, "fleet", fleet)
+    sub = p.add_subparsers(title="subcommands", metavar="SUBCOMMAND")
+    r = _command(sub, "report", fleet_report)
+    r.add_argument("source", type=Path, help="Folder of {host}.json check results, or a log of the k8s Job.")
+    _verdict_options(r)
+    run = _command(sub, "run", fleet_run)
+    _slurm_options(run)
+    run.add_argument("--out", type=Path, required=True, help="Shared folder for the {host}.json results.")
+    run.add_argument("--quick", action="store_true", help="check --quick on every node (no torch import).")
+    run.add_argument("--python", help="Interpreter to check on each node ({host} becomes the node's name).")
+    _verdict_options(run, expect=False)
+    sm = _command(sub, "smoke", fleet_smoke)
+    _slurm_options(sm)
+    sm.add_argument("--out", type=Path, required=True, help="Shared folder for each node's verdict.")
+    sm.add_argument("--nproc", type=int, default=1, help="Processes (GPUs) per node.")
+    sm.add_argument("--port", type=int, default=29500, help="Rendezvous port on the first node.")
+    sm.add_argument("--slow-factor", type=float, default=1.5, help="Flag nodes slower than this x median.")
+    sm.add_argument("--train-args", default="", help="More smoke-train options, e.g. '--steps 100'.")
+    _json_option(sm, "Print the verdict as JSON.")
+    _command(sub, "health-script", fleet_health_script)
+    m = _command(sub, "manifest", fleet_manifest)
+    m.add_argument("--k8s", action="store_true", required=True, help="A Kubernetes Indexed Job.")
+    m.add_argument("-N", "--nodes", type=int, required=True, help="Number of nodes (one pod each).")
+    m.add_argument("--image", required=True, help="An image with envdoctor and the stack to check.")
+    m.add_argument("--gpus-per-node", type=int, default=1, help="nvidia.com/gpu per pod (0: none).")
+    m.add_argument("--name", default="envdoctor-fleet", help="Job name.")
+    m.add_argument("--namespace", help="Namespace.")
+    m.add_argument("--quick", action="store_true", help="check --quick (no torch import).")
+    m.add_argument("--results-pvc", metavar="CLAIM", help="Also write <node>.json into this shared claim.")
+    m.add_argument("--node-selector", action="append", default=[], metavar="KEY=VALUE", help="Repeatable.")
+
+
+def _verdict_options(p: argparse.ArgumentParser, expect: bool = True) -> None:
+    if expect:
+        p.add_argument("--expect", metavar="N|HOSTLIST", help="Nodes expected: a count or a Slurm host list.")
+    p.add_argument("--group-by", metavar="KEY", help="Judge each group of a mixed fleet on its own.")
+    _json_option(p, "Print the verdict as JSON.", formats=("text", "json", "html"))
+
+
+def _slurm_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--slurm", action="store_true", required=True, help="Run through Slurm (srun/sbatch).")
+    p.add_argument("-N", "--nodes", type=int, required=True, help="Number of nodes.")
+    p.add_argument("-p", "--partition", help="Slurm partition.")
+    p.add_argument("-t", "--time", dest="time_limit", help="Slurm time limit (--time).")
+    p.add_argument("--timeout", type=float, default=1800.0, help="Seconds before envdoctor stops the job.")
+    p.add_argument("--dry-run", action="store_true", help="Print the Slurm command, run nothing.")
+
+
+def fleet(args: argparse.Namespace) -> int:
+    """Check a whole cluster: run a check on every node, find the odd node (docs/fleet.md)."""
+    raise Fail("choose a subcommand: envdoctor fleet report|run|smoke|manifest|health-script (see --help)")
+
+
+def _expected(value: str | None) -> int | list[str] | None:
+    from envdoctor.fleet.hostlist import expand
+
+    if value is None:
+        return None
+    if value.isdigit():
+        return int(value)
+    try:
+        return expand(value)
+    except ValueError as exc:
+        raise Fail(f"--expect: {exc}") from None
+
+
+def fleet_report(args: argparse.Namespace) -> int:
+    """The fleet verdict from one `check --json` file per node: majority baseline, odd nodes, findings.
+
+    Exit 0 all nodes consistent and healthy, 1 odd, broken, unknown or missing nodes, 2 unreadable input.
+    """
+    return _fleet_verdict(args.source, _expected(args.expect), args.group_by, _report_format(args))
+
+
+def _report_format(args: argparse.Namespace) -> str:
+    if args.as_json and args.fmt not in ("text", "json"):
+        raise Fail(f"--json and --format {args.fmt}: choose one")
+    return "json" if args.as_json else args.fmt
+
+
+def _fleet_verdict(source: Path, expected: int | list[str] | None, group_by: str | None, fmt: str) -> int:
+    import json
+
+    from envdoctor.fleet import report as fleet_verdict
+
+    keys = fleet_verdict.group_keys()
+    if group_by is not None and group_by not in keys:
+        raise Fail(f"--group-by {group_by!r}: choose one of {', '.join(keys)}")
+    try:
+        nodes = fleet_verdict.read_nodes(source)
+    except fleet_verdict.FleetInputError as exc:
+        raise Fail(str(exc)) from None
+    if not nodes:
+        raise Fail(f"{source}: no *.json node results in this folder")
+    verdict = fleet_verdict.build(nodes, expected, keys.get(group_by) if group_by else None)
+    if fmt == "json":
+        sys.stdout.write(json.dumps(fleet_verdict.to_dict(verdict), indent=2) + "\n")
+    elif fmt == "html":
+        from envdoctor.fleet.html import render_html
+
+        sys.stdout.write(render_html(verdict))
+    else:
+        sys.stdout.write(fleet_verdict.render_text(verdict))
+    return EXIT_OK if verdict.ok else EXIT_PROBLEM
+
+
+def _make_folder(path: Path) -> None:
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise Fail(f"--out {path}: {exc.strerror or exc}") from None
+
+
+def fleet_run(args: argparse.Namespace) -> int:
+    """Run `check --json` on N nodes through srun, then give the fleet verdict of what they wrote.
+
+    Prints the srun command first. Exit as `fleet report`: 0 consistent and healthy, 1 not, 2 bad usage.
+    """
+    from envdoctor.fleet import slurm
+
+    if args.nodes < 1:
+        raise Fail("-N must be >= 1")
+    if args.out.is_dir() and any(args.out.glob("*.json")):
+        raise Fail(f"{args.out} already holds node results: choose a new --out folder")
+    fmt = _report_format(args)
+    alloc = slurm.Allocation(args.nodes, args.partition, args.time_limit)
+    cmd = slurm.check_command(alloc, args.out, quick=args.quick, python=args.python)
+    print(f"+ {slurm.shown(cmd)}", file=sys.stderr, flush=True)
+    if args.dry_run:
+        return EXIT_OK
+    _make_folder(args.out)
+    log = args.out / "srun.log"
+    try:
+        _code, stopped = slurm.run(cmd, args.timeout, log)
+    except (slurm.SlurmError, OSError) as exc:
+        raise Fail(str(exc)) from None
+    if stopped:
+        print(f"envdoctor: srun {stopped}", file=sys.stderr)
+    print(f"srun's output: {log}", file=sys.stderr)
+    return _fleet_verdict(args.out, args.nodes, args.group_by, fmt)
+
+
+def fleet_smoke(args: argparse.Namespace) -> int:
+    """Train on N nodes at once through sbatch and torchrun; every node's verdict, slow nodes flagged.
+
+    One smoke-train per node meets at a c10d rendezvous on the job's first node (--rdzv-id is the job
+    id). Reports each node's verdict, the all-reduce bus bandwidth and each node's step time.
+    Exit 0 every node passed, agrees and none is slow, 1 otherwise, 2 bad usage.
+    """
+    import json
+    import shlex
+
+    from envdoctor.fleet import slurm, smoke
+
+    if args.nodes < 1 or args.nproc < 1 or args.slow_factor <= 1:
+        raise Fail("-N and --nproc must be >= 1, --slow-factor > 1")
+    if args.out.is_dir() and any(args.out.glob("*.json")):
+        raise Fail(f"{args.out} already holds node results: choose a new --out folder")
+    try:
+        train_args = shlex.split(args.train_args)
+    except ValueError as exc:
+        raise Fail(f"--train-args: {exc}") from None
+    alloc = slurm.Allocation(args.nodes, args.partition, args.time_limit)
+    script = smoke.sbatch_script(
+        alloc, args.out, args.nproc, slurm.envdoctor_command(), train_args, args.port
+    )
+    if args.dry_run:
+        sys.stdout.write(script)
+        return EXIT_OK
+    path = args.out / "envdoctor-smoke.sbatch"
+    _make_folder(args.out)
+    try:
+        path.write_text(script)
+    except OSError as exc:
+        raise Fail(f"{path}: {exc.strerror or exc}") from None
+    print(f"+ sbatch --parsable --wait {path}", file=sys.stderr, flush=True)
+    try:
+        code, job, stopped = slurm.submit_and_wait(path, args.timeout)
+    except slurm.SlurmError as exc:
+        raise Fail(str(exc)) from None
+    if stopped:
+        print(f"envdoctor: job {job} {stopped}; cancelled", file=sys.stderr)
+    verdict = smoke.gather(args.out, args.nodes, args.slow_factor)
+    if args.as_json:
+        sys.stdout.write(json.dumps({"job": job, **smoke.to_dict(verdict)}, indent=2) + "\n")
+    else:
+        sys.stdout.write(f"job {job} exited with status {code}\n" + smoke.render_text(verdict))
+    return EXIT_OK if verdict.ok else EXIT_PROBLEM
+
+
+def fleet_manifest(args: argparse.Namespace) -> int:
+    """Print a Kubernetes Indexed Job that runs `envdoctor check` on N nodes, one pod per node.
+
+    Apply it with kubectl; its `kubectl logs` are what `fleet report` reads (docs/fleet.md).
+    """
+    from envdoctor.fleet.k8s import JobSpec, render
+
+    if args.nodes < 1 or args.gpus_per_node < 0:
+        raise Fail("-N must be >= 1 and --gpus-per-node >= 0")
+    selector = dict(item.partition("=")[::2] for item in args.node_selector)
+    if any(not k or not v for k, v in selector.items()):
+        raise Fail("--node-selector takes KEY=VALUE")
+    spec = JobSpec(
+        args.nodes, args.image, args.name, args.namespace, args.gpus_per_node, args.quick,
+        args.results_pvc, selector,
+    )  # fmt: skip
+    sys.stdout.write(render(spec))
+    return EXIT_OK
+
+
+def fleet_health_script(args: argparse.Namespace) -> int:
+    """Print the Slurm HealthCheckProgram wrapper (drains a broken node with the finding as reason).
+
+    envdoctor fleet health-script > /usr/local/sbin/envdoctor-health (docs/fleet.md has the slurm.conf).
+    """
+    from importlib.resources import files
+
+    sys.stdout.write(files("envdoctor.fleet").joinpath("envdoctor-health.sh").read_text(encoding="utf-8"))
     return EXIT_OK
 
 

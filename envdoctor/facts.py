@@ -9,6 +9,7 @@ never "no" or "empty"; an empty list means "probed, and there were none".
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import types
 import typing
@@ -271,21 +272,40 @@ def load_facts(path: str | Path) -> Facts:
     return facts
 
 
+@functools.cache
+def _field_types(tp: type) -> dict[str, Any]:
+    """Field name -> resolved type of a dataclass."""
+    hints = typing.get_type_hints(tp)
+    return {f.name: hints[f.name] for f in dataclasses.fields(tp)}
+
+
+@functools.cache
+def _shape(tp: Any) -> tuple[Any, Any, tuple[Any, ...]]:
+    """(the type, origin, args) of a type, with ``X | None`` reduced to X. Worked out once per type:
+    resolving annotations per value made reading a 1 000-node fleet take seconds."""
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if origin in (typing.Union, types.UnionType):
+        inner = [a for a in args if a is not type(None)]
+        if len(inner) == 1:
+            return _shape(inner[0])
+    return tp, origin, args
+
+
+_is_dataclass = functools.cache(dataclasses.is_dataclass)
+
+
 def _build(tp: Any, value: Any) -> Any:
     """Convert JSON data into the annotated type ``tp`` (dataclasses, lists, dicts, optionals)."""
     if value is None:
         return None
-    if dataclasses.is_dataclass(tp):
+    tp, origin, args = _shape(tp)
+    if _is_dataclass(tp):
         if not isinstance(value, dict):
             raise FactsError(f"{tp.__name__}: expected an object, got {type(value).__name__}")
-        hints = typing.get_type_hints(tp)
-        names = {f.name for f in dataclasses.fields(tp)}
-        return tp(**{k: _build(hints[k], v) for k, v in value.items() if k in names})
-    origin = typing.get_origin(tp)
-    args = typing.get_args(tp)
+        hints = _field_types(tp)
+        return tp(**{k: _build(hints[k], v) for k, v in value.items() if k in hints})
     if origin in (typing.Union, types.UnionType):
-        inner = [a for a in args if a is not type(None)]
-        return _build(inner[0], value) if len(inner) == 1 else value
+        return value  # a union of several types: kept as JSON gave it
     if origin is list:
         if not isinstance(value, list):
             raise FactsError(f"expected a list, got {type(value).__name__}")

@@ -74,3 +74,83 @@ def test_cli_diff_several_nodes_json_and_unreadable_input(tmp_path):
     (tmp_path / "bad.json").write_text("{not json")
     result = invoke(["diff", str(ref), str(tmp_path / "bad.json")])
     assert result.exit_code == 2 and "not valid JSON" in result.stderr
+
+
+def test_torch_missing_on_one_side_breaks_and_reads_not_installed():
+    a, b = _node(), _node()
+    b.torch = type(b.torch)(status="missing", error="No module named 'torch'")
+    b.packages.versions = {"transformers": "4.51.0"}
+    diffs = compare(a, b)
+    torch_row = next(d for d in diffs if d.path == "torch version")
+    assert torch_row.breaking and torch_row.b == "not installed"
+    result_lines = render_lines(a, b)
+    assert "✗ torch version: 2.7.1+cu128 -> not installed" in result_lines
+
+
+def test_cuda_available_lost_and_device_count_changed_break():
+    a = _node()
+    a.torch.cuda_available, a.torch.device_count = True, 8
+    for mutate, label in [
+        (lambda f: setattr(f.torch, "cuda_available", False), "CUDA available"),
+        (lambda f: setattr(f.torch, "device_count", 7), "GPU count"),
+        (lambda f: setattr(f.nvidia, "gpus", [Gpu(0, "NVIDIA A100-SXM4-80GB", "8.0")]), "GPU model"),
+    ]:
+        b = copy.deepcopy(a)
+        mutate(b)
+        assert any(d.path == label and d.breaking for d in compare(a, b)), label
+
+
+def test_known_against_unknown_on_a_breaking_key_breaks():
+    a, b = _node(), _node()
+    b.torch.nccl_version = None
+    diffs = compare(a, b)
+    assert [d.path for d in diffs if d.breaking] == ["NCCL"]
+    assert "✗ NCCL: 2.26.2 -> unknown" in render_lines(a, b)
+
+
+def test_breaking_keys_lead_and_packages_only_with_verbose(tmp_path):
+    a, b = _node(), _node()
+    a.packages.all = {f"pkg{i}": "1.0" for i in range(100)}
+    b.packages.all = {f"pkg{i}": "1.1" for i in range(100)} | {"extra": "2.0"}
+    b.torch.version = "2.7.0+cu128"
+    ra, rb = tmp_path / "a.json", tmp_path / "b.json"
+    ra.write_text(a.to_json())
+    rb.write_text(b.to_json())
+    result = invoke(["diff", str(ra), str(rb)])
+    lines = result.stdout.splitlines()
+    assert result.exit_code == 1 and len(lines) < 10
+    assert lines[1].startswith("  ✗ torch version")
+    assert "101 package version(s) differ (-v lists them)" in result.stdout
+    verbose = invoke(["diff", "-v", str(ra), str(rb)]).stdout
+    assert "· packages.all.extra: not installed -> 2.0" in verbose and "pkg99: 1.0 -> 1.1" in verbose
+
+
+def render_lines(a: Facts, b: Facts) -> str:
+    from envdoctor.diff import render
+
+    return render([("b", compare(a, b))], "a")
+
+
+def test_diff_real_checks_of_a_venv_without_torch(tmp_path):
+    """Two real `check --json` runs: this interpreter (torch installed) and a fresh venv without torch."""
+    import subprocess
+    import sys
+
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(tmp_path / "bare")], check=True)
+    with_torch, without = tmp_path / "a.json", tmp_path / "b.json"
+    with_torch.write_text(invoke(["check", "--json"]).stdout)
+    without.write_text(invoke(["check", "--json", "--python", str(tmp_path / "bare/bin/python")]).stdout)
+    result = invoke(["diff", str(with_torch), str(without)])
+    assert result.exit_code == 1, result.output
+    lines = result.stdout.splitlines()
+    assert lines[1].startswith("  ✗ torch version: 2.") and lines[1].endswith(
+        "-> not installed  [torch build]"
+    )
+    assert len(lines) < 12 and "torch.arch_list" not in result.stdout
+
+
+def test_quick_check_without_any_torch_distribution_reads_not_installed():
+    a, b = _node(), Facts()
+    b.torch.status, b.packages.torch_installs = "skipped", []
+    row = next(d for d in compare(a, b) if d.path == "torch version")
+    assert row.b == "not installed"

@@ -7,6 +7,7 @@ process run has none and never creates a process group. gloo on CPU, NCCL on CUD
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -26,6 +27,11 @@ class Dist:
     @property
     def is_main(self) -> bool:
         return self.rank == 0
+
+    @property
+    def is_node_main(self) -> bool:
+        """The first process of its node: it reports the node's verdict and keeps the node's checkpoint."""
+        return self.local_rank == 0
 
 
 def pick_device(requested: str, local_rank: int) -> torch.device:
@@ -120,3 +126,25 @@ def checksum(tensors: list[tuple[str, torch.Tensor]]) -> int:
         weights = torch.arange(1, bits.numel() + 1, dtype=torch.int64) % 1_000_003 + i + 1
         total = (total + int((bits * weights).sum())) % (1 << 61)
     return total
+
+
+def bus_bandwidth(ctx: Dist, mib: int = 8, iters: int = 5) -> float:
+    """All-reduce bus bandwidth in GB/s, as nccl-tests define it: bytes x 2(n-1)/n / time per call.
+
+    The same figure on every rank (the collective waits for the slowest link), so a fleet compares it
+    between jobs, not between the nodes of one job.
+    """
+    t = torch.ones(mib * 2**20 // 4, dtype=torch.float32, device=ctx.device)
+    dist.all_reduce(t)  # warm-up: connections and buffers
+    _sync(ctx)
+    start = time.perf_counter()
+    for _ in range(iters):
+        dist.all_reduce(t)
+    _sync(ctx)
+    per_call = (time.perf_counter() - start) / iters
+    return t.numel() * 4 * 2 * (ctx.world - 1) / ctx.world / per_call / 1e9
+
+
+def _sync(ctx: Dist) -> None:
+    if ctx.device.type == "cuda":
+        torch.cuda.synchronize(ctx.device)

@@ -13,6 +13,8 @@ import contextlib
 import ctypes
 import gc
 import math
+import socket
+import statistics
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -246,10 +248,11 @@ def make_steps(model, cfg: SmokeConfig, precision: str, ctx: Dist):
 
 
 def _save(path: Path, steps, gen, step, history, fp, ctx: Dist) -> None:
-    """Gather full states (collective) and let rank 0 write them atomically."""
+    """Gather full states (collective) and let each node's first rank write them atomically: nodes
+    may not share a file system, and on a shared one the copies are identical."""
     states = steps.state(path, step)
     generators = distributed.gather_tensors(gen.get_state(), ctx)
-    if ctx.is_main:
+    if ctx.is_node_main:
         state = {"fingerprint": fp, "step": step, "history": history, **states, "generators": generators}
         checkpoint.atomic_save(state, path)
     distributed.reduce_flags([0.0], ctx)  # barrier: the file exists before anyone goes on
@@ -343,7 +346,7 @@ def train_precision(
         checksums=[hex(s) for s in sums],
         ranks_in_sync=len(set(sums)) == 1,
     )
-    if ctx.is_main:
+    if ctx.is_node_main:  # every node checks the round trip of its own copy
         fresh = build_model(mcfg, precision, cfg.seed + 1, device)  # other init: the load must overwrite it
         fresh.load_state_dict(checkpoint.load(path, fp)["model"])
         fresh.to(steps.dtype)  # DeepSpeed bf16 / fp16 keep the weights themselves in that dtype
@@ -365,8 +368,37 @@ def environment(ctx: Dist) -> dict[str, Any]:
         if device.type == "cuda"
         else None,
         "world_size": ctx.world,
+        "rank": ctx.rank,  # global rank of the process reporting (each node's first)
+        "host": socket.gethostname(),
         "backend": ctx.backend,
         "threads": torch.get_num_threads(),
+    }
+
+
+def local_step_seconds(
+    cfg: SmokeConfig, mcfg: PAMConfig, task: Task, device: torch.device, steps: int = 5
+) -> float:
+    """Median seconds of one forward and backward pass of this rank alone, with no collective: data
+    parallel steps wait for the slowest rank, so only a step without communication shows a slow node."""
+    model = build_model(mcfg, "fp32", cfg.seed, device)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    times = []
+    for step in range(steps + 1):
+        x, y = (t.to(device) for t in task.batch(cfg.batch_size, gen))
+        start = time.perf_counter()
+        _, loss = model(x, y, step=step)
+        loss.backward()
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times[1:])  # the first pass warms up
+
+
+def node_figures(cfg: SmokeConfig, mcfg: PAMConfig, task: Task, ctx: Dist) -> dict[str, Any]:
+    """What `fleet smoke` compares between nodes: local step time and the all-reduce bus bandwidth."""
+    return {
+        "local_step_s": local_step_seconds(cfg, mcfg, task, ctx.device),
+        "allreduce_busbw_gbps": distributed.bus_bandwidth(ctx),
     }
 
 
@@ -397,6 +429,9 @@ def run(cfg: SmokeConfig, emit: Emit, stop: StopSignal | None = None) -> dict[st
             emit("run", run=one)  # its row is shown now, and kept if a later precision times out
             if one["interrupted"]:
                 break
+        # With several ranks only (what `fleet smoke` compares); interrupted is agreed by every rank.
+        if ctx.world > 1 and not any(r.get("interrupted") for r in result["runs"]):
+            result["node"] = node_figures(cfg, mcfg, task, ctx)
         return result
     finally:
         distributed.teardown(ctx)

@@ -1,6 +1,6 @@
 """Worker process of smoke-train: ``python -m envdoctor.smoke.worker CONFIG.json`` (or under torchrun).
 
-Talks to the CLI process through stdout lines ``EVENT_PREFIX {json}`` (rank 0 only); everything
+Talks to the CLI process through stdout lines ``EVENT_PREFIX {json}`` (each node's local rank 0); everything
 else a library prints is ignored. torch is imported here, in the child, so that a missing or
 broken torch becomes a finding id instead of a crash of the CLI.
 Exit codes: 0 finished, 2 torch missing/broken or a bad checkpoint, 130 interrupted (checkpoint saved).
@@ -20,7 +20,9 @@ EXIT_INTERRUPTED = 130
 
 
 def emit(event: str, **fields: Any) -> None:
-    if os.environ.get("RANK", "0") == "0":
+    # The first process of each node talks to that node's CLI: with several nodes every node gives its
+    # own verdict (c10d hands out global ranks in any order, so global rank 0 may be on any node).
+    if os.environ.get("LOCAL_RANK", "0") == "0":
         sys.stdout.write(f"{EVENT_PREFIX} {json.dumps({'event': event, **fields})}\n")
         sys.stdout.flush()
 
