@@ -54,12 +54,17 @@ def _top(text: str) -> str | None:
 
 
 def _is_full_report(text: str) -> bool:
-    """A report that states the torch build and the GPU or driver (not an excerpt of a few lines)."""
+    """A report whose tool output states the torch build and the GPU or driver (not an excerpt of a few
+    lines, nor versions written in prose)."""
     try:
         facts = facts_from_report(text)
     except ReportError:
         return False
-    return bool(facts.torch.version and (facts.nvidia.gpus or facts.nvidia.driver_version))
+    said = facts.stated
+    torch = facts.torch.version and "torch.version" not in said
+    gpus = facts.nvidia.gpus and "nvidia.gpus" not in said
+    driver = facts.nvidia.driver_version and "nvidia.driver_version" not in said
+    return bool(torch and (gpus or driver))
 
 
 def _accuracy(paths: list[Path], with_errors: bool) -> tuple[float, list[str]]:

@@ -45,13 +45,15 @@ def parse(lines: list[str], b: Builder) -> None:
 
 
 def _docker_run(line: str, b: Builder) -> None:
-    b.put("system.in_container", True, LISTING)
-    b.put("system.container_kind", "docker", LISTING)
+    """A quoted ``docker run`` is a command a person wrote: its facts are marked as stated."""
+    said = line.strip()[:200]
+    b.put("system.in_container", True, LISTING, said)
+    b.put("system.container_kind", "docker", LISTING, said)
     m = _SHM_FLAG.search(line)
     if m:
-        b.put("system.shm_size_mib", _mib(m.group("size"), m.group("unit") or "b"), LISTING)
+        b.put("system.shm_size_mib", _mib(m.group("size"), m.group("unit") or "b"), LISTING, said)
     elif not re.search(r"--ipc[= ]host", line):
-        b.put("system.shm_size_mib", DOCKER_DEFAULT_SHM_MIB, DERIVED)
+        b.put("system.shm_size_mib", DOCKER_DEFAULT_SHM_MIB, DERIVED, said)
 
 
 def _mib(size: str, unit: str) -> int:

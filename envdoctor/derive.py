@@ -1,0 +1,227 @@
+"""Diagnoses derived from mined knowledge, for error families no hand-written signature lists name by name.
+
+An ``AttributeError`` / ``ImportError`` naming an API of an indexed package (torch, transformers,
+numpy, accelerate, peft, torchvision, diffusers, huggingface_hub) is looked up in the API index mined
+from the packages' own wheels (:mod:`envdoctor.knowledge.mined`): when the name appears only from some
+release on, or disappears after one, the installed version explains the error, and the finding says
+so with the release numbers. pip's "No matching distribution found for torch==X" next to a known
+Python is looked up in the wheel listings: the release has no wheel for that Python.
+
+The mined files are loaded only when an error line has one of these shapes, so ``check`` (no error
+lines) never reads them.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from envdoctor.facts import Facts
+from envdoctor.findings import Finding, Manual, PipInstall, Severity
+
+if TYPE_CHECKING:
+    from envdoctor.knowledge.mined import NameHistory
+
+# (pattern, kind): kind "attr" gives module + name, "import" the same, "module" a dotted module path,
+# "member" a class name and member, "numpy" a NumPy alias removed in the release it names.
+_API_ERRORS = (
+    (re.compile(r"module '(?P<module>[A-Za-z_][\w.]*)' has no attribute '(?P<name>\w+)'"), "attr"),
+    (re.compile(r"cannot import name '(?P<name>\w+)' from '(?P<module>[A-Za-z_][\w.]*)'"), "attr"),
+    (re.compile(r"No module named '(?P<module>[A-Za-z_][\w.]*\.\w+)'"), "module"),
+    (re.compile(r"'(?P<cls>[A-Z]\w*)' object has no attribute '(?P<name>\w+)'"), "member"),
+    (re.compile(r"`np\.(?P<name>\w+)` was removed in the NumPy (?P<release>\d+\.\d+)"), "numpy"),
+)
+_NO_DIST = re.compile(
+    r"No matching distribution found for (?P<package>torch|torchvision|torchaudio|xformers|flash-attn|"
+    r"flash_attn|vllm)==(?P<version>\d+(?:\.\d+)+)(?:\+(?P<local>\w+))?",
+    re.IGNORECASE,
+)
+# A traceback frame inside an installed package: which package made the failing call.
+_FRAME = re.compile(r'File "[^"]*[/\\](?:site|dist)-packages[/\\](?P<package>[A-Za-z_]\w*)[/\\]')
+TRIGGERS = ("has no attribute", "cannot import name", "No module named", "was removed in the NumPy")
+
+
+@dataclass
+class Derived:
+    """A finding derived from mined knowledge, with the error line it explains."""
+
+    finding: Finding
+    excerpt: str
+
+
+def derive(facts: Facts) -> list[Derived]:
+    """Findings that the mined API index and wheel listings derive from the report's error lines."""
+    text = "\n".join(facts.error_lines)
+    out: list[Derived] = []
+    if any(t in text for t in TRIGGERS):
+        out += _api_findings(facts, text)
+    if "No matching distribution" in text:
+        out += _wheel_findings(facts, text)
+    return out
+
+
+def _installed(facts: Facts, package: str) -> str | None:
+    if package == "torch":
+        return facts.torch.version or (facts.packages.versions or {}).get("torch")
+    if package == "numpy":
+        return (facts.packages.versions or {}).get("numpy") or facts.torch.numpy_version
+    return (facts.packages.versions or {}).get(package)
+
+
+def _caller(text: str, before: int, package: str) -> str | None:
+    """The installed package whose frame comes last before position ``before`` (not ``package`` itself)."""
+    own = package.replace("-", "_")
+    callers = [m.group("package") for m in _FRAME.finditer(text, 0, before)]
+    callers = [c for c in callers if c != own]
+    if not callers and "transformers" in text[:before] and package == "torch":
+        return "transformers"  # transformers' "Failed to import transformers.x because ..." wrapper
+    return callers[-1] if callers else None
+
+
+def _api_findings(facts: Facts, text: str) -> Iterator[Derived]:
+    from envdoctor.knowledge import mined
+
+    seen: set[str] = set()
+    for pattern, kind in _API_ERRORS:
+        for m in pattern.finditer(text):
+            if kind == "member":
+                histories = mined.class_member_histories(m.group("cls"), m.group("name"))
+            else:
+                if kind == "numpy":
+                    dotted = f"numpy.{m.group('name')}"
+                elif kind == "module":
+                    dotted = m.group("module")
+                else:
+                    dotted = f"{m.group('module')}.{m.group('name')}"
+                history = mined.name_history(dotted)
+                histories = [history] if history else []
+            for history in histories:
+                if history.name in seen:
+                    continue
+                finding = _api_finding(facts, history, _caller(text, m.start(), history.package))
+                if finding is not None:
+                    seen.add(history.name)
+                    finding.evidence["error message"] = m.group(0)
+                    yield Derived(finding, m.group(0))
+                    break
+
+
+def _api_finding(facts: Facts, h: NameHistory, caller: str | None) -> Finding | None:
+    """Why ``h.name`` is missing: the installed release predates it or comes after its removal."""
+    from envdoctor.knowledge import mined
+
+    installed = _installed(facts, h.package)
+    removed = h.removed_in()
+    added = h.first if h.first != h.releases[0] else None
+    if installed is not None:
+        present = h.has(installed)
+        if present is not False:
+            return None  # the installed release has it (or is outside the mined range): not this cause
+        too_old = added is not None and _older(installed, h.first)
+    elif added and not removed:
+        too_old = True
+    elif removed and not added:
+        too_old = False
+    else:
+        return None  # the name came and went: the installed version alone cannot say which side
+    who = f"{caller} uses it" if caller else "the calling code uses it"
+    have = (
+        f"this environment has {h.package} {installed}"
+        if installed
+        else f"{h.package}'s version is not stated"
+    )
+    if too_old:
+        message = f"{h.name} first appears in {h.package} {h.first}; {have}, and {who}"
+        fix = f"Install {h.package}>={h.first}, or a release of {caller or 'the calling package'} made for the older {h.package}."
+        actions = [PipInstall((f"{h.package}>={h.first}",))]
+        source_version = h.first
+    else:
+        message = f"{h.name} was removed in {h.package} {removed} (last in {h.last}); {have}, and {who}"
+        fix = (
+            f"Install {h.package}<{removed}, or upgrade {caller or 'the calling package'} to a release "
+            f"made for {h.package} {removed}+."
+        )
+        actions = [PipInstall((f"{h.package}<{removed}",))]
+        source_version = str(removed)
+    finding_id = _api_id(h.package, caller)
+    if finding_id == "transformers-torch-incompat" and too_old:
+        actions = [PipInstall((f"torch>={h.first}",))]
+    evidence = {
+        "api": f"{h.name}: in {h.package} {h.first}..{h.last} (mined from the released wheels)",
+        f"packages.versions.{h.package}": installed,
+    }
+    if caller:
+        evidence["caller"] = caller
+    return Finding(
+        id=finding_id,
+        severity=Severity.ERROR,
+        message=message,
+        evidence=evidence,
+        fix=fix,
+        actions=actions if installed else [Manual(fix)],
+        sources=[mined.release_url(h.package, source_version)],
+    )
+
+
+def _api_id(package: str, caller: str | None) -> str:
+    if package == "numpy":
+        return "numpy-abi"
+    if package == "torch" and caller == "transformers":
+        return "transformers-torch-incompat"
+    return "requirement-conflict"
+
+
+def _older(a: str, b: str) -> bool:
+    from envdoctor.knowledge.cuda import version_tuple
+
+    return version_tuple(a) < version_tuple(b)
+
+
+def _wheel_findings(facts: Facts, text: str) -> Iterator[Derived]:
+    """pip found no wheel of ``torch==X`` for this Python: name the Pythons X supports and the newest
+    release that supports this Python."""
+    from envdoctor.knowledge import mined
+    from envdoctor.knowledge.cuda import minor_of
+
+    py = minor_of(facts.python.version) if facts.python.version else None
+    for m in _NO_DIST.finditer(text):
+        package = m.group("package").lower().replace("_", "-")
+        version = m.group("version")
+        pythons = mined.wheel_pythons(package, version)
+        if not pythons or py is None:
+            continue
+        cp = "cp" + py.replace(".", "")
+        if mined.supports(pythons, cp):
+            continue
+        newest = mined.newest_with_python(package, cp)
+        cpython = sorted((p for p in pythons if re.fullmatch(r"cp3\d+", p)), key=lambda p: int(p[3:]))
+        supported = ", ".join(_py(p) for p in cpython) or ", ".join(pythons)
+        message = f"{package} {version} has no wheel for Python {py} (it ships {supported})"
+        if newest:
+            message += f"; the newest {package} with a Python {py} wheel is {newest}"
+            fix = f"Install {package}=={newest} (or use a Python that {package} {version} supports: {supported})."
+            actions: list = [PipInstall((f"{package}=={newest}",))]
+        else:
+            fix = f"Use a Python that {package} {version} supports ({supported})."
+            actions = [Manual(fix)]
+        finding = Finding(
+            id="python-unsupported",
+            severity=Severity.ERROR,
+            message=message,
+            evidence={
+                "python.version": facts.python.version,
+                "requested": f"{package}=={version}",
+                "wheels": f"{package} {version}: {supported} (PyPI file listing, mined)",
+                "error message": m.group(0),
+            },
+            fix=fix,
+            actions=actions,
+            sources=[mined.release_url(package, version)],
+        )
+        yield Derived(finding, m.group(0))
+
+
+def _py(cp: str) -> str:
+    return f"{cp[2]}.{cp[3:]}"
