@@ -219,6 +219,9 @@ def rank(facts: Facts, matches: list[Match] | None = None) -> list[Diagnosis]:
             d.score += CONFIDENCE_SCORE[sig.confidence]
             if "facts" in d.support:
                 d.finding.evidence.setdefault("error message", m.excerpt)
+                if sig.severity.rank < d.finding.severity.rank:
+                    # the error line proves what the facts only suggested (a GPU above the toolkit's range)
+                    d.finding.severity = sig.severity
         d.matches.append(m)
     _add_derived(facts, by_id)
     for d in by_id.values():
@@ -241,7 +244,7 @@ _FACT_ROOTS = ("system.", "python.", "nvidia.", "cuda.", "packages.", "torch.", 
 def _soften_stated(facts: Facts, d: Diagnosis) -> None:
     """A rule finding that rests only on facts a person wrote (prose, a quoted command), with no error
     line agreeing, is a warning that says so: people misremember versions and name GPUs loosely."""
-    if not facts.stated or d.finding.severity is not Severity.ERROR:
+    if not facts.stated or d.finding.severity is Severity.INFO:
         return
     stated, tool = [], []
     for key, value in d.finding.evidence.items():
@@ -250,9 +253,10 @@ def _soften_stated(facts: Facts, d: Diagnosis) -> None:
         words = next((w for s, w in facts.stated.items() if _covers(s, key)), None)
         (stated if words else tool).append(words)
     if stated and not tool:
-        d.finding.severity = Severity.WARNING
         d.finding.evidence["stated, not tool output"] = " | ".join(dict.fromkeys(stated))
-        d.score = FACTS_SCORE[Severity.WARNING] + (d.score - FACTS_SCORE[Severity.ERROR])
+        if d.finding.severity is Severity.ERROR:
+            d.finding.severity = Severity.WARNING
+            d.score = FACTS_SCORE[Severity.WARNING] + (d.score - FACTS_SCORE[Severity.ERROR])
 
 
 def _covers(stated_key: str, evidence_key: str) -> bool:

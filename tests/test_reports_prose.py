@@ -64,6 +64,17 @@ def test_docker_run_is_a_stated_command():
     assert "docker run" in facts.stated["system.shm_size_mib"]
 
 
+def test_docker_run_without_a_gpu_flag_means_no_gpu_inside_the_container():
+    facts = facts_from_report(
+        "docker run -it --ipc=host vllm/vllm-openai --model x\nPyTorch version: 2.5.1+cu124\n"
+    )
+    assert facts.nvidia.gpus == [] and "nvidia.gpus" in facts.stated
+    top = rank(facts)[0].finding
+    assert top.id == "container-gpu" and top.severity is Severity.WARNING
+    with_gpus = facts_from_report("docker run --runtime=nvidia -it img\nPyTorch version: 2.5.1+cu124\n")
+    assert with_gpus.nvidia.gpus is None
+
+
 def test_rule_fired_by_stated_facts_is_a_warning_unless_an_error_line_agrees():
     prose = "My driver version is 470.57 and I run torch 2.4.0+cu121 on an RTX 3090."
     [alone] = [d for d in rank(facts_from_report(prose)) if d.finding.id == "driver-too-old"]

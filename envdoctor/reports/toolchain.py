@@ -12,6 +12,7 @@ _NVCC = re.compile(r"Cuda compilation tools, release (?P<v>\d+\.\d+)", re.I)
 _ENV = re.compile(r"(?:^|\s)(?:export\s+|set\s+|\$env:)?(?P<k>[A-Z][A-Z0-9_]*)=(?P<v>\"[^\"]*\"|'[^']*'|\S*)")
 _DF_SHM = re.compile(r"^\S+\s+(?P<size>\d+(?:\.\d+)?)(?P<unit>[KMGT]?)i?B?\s+\S+\s+\S+\s+\S+\s+/dev/shm\s*$")
 _DOCKER_RUN = re.compile(r"\bdocker run\b")
+_GPU_FLAG = re.compile(r"--gpus[= ]|--runtime[= ]nvidia|--device[= ]\S*nvidia\.com/gpu")
 _SHM_FLAG = re.compile(r"--shm-size[= ](?P<size>\d+(?:\.\d+)?)(?P<unit>[bkmgBKMG]?)")
 _UNIT_MIB = {
     "": 1 / (1024 * 1024),
@@ -49,6 +50,10 @@ def _docker_run(line: str, b: Builder) -> None:
     said = line.strip()[:200]
     b.put("system.in_container", True, LISTING, said)
     b.put("system.container_kind", "docker", LISTING, said)
+    if not _GPU_FLAG.search(line):
+        # no --gpus / --runtime=nvidia / CDI device: no GPU is visible inside (lowest priority: any
+        # tool output from inside the container says more)
+        b.put("nvidia.gpus", [], DERIVED, said)
     m = _SHM_FLAG.search(line)
     if m:
         b.put("system.shm_size_mib", _mib(m.group("size"), m.group("unit") or "b"), LISTING, said)
