@@ -81,6 +81,36 @@ def test_read_wheel_names_public_api_statically():
     assert not any(".tests" in n for n in names)
 
 
+def test_line_scanner_reads_what_the_parser_reads():
+    tool = _tool()
+    source = (
+        '"""Docstring.\n\nclass NotAClass:\n"""\n'
+        "from .sub import (\n    alpha,\n    beta as gamma,\n)\nimport os.path\n"
+        "try:\n    from fast import speedy\nexcept ImportError:\n    speedy = None\n"
+        "if True:\n    def guarded():\n        pass\n"
+        "X, Y = 1, 2\n__all__ = ['Model', 'X']\n"
+        "@decorator\nclass Model(Base):\n    kind: str = 'm'\n"
+        "    def __init__(self):\n        self.layers = []\n        local = 1\n"
+        "    def forward(self, x):\n        def inner():\n            pass\n        return x\n"
+        "def helper():\n    import json\n    return json\n"
+    )
+    files = {
+        "tiny/__init__.py": "from .mod import *\n",
+        "tiny/mod.py": source,
+        "tiny/sub.py": "alpha = beta = 1\n",
+    }
+    parsed, scanned = (
+        tool.read_wheel(_wheel(files), "tiny"),
+        tool.read_wheel(_wheel(files), "tiny", scan=True),
+    )
+    assert parsed == scanned
+    assert {"tiny.mod.gamma", "tiny.mod.speedy", "tiny.mod.guarded", "tiny.mod.Y", "tiny.os"} - {
+        "tiny.os"
+    } <= scanned
+    assert {"tiny.mod.Model.kind", "tiny.mod.Model.layers", "tiny.mod.Model.forward"} <= scanned
+    assert not {"tiny.mod.NotAClass", "tiny.mod.inner", "tiny.mod.json", "tiny.mod.Model.local"} & scanned
+
+
 def test_two_releases_give_first_and_last_release_of_each_name(tmp_path, monkeypatch):
     tool = _tool()
     per_version = [tool.read_wheel(_wheel(V1), "tiny"), tool.read_wheel(_wheel(V2), "tiny")]
