@@ -116,35 +116,41 @@ def _api_finding(facts: Facts, h: NameHistory, caller: str | None) -> Finding | 
     removed = h.removed_in()
     added = h.first if h.first != h.releases[0] else None
     if installed is not None:
-        present = h.has(installed)
-        if present is not False:
+        if h.has(installed) is not False:
             return None  # the installed release has it (or is outside the mined range): not this cause
-        too_old = added is not None and _older(installed, h.first)
-    elif added and not removed:
-        too_old = True
-    elif removed and not added:
-        too_old = False
+        if added and _older(installed, h.first):
+            side = "old"
+        elif removed and not _older(installed, removed):
+            side = "new"
+        else:
+            side = "outside"
+    elif added or removed:
+        side = "outside" if added and removed else ("old" if added else "new")
     else:
-        return None  # the name came and went: the installed version alone cannot say which side
+        return None  # every mined release has the name: the error is not about versions
     who = f"{caller} uses it" if caller else "the calling code uses it"
     have = (
         f"this environment has {h.package} {installed}"
         if installed
         else f"{h.package}'s version is not stated"
     )
-    if too_old:
+    other = caller or "the calling package"
+    if side == "old":
         message = f"{h.name} first appears in {h.package} {h.first}; {have}, and {who}"
-        fix = f"Install {h.package}>={h.first}, or a release of {caller or 'the calling package'} made for the older {h.package}."
-        actions = [PipInstall((f"{h.package}>={h.first}",))]
-        source_version = h.first
-    else:
+        fix = f"Install {h.package}>={h.first}, or a release of {other} made for the older {h.package}."
+        spec, source_version = f"{h.package}>={h.first}", h.first
+    elif side == "new":
         message = f"{h.name} was removed in {h.package} {removed} (last in {h.last}); {have}, and {who}"
         fix = (
-            f"Install {h.package}<{removed}, or upgrade {caller or 'the calling package'} to a release "
-            f"made for {h.package} {removed}+."
+            f"Install {h.package}<{removed}, or upgrade {other} to a release made for {h.package} {removed}+."
         )
-        actions = [PipInstall((f"{h.package}<{removed}",))]
-        source_version = str(removed)
+        spec, source_version = f"{h.package}<{removed}", str(removed)
+    else:
+        message = f"{h.name} exists only in {h.package} {h.first} to {h.last}; {have}, and {who}"
+        fix = f"Install {h.package}>={h.first},<{removed}, or a release of {other} made for the installed {h.package}."
+        spec, source_version = f"{h.package}>={h.first},<{removed}", h.first
+    actions = [PipInstall((spec,))]
+    too_old = side == "old"
     finding_id = _api_id(h.package, caller)
     if finding_id == "transformers-torch-incompat" and too_old:
         actions = [PipInstall((f"torch>={h.first}",))]
@@ -176,7 +182,9 @@ def _api_id(package: str, caller: str | None) -> str:
 def _older(a: str, b: str) -> bool:
     from envdoctor.knowledge.cuda import version_tuple
 
-    return version_tuple(a) < version_tuple(b)
+    a_parts, b_parts = version_tuple(a), version_tuple(b)
+    width = max(len(a_parts), len(b_parts))
+    return a_parts + (0,) * (width - len(a_parts)) < b_parts + (0,) * (width - len(b_parts))
 
 
 def _wheel_findings(facts: Facts, text: str) -> Iterator[Derived]:
@@ -186,21 +194,26 @@ def _wheel_findings(facts: Facts, text: str) -> Iterator[Derived]:
     from envdoctor.knowledge.cuda import minor_of
 
     py = minor_of(facts.python.version) if facts.python.version else None
+    family = _platform_family(facts.system.os)
     for m in _NO_DIST.finditer(text):
         package = m.group("package").lower().replace("_", "-")
         version = m.group("version")
-        pythons = mined.wheel_pythons(package, version)
+        pythons = mined.wheel_pythons(package, version, family)
         if not pythons or py is None:
             continue
         cp = "cp" + py.replace(".", "")
         if mined.supports(pythons, cp):
             continue
-        newest = mined.newest_with_python(package, cp)
+        releases = mined.releases_with_python(package, cp, family)
+        newer = [r for r in releases if _older(version, r)]
+        newest = releases[-1] if releases else None
         cpython = sorted((p for p in pythons if re.fullmatch(r"cp3\d+", p)), key=lambda p: int(p[3:]))
         supported = ", ".join(_py(p) for p in cpython) or ", ".join(pythons)
-        message = f"{package} {version} has no wheel for Python {py} (it ships {supported})"
+        where = f" on {family.capitalize() if family != 'macos' else 'macOS'}" if family else ""
+        message = f"{package} {version} has no wheel for Python {py}{where} (it ships {supported})"
         if newest:
-            message += f"; the newest {package} with a Python {py} wheel is {newest}"
+            first = f"the first newer release with a Python {py} wheel is {newer[0]}, " if newer else ""
+            message += f"; {first}the newest is {newest}"
             fix = f"Install {package}=={newest} (or use a Python that {package} {version} supports: {supported})."
             actions: list = [PipInstall((f"{package}=={newest}",))]
         else:
@@ -221,6 +234,18 @@ def _wheel_findings(facts: Facts, text: str) -> Iterator[Derived]:
             sources=[mined.release_url(package, version)],
         )
         yield Derived(finding, m.group(0))
+
+
+def _platform_family(os_name: str | None) -> str | None:
+    """'Microsoft Windows 11 Pro' -> 'windows', 'macOS 14.2' -> 'macos', 'Ubuntu 22.04' -> 'linux'."""
+    name = (os_name or "").lower()
+    if "windows" in name:
+        return "windows"
+    if "mac" in name or "darwin" in name:
+        return "macos"
+    if re.search(r"linux|ubuntu|debian|centos|red hat|rocky|fedora|suse", name):
+        return "linux"
+    return None
 
 
 def _py(cp: str) -> str:

@@ -82,8 +82,12 @@ def test_no_matching_distribution_for_a_python_the_release_has_no_wheel_for():
     )
     f = _top(text)
     assert f.id == "python-unsupported" and f.severity is Severity.ERROR
-    assert f.message.startswith("torch 1.13.1 has no wheel for Python 3.11 (it ships 3.7, 3.8, 3.9, 3.10)")
-    assert "the newest torch with a Python 3.11 wheel is" in f.message
+    assert f.message.startswith(
+        "torch 1.13.1 has no wheel for Python 3.11 on Windows (it ships 3.7, 3.8, 3.9, 3.10); "
+        "the first newer release with a Python 3.11 wheel is 2.0.0, the newest is 2."
+    )
+    linux = facts_from_report(text.replace("windows 11", "ubuntu 22.04"))  # 1.13.1 has a Linux cp311 wheel
+    assert not [d for d in rank(linux) if "derived" in d.support]
 
 
 def test_toolkit_arch_range_bounds_a_wheel_without_a_known_arch_list():
@@ -104,3 +108,15 @@ def test_toolkit_arch_range_bounds_a_wheel_without_a_known_arch_list():
         facts_from_report(report.format(torch="2.0.0a0+1767026", cuda="12.1", gpu="NVIDIA A100-SXM4-80GB"))
     )
     assert "arch-not-in-wheel" not in [d.finding.id for d in fits]
+
+
+def test_a_damaged_index_gives_no_derived_finding_and_no_crash(tmp_path, monkeypatch):
+    bad = tmp_path / "api_index.json.gz"
+    bad.write_bytes(b"\x1f\x8b not really gzip")
+    monkeypatch.setattr(mined, "API_INDEX", bad)
+    mined.api_index.cache_clear()
+    try:
+        text = "torch 2.5.1\nAttributeError: module 'torch.compiler' has no attribute 'set_stance'"
+        assert not [d for d in rank(facts_from_report(text)) if "derived" in d.support]
+    finally:
+        mined.api_index.cache_clear()

@@ -147,19 +147,29 @@ def test_minor_releases_take_the_first_final_release_of_each_minor():
     assert tool.minor_releases(releases, "1.0", None) == ["1.0.0", "1.1.2"]
 
 
-def test_release_tags_read_cpython_versions_abi3_and_platforms():
+def test_release_tags_read_platforms_per_python(monkeypatch):
     tool = _tool()
     files = [
         {"filename": "torch-2.5.1-cp312-cp312-manylinux_2_28_x86_64.whl"},
-        {"filename": "torch-2.5.1-cp39-none-macosx_11_0_arm64.whl"},
-        {"filename": "vllm-0.6.0-cp38-abi3-manylinux1_x86_64.whl"},
+        {"filename": "torch-2.5.1-cp311-none-macosx_11_0_arm64.whl"},
+        {"filename": "torch-2.5.1-cp311-cp311-win_amd64.whl"},
         {"filename": "torch-2.5.1-cp313-cp313-win_amd64.whl", "yanked": True},
+        {"filename": "vllm-0.6.0-cp38-abi3-manylinux1_x86_64.whl"},
     ]
     tags = tool.release_tags({"2.5.1": files, "2.6.0rc1": files})
-    assert list(tags) == ["2.5.1"]
-    assert tags["2.5.1"]["python"] == ["cp312", "cp38-abi3", "cp39"]
-    assert mined.supports(tags["2.5.1"]["python"], "cp311")  # through abi3
-    assert not mined.supports(["cp310", "cp311"], "cp312")
+    assert tags == {
+        "2.5.1": {
+            "cp311": ["macosx_arm64", "win_amd64"],
+            "cp312": ["manylinux_x86_64"],
+            "cp38-abi3": ["manylinux1_x86_64"],
+        }
+    }
+    monkeypatch.setattr(mined, "wheel_tags", lambda: {"torch": tags})
+    assert sorted(mined.wheel_pythons("torch", "2.5.1", "windows")) == ["cp311"]
+    assert sorted(mined.wheel_pythons("torch", "2.5.1")) == ["cp311", "cp312", "cp38-abi3"]
+    assert mined.supports(["cp38-abi3"], "cp311") and not mined.supports(["cp310", "cp311"], "cp312")
+    assert mined.releases_with_python("torch", "cp312", "linux") == ["2.5.1"]
+    assert mined.releases_with_python("torch", "cp312", "windows") == []
 
 
 def test_mine_two_real_releases_of_packaging(tmp_path):

@@ -456,12 +456,14 @@ def mine_api(packages: Iterable[str], cache: Path, limit: dict[str, tuple[str, s
 
 
 def wheel_tags(package: str) -> dict[str, dict[str, list[str]]]:
-    """version -> {"python": [cp310, ...], "platform": [...]} for every final release with wheels."""
+    """version -> {python tag: [platforms]} for every final release with wheels."""
     return release_tags(pypi_json(package)["releases"])
 
 
 def release_tags(releases: dict[str, list[dict]]) -> dict[str, dict[str, list[str]]]:
-    """The CPython versions and platforms of each final release's (non-yanked) wheels."""
+    """For each final release, the platforms of its (non-yanked) wheels per Python tag: 'cp311',
+    'py3', 'cp38-abi3' (CPython 3.8 and newer). Platforms lose their glibc/macOS version
+    ('manylinux_2_28_x86_64' -> 'manylinux_x86_64', 'macosx_11_0_arm64' -> 'macosx_arm64')."""
     out: dict[str, dict[str, list[str]]] = {}
     for raw, files in releases.items():
         try:
@@ -470,7 +472,7 @@ def release_tags(releases: dict[str, list[dict]]) -> dict[str, dict[str, list[st
             continue
         if v.is_prerelease or v.is_devrelease:
             continue
-        pythons, platforms = set(), set()
+        wheels: dict[str, set[str]] = {}
         for f in files:
             if not f["filename"].endswith(".whl") or f.get("yanked"):
                 continue
@@ -479,11 +481,10 @@ def release_tags(releases: dict[str, list[dict]]) -> dict[str, dict[str, list[st
             except ValueError:
                 continue
             for tag in tags:
-                # cp311-cp311 -> cp311; py3-none -> py3; cp38-abi3 -> cp38-abi3 (CPython 3.8 and newer)
-                pythons.add(tag.interpreter + ("-abi3" if tag.abi == "abi3" else ""))
-                platforms.add(re.sub(r"_\d+_\d+_", "_", tag.platform))
-        if pythons:
-            out[str(v)] = {"python": sorted(pythons), "platform": sorted(platforms)}
+                python = tag.interpreter + ("-abi3" if tag.abi == "abi3" else "")
+                wheels.setdefault(python, set()).add(re.sub(r"_\d+_\d+_", "_", tag.platform))
+        if wheels:
+            out[str(v)] = {python: sorted(platforms) for python, platforms in sorted(wheels.items())}
     return out
 
 

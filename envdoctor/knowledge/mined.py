@@ -116,10 +116,18 @@ def class_member_histories(cls: str, member: str) -> list[NameHistory]:
     return out
 
 
-def wheel_pythons(package: str, version: str) -> list[str] | None:
-    """CPython tags ('cp310', ...) of the wheels of ``package`` ``version`` on PyPI, None if not mined."""
+# Platform families as a report names them, and the wheel platform tags they install.
+PLATFORM_PREFIXES = {"windows": ("win",), "macos": ("macosx",), "linux": ("manylinux", "linux", "musllinux")}
+
+
+def wheel_pythons(package: str, version: str, family: str | None = None) -> list[str] | None:
+    """Python tags ('cp310', 'py3', 'cp38-abi3') of the wheels of ``package`` ``version`` on PyPI, for
+    one platform family ('windows', 'macos', 'linux') or any; None if the release was not mined."""
     release = wheel_tags().get(package, {}).get(version)
-    return list(release["python"]) if release else None
+    if release is None:
+        return None
+    prefixes = PLATFORM_PREFIXES.get(family or "", ("",))
+    return [py for py, platforms in release.items() if any(p.startswith(prefixes) for p in platforms)]
 
 
 def supports(pythons: list[str], cp: str) -> bool:
@@ -132,10 +140,12 @@ def supports(pythons: list[str], cp: str) -> bool:
     return False
 
 
-def newest_with_python(package: str, cp: str) -> str | None:
-    """The newest release of ``package`` with a wheel for the CPython tag ``cp`` ('cp311')."""
-    releases = [v for v, r in wheel_tags().get(package, {}).items() if supports(r["python"], cp)]
-    return max(releases, key=version_tuple) if releases else None
+def releases_with_python(package: str, cp: str, family: str | None = None) -> list[str]:
+    """The releases of ``package`` with a wheel for the CPython tag ``cp`` ('cp311') on the family, oldest first."""
+    releases = [
+        v for v in wheel_tags().get(package, {}) if supports(wheel_pythons(package, v, family) or [], cp)
+    ]
+    return sorted(releases, key=version_tuple)
 
 
 def release_url(package: str, version: str) -> str:

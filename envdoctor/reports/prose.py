@@ -24,20 +24,20 @@ _VERSION = r"(?P<v>\d+\.\d+(?:\.\d+)?(?:\.post\d+|\.dev\d+)?)"
 # "torch 2.0.1", "Pytorch2.2.0+cu121", "pytorch2.5.1+cuda12.1", "torch: 2.3.0", "torch==2.0.1",
 # "torch 2.6 cu124".
 _TORCH = re.compile(
-    r"\b(?:py)?torch(?:[\s_-]*version)?\s*(?:[:=]=?|\bis\b|\bv)?\s*`?" + _VERSION + r"(?![\d.])"
+    r"\b(?:py)?torch(?:[\s_-]*version)?\s*(?:[:=]=?|\bis\b|\bv)?\s*`?" + _VERSION + r"(?!\.?\d)"
     r"(?:\+(?P<tag>cu\d{2,3}|cpu|rocm\d+(?:\.\d+)?)\b|\s*\+?\s*cuda\s*(?P<cuda>\d+\.\d+)|\s+(?P<cu>cu\d{2,3})\b)?",
     re.IGNORECASE,
 )
 _PACKAGE = re.compile(
-    r"\b(?P<pkg>" + _PACKAGES + r")(?:\s*version)?\s*(?:[:=]=?|\bv)?\s*`?" + _VERSION + r"(?![\d.])",
+    r"\b(?P<pkg>" + _PACKAGES + r")(?:\s*version)?\s*(?:[:=]=?|\bv)?\s*`?" + _VERSION + r"(?!\.?\d)",
     re.IGNORECASE,
 )
 _PYTHON = re.compile(
-    r"\bpython(?:\s*version)?\s*[:=]?\s*v?(?P<v>3\.\d{1,2}(?:\.\d+)?)(?![\d.])", re.IGNORECASE
+    r"\bpython(?:\s*version)?\s*[:=]?\s*v?(?P<v>3\.\d{1,2}(?:\.\d+)?)(?!\.?\d)", re.IGNORECASE
 )
 _PYTHON_PATH = re.compile(r"[/\\]python(?P<v>3\.\d{1,2})[/\\](?:site|dist)-packages")
 _DRIVER = re.compile(
-    r"\bdriver(?:\s+version)?(?:\s+is)?\s*[:=]?\s*[`*]*(?P<v>\d{3}(?:\.\d{1,3}){0,2})(?![\d.])", re.IGNORECASE
+    r"\bdriver(?:\s+version)?(?:\s+is)?\s*[:=]?\s*[`*]*(?P<v>\d{3}(?:\.\d{1,3}){0,2})(?!\.?\d)", re.IGNORECASE
 )
 _GPU = re.compile(
     r"\b(?:(?:NVIDIA|GeForce|Tesla|Quadro)\s+)*(?:RTX|GTX)\s?\d{3,4}(?:\s?(?:Ti|SUPER|D)\b)*"
@@ -57,6 +57,9 @@ _NOT_AVAILABLE = re.compile(
     r"is_available\(\)\s*(?:returns?|->|=+|:|is|gives|prints?)?\s*[`'\"]?false\b", re.IGNORECASE
 )
 _AARCH64 = re.compile(r"\baarch64\b|\bJetson\b", re.IGNORECASE)
+_WINDOWS = re.compile(r"\bwindows\b|(?:^|[\s\"'(])[A-Za-z]:\\\w", re.IGNORECASE)
+_MACOS = re.compile(r"\bmac ?os\b|\bdarwin\b", re.IGNORECASE)
+_LINUX = re.compile(r"\b(?:ubuntu|debian|centos|fedora|rocky linux)\b", re.IGNORECASE)
 # Lines that name versions someone asks for, not ones installed.
 _REQUEST = re.compile(
     r"\b(?:pip3?|uv pip|conda|mamba) install\b|requirement|from versions|No matching distribution|"
@@ -67,6 +70,7 @@ _REQUEST = re.compile(
 
 def parse(lines: list[str], b: Builder) -> None:
     gpus: list[tuple[str, str]] = []
+    systems: list[tuple[str, str]] = []
     for line in lines:
         words = line.strip()[:200]
         if not _REQUEST.search(line):
@@ -86,8 +90,13 @@ def parse(lines: list[str], b: Builder) -> None:
             b.put("torch.cuda_available", False, PROSE, words)
         if _AARCH64.search(line):
             b.put("system.arch", "aarch64", PROSE, words)
+        for pattern, os_name in ((_WINDOWS, "Windows"), (_MACOS, "macOS"), (_LINUX, "Linux")):
+            if pattern.search(line):
+                systems.append((os_name, words))
     if not b.gpus:  # a GPU list printed by a tool is never extended from prose
         _gpus(gpus, b)
+    if systems and not b.empty():  # the OS is context for other facts: named alone, it is no report
+        b.put("system.os", systems[0][0], PROSE, systems[0][1])
 
 
 def _versions(line: str, words: str, b: Builder) -> None:
