@@ -160,6 +160,11 @@ def _api_finding(facts: Facts, h: NameHistory, caller: str | None) -> Finding | 
     }
     if caller:
         evidence["caller"] = caller
+    said = facts.stated.get(f"packages.versions.{h.package}") or (
+        facts.stated.get("torch.version") if h.package == "torch" else None
+    )
+    if installed and said:
+        evidence["stated, not tool output"] = said
     return Finding(
         id=finding_id,
         severity=Severity.ERROR,
