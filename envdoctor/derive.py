@@ -59,6 +59,8 @@ def derive(facts: Facts) -> list[Derived]:
         out += _api_findings(facts, text)
     if "No matching distribution" in text:
         out += _wheel_findings(facts, text)
+    if "xFormers was built for" in text:
+        out += _extension_arch_findings(facts, text)
     return out
 
 
@@ -239,6 +241,53 @@ def _wheel_findings(facts: Facts, text: str) -> Iterator[Derived]:
             sources=[mined.release_url(package, version)],
         )
         yield Derived(finding, m.group(0))
+
+
+_XFORMERS_CUDA = re.compile(
+    r"xFormers was built for:\s*(?:\S+\.py:\d+\s+)?PyTorch \S+ with CUDA (?P<cuda>\d{4,5})"
+)
+
+
+def _extension_arch_findings(facts: Facts, text: str) -> Iterator[Derived]:
+    """An extension whose CUDA build is known (xformers says it) has no cubin for a GPU newer than
+    that toolkit compiles for: an RTX 5090 (sm_120) next to an xformers built with CUDA 12.1."""
+    from envdoctor.knowledge.cuda import toolkit_archs, version_tuple
+
+    m = _XFORMERS_CUDA.search(text)
+    if m is None:
+        return
+    n = int(m.group("cuda"))  # xformers writes 12.1 as 1201, 11.8 as 1108
+    cuda = f"{n // 100}.{n % 100}"
+    span = toolkit_archs(cuda)
+    if span is None:
+        return
+    low, high, source = span
+    above = [
+        g
+        for g in facts.nvidia.gpus or []
+        if g.compute_capability and version_tuple(g.compute_capability) > version_tuple(high)
+    ]
+    if not above:
+        return
+    names = ", ".join(
+        sorted({f"{g.name} (sm_{(g.compute_capability or '').replace('.', '')})" for g in above})
+    )
+    finding = Finding(
+        id="arch-not-in-wheel",
+        severity=Severity.WARNING,
+        message=f"xformers was built with CUDA {cuda}, which compiles for sm_{low.replace('.', '')} .. "
+        f"sm_{high.replace('.', '')}: no xformers kernels for {names}",
+        evidence={
+            "nvidia.gpus": [g.name for g in above],
+            f"knowledge.cuda_toolkit_archs[{cuda}]": f"{low}..{high}",
+            "error message": m.group(0),
+        },
+        fix="Install an xformers wheel built with a CUDA that compiles for the GPU (for sm_120: CUDA 12.8+).",
+        actions=[Manual("Install an xformers wheel built with a CUDA that compiles for the GPU.")],
+        sources=[source],
+        inferred=any(g.capability_inferred for g in above),
+    )
+    yield Derived(finding, m.group(0))
 
 
 def _platform_family(os_name: str | None) -> str | None:

@@ -120,3 +120,21 @@ def test_a_damaged_index_gives_no_derived_finding_and_no_crash(tmp_path, monkeyp
         assert not [d for d in rank(facts_from_report(text)) if "derived" in d.support]
     finally:
         mined.api_index.cache_clear()
+
+
+def test_an_extension_built_with_an_older_cuda_has_no_kernels_for_a_newer_gpu():
+    text = (
+        "GPU models and configuration: GPU 0: NVIDIA GeForce RTX 5090\n"
+        "WARNING[XFORMERS]: xFormers can't load C++/CUDA extensions. xFormers was built for:\n"
+        "    PyTorch 2.5.1+cu121 with CUDA 1201 (you have 2.7.0+cu128)\n"
+    )
+    ranked = rank(facts_from_report(text))
+    assert ranked[0].finding.id == "ext-abi-mismatch"  # the torch mismatch is the first cause
+    [arch] = [d.finding for d in ranked if d.finding.id == "arch-not-in-wheel"]
+    assert arch.severity is Severity.WARNING
+    assert arch.message == (
+        "xformers was built with CUDA 12.1, which compiles for sm_50 .. sm_90: "
+        "no xformers kernels for NVIDIA GeForce RTX 5090 (sm_120)"
+    )
+    ok = rank(facts_from_report(text.replace("RTX 5090", "RTX 4090")))
+    assert "arch-not-in-wheel" not in [d.finding.id for d in ok]
