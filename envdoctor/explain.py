@@ -236,6 +236,10 @@ def rank(facts: Facts, matches: list[Match] | None = None) -> list[Diagnosis]:
                 d.finding.evidence.setdefault("error message", m.excerpt)
         raise_severity(d, m)
         d.matches.append(m)
+    _add_derived(facts, by_id)
+    for d in by_id.values():
+        if "error" not in d.support:
+            _soften_stated(facts, d)
     if facts.torch.cuda_available is False and facts.nvidia.gpus:
         for rule_id in CUDA_UNAVAILABLE_CAUSES & by_id.keys():
             d = by_id[rule_id]
@@ -267,7 +271,52 @@ def raise_severity(d: Diagnosis, m: Match) -> None:
         actions=old.actions,
         sources=list(dict.fromkeys([*raised.sources, *old.sources])),
         inferred=old.inferred,
+        verify=old.verify,
     )
+
+
+# Evidence keys that are fact paths (others, like "error message", are not facts).
+_FACT_ROOTS = ("system.", "python.", "nvidia.", "cuda.", "packages.", "torch.", "docker.", "gpus.")
+
+
+def _soften_stated(facts: Facts, d: Diagnosis) -> None:
+    """A rule finding that rests only on facts a person wrote (prose, a quoted command), with no error
+    line agreeing, is a warning that says so: people misremember versions and name GPUs loosely."""
+    if not facts.stated or d.finding.severity is Severity.INFO:
+        return
+    stated, tool = [], []
+    for key, value in d.finding.evidence.items():
+        if value is None or not key.startswith(_FACT_ROOTS):
+            continue
+        words = next((w for s, w in facts.stated.items() if _covers(s, key)), None)
+        (stated if words else tool).append(words)
+    if stated and not tool:
+        d.finding.evidence["stated, not tool output"] = " | ".join(dict.fromkeys(stated))
+        if d.finding.severity is Severity.ERROR:
+            d.finding.severity = Severity.WARNING
+            d.score = FACTS_SCORE[Severity.WARNING] + (d.score - FACTS_SCORE[Severity.ERROR])
+
+
+def _covers(stated_key: str, evidence_key: str) -> bool:
+    if stated_key == "nvidia.gpus":
+        return evidence_key.startswith(("nvidia.gpus", "gpus."))
+    return evidence_key == stated_key or evidence_key.startswith(stated_key + ".")
+
+
+def _add_derived(facts: Facts, by_id: dict[str, Diagnosis]) -> None:
+    """Findings derived from mined knowledge (API index, wheel listings) for the report's error lines:
+    an error message explained by release data counts as a strong signature."""
+    from envdoctor.derive import derive
+
+    for derived in derive(facts):
+        f = derived.finding
+        d = by_id.get(f.id)
+        if d is None:
+            by_id[f.id] = Diagnosis(f, ("error", "derived"), CONFIDENCE_SCORE["high"])
+        elif "derived" not in d.support:
+            d.support = (*d.support, "derived")
+            d.score += CONFIDENCE_SCORE["high"] if "error" not in d.support else SYMPTOM_SCORE
+            d.finding.evidence.setdefault("derived", f.message)
 
 
 def diagnose(facts: Facts) -> list[Finding]:
@@ -326,12 +375,18 @@ def _mark_inferred(facts: Facts, findings: list[Finding]) -> None:
             f.evidence.setdefault("inferred", f"compute capability from the GPU name ({names})")
 
 
+COLLECT_ENV = "python -m torch.utils.collect_env"
+
+
 @dataclass
 class Explanation:
-    """What ``envdoctor explain`` prints: ranked candidates and recognised messages without an id."""
+    """What ``envdoctor explain`` prints: ranked candidates and recognised messages without an id;
+    without a candidate, what was recognised and the one report that would settle it."""
 
     candidates: list[Diagnosis]
     notes: list[Match]
+    recognised: list[str] = field(default_factory=list)
+    ask: str | None = None
 
     @property
     def has_errors(self) -> bool:
@@ -365,6 +420,8 @@ class Explanation:
                 }
                 for m in self.notes
             ],
+            "recognised": self.recognised,
+            "ask_for": self.ask,
         }
 
 
@@ -378,7 +435,39 @@ def explain_text(text: str) -> Explanation:
         facts = Facts(origin="report")
     matches = match_text(text)
     candidates = rank(facts, matches)
-    return Explanation(candidates, [m for m in matches if m.signature.id is None])
+    ex = Explanation(candidates, [m for m in matches if m.signature.id is None])
+    if not candidates:
+        ex.recognised, ex.ask = _recognised(facts), _ask_for(facts)
+    return ex
+
+
+def _recognised(facts: Facts) -> list[str]:
+    """The facts and error lines read from a text that led to no diagnosis (stated ones say so)."""
+    said = facts.stated
+    shown = {
+        "torch.version": facts.torch.version,
+        "torch.cuda": facts.torch.cuda,
+        "python.version": facts.python.version,
+        "nvidia.driver_version": facts.nvidia.driver_version,
+        "nvidia.gpus": ", ".join(g.name for g in facts.nvidia.gpus or []) or None,
+        "cuda.nvcc_version": facts.cuda.nvcc_version,
+    }
+    out = [f"{k}: {v}" + (" (stated in prose)" if k in said else "") for k, v in shown.items() if v]
+    for name, version in sorted((facts.packages.versions or {}).items()):
+        key = f"packages.versions.{name}"
+        if name != "torch":
+            out.append(f"{key}: {version}" + (" (stated in prose)" if key in said else ""))
+    return out + [f"error line: {line}" for line in facts.error_lines]
+
+
+def _ask_for(facts: Facts) -> str:
+    """The one report that would settle it: the full environment when torch or the GPU is unknown,
+    else the complete error output."""
+    if not facts.torch.version or "torch.version" in facts.stated:
+        return f"the output of `{COLLECT_ENV}` (torch build, GPUs, driver, packages)"
+    if not facts.nvidia.gpus or "nvidia.gpus" in facts.stated:
+        return "the output of `nvidia-smi` (driver and GPUs)"
+    return "the complete error output, from the first line of the traceback to the last"
 
 
 def _summary(rule_id: str) -> str:
@@ -417,4 +506,7 @@ def render_explanation(ex: Explanation) -> str:
         out.append(f"   {m.signature.message} (see {m.signature.source})")
     if not out:
         out.append("No known error message or environment problem recognised.")
+        out += [f"  read: {line}" for line in ex.recognised]
+        if ex.ask:
+            out.append(f"To settle it, paste {ex.ask}.")
     return "\n".join(out) + "\n"

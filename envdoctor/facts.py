@@ -225,6 +225,10 @@ class Facts:
     timings: dict[str, float] = field(default_factory=dict)
     # Error lines found in a pasted report (envdoctor.reports); matched against error signatures.
     error_lines: list[str] = field(default_factory=list)
+    # Facts of a pasted report that a person wrote (prose, a quoted command) rather than a tool printed:
+    # fact path ("torch.version", "nvidia.gpus") -> the words that stated it. Every other fact of a
+    # report is tool output. A rule resting only on these is a warning unless an error line agrees.
+    stated: dict[str, str] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -164,7 +164,10 @@ def test_check_page_in_headless_chromium(pages: dict[str, Path], tmp_path: Path)
         assert button.is_displayed()
         browser.execute_script("window.setTimeout = function () {};")  # keep "Copied" on a busy machine
         button.click()
-        assert button.text == "Copied"
+        # The clipboard write resolves asynchronously: wait for it, within a bound.
+        from selenium.webdriver.support.ui import WebDriverWait
+
+        WebDriverWait(browser, 10).until(lambda _: button.text == "Copied")
         verdict = browser.find_element(By.CSS_SELECTOR, ".verdict")
         assert "Problems found" in verdict.text and verdict.value_of_css_property("border-top-color") == (
             "rgba(207, 34, 46, 1)"

@@ -207,6 +207,18 @@ def arch_list(torch_version: str, variant: str) -> list[str] | None:
     return list(entries) if entries is not None else None
 
 
+def toolkit_archs(cuda: str) -> tuple[str, str, str] | None:
+    """(lowest sm, highest sm, source) that the CUDA toolkit ``cuda`` ("10.2", "cu126") compiles for."""
+    wanted = cuda_of_variant(cuda) or cuda
+    rows = [
+        r for r in load_table("cuda_toolkit_archs") if version_tuple(str(r["cuda"])) <= version_tuple(wanted)
+    ]
+    if not rows or not version_tuple(wanted):
+        return None
+    row = max(rows, key=lambda r: version_tuple(str(r["cuda"])))
+    return str(row["min"]), str(row["max"]), str(row["source"])
+
+
 def arch_list_source(torch_version: str, variant: str) -> str | None:
     """The source URL of the arch-list row used for this version and variant."""
     minor = minor_of(torch_version)

@@ -16,22 +16,27 @@ from pathlib import Path
 
 from envdoctor.facts import Facts
 from envdoctor.redact import strip_controls
-from envdoctor.reports import collect_env, detectron2, hf_env, nvidia_smi, packages, repl, toolchain
+from envdoctor.reports import collect_env, detectron2, hf_env, nvidia_smi, packages, prose, repl, toolchain
 from envdoctor.reports.builder import STATED, Builder
 
 MAX_BYTES = 5 * 1024 * 1024
 MAX_LINE = 4000  # longer lines are cut: no real report line is this long, a minified blob is
 MAX_ERROR_LINES = 60
-PARSERS = (collect_env, hf_env, detectron2, nvidia_smi, toolchain, packages, repl)
+# prose comes last: it reads what people wrote, and never extends a GPU list a tool printed.
+PARSERS = (collect_env, hf_env, detectron2, nvidia_smi, toolchain, packages, repl, prose)
 
 _QUOTE = re.compile(r"^\s*(?:>\s?)+")
 _HTML_ENTITY = re.compile(r"&(?:gt|lt|amp|quot|#39|#x27|nbsp);")
 # A two-cell markdown table row ("| PyTorch version | 2.1.0+cu121 |"); nvidia-smi rows have three cells.
 _TABLE_ROW = re.compile(r"^\s*\|\s*(?P<key>[A-Za-z`*][^|]*?)\s*\|\s*(?P<value>[^|]*?)\s*\|\s*$")
 _TABLE_RULE = re.compile(r"^\s*\|?\s*:?-{3,}:?\s*(?:\|\s*:?-{3,}:?\s*)+\|?\s*$")
+# A traceback frame inside an installed package: it names the package that made the failing call.
+_PACKAGE_FRAME = re.compile(r'^\s*File "[^"]*[/\\](?:site|dist)-packages[/\\]')
 _ERRORISH = re.compile(
     r"^\s*(?:\w+\.)*\w*(?:Error|Exception|Warning)\b.*:|CUDA error:|NCCL WARN|\bnccl\w*Error\b|"
-    r"^\s*(?:docker: )?Error response from daemon",
+    r"^\s*(?:docker: )?Error response from daemon|^\W*ERROR: |"
+    # messages that envdoctor.derive explains from mined knowledge, quoted without their exception name
+    r"has no attribute '|cannot import name '|No module named '|was removed in the NumPy|No matching distribution",
 )
 
 
@@ -114,7 +119,9 @@ def facts_from_report(text: str) -> Facts:
     error_idx: set[int] = set()
     for m in matches:
         error_idx.update(range(m.first_line, m.last_line + 1))
-    error_idx.update(i for i, line in enumerate(lines) if _ERRORISH.search(line))
+    error_idx.update(
+        i for i, line in enumerate(lines) if _ERRORISH.search(line) or _PACKAGE_FRAME.match(line)
+    )
     errors = [lines[i].strip() for i in sorted(error_idx) if lines[i].strip()]
     b.warnings.extend(e for e in errors if "UserWarning" in e)
     if b.empty() and not errors:

@@ -15,8 +15,9 @@ from typing import Any
 
 from envdoctor.facts import Distribution, Facts, Gpu, LibraryFile, Toolkit, is_cuda_wheel
 
-# Priorities: a line that states the fact about the running torch / driver beats a package listing.
-STATED, TOOL, LISTING, DERIVED = 30, 20, 10, 5
+# Priorities: a line that states the fact about the running torch / driver beats a package listing;
+# words a person wrote ("torch 2.0.1", "driver version 340") come last of all.
+STATED, TOOL, LISTING, DERIVED, PROSE = 30, 20, 10, 5, 1
 
 _LOCAL_CUDA = re.compile(r"\+cu(\d{2,3})$")
 _LOCAL_ROCM = re.compile(r"\+rocm(\d+\.\d+)")
@@ -53,19 +54,34 @@ class Builder:
     warnings: list[str] = field(default_factory=list)
     # The torch build's CUDA version ("" = a CPU build), with its priority: stated lines beat the tag.
     torch_cuda: tuple[int, str] | None = None
+    # Facts a person wrote (prose, a quoted command) rather than a tool printed: key -> (prio, words).
+    said: dict[str, tuple[int, str]] = field(default_factory=dict)
 
-    def put(self, key: str, value: Any, prio: int) -> None:
-        """Record ``key`` (a dotted facts path) unless a value of higher priority is already known."""
+    def put(self, key: str, value: Any, prio: int, said: str | None = None) -> None:
+        """Record ``key`` (a dotted facts path) unless a value of higher priority is already known;
+        ``said`` gives the words when a person stated it rather than a tool printed it."""
         if value is None or value == "":
             return
         old = self.values.get(key)
         if old is None or prio > old[0]:
             self.values[key] = (prio, value)
+            self._said(key, prio, said)
 
-    def torch_build(self, cuda: str | None, prio: int) -> None:
+    def torch_build(self, cuda: str | None, prio: int, said: str | None = None) -> None:
         """Record the CUDA version torch was built with; ``None`` means a CPU build (not unknown)."""
         if self.torch_cuda is None or prio > self.torch_cuda[0]:
             self.torch_cuda = (prio, cuda or "")
+            self._said("torch.cuda", prio, said)
+
+    def _said(self, key: str, prio: int, said: str | None) -> None:
+        if said:
+            self.said[key] = (prio, said)
+        else:
+            self.said.pop(key, None)
+
+    def note_said(self, key: str, said: str) -> None:
+        """Mark a fact recorded without ``put`` (a GPU named in prose) as stated by a person."""
+        self.said[key] = (PROSE, said)
 
     def get(self, key: str) -> Any:
         item = self.values.get(key)
@@ -95,16 +111,20 @@ class Builder:
         g.memory_mib = memory_mib or g.memory_mib
         g.mig = mig if mig is not None else g.mig
 
-    def package(self, name: str, version: str, prio: int = LISTING, source: str = "pip") -> None:
+    def package(
+        self, name: str, version: str, prio: int = LISTING, source: str = "pip", said: str | None = None
+    ) -> None:
         name = norm_name(name)
         if name == "pytorch":  # the conda package name of torch
             name = "torch"
         old = self.packages.get(name)
         if old is None or prio > old[0]:
             self.packages[name] = (prio, version)
+            self._said(f"packages.versions.{name}", prio, said)
         if name == "torch":
-            self.torch_installs.setdefault((source, version), name)
-            self.put("torch.version", version, prio)
+            if prio > PROSE:  # prose names a version, not an install location
+                self.torch_installs.setdefault((source, version), name)
+            self.put("torch.version", version, prio, said)
 
     def library(self, path: str) -> None:
         name = path.rsplit("/", 1)[-1].rsplit("\\", 1)[-1]
@@ -163,6 +183,7 @@ class Builder:
             f.torch.warnings = list(self.warnings)
         if self.torch_cuda is not None:
             f.torch.cuda = self.torch_cuda[1] or None
+        f.stated = {key: words for key, (_, words) in sorted(self.said.items())}
         # Probes report a CPU build as status "ok" with cuda None: claim "ok" only when the build is known,
         # so that a paste without the build line never reads as a CPU build.
         if f.torch.version and (self.torch_cuda is not None or f.torch.hip):
@@ -183,12 +204,13 @@ class Builder:
             return
         cu = _LOCAL_CUDA.search(version)
         rocm = _LOCAL_ROCM.search(version)
+        said = self.said.get("torch.version", (0, None))[1]  # a build read off a stated version is stated
         if cu:
-            self.torch_build(cuda_from_tag(cu.group(1)), DERIVED)
+            self.torch_build(cuda_from_tag(cu.group(1)), DERIVED, said)
         elif rocm:
-            self.put("torch.hip", rocm.group(1), DERIVED)
+            self.put("torch.hip", rocm.group(1), DERIVED, said)
         elif version.endswith("+cpu"):
-            self.torch_build(None, DERIVED)
+            self.torch_build(None, DERIVED, said)
 
 
 # collect_env names the GPUs of a ROCm or XPU build on the same line as NVIDIA's ("AMD Instinct MI250X

@@ -30,6 +30,7 @@ _ECHO_VAR = re.compile(r"(?:^|[$#>]\s*)echo\s+\"?\$\{?(?P<k>PATH|LD_LIBRARY_PATH
 _ENV = re.compile(r"(?:^|\s)(?:export\s+|set\s+|\$env:)?(?P<k>[A-Z][A-Z0-9_]*)=(?P<v>\"[^\"]*\"|'[^']*'|\S*)")
 _DF_SHM = re.compile(r"^\S+\s+(?P<size>\d+(?:\.\d+)?)(?P<unit>[KMGT]?)i?B?\s+\S+\s+\S+\s+\S+\s+/dev/shm\s*$")
 _DOCKER_RUN = re.compile(r"\bdocker run\b")
+_GPU_FLAG = re.compile(r"--gpus[= ]|--runtime[= ]nvidia|--device[= ]\S*nvidia\.com/gpu")
 _SHM_FLAG = re.compile(r"--shm-size[= ](?P<size>\d+(?:\.\d+)?)(?P<unit>[bkmgBKMG]?)")
 _UNIT_MIB = {
     "": 1 / (1024 * 1024),
@@ -84,13 +85,19 @@ def _toolchain(line: str, b: Builder) -> None:
 
 
 def _docker_run(line: str, b: Builder) -> None:
-    b.put("system.in_container", True, LISTING)
-    b.put("system.container_kind", "docker", LISTING)
+    """A quoted ``docker run`` is a command a person wrote: its facts are marked as stated."""
+    said = line.strip()[:200]
+    b.put("system.in_container", True, LISTING, said)
+    b.put("system.container_kind", "docker", LISTING, said)
+    if not _GPU_FLAG.search(line):
+        # no --gpus / --runtime=nvidia / CDI device: no GPU is visible inside (lowest priority: any
+        # tool output from inside the container says more)
+        b.put("nvidia.gpus", [], DERIVED, said)
     m = _SHM_FLAG.search(line)
     if m:
-        b.put("system.shm_size_mib", _mib(m.group("size"), m.group("unit") or "b"), LISTING)
+        b.put("system.shm_size_mib", _mib(m.group("size"), m.group("unit") or "b"), LISTING, said)
     elif not re.search(r"--ipc[= ]host", line):
-        b.put("system.shm_size_mib", DOCKER_DEFAULT_SHM_MIB, DERIVED)
+        b.put("system.shm_size_mib", DOCKER_DEFAULT_SHM_MIB, DERIVED, said)
 
 
 def _mib(size: str, unit: str) -> int:

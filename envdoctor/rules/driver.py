@@ -18,6 +18,7 @@ from envdoctor.rules.torch_install import (
 
 MVC_DOC = "https://docs.nvidia.com/deploy/cuda-compatibility/minor-version-compatibility.html"
 RELEASE_NOTES = "https://docs.nvidia.com/cuda/cuda-toolkit-release-notes/index.html"
+FORWARD_COMPAT = "https://docs.nvidia.com/deploy/cuda-compatibility/forward-compatibility.html"
 DRIVER_GUIDE = "https://docs.nvidia.com/datacenter/tesla/driver-installation-guide/index.html"
 CONTAINER_TOOLKIT = (
     "https://docs.nvidia.com/datacenter/cloud-native/container-toolkit/latest/install-guide.html"
@@ -130,6 +131,22 @@ def driver_too_old(facts: Facts) -> Iterator[Finding]:
     else:
         fix = f"Upgrade the NVIDIA driver to >= {floor}."
     actions.append(upgrade)
+    if facts.torch.cuda_available is True:
+        # CUDA initialised, so this runs through CUDA forward compatibility (the cuda-compat package,
+        # data-center GPUs only): it works, but only while that package matches.
+        evidence["torch.cuda_available"] = True
+        yield Finding(
+            id="driver-too-old",
+            severity=Severity.WARNING,
+            message=f"NVIDIA driver {driver} is below the floor of torch {build.version} ({variant} needs "
+            f">= {floor}), yet CUDA is available: it runs through CUDA forward compatibility (cuda-compat).",
+            evidence=evidence,
+            fix=fix,
+            actions=actions,
+            sources=[FORWARD_COMPAT, MVC_DOC],
+            inferred=any(g.inferred for g in gpu_list),
+        )
+        return
     yield Finding(
         id="driver-too-old",
         severity=Severity.ERROR,

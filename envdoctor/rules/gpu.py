@@ -10,6 +10,7 @@ from envdoctor.knowledge import cuda as kb
 from envdoctor.rules import rule
 from envdoctor.rules.torch_install import (
     GpuInfo,
+    TorchBuild,
     capabilities,
     describe_install,
     gpus,
@@ -71,12 +72,13 @@ def torch_cpu_build(facts: Facts) -> Iterator[Finding]:
         return
     caps = capabilities(gpu_list)
     driver = facts.nvidia.driver_version
-    action = _move_forward(build.version, driver, caps, facts.python.version)
+    action = _move_forward(build.version, driver, caps, facts.python.version) if build.version else None
     actions: list = [action] if action else [Manual(f"Install a CUDA build of torch: {PYTORCH_LOCAL}")]
     yield Finding(
         id="torch-cpu-build",
         severity=Severity.ERROR,
-        message=f"torch {build.version} is a CPU-only build but {len(gpu_list)} NVIDIA GPU(s) are present "
+        message=f"torch {build.version or '(version not stated)'} is a CPU-only build but {len(gpu_list)} "
+        "NVIDIA GPU(s) are present "
         f"({', '.join(sorted({g.name for g in gpu_list}))}).",
         evidence={**build.evidence, "nvidia.driver_version": driver, **_gpu_evidence(gpu_list)},
         fix=describe_install(action) if action else f"Install a CUDA build of torch: {PYTORCH_LOCAL}",
@@ -121,6 +123,7 @@ def arch_not_in_wheel(facts: Facts) -> Iterator[Finding]:
     else:
         table = kb.arch_list(build.version, variant)
         if table is None:
+            yield from _outside_toolkit(build, gpu_list, variant)
             return
         key = f"knowledge.arch_lists[{kb.minor_of(build.version)}/{variant}]"
         entries, arch_evidence, source = (
@@ -152,6 +155,42 @@ def arch_not_in_wheel(facts: Facts) -> Iterator[Finding]:
         fix=describe_install(action) if action else NO_WHEEL,
         actions=[action] if action else [Manual(NO_WHEEL)],
         sources=[s for s in (CUDA_COMPAT, source) if s],
+        inferred=any(g.inferred for g in uncovered),
+    )
+
+
+def _outside_toolkit(build: TorchBuild, gpu_list: list[GpuInfo], variant: str) -> Iterator[Finding]:
+    """Without the wheel's arch list, the CUDA toolkit it was built with still bounds it: no cubin
+    below or above the range that toolkit's nvcc compiles for (below it, nothing can run at all)."""
+    span = kb.toolkit_archs(variant)
+    if span is None:
+        return
+    low, high, source = span
+    below = [g for g in gpu_list if g.capability and kb.version_tuple(g.capability) < kb.version_tuple(low)]
+    above = [g for g in gpu_list if g.capability and kb.version_tuple(g.capability) > kb.version_tuple(high)]
+    if not below and not above:
+        return
+    uncovered = below or above
+    names = ", ".join(sorted({f"{g.name} (sm_{(g.capability or '').replace('.', '')})" for g in uncovered}))
+    cuda = kb.cuda_of_variant(variant)
+    message = (
+        f"torch {build.version} was built with CUDA {cuda}, which compiles for sm_{low.replace('.', '')} .. "
+        f"sm_{high.replace('.', '')}: no kernels for {names}"
+    )
+    if not below:
+        message += " (only PTX, if the wheel ships it, could be JIT-compiled)"
+    yield Finding(
+        id="arch-not-in-wheel",
+        severity=Severity.ERROR if below else Severity.WARNING,
+        message=message + ".",
+        evidence={
+            **build.evidence,
+            f"knowledge.cuda_toolkit_archs[{cuda}]": f"{low}..{high}",
+            **_gpu_evidence(uncovered),
+        },
+        fix=f"Install a torch build whose CUDA compiles for the GPU ({PYTORCH_LOCAL}).",
+        actions=[Manual(f"Install a torch build whose CUDA compiles for the GPU: {PYTORCH_LOCAL}")],
+        sources=[source, CUDA_COMPAT],
         inferred=any(g.inferred for g in uncovered),
     )
 

@@ -51,6 +51,9 @@ def torch_build(facts: Facts) -> TorchBuild | None:
     if "torch" in versions:
         version = versions["torch"]
         return TorchBuild(version, kb.parse_variant(version, None), {"packages.versions.torch": version})
+    if "torch.cuda" in facts.stated and t.cuda is None and t.hip is None:
+        # A report that says "a CPU-only version of torch" without naming the version.
+        return TorchBuild("", "cpu", {"torch.cuda": "none (a CPU build)"})
     return None
 
 

@@ -1,0 +1,306 @@
+"""Diagnoses derived from mined knowledge, for error families no hand-written signature lists name by name.
+
+An ``AttributeError`` / ``ImportError`` naming an API of an indexed package (torch, transformers,
+numpy, accelerate, peft, torchvision, diffusers, huggingface_hub) is looked up in the API index mined
+from the packages' own wheels (:mod:`envdoctor.knowledge.mined`): when the name appears only from some
+release on, or disappears after one, the installed version explains the error, and the finding says
+so with the release numbers. pip's "No matching distribution found for torch==X" next to a known
+Python is looked up in the wheel listings: the release has no wheel for that Python.
+
+The mined files are loaded only when an error line has one of these shapes, so ``check`` (no error
+lines) never reads them.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from envdoctor.facts import Facts
+from envdoctor.findings import Finding, Manual, PipInstall, Severity
+
+if TYPE_CHECKING:
+    from envdoctor.knowledge.mined import NameHistory
+
+# (pattern, kind): kind "attr" gives module + name, "import" the same, "module" a dotted module path,
+# "member" a class name and member, "numpy" a NumPy alias removed in the release it names.
+_API_ERRORS = (
+    (re.compile(r"module '(?P<module>[A-Za-z_][\w.]*)' has no attribute '(?P<name>\w+)'"), "attr"),
+    (re.compile(r"cannot import name '(?P<name>\w+)' from '(?P<module>[A-Za-z_][\w.]*)'"), "attr"),
+    (re.compile(r"No module named '(?P<module>[A-Za-z_][\w.]*\.\w+)'"), "module"),
+    (re.compile(r"'(?P<cls>[A-Z]\w*)' object has no attribute '(?P<name>\w+)'"), "member"),
+    (re.compile(r"`np\.(?P<name>\w+)` was removed in the NumPy (?P<release>\d+\.\d+)"), "numpy"),
+)
+_NO_DIST = re.compile(
+    r"No matching distribution found for (?P<package>torch|torchvision|torchaudio|xformers|flash-attn|"
+    r"flash_attn|vllm)==(?P<version>\d+(?:\.\d+)+)(?:\+(?P<local>\w+))?",
+    re.IGNORECASE,
+)
+# A traceback frame inside an installed package: which package made the failing call.
+_FRAME = re.compile(r'File "[^"]*[/\\](?:site|dist)-packages[/\\](?P<package>[A-Za-z_]\w*)[/\\]')
+TRIGGERS = ("has no attribute", "cannot import name", "No module named", "was removed in the NumPy")
+
+
+@dataclass
+class Derived:
+    """A finding derived from mined knowledge, with the error line it explains."""
+
+    finding: Finding
+    excerpt: str
+
+
+def derive(facts: Facts) -> list[Derived]:
+    """Findings that the mined API index and wheel listings derive from the report's error lines."""
+    text = "\n".join(facts.error_lines)
+    out: list[Derived] = []
+    if any(t in text for t in TRIGGERS):
+        out += _api_findings(facts, text)
+    if "No matching distribution" in text:
+        out += _wheel_findings(facts, text)
+    if "xFormers was built for" in text:
+        out += _extension_arch_findings(facts, text)
+    return out
+
+
+def _installed(facts: Facts, package: str) -> str | None:
+    if package == "torch":
+        return facts.torch.version or (facts.packages.versions or {}).get("torch")
+    if package == "numpy":
+        return (facts.packages.versions or {}).get("numpy") or facts.torch.numpy_version
+    return (facts.packages.versions or {}).get(package)
+
+
+def _caller(text: str, before: int, package: str) -> str | None:
+    """The installed package whose frame comes last before position ``before`` (not ``package`` itself)."""
+    own = package.replace("-", "_")
+    callers = [m.group("package") for m in _FRAME.finditer(text, 0, before)]
+    callers = [c for c in callers if c != own]
+    if not callers and "transformers" in text[:before] and package == "torch":
+        return "transformers"  # transformers' "Failed to import transformers.x because ..." wrapper
+    return callers[-1] if callers else None
+
+
+def _api_findings(facts: Facts, text: str) -> Iterator[Derived]:
+    from envdoctor.knowledge import mined
+
+    seen: set[str] = set()
+    for pattern, kind in _API_ERRORS:
+        for m in pattern.finditer(text):
+            if kind == "member":
+                histories = mined.class_member_histories(m.group("cls"), m.group("name"))
+            else:
+                if kind == "numpy":
+                    dotted = f"numpy.{m.group('name')}"
+                elif kind == "module":
+                    dotted = m.group("module")
+                else:
+                    dotted = f"{m.group('module')}.{m.group('name')}"
+                history = mined.name_history(dotted)
+                histories = [history] if history else []
+            for history in histories:
+                if history.name in seen:
+                    continue
+                finding = _api_finding(facts, history, _caller(text, m.start(), history.package))
+                if finding is not None:
+                    seen.add(history.name)
+                    finding.evidence["error message"] = m.group(0)
+                    yield Derived(finding, m.group(0))
+                    break
+
+
+def _api_finding(facts: Facts, h: NameHistory, caller: str | None) -> Finding | None:
+    """Why ``h.name`` is missing: the installed release predates it or comes after its removal."""
+    from envdoctor.knowledge import mined
+
+    installed = _installed(facts, h.package)
+    removed = h.removed_in()
+    added = h.first if h.first != h.releases[0] else None
+    if installed is not None:
+        if h.has(installed) is not False:
+            return None  # the installed release has it (or is outside the mined range): not this cause
+        if added and _older(installed, h.first):
+            side = "old"
+        elif removed and not _older(installed, removed):
+            side = "new"
+        else:
+            side = "outside"
+    elif added or removed:
+        side = "outside" if added and removed else ("old" if added else "new")
+    else:
+        return None  # every mined release has the name: the error is not about versions
+    who = f"{caller} uses it" if caller else "the calling code uses it"
+    have = (
+        f"this environment has {h.package} {installed}"
+        if installed
+        else f"{h.package}'s version is not stated"
+    )
+    other = caller or "the calling package"
+    if side == "old":
+        message = f"{h.name} first appears in {h.package} {h.first}; {have}, and {who}"
+        fix = f"Install {h.package}>={h.first}, or a release of {other} made for the older {h.package}."
+        spec, source_version = f"{h.package}>={h.first}", h.first
+    elif side == "new":
+        message = f"{h.name} was removed in {h.package} {removed} (last in {h.last}); {have}, and {who}"
+        fix = (
+            f"Install {h.package}<{removed}, or upgrade {other} to a release made for {h.package} {removed}+."
+        )
+        spec, source_version = f"{h.package}<{removed}", str(removed)
+    else:
+        message = f"{h.name} exists only in {h.package} {h.first} to {h.last}; {have}, and {who}"
+        fix = f"Install {h.package}>={h.first},<{removed}, or a release of {other} made for the installed {h.package}."
+        spec, source_version = f"{h.package}>={h.first},<{removed}", h.first
+    actions = [PipInstall((spec,))]
+    too_old = side == "old"
+    finding_id = _api_id(h.package, caller)
+    if finding_id == "transformers-torch-incompat" and too_old:
+        actions = [PipInstall((f"torch>={h.first}",))]
+    evidence = {
+        "api": f"{h.name}: in {h.package} {h.first}..{h.last} (mined from the released wheels)",
+        f"packages.versions.{h.package}": installed,
+    }
+    if caller:
+        evidence["caller"] = caller
+    said = facts.stated.get(f"packages.versions.{h.package}") or (
+        facts.stated.get("torch.version") if h.package == "torch" else None
+    )
+    if installed and said:
+        evidence["stated, not tool output"] = said
+    return Finding(
+        id=finding_id,
+        severity=Severity.ERROR,
+        message=message,
+        evidence=evidence,
+        fix=fix,
+        actions=actions if installed else [Manual(fix)],
+        sources=[mined.release_url(h.package, source_version)],
+    )
+
+
+def _api_id(package: str, caller: str | None) -> str:
+    if package == "numpy":
+        return "numpy-abi"
+    if package == "torch" and caller == "transformers":
+        return "transformers-torch-incompat"
+    return "requirement-conflict"
+
+
+def _older(a: str, b: str) -> bool:
+    from envdoctor.knowledge.cuda import version_tuple
+
+    a_parts, b_parts = version_tuple(a), version_tuple(b)
+    width = max(len(a_parts), len(b_parts))
+    return a_parts + (0,) * (width - len(a_parts)) < b_parts + (0,) * (width - len(b_parts))
+
+
+def _wheel_findings(facts: Facts, text: str) -> Iterator[Derived]:
+    """pip found no wheel of ``torch==X`` for this Python: name the Pythons X supports and the newest
+    release that supports this Python."""
+    from envdoctor.knowledge import mined
+    from envdoctor.knowledge.cuda import minor_of
+
+    py = minor_of(facts.python.version) if facts.python.version else None
+    family = _platform_family(facts.system.os)
+    for m in _NO_DIST.finditer(text):
+        package = m.group("package").lower().replace("_", "-")
+        version = m.group("version")
+        pythons = mined.wheel_pythons(package, version, family)
+        if not pythons or py is None:
+            continue
+        cp = "cp" + py.replace(".", "")
+        if mined.supports(pythons, cp):
+            continue
+        releases = mined.releases_with_python(package, cp, family)
+        newer = [r for r in releases if _older(version, r)]
+        newest = releases[-1] if releases else None
+        cpython = sorted((p for p in pythons if re.fullmatch(r"cp3\d+", p)), key=lambda p: int(p[3:]))
+        supported = ", ".join(_py(p) for p in cpython) or ", ".join(pythons)
+        where = f" on {family.capitalize() if family != 'macos' else 'macOS'}" if family else ""
+        message = f"{package} {version} has no wheel for Python {py}{where} (it ships {supported})"
+        if newest:
+            first = f"the first newer release with a Python {py} wheel is {newer[0]}, " if newer else ""
+            message += f"; {first}the newest is {newest}"
+            fix = f"Install {package}=={newest} (or use a Python that {package} {version} supports: {supported})."
+            actions: list = [PipInstall((f"{package}=={newest}",))]
+        else:
+            fix = f"Use a Python that {package} {version} supports ({supported})."
+            actions = [Manual(fix)]
+        finding = Finding(
+            id="python-unsupported",
+            severity=Severity.ERROR,
+            message=message,
+            evidence={
+                "python.version": facts.python.version,
+                "requested": f"{package}=={version}",
+                "wheels": f"{package} {version}: {supported} (PyPI file listing, mined)",
+                "error message": m.group(0),
+            },
+            fix=fix,
+            actions=actions,
+            sources=[mined.release_url(package, version)],
+        )
+        yield Derived(finding, m.group(0))
+
+
+_XFORMERS_CUDA = re.compile(
+    r"xFormers was built for:\s*(?:\S+\.py:\d+\s+)?PyTorch \S+ with CUDA (?P<cuda>\d{4,5})"
+)
+
+
+def _extension_arch_findings(facts: Facts, text: str) -> Iterator[Derived]:
+    """An extension whose CUDA build is known (xformers says it) has no cubin for a GPU newer than
+    that toolkit compiles for: an RTX 5090 (sm_120) next to an xformers built with CUDA 12.1."""
+    from envdoctor.knowledge.cuda import toolkit_archs, version_tuple
+
+    m = _XFORMERS_CUDA.search(text)
+    if m is None:
+        return
+    n = int(m.group("cuda"))  # xformers writes 12.1 as 1201, 11.8 as 1108
+    cuda = f"{n // 100}.{n % 100}"
+    span = toolkit_archs(cuda)
+    if span is None:
+        return
+    low, high, source = span
+    above = [
+        g
+        for g in facts.nvidia.gpus or []
+        if g.compute_capability and version_tuple(g.compute_capability) > version_tuple(high)
+    ]
+    if not above:
+        return
+    names = ", ".join(
+        sorted({f"{g.name} (sm_{(g.compute_capability or '').replace('.', '')})" for g in above})
+    )
+    finding = Finding(
+        id="arch-not-in-wheel",
+        severity=Severity.WARNING,
+        message=f"xformers was built with CUDA {cuda}, which compiles for sm_{low.replace('.', '')} .. "
+        f"sm_{high.replace('.', '')}: no xformers kernels for {names}",
+        evidence={
+            "nvidia.gpus": [g.name for g in above],
+            f"knowledge.cuda_toolkit_archs[{cuda}]": f"{low}..{high}",
+            "error message": m.group(0),
+        },
+        fix="Install an xformers wheel built with a CUDA that compiles for the GPU (for sm_120: CUDA 12.8+).",
+        actions=[Manual("Install an xformers wheel built with a CUDA that compiles for the GPU.")],
+        sources=[source],
+        inferred=any(g.capability_inferred for g in above),
+    )
+    yield Derived(finding, m.group(0))
+
+
+def _platform_family(os_name: str | None) -> str | None:
+    """'Microsoft Windows 11 Pro' -> 'windows', 'macOS 14.2' -> 'macos', 'Ubuntu 22.04' -> 'linux'."""
+    name = (os_name or "").lower()
+    if "windows" in name:
+        return "windows"
+    if "mac" in name or "darwin" in name:
+        return "macos"
+    if re.search(r"linux|ubuntu|debian|centos|red hat|rocky|fedora|suse", name):
+        return "linux"
+    return None
+
+
+def _py(cp: str) -> str:
+    return f"{cp[2]}.{cp[3:]}"

@@ -1,0 +1,152 @@
+"""Knowledge mined from the packages themselves (``tools/mine_api.py``): public names per release, wheels.
+
+* ``api_index.json.gz``: for torch, transformers, numpy, accelerate, peft, torchvision, diffusers and
+  huggingface_hub, the mined releases (one per minor release) and, for each public dotted name, the
+  spans of those releases that have it (``[first, last, first, last...]`` indices).
+* ``wheel_tags.json.gz``: for each release of torch, torchvision, torchaudio, xformers, flash-attn and
+  vllm, the CPython versions and platforms of its wheels on PyPI.
+
+Both files are a few MB uncompressed and read only when an error line needs them (``check`` never
+does): loading costs tens of milliseconds.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from envdoctor.knowledge.cuda import version_tuple
+
+DIR = Path(__file__).parent
+API_INDEX = DIR / "api_index.json.gz"
+WHEEL_TAGS = DIR / "wheel_tags.json.gz"
+PYPI_RELEASE = "https://pypi.org/project/{package}/{version}/"
+# Import name -> distribution name, for the packages the index covers.
+DISTRIBUTIONS = {"huggingface_hub": "huggingface-hub"}
+
+
+@dataclass(frozen=True)
+class NameHistory:
+    """Which mined releases of ``package`` have ``name`` (releases are minor releases, oldest first)."""
+
+    package: str
+    name: str
+    releases: tuple[str, ...]
+    present: tuple[bool, ...]
+
+    @property
+    def first(self) -> str:
+        return self.releases[self.present.index(True)]
+
+    @property
+    def last(self) -> str:
+        return self.releases[len(self.present) - 1 - self.present[::-1].index(True)]
+
+    def removed_in(self) -> str | None:
+        """The first mined release after the last one that has the name (None if still present)."""
+        i = len(self.present) - 1 - self.present[::-1].index(True)
+        return self.releases[i + 1] if i + 1 < len(self.releases) else None
+
+    def has(self, version: str) -> bool | None:
+        """Whether the release series of ``version`` has the name (None outside the mined range)."""
+        minor = version_tuple(version)[:2]
+        for release, present in zip(self.releases, self.present, strict=True):
+            if version_tuple(release)[:2] == minor:
+                return present
+        return None
+
+
+def _load(path: Path) -> dict[str, Any]:
+    try:
+        with gzip.open(path, "rt", encoding="utf-8") as fh:
+            data = json.load(fh)
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+@cache
+def api_index() -> dict[str, Any]:
+    return _load(API_INDEX)
+
+
+@cache
+def wheel_tags() -> dict[str, Any]:
+    return _load(WHEEL_TAGS)
+
+
+def distribution_of(module: str) -> str | None:
+    """The indexed distribution a dotted module path belongs to ('torch.nn' -> 'torch'), or None."""
+    top = module.split(".", 1)[0]
+    dist = DISTRIBUTIONS.get(top, top)
+    return dist if dist in api_index() else None
+
+
+def name_history(dotted: str) -> NameHistory | None:
+    """The releases that have ``dotted`` ('torch.compiler.set_stance'), None when it was never mined."""
+    dist = distribution_of(dotted)
+    if dist is None:
+        return None
+    entry = api_index()[dist]
+    parent, _, leaf = dotted.rpartition(".")
+    spans = entry["names"].get(parent, {}).get(leaf)
+    if spans is None:
+        return None
+    releases = tuple(entry["versions"])
+    present = [False] * len(releases)
+    for a, b in zip(spans[::2], spans[1::2], strict=True):
+        for i in range(a, b + 1):
+            present[i] = True
+    return NameHistory(dist, dotted, releases, tuple(present))
+
+
+def class_member_histories(cls: str, member: str) -> list[NameHistory]:
+    """Every indexed class named ``cls`` that has (in some release) a member ``member``."""
+    out = []
+    for entry in api_index().values():
+        for parent, leaves in entry["names"].items():
+            if parent.rpartition(".")[2] == cls and member in leaves:
+                history = name_history(f"{parent}.{member}")
+                if history is not None:
+                    out.append(history)
+    return out
+
+
+# Platform families as a report names them, and the wheel platform tags they install.
+PLATFORM_PREFIXES = {"windows": ("win",), "macos": ("macosx",), "linux": ("manylinux", "linux", "musllinux")}
+
+
+def wheel_pythons(package: str, version: str, family: str | None = None) -> list[str] | None:
+    """Python tags ('cp310', 'py3', 'cp38-abi3') of the wheels of ``package`` ``version`` on PyPI, for
+    one platform family ('windows', 'macos', 'linux') or any; None if the release was not mined."""
+    release = wheel_tags().get(package, {}).get(version)
+    if release is None:
+        return None
+    prefixes = PLATFORM_PREFIXES.get(family or "", ("",))
+    return [py for py, platforms in release.items() if any(p.startswith(prefixes) for p in platforms)]
+
+
+def supports(pythons: list[str], cp: str) -> bool:
+    """Whether wheels tagged ``pythons`` ('cp310', 'py3', 'cp38-abi3') install on CPython ``cp`` ('cp311')."""
+    for tag in pythons:
+        if tag in (cp, "py3") or (
+            tag.endswith("-abi3") and int(tag[2:].removesuffix("-abi3") or 0) <= int(cp[2:] or 0)
+        ):
+            return True
+    return False
+
+
+def releases_with_python(package: str, cp: str, family: str | None = None) -> list[str]:
+    """The releases of ``package`` with a wheel for the CPython tag ``cp`` ('cp311') on the family, oldest first."""
+    releases = [
+        v for v in wheel_tags().get(package, {}) if supports(wheel_pythons(package, v, family) or [], cp)
+    ]
+    return sorted(releases, key=version_tuple)
+
+
+def release_url(package: str, version: str) -> str:
+    return PYPI_RELEASE.format(package=package, version=version)

@@ -1,0 +1,135 @@
+"""Facts people write instead of pasting tool output: "torch 2.0.1", "Python 3.13.5", "driver version 340",
+"RTX 3090", ``conda install pytorch ... cpuonly``, "installs a CPU-only version of torch",
+"cuda.is_available() returns false", a ``lib/python3.10/site-packages`` path.
+
+Each is recorded with the lowest priority (any tool output stating the same fact wins) and marked as
+stated (``Facts.stated``: the words that said it), so that a rule resting on nothing else reports a
+warning that says so. Lines that request versions rather than describe the environment (``pip install
+torch==2.1``, requirement specifiers, pip's "from versions" lists) are not read for versions; neither
+is ``--index-url .../cu118`` (threads quote the command that fixed the problem as often as the one
+that caused it).
+"""
+
+from __future__ import annotations
+
+import re
+
+from envdoctor.reports.builder import PROSE, Builder
+
+_PACKAGES = (
+    r"transformers|accelerate|peft|diffusers|numpy|xformers|flash[-_]attn|vllm|sglang|huggingface[-_]hub|"
+    r"torchvision|torchaudio|bitsandbytes|triton|deepspeed|llamafactory|unsloth"
+)
+_VERSION = r"(?P<v>\d+\.\d+(?:\.\d+)?(?:\.post\d+|\.dev\d+)?)"
+# "torch 2.0.1", "Pytorch2.2.0+cu121", "pytorch2.5.1+cuda12.1", "torch: 2.3.0", "torch==2.0.1",
+# "torch 2.6 cu124".
+_TORCH = re.compile(
+    r"\b(?:py)?torch(?:[\s_-]*version)?\s*(?:[:=]=?|\bis\b|\bv)?\s*`?" + _VERSION + r"(?!\.?\d)"
+    r"(?:\+(?P<tag>cu\d{2,3}|cpu|rocm\d+(?:\.\d+)?)\b|\s*\+?\s*cuda\s*(?P<cuda>\d+\.\d+)|\s+(?P<cu>cu\d{2,3})\b)?",
+    re.IGNORECASE,
+)
+_PACKAGE = re.compile(
+    r"\b(?P<pkg>" + _PACKAGES + r")(?:\s*version)?\s*(?:[:=]=?|\bv)?\s*`?" + _VERSION + r"(?!\.?\d)",
+    re.IGNORECASE,
+)
+_PYTHON = re.compile(
+    r"\bpython(?:\s*version)?\s*[:=]?\s*v?(?P<v>3\.\d{1,2}(?:\.\d+)?)(?!\.?\d)", re.IGNORECASE
+)
+_PYTHON_PATH = re.compile(r"[/\\]python(?P<v>3\.\d{1,2})[/\\](?:site|dist)-packages")
+_DRIVER = re.compile(
+    r"\bdriver(?:\s+version)?(?:\s+is)?\s*[:=]?\s*[`*]*(?P<v>\d{3}(?:\.\d{1,3}){0,2})(?!\.?\d)", re.IGNORECASE
+)
+_GPU = re.compile(
+    r"\b(?:(?:NVIDIA|GeForce|Tesla|Quadro)\s+)*(?:RTX|GTX)\s?\d{3,4}(?:\s?(?:Ti|SUPER|D)\b)*"
+    r"|\bJetson(?:\s+(?:AGX|Orin|Nano|NX|Xavier|TX[12]|Thor))+"
+    r"|\b(?:(?:NVIDIA|Tesla)\s+)?(?:GB200|[BH]200|[AHVP]100|A10G?|A30|A40|A800|H800|H20|L40S?|L4|T4|K80)\b",
+    re.IGNORECASE,
+)
+_CONDA_CPUONLY = re.compile(
+    r"\bconda install\b.*\bpytorch\b.*\bcpuonly\b|\bconda install\b.*\bcpuonly\b.*\bpytorch\b"
+)
+_CPU_ONLY = re.compile(
+    r"\b(?:cpu[- ]?only|cpu version|cpu build|cpu wheel)\b[^.\n]{0,30}\b(?:py)?torch\b"
+    r"|\b(?:py)?torch\b[^.\n]{0,40}\b(?:cpu[- ]?only|cpu version|cpu build)\b",
+    re.IGNORECASE,
+)
+_NOT_AVAILABLE = re.compile(
+    r"is_available\(\)\s*(?:returns?|->|=+|:|is|gives|prints?)?\s*[`'\"]?false\b", re.IGNORECASE
+)
+_AARCH64 = re.compile(r"\baarch64\b|\bJetson\b", re.IGNORECASE)
+_WINDOWS = re.compile(r"\bwindows\b|(?:^|[\s\"'(])[A-Za-z]:\\\w", re.IGNORECASE)
+_MACOS = re.compile(r"\bmac ?os\b|\bdarwin\b", re.IGNORECASE)
+_LINUX = re.compile(r"\b(?:ubuntu|debian|centos|fedora|rocky linux)\b", re.IGNORECASE)
+# Lines that name versions someone asks for, not ones installed.
+_REQUEST = re.compile(
+    r"\b(?:pip3?|uv pip|conda|mamba) install\b|requirement|from versions|No matching distribution|"
+    r"[<>~!]=|\brequires?\b|\bneeds?\b|\bbuilt for\b|\bwas built\b|\(you have ",
+    re.IGNORECASE,
+)
+
+
+def parse(lines: list[str], b: Builder) -> None:
+    gpus: list[tuple[str, str]] = []
+    systems: list[tuple[str, str]] = []
+    for line in lines:
+        words = line.strip()[:200]
+        if not _REQUEST.search(line):
+            _versions(line, words, b)
+            for m in _PYTHON.finditer(line):
+                b.put("python.version", m.group("v"), PROSE, words)
+        m = _PYTHON_PATH.search(line)
+        if m:
+            b.put("python.version", m.group("v"), PROSE, words)
+        m = _DRIVER.search(line)
+        if m and "cuda driver version" not in line.lower():
+            b.put("nvidia.driver_version", m.group("v"), PROSE, words)
+        gpus += [(m.group(0), words) for m in _GPU.finditer(line)]
+        if _CONDA_CPUONLY.search(line) or _CPU_ONLY.search(line):
+            b.torch_build(None, PROSE, words)
+        if _NOT_AVAILABLE.search(line):
+            b.put("torch.cuda_available", False, PROSE, words)
+        if _AARCH64.search(line):
+            b.put("system.arch", "aarch64", PROSE, words)
+        for pattern, os_name in ((_WINDOWS, "Windows"), (_MACOS, "macOS"), (_LINUX, "Linux")):
+            if pattern.search(line):
+                systems.append((os_name, words))
+    if not b.gpus:  # a GPU list printed by a tool is never extended from prose
+        _gpus(gpus, b)
+    if systems and not b.empty():  # the OS is context for other facts: named alone, it is no report
+        b.put("system.os", systems[0][0], PROSE, systems[0][1])
+
+
+def _versions(line: str, words: str, b: Builder) -> None:
+    for m in _TORCH.finditer(line):
+        version = m.group("v") + (f"+{m.group('tag')}" if m.group("tag") else "")
+        b.package("torch", version, PROSE, said=words)
+        cuda = m.group("cuda") or (m.group("cu") or "")[2:]
+        if cuda:
+            b.torch_build(cuda if "." in cuda else f"{cuda[:-1]}.{cuda[-1]}", PROSE, words)
+    for m in _PACKAGE.finditer(line):
+        b.package(m.group("pkg"), m.group("v"), PROSE, said=words)
+
+
+def _gpus(found: list[tuple[str, str]], b: Builder) -> None:
+    """GPU names that the knowledge table knows (so "A10" in a model name is not a GPU)."""
+    from envdoctor.knowledge.cuda import gpu_capability
+
+    seen: set[str] = set()
+    for raw, words in found:
+        name = _gpu_name(raw)
+        if name.upper() in seen or gpu_capability(name) is None:
+            continue
+        seen.add(name.upper())
+        b.gpu(None, name)
+        b.note_said("nvidia.gpus", words)
+
+
+def _gpu_name(raw: str) -> str:
+    """'rtx3090' -> 'NVIDIA GeForce RTX 3090'; 'Tesla T4' stays; 'A100' -> 'NVIDIA A100'."""
+    name = re.sub(r"\s+", " ", raw.strip())
+    name = re.sub(r"(?i)\b(RTX|GTX)\s?(\d)", lambda m: f"{m.group(1).upper()} {m.group(2)}", name)
+    if re.match(r"(?i)(RTX|GTX) ", name):
+        name = f"NVIDIA GeForce {name}"
+    elif not re.match(r"(?i)(NVIDIA|Tesla|Jetson|GeForce|Quadro)\b", name):
+        name = f"NVIDIA {name.upper()}"
+    return name

@@ -1,0 +1,140 @@
+"""Diagnoses derived from mined knowledge: the API index, wheel listings, CUDA toolkit arch ranges.
+
+The API and wheel tests read the shipped index (``envdoctor/knowledge/*.json.gz``, mined from the
+released wheels and PyPI's file listings by tools/mine_api.py); the messages are real ones from
+public issues.
+"""
+
+from __future__ import annotations
+
+from envdoctor.explain import rank
+from envdoctor.findings import Severity
+from envdoctor.knowledge import mined
+from envdoctor.reports import facts_from_report
+
+
+def _top(text: str):
+    return rank(facts_from_report(text))[0].finding
+
+
+def test_attribute_missing_from_an_older_torch_names_the_release_that_added_it():
+    text = (
+        "pytorch2.5.1+cuda12.1\n"
+        'File "/envs/u/lib/python3.11/site-packages/unsloth_zoo/loss_utils.py", line 241, in <module>\n'
+        "AttributeError: module 'torch.compiler' has no attribute 'set_stance'\n"
+    )
+    f = _top(text)
+    assert f.id == "requirement-conflict" and f.severity is Severity.ERROR
+    assert f.message == (
+        "torch.compiler.set_stance first appears in torch 2.6.0; this environment has torch 2.5.1, "
+        "and unsloth_zoo uses it"
+    )
+    assert f.sources == ["https://pypi.org/project/torch/2.6.0/"]
+
+
+def test_transformers_calling_a_newer_torch_api_is_transformers_torch_incompat():
+    text = (
+        "'2.0.1+cu117'\n"
+        '  File "/usr/local/lib/python3.10/dist-packages/transformers/cache_utils.py", line 1656\n'
+        "AttributeError: module 'torch._dynamo' has no attribute 'mark_static_address'\n"
+    )
+    facts = facts_from_report(text.replace("'2.0.1+cu117'", "torch 2.0.1+cu117"))
+    f = rank(facts)[0].finding
+    assert f.id == "transformers-torch-incompat"
+    assert f.message.startswith("torch._dynamo.mark_static_address first appears in torch 2.")
+
+
+def test_names_removed_from_a_package_name_the_release_that_removed_them():
+    hub = _top("ImportError: cannot import name 'cached_download' from 'huggingface_hub' (/x/__init__.py)")
+    assert hub.id == "requirement-conflict"
+    assert hub.message.startswith("huggingface_hub.cached_download was removed in huggingface-hub 0.26.0")
+    numpy = _top(
+        "AttributeError: `np.float_` was removed in the NumPy 2.0 release. Use `np.float64` instead."
+    )
+    assert numpy.id == "numpy-abi" and "numpy.float_ was removed in numpy 2.0.0" in numpy.message
+
+
+def test_no_finding_when_the_installed_release_has_the_name_or_the_name_was_never_mined():
+    assert not [
+        d
+        for d in rank(
+            facts_from_report(
+                "torch 2.6.0\nAttributeError: module 'torch.compiler' has no attribute 'set_stance'"
+            )
+        )
+        if "derived" in d.support
+    ]
+    assert not rank(facts_from_report("AttributeError: module 'torch' has no attribute 'no_such_thing_zz'"))
+
+
+def test_the_index_is_not_loaded_without_an_error_line_that_needs_it():
+    mined.api_index.cache_clear()
+    mined.wheel_tags.cache_clear()
+    rank(facts_from_report("PyTorch version: 2.1.0+cu121\nRuntimeError: CUDA error: out of memory\n"))
+    assert mined.api_index.cache_info().currsize == 0 and mined.wheel_tags.cache_info().currsize == 0
+
+
+def test_no_matching_distribution_for_a_python_the_release_has_no_wheel_for():
+    text = (
+        "I am running windows 11, python 3.11.\n"
+        "ERROR: Could not find a version that satisfies the requirement torch==1.13.1 (from versions: 2.0.0)\n"
+        "ERROR: No matching distribution found for torch==1.13.1\n"
+    )
+    f = _top(text)
+    assert f.id == "python-unsupported" and f.severity is Severity.ERROR
+    assert f.message.startswith(
+        "torch 1.13.1 has no wheel for Python 3.11 on Windows (it ships 3.7, 3.8, 3.9, 3.10); "
+        "the first newer release with a Python 3.11 wheel is 2.0.0, the newest is 2."
+    )
+    linux = facts_from_report(text.replace("windows 11", "ubuntu 22.04"))  # 1.13.1 has a Linux cp311 wheel
+    assert not [d for d in rank(linux) if "derived" in d.support]
+
+
+def test_toolkit_arch_range_bounds_a_wheel_without_a_known_arch_list():
+    report = (
+        "PyTorch version: {torch}\nCUDA used to build PyTorch: {cuda}\nIs CUDA available: True\n"
+        "GPU models and configuration: GPU 0: {gpu}\nNvidia driver version: 550.54.15\n"
+    )
+    above = _top(report.format(torch="1.6.0+cu102", cuda="10.2", gpu="A100-SXM4-40GB"))
+    assert above.id == "arch-not-in-wheel" and above.severity is Severity.WARNING
+    assert (
+        "built with CUDA 10.2, which compiles for sm_30 .. sm_75: no kernels for A100-SXM4-40GB"
+        in above.message
+    )
+    below = _top(report.format(torch="2.0.0a0+1767026", cuda="12.1", gpu="Tesla K80"))
+    assert below.id == "arch-not-in-wheel" and below.severity is Severity.ERROR
+    assert "sm_50 .. sm_90" in below.message
+    fits = rank(
+        facts_from_report(report.format(torch="2.0.0a0+1767026", cuda="12.1", gpu="NVIDIA A100-SXM4-80GB"))
+    )
+    assert "arch-not-in-wheel" not in [d.finding.id for d in fits]
+
+
+def test_a_damaged_index_gives_no_derived_finding_and_no_crash(tmp_path, monkeypatch):
+    bad = tmp_path / "api_index.json.gz"
+    bad.write_bytes(b"\x1f\x8b not really gzip")
+    monkeypatch.setattr(mined, "API_INDEX", bad)
+    mined.api_index.cache_clear()
+    try:
+        text = "torch 2.5.1\nAttributeError: module 'torch.compiler' has no attribute 'set_stance'"
+        assert not [d for d in rank(facts_from_report(text)) if "derived" in d.support]
+    finally:
+        mined.api_index.cache_clear()
+
+
+def test_an_extension_built_with_an_older_cuda_has_no_kernels_for_a_newer_gpu():
+    text = (
+        "GPU models and configuration: GPU 0: NVIDIA GeForce RTX 5090\n"
+        "WARNING[XFORMERS]: xFormers can't load C++/CUDA extensions. xFormers was built for:\n"
+        "    PyTorch 2.5.1+cu121 with CUDA 1201 (you have 2.7.0+cu128)\n"
+    )
+    ranked = rank(facts_from_report(text))
+    assert ranked[0].finding.id == "ext-abi-mismatch"  # the torch mismatch is the first cause
+    [arch] = [d.finding for d in ranked if d.finding.id == "arch-not-in-wheel"]
+    assert arch.severity is Severity.WARNING
+    assert arch.message == (
+        "xformers was built with CUDA 12.1, which compiles for sm_50 .. sm_90: "
+        "no xformers kernels for NVIDIA GeForce RTX 5090 (sm_120)"
+    )
+    ok = rank(facts_from_report(text.replace("RTX 5090", "RTX 4090")))
+    assert "arch-not-in-wheel" not in [d.finding.id for d in ok]

@@ -1,0 +1,108 @@
+"""Facts written in prose and commands, marked as stated; rules resting only on them are warnings."""
+
+from __future__ import annotations
+
+import json
+
+from envdoctor.explain import explain_text, rank, render_explanation
+from envdoctor.findings import Severity
+from envdoctor.reports import facts_from_report
+
+COLLECT_ENV = """PyTorch version: 2.1.0+cu121
+CUDA used to build PyTorch: 12.1
+Python version: 3.10.12 (main, Nov 20 2023, 15:14:05) [GCC 11.4.0] (64-bit runtime)
+Is CUDA available: True
+GPU models and configuration: GPU 0: NVIDIA A100-SXM4-80GB
+Nvidia driver version: 535.104.05
+"""
+
+
+def test_prose_versions_gpu_and_driver_are_read_and_marked_stated():
+    facts = facts_from_report(
+        "I am on Pytorch2.2.0+cu121, transformers 4.49.0, python 3.13.5, driver version 340 and an rtx3090."
+    )
+    assert facts.torch.version == "2.2.0+cu121" and facts.torch.cuda == "12.1"
+    assert facts.packages.versions["transformers"] == "4.49.0"
+    assert facts.python.version == "3.13.5"
+    assert facts.nvidia.driver_version == "340"
+    assert [g.name for g in facts.nvidia.gpus] == ["NVIDIA GeForce RTX 3090"]
+    assert {"torch.version", "torch.cuda", "packages.versions.transformers", "python.version"} <= set(
+        facts.stated
+    )
+    assert {"nvidia.driver_version", "nvidia.gpus"} <= set(facts.stated)
+    assert "driver version 340" in facts.stated["nvidia.driver_version"]
+    assert json.loads(facts.to_json())["stated"]["python.version"].startswith("I am on")
+
+
+def test_tool_output_wins_over_prose_and_is_not_marked_stated():
+    facts = facts_from_report(COLLECT_ENV + "\nI think I have torch 2.0.1 and an RTX 3090.\n")
+    assert facts.torch.version == "2.1.0+cu121"
+    assert [g.name for g in facts.nvidia.gpus] == ["NVIDIA A100-SXM4-80GB"]  # a tool's GPU list stays
+    assert not {"torch.version", "torch.cuda", "nvidia.gpus", "nvidia.driver_version"} & set(facts.stated)
+
+
+def test_requested_versions_are_not_installed_versions():
+    facts = facts_from_report(
+        "pip install torch==2.5.1 transformers==4.40.0 --index-url https://download.pytorch.org/whl/cu118\n"
+        "requires transformers>=4.41.2,<=4.49.0\n"
+        "ERROR: Could not find a version that satisfies the requirement torch==1.13.1 (from versions: 2.0.0)\n"
+    )
+    assert facts.torch.version is None and not (facts.packages.versions or {})
+
+
+def test_cpu_builds_stated_in_commands_and_words():
+    conda = facts_from_report("conda install pytorch torchvision cpuonly -c pytorch\nRTX 4090 here")
+    assert conda.torch.cuda is None and "torch.cuda" in conda.stated
+    words = facts_from_report("pip install torch resulted in the CPU version of torch on my GB200")
+    [finding] = [d.finding for d in rank(words) if d.finding.id == "torch-cpu-build"]
+    assert finding.severity is Severity.WARNING and "stated, not tool output" in finding.evidence
+
+
+def test_docker_run_is_a_stated_command():
+    facts = facts_from_report("docker run --gpus all -it myimage python train.py\n")
+    assert facts.system.in_container is True and facts.system.shm_size_mib == 64
+    assert "docker run" in facts.stated["system.shm_size_mib"]
+
+
+def test_docker_run_without_a_gpu_flag_means_no_gpu_inside_the_container():
+    facts = facts_from_report(
+        "docker run -it --ipc=host vllm/vllm-openai --model x\nPyTorch version: 2.5.1+cu124\n"
+    )
+    assert facts.nvidia.gpus == [] and "nvidia.gpus" in facts.stated
+    top = rank(facts)[0].finding
+    assert top.id == "container-gpu" and top.severity is Severity.WARNING
+    with_gpus = facts_from_report("docker run --runtime=nvidia -it img\nPyTorch version: 2.5.1+cu124\n")
+    assert with_gpus.nvidia.gpus is None
+
+
+def test_rule_fired_by_stated_facts_is_a_warning_unless_an_error_line_agrees():
+    prose = "My driver version is 470.57 and I run torch 2.4.0+cu121 on an RTX 3090."
+    [alone] = [d for d in rank(facts_from_report(prose)) if d.finding.id == "driver-too-old"]
+    assert alone.finding.severity is Severity.WARNING
+    assert "470.57" in alone.finding.evidence["stated, not tool output"]
+    error = "RuntimeError: The NVIDIA driver on your system is too old (found version 11040)."
+    top = rank(facts_from_report(prose + "\n" + error))[0]
+    assert top.finding.id == "driver-too-old" and top.finding.severity is Severity.ERROR
+    assert "error" in top.support
+
+
+def test_driver_below_floor_with_cuda_available_is_forward_compatibility_not_an_error():
+    report = COLLECT_ENV.replace("535.104.05", "470.129.06")
+    [d] = [d for d in rank(facts_from_report(report)) if d.finding.id == "driver-too-old"]
+    assert d.finding.severity is Severity.WARNING and "forward compatibility" in d.finding.message
+    unavailable = report.replace("Is CUDA available: True", "Is CUDA available: False")
+    [d] = [d for d in rank(facts_from_report(unavailable)) if d.finding.id == "driver-too-old"]
+    assert d.finding.severity is Severity.ERROR
+
+
+def test_unrecognised_text_says_what_was_read_and_asks_for_the_report_that_settles_it():
+    ex = explain_text("I have a RTX3060 but I couldn't use cuda")
+    assert ex.candidates == []
+    assert ex.recognised == ["nvidia.gpus: NVIDIA GeForce RTX 3060 (stated in prose)"]
+    assert "python -m torch.utils.collect_env" in ex.ask
+    text = render_explanation(ex)
+    assert "read: nvidia.gpus" in text and "To settle it, paste" in text
+    data = ex.to_dict()
+    assert data["ask_for"] == ex.ask and data["recognised"] == ex.recognised
+    full = explain_text(COLLECT_ENV + "\nSegmentation fault somewhere\n")  # a complete, healthy report
+    assert full.candidates == [] and "complete error output" in full.ask
