@@ -63,6 +63,15 @@ def test_fixture_nvcc130_on_driver470_is_an_error_naming_the_installed_toolkit_t
     assert toolkit.verify.startswith("nvidia-smi") and "nvcc --version" in toolkit.verify
 
 
+def test_fixture_toolkit_below_the_floor_with_cuda_initialised_is_forward_compatibility() -> None:
+    """vllm-project/vllm#7943: driver 470, CUDA 12.2 toolkit, A10s, and torch sees the GPUs (cuda-compat)."""
+    facts = fixture("toolkit_nvcc130_driver470_a100")
+    facts.torch.version, facts.torch.cuda, facts.torch.cuda_available = "2.4.0+cu121", "12.1", True
+    toolkit = next(f for f in own(facts) if f.id == "toolkit-newer-than-driver")
+    assert toolkit.severity is Severity.WARNING and "forward compatibility" in toolkit.message
+    assert toolkit.evidence["torch.cuda_available"] is True
+
+
 def test_fixture_nvcc128_on_driver535_runs_by_minor_version_compatibility_only() -> None:
     (finding,) = own(fixture("toolkit_nvcc128_driver535_a100"))
     assert summary([finding]) == [("toolkit-newer-than-driver", INFO)]

@@ -65,7 +65,8 @@ def toolkit_newer_than_driver(facts: Facts) -> Iterator[Finding]:
     starts ("CUDA driver version is insufficient for CUDA runtime version"). Above the floor but below
     the toolkit's own driver, cubins run but its PTX cannot be JIT-compiled ("the provided PTX was
     compiled with an unsupported toolchain"), and so do kernels compiled at run time.
-    Severity: error below the floor; info between the floor and the toolkit's driver (supported by
+    Severity: error below the floor (a warning when CUDA initialised anyway: forward compatibility is in
+    use); info between the floor and the toolkit's driver (supported by
     minor-version compatibility, with its limits).
     Fix: point CUDA_HOME at a toolkit no newer than the driver's CUDA (nvidia-smi's "CUDA Version"),
     or upgrade the driver.
@@ -84,13 +85,28 @@ def toolkit_newer_than_driver(facts: Facts) -> Iterator[Finding]:
     use = _toolkit_to_use(facts, limit)
     if floor and not kb.driver_at_least(driver, floor):
         fix = f"Build with {use}, or upgrade the NVIDIA driver to >= {full or floor}."
+        message = (
+            f"nvcc is CUDA {nvcc} but driver {driver} runs CUDA <= {limit or 'unknown'} "
+            f"(CUDA {nvcc.split('.')[0]}.x needs >= {floor}): extensions built with it cannot run"
+        )
+        # CUDA initialised below the floor: CUDA forward compatibility (cuda-compat, data-center GPUs)
+        # is in use, and it runs what this toolkit builds too, while the package matches.
+        torch_cuda = facts.torch.cuda
+        torch_floor = kb.min_driver_for_cuda(torch_cuda) if torch_cuda else None
+        forward = (
+            facts.torch.cuda_available is True
+            and torch_floor is not None
+            and not kb.driver_at_least(driver, torch_floor)
+        )
+        if forward:
+            evidence["torch.cuda_available"] = True
+            message = message.replace(
+                "cannot run", "run only through CUDA forward compatibility (cuda-compat)"
+            )
         yield Finding(
             id="toolkit-newer-than-driver",
-            severity=Severity.ERROR,
-            message=(
-                f"nvcc is CUDA {nvcc} but driver {driver} runs CUDA <= {limit or 'unknown'} "
-                f"(CUDA {nvcc.split('.')[0]}.x needs >= {floor}): extensions built with it cannot run"
-            ),
+            severity=Severity.WARNING if forward else Severity.ERROR,
+            message=message,
             evidence=evidence,
             fix=fix,
             actions=[Manual(fix)],
