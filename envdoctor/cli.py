@@ -9,6 +9,7 @@ Exit codes: 0 fine, 1 a problem was found (error finding, failed check), 2 bad u
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -528,7 +529,8 @@ def _require_local_image(client, tag: str) -> None:
 
 def _explain(commands: argparse._SubParsersAction) -> None:
     p = _command(commands, "explain", explain)
-    p.add_argument("text", help="An error message, or a file holding one (- for stdin).")
+    p.add_argument("text", nargs="?", help="An error message, or a file holding one (- for stdin).")
+    p.add_argument("--file", type=Path, metavar="FILE", help="Read the error message from FILE.")
     _json_option(p, "Print the ranked candidates as JSON.")
 
 
@@ -538,16 +540,38 @@ def explain(args: argparse.Namespace) -> int:
 
     from envdoctor.explain import explain_text, render_explanation
 
-    text = args.text
-    if text == "-" or Path(text).is_file():
-        text = _read_input(Path(text))
-    result = explain_text(text)
+    result = explain_text(_explain_input(args.text, args.file))
     if args.as_json:
         sys.stdout.write(json.dumps(result.to_dict(), indent=2) + "\n")
     else:
         sys.stdout.write(render_explanation(result))
     errors = any(d.finding.severity.value == "error" for d in result.candidates)
     return EXIT_PROBLEM if errors else EXIT_OK
+
+
+def _explain_input(text: str | None, file: Path | None) -> str:
+    """The text to explain: ``--file``, stdin for ``-``, a path-like single word, or the text itself.
+
+    Only a single word without whitespace is ever looked up as a file, so a long error message is
+    never handed to stat() (which fails on names over 255 bytes). A word that starts like a path
+    ('/', './', '../', '~') must be a readable file.
+    """
+    if (text is None) == (file is None):
+        raise Fail("explain: give an error message, - for stdin, or --file FILE (one of them)")
+    if file is not None:
+        return _read_input(file)
+    assert text is not None
+    if not text.strip():
+        raise Fail("explain: the error message is empty")
+    if text == "-" or text.startswith(("/", "./", "../", "~")) and not any(c.isspace() for c in text):
+        return _read_input(Path(text).expanduser())
+    if not any(c.isspace() for c in text) and len(os.fsencode(text)) < 256:
+        try:
+            if Path(text).is_file():
+                return _read_input(Path(text))
+        except (OSError, ValueError):
+            pass
+    return text
 
 
 def _diff(commands: argparse._SubParsersAction) -> None:

@@ -69,9 +69,12 @@ class NvidiaFacts:
     driver_version: str | None = None  # "580.95.05"
     cuda_driver_version: str | None = None  # highest CUDA the driver supports, "13.0"
     gpus: list[Gpu] | None = None
-    # Mapped failure: "driver-missing", "driver-library-mismatch", "no-device", "timeout", "error".
+    # Mapped failure: "driver-missing", "driver-library-mismatch", "no-device", "timeout", "crashed",
+    # "error".
     error: str | None = None
     error_detail: str | None = None
+    # NVML's own failure when nvidia-smi answered in its place, or a query NVML could not answer.
+    nvml_error: str | None = None
 
 
 @dataclass

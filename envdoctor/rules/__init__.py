@@ -24,6 +24,7 @@ RULE_MODULES = (
     "envdoctor.rules.packages",
     "envdoctor.rules.runtime",
     "envdoctor.rules.container",
+    "envdoctor.rules.probes",
 )
 
 CheckFn = Callable[[Facts], Iterable[Finding]]
