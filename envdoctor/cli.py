@@ -9,6 +9,7 @@ Exit codes: 0 fine, 1 a problem was found (error finding, failed check), 2 bad u
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 from collections.abc import Callable
@@ -34,11 +35,33 @@ def main(argv: list[str] | None = None) -> int:
     if args.handler is None:
         parser.print_help()
         return EXIT_USAGE
+    if sys.stdout is None:  # started with stdout closed (`>&-`): nowhere to say anything
+        print("envdoctor: error: stdout is closed; redirect it to a file or /dev/null", file=sys.stderr)
+        return EXIT_USAGE
     try:
-        return args.handler(args)
+        code = args.handler(args)
+        sys.stdout.flush()  # a full disk or a closed pipe shows here, not as a traceback at exit
+        return code
     except Fail as exc:
         print(f"envdoctor: error: {exc}", file=sys.stderr)
         return exc.code
+    except OSError as exc:  # the output (or a file a command writes) cannot be written
+        _drop_stdout()
+        if isinstance(exc, BrokenPipeError):  # the reader went away (`| head`): nothing to say
+            return EXIT_USAGE
+        where = f" ({exc.filename})" if exc.filename else " (writing the output)"
+        print(f"envdoctor: error: {exc.strerror or exc}{where}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+def _drop_stdout() -> None:
+    """Point stdout at /dev/null so that the interpreter's final flush cannot fail a second time."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError, AttributeError):
+        pass
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -67,6 +90,17 @@ def _command(
     )
     sub.set_defaults(handler=handler)
     return sub
+
+
+def seconds(value: str) -> float:
+    """An argparse type: a positive, finite number of seconds (``inf`` or ``nan`` would never time out)."""
+    try:
+        number = float(value)
+    except ValueError:
+        number = math.nan
+    if not math.isfinite(number) or number <= 0:
+        raise argparse.ArgumentTypeError(f"{value!r}: give a positive number of seconds")
+    return number
 
 
 def _source_options(parser: argparse.ArgumentParser) -> None:
@@ -308,7 +342,7 @@ def _fix(commands: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--allow-conda", action="store_true", help="Allow pip over conda's torch.")
     p.add_argument("--quick", action="store_true", help="Do not import torch while checking.")
-    p.add_argument("--timeout", type=float, default=1800.0, help="Seconds allowed per pip command.")
+    p.add_argument("--timeout", type=seconds, default=1800.0, help="Seconds allowed per pip command.")
 
 
 def fix(args: argparse.Namespace) -> int:
@@ -628,7 +662,7 @@ def _smoke_train(commands: argparse._SubParsersAction) -> None:
     add("--ckpt-every", type=int, default=0, help="Also checkpoint every N steps.")
     add("--min-accuracy", type=float, default=0.95, help="Accuracy needed to pass.")
     add("--python", type=Path, help="Train with another interpreter (a venv) instead.")
-    add("--timeout", type=float, default=900.0, help="Seconds before the run is stopped.")
+    add("--timeout", type=seconds, default=900.0, help="Seconds before the run is stopped.")
     add("--inject-inf-at", type=int, help=argparse.SUPPRESS)  # plants an inf loss at this step (tests)
     _json_option(p, "Print only JSON on stdout.")
 

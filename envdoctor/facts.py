@@ -17,6 +17,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 SCHEMA_VERSION = 1
+# Sections every facts file written by `check --json` holds (see load_facts).
+REQUIRED_SECTIONS = ("system", "python", "nvidia", "packages", "torch")
 
 Origin = Literal["probe", "report", "file"]
 
@@ -204,7 +206,7 @@ class Facts:
         if not isinstance(data, dict):
             raise FactsError("facts must be a JSON object")
         version = data.get("schema_version", SCHEMA_VERSION)
-        if not isinstance(version, int) or version > SCHEMA_VERSION:
+        if not isinstance(version, int) or isinstance(version, bool) or not 1 <= version <= SCHEMA_VERSION:
             raise FactsError(
                 f"unsupported schema_version {version!r} (this envdoctor reads ≤ {SCHEMA_VERSION})"
             )
@@ -226,16 +228,30 @@ def load_facts(path: str | Path) -> Facts:
         raise FactsError(f"{p}: cannot read ({exc.__class__.__name__}: {exc})") from None
     except json.JSONDecodeError as exc:
         raise FactsError(f"{p}: not valid JSON (line {exc.lineno}: {exc.msg})") from None
+    except RecursionError:
+        raise FactsError(f"{p}: JSON nested too deeply to be a facts file") from None
     if isinstance(data, dict) and isinstance(data.get("facts"), dict):
         data = data["facts"]
     try:
         facts = Facts.from_dict(data)
+        _require_sections(data)
     except FactsError as exc:
         raise FactsError(f"{p}: {exc}") from None
-    except (TypeError, ValueError) as exc:
-        raise FactsError(f"{p}: malformed facts ({exc})") from None
+    except (TypeError, ValueError, RecursionError) as exc:
+        raise FactsError(f"{p}: malformed facts ({exc.__class__.__name__})") from None
     facts.origin = "file" if facts.origin == "probe" else facts.origin
     return facts
+
+
+def _require_sections(data: dict[str, Any]) -> None:
+    """A facts file names its schema version and holds every section ``check --json`` writes.
+
+    Any JSON object would otherwise read as a machine where nothing is wrong (every fact unknown).
+    """
+    missing = [key for key in REQUIRED_SECTIONS if not isinstance(data.get(key), dict)]
+    if "schema_version" not in data or missing:
+        what = "no schema_version" if "schema_version" not in data else f"no {', '.join(missing)}"
+        raise FactsError(f"not an envdoctor facts file ({what}); write one with `envdoctor check --json`")
 
 
 def _build(tp: Any, value: Any) -> Any:

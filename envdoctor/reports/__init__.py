@@ -51,6 +51,8 @@ def read_report_text(path: str) -> str:
     name = "stdin" if path == "-" else path
     try:
         if path == "-":
+            if sys.stdin is None:  # started with stdin closed (`<&-`)
+                raise ReportError("stdin: closed, nothing to read (pipe the report in, or name a file)")
             data = sys.stdin.buffer.read(MAX_BYTES + 1)
         else:
             with Path(path).open("rb") as fh:

@@ -48,21 +48,23 @@ def run_fault(
     env: dict[str, str] | None = None,
     stdin: int | str | None = None,
     cwd: Path | None = None,
-    stdout: int | None = None,
+    redirect: str = "",
 ) -> Ran:
     """Run ``envdoctor ARGS`` in a child and assert the row: exit code, time bound, no traceback.
 
-    ``stdin`` is text to feed, or a file descriptor/``subprocess.DEVNULL``; ``stdout`` a descriptor
-    to write to instead of a pipe (a full or closed stdout).
+    ``stdin`` is text to feed, or a file descriptor/``subprocess.DEVNULL``; ``redirect`` is a shell
+    redirection applied to the command (``<&-`` closes stdin, ``>/dev/full`` fills stdout).
     """
     full_env = dict(os.environ, PYTHONPATH=str(ROOT), **(env or {}))
+    argv = [sys.executable, "-m", "envdoctor", *map(str, args)]
+    if redirect:
+        argv = ["sh", "-c", f'exec "$@" {redirect}', "sh", *argv]
     started = time.monotonic()
     done = subprocess.run(
-        [sys.executable, "-m", "envdoctor", *args],
+        argv,
         input=stdin if isinstance(stdin, str) else None,
         stdin=None if isinstance(stdin, str) else (stdin if stdin is not None else subprocess.DEVNULL),
-        stdout=stdout if stdout is not None else subprocess.PIPE,
-        stderr=subprocess.PIPE,
+        capture_output=True,
         text=True,
         env=full_env,
         cwd=cwd,
