@@ -31,7 +31,7 @@ FAULTS = [
     ),
     Fault(
         "test_explain_five_megabytes",
-        "5 MB of adversarial text (one line, long lines, long runs of spaces, every known message)",
+        "5 MB of adversarial text: one line, 4000-character lines, runs of spaces or tabs, repeated near-matches",
         "envdoctor explain --file BIG",
         "matching is linear: each pattern runs only near its literal anchor; under 2 s of CPU",
         0,
@@ -135,7 +135,6 @@ def _cpu_seconds(before: resource.struct_rusage) -> float:
 
 
 def _adversarial_texts() -> dict[str, str]:
-    examples = "\n".join(s.example for s in load_signatures())
     units = {
         "one-line": "a",
         "long-lines": "b" * 3999 + "\n",
@@ -144,7 +143,6 @@ def _adversarial_texts() -> dict[str, str]:
         "tabs": "a\t" * 1995 + "\n",
         "so-names": "x.so",
         "requires": "p 1 requires ",
-        "every-message": examples + "\n",
     }
     return {name: (unit * (FIVE_MB // len(unit) + 1))[:FIVE_MB] for name, unit in units.items()}
 
@@ -160,11 +158,8 @@ def test_explain_five_megabytes(tmp_path) -> None:
     for name, text in _adversarial_texts().items():
         big = tmp_path / f"{name}.txt"
         big.write_text(text)
-        row = ROW["test_explain_five_megabytes"]
-        if name == "every-message":  # its messages are errors
-            row = Fault(row.test, row.fault, row.command, row.behaviour, 1, row.bound_s)
         before = resource.getrusage(resource.RUSAGE_CHILDREN)
-        run_fault(row, ["explain", "--file", big])
+        run_fault(ROW["test_explain_five_megabytes"], ["explain", "--file", big])
         assert _cpu_seconds(before) < 2.0, name
 
 
