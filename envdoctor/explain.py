@@ -251,7 +251,7 @@ def _occurrences(text: str, anchor: str) -> list[int]:
 
 
 def anchors(pattern: re.Pattern[str]) -> tuple[str, ...]:
-    """Lower-case literal texts of which every match of ``pattern`` holds at least one ('' if none).
+    """Lower-case literal texts of which every match of ``pattern`` holds at least one (empty if none).
 
     Read from the parsed pattern: the longest run of plain characters that every match must contain,
     or one such run per alternative of a top-level ``A|B``. Empty when there is none of 4 or more.

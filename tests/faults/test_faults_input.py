@@ -254,3 +254,11 @@ def test_probe_timeout_env_not_finite(value) -> None:
         env={"ENVDOCTOR_PROBE_TIMEOUT": value},
     )
     assert json.loads(ran.stdout)["facts"]["python"]["version"]
+
+
+def test_every_signature_has_an_anchor_its_example_holds() -> None:
+    """No signature falls back to a scan of the whole text, and each anchor is really in its message."""
+    for sig in load_signatures():
+        assert sig.anchors, f"{sig.name}: no literal anchor of 4+ characters in its pattern"
+        example = " ".join(sig.example.split()).lower()
+        assert any(a in example for a in sig.anchors), (sig.name, sig.anchors)
