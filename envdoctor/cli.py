@@ -9,6 +9,8 @@ Exit codes: 0 fine, 1 a problem was found (error finding, failed check), 2 bad u
 from __future__ import annotations
 
 import argparse
+import math
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -33,12 +35,34 @@ def main(argv: list[str] | None = None) -> int:
     if args.handler is None:
         parser.print_help()
         return EXIT_USAGE
+    if sys.stdout is None:  # started with stdout closed (`>&-`): nowhere to say anything
+        print("envdoctor: error: stdout is closed; redirect it to a file or /dev/null", file=sys.stderr)
+        return EXIT_USAGE
     try:
         _one_format(args)
-        return args.handler(args)
+        code = args.handler(args)
+        sys.stdout.flush()  # a full disk or a closed pipe shows here, not as a traceback at exit
+        return code
     except Fail as exc:
         print(f"envdoctor: error: {exc}", file=sys.stderr)
         return exc.code
+    except OSError as exc:  # the output (or a file a command writes) cannot be written
+        _drop_stdout()
+        if isinstance(exc, BrokenPipeError):  # the reader went away (`| head`): nothing to say
+            return EXIT_USAGE
+        where = f" ({exc.filename})" if exc.filename else " (writing the output)"
+        print(f"envdoctor: error: {exc.strerror or exc}{where}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+def _drop_stdout() -> None:
+    """Point stdout at /dev/null so that the interpreter's final flush cannot fail a second time."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError, AttributeError):
+        pass
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -70,6 +94,17 @@ def _command(
     )
     sub.set_defaults(handler=handler)
     return sub
+
+
+def seconds(value: str) -> float:
+    """An argparse type: a positive, finite number of seconds (``inf`` or ``nan`` would never time out)."""
+    try:
+        number = float(value)
+    except ValueError:
+        number = math.nan
+    if not math.isfinite(number) or number <= 0:
+        raise argparse.ArgumentTypeError(f"{value!r}: give a positive number of seconds")
+    return number
 
 
 def _source_options(parser: argparse.ArgumentParser) -> None:
@@ -443,7 +478,7 @@ def _fix(commands: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--allow-conda", action="store_true", help="Allow pip over conda's torch.")
     p.add_argument("--quick", action="store_true", help="Do not import torch while checking.")
-    p.add_argument("--timeout", type=float, default=1800.0, help="Seconds allowed per pip command.")
+    p.add_argument("--timeout", type=seconds, default=1800.0, help="Seconds allowed per pip command.")
 
 
 def fix(args: argparse.Namespace) -> int:
@@ -666,7 +701,8 @@ def _require_local_image(client, tag: str) -> None:
 
 def _explain(commands: argparse._SubParsersAction) -> None:
     p = _command(commands, "explain", explain)
-    p.add_argument("text", help="An error message, or a file holding one (- for stdin).")
+    p.add_argument("text", nargs="?", help="An error message, or a file holding one (- for stdin).")
+    p.add_argument("--file", type=Path, metavar="FILE", help="Read the error message from FILE.")
     _json_option(p, "Print the ranked candidates as JSON.")
     _redaction_option(p)
 
@@ -677,9 +713,7 @@ def explain(args: argparse.Namespace) -> int:
 
     from envdoctor.explain import explain_text, render_explanation
 
-    text = args.text
-    if text == "-" or Path(text).is_file():
-        text = _read_input(Path(text))
+    text = _explain_input(args.text, args.file)
     result = explain_text(text)
     redactor = _redactor(args, text)
     if args.as_json:
@@ -687,6 +721,31 @@ def explain(args: argparse.Namespace) -> int:
     else:
         sys.stdout.write(redactor.text(render_explanation(result)))
     return EXIT_PROBLEM if result.has_errors else EXIT_OK
+
+
+def _explain_input(text: str | None, file: Path | None) -> str:
+    """The text to explain: ``--file``, stdin for ``-``, a path-like single word, or the text itself.
+
+    Only a single word without whitespace is ever looked up as a file, so a long error message is
+    never handed to stat() (which fails on names over 255 bytes). A word that starts like a path
+    ('/', './', '../', '~') must be a readable file.
+    """
+    if (text is None) == (file is None):
+        raise Fail("explain: give an error message, - for stdin, or --file FILE (one of them)")
+    if file is not None:
+        return _read_input(file)
+    assert text is not None
+    if not text.strip():
+        raise Fail("explain: the error message is empty")
+    if text == "-" or text.startswith(("/", "./", "../", "~")) and not any(c.isspace() for c in text):
+        return _read_input(Path(text).expanduser())
+    if not any(c.isspace() for c in text) and len(os.fsencode(text)) < 256:
+        try:
+            if Path(text).is_file():
+                return _read_input(Path(text))
+        except (OSError, ValueError):
+            pass
+    return text
 
 
 def _diff(commands: argparse._SubParsersAction) -> None:
@@ -755,7 +814,7 @@ def _smoke_train(commands: argparse._SubParsersAction) -> None:
     add("--ckpt-every", type=int, default=0, help="Also checkpoint every N steps.")
     add("--min-accuracy", type=float, default=0.95, help="Accuracy needed to pass.")
     add("--python", type=Path, help="Train with another interpreter (a venv) instead.")
-    add("--timeout", type=float, help="Seconds before the run is stopped (default: scaled to the work).")
+    add("--timeout", type=seconds, help="Seconds before the run is stopped (default: scaled to the work).")
     add("--inject-inf-at", type=int, help=argparse.SUPPRESS)  # plants an inf loss at this step (tests)
     _json_option(p, "Print only JSON on stdout.")
 

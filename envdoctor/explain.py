@@ -12,7 +12,10 @@ support comes first, then strong error signatures, then rule findings, then weak
 from __future__ import annotations
 
 import bisect
+import importlib
 import re
+import sys
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
@@ -45,6 +48,11 @@ CRASH = re.compile(
     r"\b[A-Z]\w*(?:Error|Exception)(?::|\s*$)|Traceback \(most recent call last\)|Segmentation fault|"
     r"core dumped|\bAborted\b|terminate called|\bNCCL (?:error|Error \d+)\b|\bCUDA error:|\bBus error\b"
 )
+# Characters on each side of an anchor that a signature's pattern is tried on (see _search): error
+# messages are a few hundred characters, so a match never needs more.
+ANCHOR_WINDOW = 1000
+ANCHOR_KEEP = 64  # occurrences of one anchor searched at most (the first and the last halves)
+_ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
 
 
 class SignatureError(ValueError):
@@ -64,6 +72,7 @@ class Signature:
     types: dict[str, str] = field(default_factory=dict)
     facts: dict[str, str] = field(default_factory=dict)  # field -> fact key (see reports.errors)
     sets: dict[str, Any] = field(default_factory=dict)  # fact key -> constant
+    anchors: tuple[str, ...] = ()  # literal texts a match must hold one of (lower case), see anchors()
 
 
 @dataclass
@@ -155,6 +164,7 @@ def _signature(filename: str, i: int, item: Any) -> Signature:
         types=types,
         facts=facts,
         sets=dict(item.get("sets") or {}),
+        anchors=anchors(pattern),
     )
 
 
@@ -182,14 +192,20 @@ def match_text(text: str) -> list[Match]:
         parts.append(collapsed)
         pos += len(collapsed) + 1
     joined = " ".join(parts)
-    taken: list[tuple[int, int]] = []
+    lowered = joined.translate(_ASCII_LOWER)  # same length as joined: positions carry over
+    taken_starts: list[int] = []  # accepted spans, sorted and disjoint: starts and ends
+    taken_ends: list[int] = []
     matches: list[Match] = []
     for sig in load_signatures():
-        for m in sig.pattern.finditer(joined):
+        for m in _search(sig, joined, lowered):
             span = (m.start(), m.end())
-            if any(span[0] < end and start < span[1] for start, end in taken):
+            at = bisect.bisect_right(taken_starts, span[0])
+            if (at and taken_ends[at - 1] > span[0]) or (
+                at < len(taken_starts) and taken_starts[at] < span[1]
+            ):
                 continue
-            taken.append(span)
+            taken_starts.insert(at, span[0])
+            taken_ends.insert(at, span[1])
             fields: dict[str, Any] = {}
             for name, raw in m.groupdict().items():
                 if raw is not None:
@@ -202,6 +218,95 @@ def match_text(text: str) -> list[Match]:
             crash = any(CRASH.search(line) for line in parts[first : last + 1])
             matches.append(Match(sig, fields, first, last, m.group(0), crash))
     return sorted(matches, key=lambda x: x.first_line)
+
+
+def _search(sig: Signature, text: str, lowered: str) -> Iterator[re.Match[str]]:
+    """The pattern's matches, searched only near its anchors: linear in the text for any input.
+
+    A pattern is tried only within ANCHOR_WINDOW characters of an occurrence of one of its anchors
+    (windows that touch are merged), so text without an anchor costs one substring search per
+    anchor, and no pattern ever runs over megabytes of text that cannot hold its message.
+    """
+    if not sig.anchors:
+        yield from sig.pattern.finditer(text)
+        return
+    spans = [
+        (max(at - ANCHOR_WINDOW, 0), at + len(anchor) + ANCHOR_WINDOW)
+        for anchor in sig.anchors
+        for at in _occurrences(lowered, anchor)
+    ]
+    spans.sort()
+    merged: list[list[int]] = []
+    for start, end in spans:
+        if merged and start <= merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], end)
+        else:
+            merged.append([start, end])
+    for start, end in merged:
+        yield from sig.pattern.finditer(text, start, min(end, len(text)))
+
+
+def _occurrences(text: str, anchor: str) -> list[int]:
+    """Where ``anchor`` occurs: all of it, or the first and last ANCHOR_KEEP/2 of a message repeated
+    more often (a log that repeats one warning 100 000 times says nothing new after the first ones,
+    and the error that ended the run is among the last)."""
+    found: list[int] = []
+    at = text.find(anchor)
+    while at != -1 and len(found) < ANCHOR_KEEP // 2:
+        found.append(at)
+        at = text.find(anchor, at + 1)
+    if at == -1:
+        return found
+    tail: list[int] = []
+    at = text.rfind(anchor)
+    while at > found[-1] and len(tail) < ANCHOR_KEEP // 2:
+        tail.append(at)
+        at = text.rfind(anchor, 0, at + len(anchor) - 1)
+    return found + tail[::-1]
+
+
+def anchors(pattern: re.Pattern[str]) -> tuple[str, ...]:
+    """Lower-case literal texts of which every match of ``pattern`` holds at least one (empty if none).
+
+    Read from the parsed pattern: the longest run of plain characters that every match must contain,
+    or one such run per alternative of a top-level ``A|B``. Empty when there is none of 4 or more.
+    """
+    try:
+        parser = importlib.import_module("re._parser" if sys.version_info >= (3, 11) else "sre_parse")
+        constants = importlib.import_module(
+            "re._constants" if sys.version_info >= (3, 11) else "sre_constants"
+        )
+        items = parser.parse(pattern.pattern, pattern.flags)
+    except (ImportError, AttributeError, re.error):
+        return ()
+    literal, branch, group = constants.LITERAL, constants.BRANCH, constants.SUBPATTERN
+
+    def required(seq: Any) -> list[str]:
+        best: list[str] = []
+        run: list[str] = []
+        candidates: list[list[str]] = []
+        for op, av in [*seq, (None, None)]:
+            if op is literal:
+                run.append(chr(av))
+                continue
+            if run:
+                candidates.append(["".join(run)])
+                run = []
+            if op is branch:
+                alternatives = [required(alt) for alt in av[1]]
+                if all(alternatives):
+                    candidates.append([a for alt in alternatives for a in alt])
+            elif op is group:
+                candidates.append(required(av[-1]))
+        for found in candidates:
+            if found and (not best or min(map(len, found)) > min(map(len, best))):
+                best = found
+        return best
+
+    found = required(items)
+    if not found or min(map(len, found)) < 4:
+        return ()
+    return tuple(sorted({a.lower() for a in found}))
 
 
 def rank(facts: Facts, matches: list[Match] | None = None) -> list[Diagnosis]:

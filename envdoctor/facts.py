@@ -20,6 +20,8 @@ from typing import Any, Literal
 # 2: cuda.toolkits, cuda.path_nvcc, system.missing_dirs and the toolchain section (all optional:
 # a version-1 file reads as those facts unknown).
 SCHEMA_VERSION = 2
+# Sections every facts file written by `check --json` holds (see load_facts).
+REQUIRED_SECTIONS = ("system", "python", "nvidia", "packages", "torch")
 
 Origin = Literal["probe", "report", "file"]
 
@@ -75,9 +77,12 @@ class NvidiaFacts:
     driver_version: str | None = None  # "580.95.05"
     cuda_driver_version: str | None = None  # highest CUDA the driver supports, "13.0"
     gpus: list[Gpu] | None = None
-    # Mapped failure: "driver-missing", "driver-library-mismatch", "no-device", "timeout", "error".
+    # Mapped failure: "driver-missing", "driver-library-mismatch", "no-device", "timeout", "crashed",
+    # "error".
     error: str | None = None
     error_detail: str | None = None
+    # NVML's own failure when nvidia-smi answered in its place, or a query NVML could not answer.
+    nvml_error: str | None = None
 
 
 @dataclass
@@ -242,7 +247,7 @@ class Facts:
         if not isinstance(data, dict):
             raise FactsError("facts must be a JSON object")
         version = data.get("schema_version", SCHEMA_VERSION)
-        if not isinstance(version, int) or version > SCHEMA_VERSION:
+        if not isinstance(version, int) or isinstance(version, bool) or not 1 <= version <= SCHEMA_VERSION:
             raise FactsError(
                 f"unsupported schema_version {version!r} (this envdoctor reads ≤ {SCHEMA_VERSION})"
             )
@@ -264,14 +269,17 @@ def load_facts(path: str | Path) -> Facts:
         raise FactsError(f"{p}: cannot read ({exc.__class__.__name__}: {exc})") from None
     except json.JSONDecodeError as exc:
         raise FactsError(f"{p}: not valid JSON (line {exc.lineno}: {exc.msg})") from None
+    except RecursionError:
+        raise FactsError(f"{p}: JSON nested too deeply to be a facts file") from None
     if isinstance(data, dict) and isinstance(data.get("facts"), dict):
         data = data["facts"]
     try:
         facts = Facts.from_dict(data)
+        _require_sections(data)
     except FactsError as exc:
         raise FactsError(f"{p}: {exc}") from None
-    except (TypeError, ValueError) as exc:
-        raise FactsError(f"{p}: malformed facts ({exc})") from None
+    except (TypeError, ValueError, RecursionError) as exc:
+        raise FactsError(f"{p}: malformed facts ({exc.__class__.__name__})") from None
     facts.origin = "file" if facts.origin == "probe" else facts.origin
     return facts
 
@@ -296,6 +304,17 @@ def _shape(tp: Any) -> tuple[Any, Any, tuple[Any, ...]]:
 
 
 _is_dataclass = functools.cache(dataclasses.is_dataclass)
+
+
+def _require_sections(data: dict[str, Any]) -> None:
+    """A facts file names its schema version and holds every section ``check --json`` writes.
+
+    Any JSON object would otherwise read as a machine where nothing is wrong (every fact unknown).
+    """
+    missing = [key for key in REQUIRED_SECTIONS if not isinstance(data.get(key), dict)]
+    if "schema_version" not in data or missing:
+        what = "no schema_version" if "schema_version" not in data else f"no {', '.join(missing)}"
+        raise FactsError(f"not an envdoctor facts file ({what}); write one with `envdoctor check --json`")
 
 
 def _build(tp: Any, value: Any) -> Any:

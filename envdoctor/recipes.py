@@ -103,11 +103,12 @@ def load_recipe(name_or_path: str | Path) -> Recipe:
     """Load a recipe by name (``r1-repro-2025``) or by path to a YAML file."""
     text_name = str(name_or_path)
     path = Path(text_name)
-    if not (text_name.endswith((".yaml", ".yml")) or path.is_file()):
-        found = [d / f"{text_name}.yaml" for d in recipe_dirs() if (d / f"{text_name}.yaml").is_file()]
+    if not (text_name.endswith((".yaml", ".yml")) or _is_file(path)):
+        found = [d / f"{text_name}.yaml" for d in recipe_dirs() if _is_file(d / f"{text_name}.yaml")]
         if not found:
             known = ", ".join(recipe_names()) or "none"
-            raise RecipeError(f"{text_name}: unknown recipe (known: {known})")
+            shown = text_name if len(text_name) <= 80 else text_name[:77] + "..."
+            raise RecipeError(f"{shown}: unknown recipe (known: {known})")
         path = found[0]
     import yaml
 
@@ -123,6 +124,14 @@ def load_recipe(name_or_path: str | Path) -> Recipe:
         reason = getattr(exc, "problem", None) or exc.__class__.__name__
         raise RecipeError(f"{path}: {where}not valid YAML ({reason})") from None
     return parse_recipe(data, str(path))
+
+
+def _is_file(path: Path) -> bool:
+    """``path.is_file()``, False for a name the OS refuses (over 255 bytes, a NUL)."""
+    try:
+        return path.is_file()
+    except (OSError, ValueError):
+        return False
 
 
 def parse_recipe(data: Any, where: str) -> Recipe:

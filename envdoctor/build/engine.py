@@ -12,6 +12,7 @@ does (``could not select device driver "" with capabilities: [[gpu]]`` = no tool
 from __future__ import annotations
 
 import os
+import threading
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,6 +20,7 @@ from typing import Any
 from envdoctor.findings import Finding, Manual, Severity
 
 PROBE_LABEL = "io.envdoctor.probe"
+PING_TIMEOUT = 10.0  # seconds for the engine to answer its first ping, in all
 TOOLKIT_DOCS = "https://docs.nvidia.com/datacenter/cloud-native/container-toolkit/latest/install-guide.html"
 CDI_DOCS = "https://docs.nvidia.com/datacenter/cloud-native/container-toolkit/latest/cdi-support.html"
 GPU_SOURCES = (
@@ -45,19 +47,40 @@ class EngineError(Exception):
 def connect(timeout: int = 60) -> Any:
     """A ``docker.DockerClient`` for ``DOCKER_HOST`` (or the default socket), or :class:`EngineError`.
 
-    ``timeout`` bounds every socket read: builds pass a long one because a quiet ``pip install``
-    of a multi-GB wheel sends nothing for minutes.
+    The ping must answer within PING_TIMEOUT seconds in all: a socket that accepts and never answers
+    (or trickles a byte at a time, which no read timeout catches) is an error, not a wait. After it,
+    ``timeout`` bounds every socket read: builds pass a long one because a quiet ``pip install`` of
+    a multi-GB wheel sends nothing for minutes.
     """
     try:
         import docker
     except ImportError:
         raise EngineError("the Python package 'docker' is missing: pip install 'docker>=7'") from None
     host = os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
-    try:
-        client = docker.from_env(timeout=timeout)
-        client.ping()
-    except docker.errors.DockerException as exc:
-        raise EngineError(describe_connection_error(host, exc)) from None
+    outcome: list[Any] = []
+
+    def ping() -> None:  # the client's constructor already asks the engine for its API version
+        try:
+            client = docker.from_env(timeout=2 * PING_TIMEOUT)  # the join below decides
+            client.ping()
+            outcome.append(client)
+        except BaseException as exc:  # noqa: BLE001 - handed to the waiting thread
+            outcome.append(exc)
+
+    waiter = threading.Thread(target=ping, name="docker-ping", daemon=True)  # left behind if stuck
+    waiter.start()
+    waiter.join(PING_TIMEOUT)
+    if not outcome:
+        raise EngineError(
+            f"the Docker engine at {host} accepted the connection but did not answer within "
+            f"{PING_TIMEOUT:g}s (a hung dockerd, or not a Docker socket)"
+        )
+    if isinstance(outcome[0], docker.errors.DockerException):
+        raise EngineError(describe_connection_error(host, outcome[0])) from None
+    if isinstance(outcome[0], BaseException):
+        raise EngineError(f"cannot talk to the Docker engine at {host}: {outcome[0]}") from None
+    client = outcome[0]
+    client.api.timeout = timeout
     return client
 
 

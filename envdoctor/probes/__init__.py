@@ -11,6 +11,7 @@ hang envdoctor after the report was printed.
 
 from __future__ import annotations
 
+import math
 import os
 import sys
 import threading
@@ -177,9 +178,12 @@ def _one_line(exc: BaseException) -> str:
 
 
 def _env_seconds(name: str, default: float) -> float:
-    """A positive number of seconds from the environment, else ``default``."""
+    """A positive, finite number of seconds from the environment, else ``default``.
+
+    ``inf`` and ``nan`` count as unset: a probe without a bound could hang the whole check.
+    """
     try:
         value = float(os.environ.get(name, ""))
     except ValueError:
         return default
-    return value if value > 0 else default
+    return value if math.isfinite(value) and value > 0 else default

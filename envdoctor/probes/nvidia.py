@@ -1,93 +1,126 @@
 """The NVIDIA driver and GPUs, through NVML (``nvidia-ml-py``), with ``nvidia-smi`` as a fallback.
 
-NVML is a library call (milliseconds, no subprocess). ``nvidia-smi`` is used only when NVML cannot
-be loaded (no ``pynvml``, or no libnvidia-ml where the Python process looks) and it is on PATH;
-it runs with a timeout because a wedged driver makes it hang. NVML init can hang too: the caller
-runs this probe in a thread with a deadline.
+NVML is queried in a child process (``child_nvml.py``) with a timeout: it is native code, and a
+broken ``libnvidia-ml`` can crash the process that loads it while a wedged driver makes it hang.
+Either then costs this probe only (the status ``crashed`` / ``timeout`` and a finding), never
+envdoctor. Where the library cannot be found no child is started, so machines without a GPU pay
+nothing. ``nvidia-smi`` is used when NVML cannot answer and it is on PATH; it runs with a timeout too.
 """
 
 from __future__ import annotations
 
-import contextlib
+import os
 import re
 import shutil
+import sys
 import time
+from pathlib import Path
+from typing import Any
 
 from envdoctor.facts import Gpu, NvidiaFacts
 from envdoctor.probes import _process
+from envdoctor.probes.torch_runtime import crash_message
 
 SMI_FIELDS = ("index", "name", "driver_version", "memory.total", "compute_cap", "mig.mode.current")
+CHILD_SOURCE = Path(__file__).with_name("child_nvml.py")
+NVML_LIBRARY = "libnvidia-ml.so.1"
+DEFAULT_LIBRARY_DIRS = (
+    "/lib",
+    "/usr/lib",
+    "/lib64",
+    "/usr/lib64",
+    "/usr/lib/x86_64-linux-gnu",
+    "/usr/lib/aarch64-linux-gnu",
+    "/usr/lib/wsl/lib",
+)
+# NVML failures that are not facts about the machine (no driver, no GPU) but a broken probe.
+NVML_BROKEN = ("crashed", "timeout", "error")
 
 
 def probe(timeout: float) -> NvidiaFacts:
-    """Driver version, the CUDA version it supports and every GPU; a mapped error when unavailable."""
-    facts = probe_nvml()
+    """Driver version, the CUDA version it supports and every GPU; a mapped error when unavailable.
+
+    When NVML failed and ``nvidia-smi`` answered instead, the NVML failure is kept in ``nvml_error``:
+    the facts are good, but the driver stack is not healthy.
+    """
+    deadline = time.monotonic() + timeout
+    facts = probe_nvml(timeout)
     if facts.error in (None, "driver-library-mismatch", "no-device"):
         return facts
     smi = shutil.which("nvidia-smi")
     if smi is None:
         return facts
-    return probe_smi(smi, timeout)
+    fallback = probe_smi(smi, max(deadline - time.monotonic(), 1.0))
+    if facts.error in NVML_BROKEN:
+        fallback.nvml_error = f"{facts.error}: {facts.error_detail}"
+    return fallback
 
 
-def probe_nvml() -> NvidiaFacts:
-    import ctypes
-
-    try:  # the library pynvml loads: where it is absent, skip importing pynvml (tens of ms)
-        ctypes.CDLL("libnvidia-ml.so.1")
+def probe_nvml(timeout: float) -> NvidiaFacts:
+    """NVML queried in a child process, so that a crashing or hanging libnvidia-ml costs one fact."""
+    if not nvml_library_present():
+        return NvidiaFacts(source="nvml", error="driver-missing", error_detail="NVML library not found")
+    try:
+        done = _process.run([sys.executable, "-c", CHILD_SOURCE.read_text(encoding="utf-8")], timeout)
     except OSError as exc:
-        return NvidiaFacts(
-            source="nvml", error="driver-missing", error_detail=f"NVML library not found ({exc})"
-        )
-    try:
-        import pynvml
-    except ImportError as exc:
-        return NvidiaFacts(
-            source="nvml", error="error", error_detail=f"nvidia-ml-py is not installed ({exc})"
-        )
-    try:
-        pynvml.nvmlInit()
-    except pynvml.NVMLError as exc:
-        return NvidiaFacts(source="nvml", error=nvml_error_kind(exc), error_detail=str(exc))
-    try:
-        facts = NvidiaFacts(source="nvml", gpus=[])
-        facts.driver_version = _text(pynvml.nvmlSystemGetDriverVersion())
-        facts.cuda_driver_version = cuda_version_string(pynvml.nvmlSystemGetCudaDriverVersion())
-        count = pynvml.nvmlDeviceGetCount()
-        for index in range(count):
-            facts.gpus.append(_nvml_gpu(pynvml, index))
-        if count == 0:
-            facts.error, facts.error_detail = "no-device", "NVML sees no GPU"
-        return facts
-    except pynvml.NVMLError as exc:
-        return NvidiaFacts(source="nvml", error=nvml_error_kind(exc), error_detail=str(exc))
-    finally:
-        with contextlib.suppress(pynvml.NVMLError):
-            pynvml.nvmlShutdown()
+        return NvidiaFacts(source="nvml", error="error", error_detail=f"cannot start the NVML probe: {exc}")
+    if done.timed_out:
+        detail = f"NVML did not answer within {timeout:g}s (a hung driver?)"
+        return NvidiaFacts(source="nvml", error="timeout", error_detail=detail)
+    data = done.payload()
+    if data is None:
+        return NvidiaFacts(source="nvml", error="crashed", error_detail=f"NVML {crash_message(done)}")
+    return from_payload(data)
 
 
-def _nvml_gpu(pynvml, index: int) -> Gpu:
-    handle = pynvml.nvmlDeviceGetHandleByIndex(index)
-    gpu = Gpu(index=index, name=_text(pynvml.nvmlDeviceGetName(handle)))
-    with contextlib.suppress(pynvml.NVMLError):
-        major, minor = pynvml.nvmlDeviceGetCudaComputeCapability(handle)
-        gpu.compute_capability = f"{major}.{minor}"
-    with contextlib.suppress(pynvml.NVMLError):
-        gpu.memory_total_mib = int(pynvml.nvmlDeviceGetMemoryInfo(handle).total) // (1024 * 1024)
+def from_payload(data: dict[str, Any]) -> NvidiaFacts:
+    """Facts from the NVML child's payload (its error class mapped to the facts' vocabulary)."""
+    if data.get("error_class"):
+        detail = f"{data.get('stage')}: {data.get('error')}"
+        return NvidiaFacts(
+            source="nvml", error=error_kind(str(data["error_class"]), detail), error_detail=detail
+        )
+    version = data.get("cuda_driver_version")
+    gpus = [Gpu(**g) for g in data.get("gpus") or []]
+    facts = NvidiaFacts(
+        source="nvml",
+        driver_version=data.get("driver_version"),
+        cuda_driver_version=cuda_version_string(version) if isinstance(version, int) else None,
+        gpus=gpus,
+    )
+    if data.get("warning"):
+        facts.nvml_error = f"error: {data['warning']}"
+    if not gpus:
+        facts.error, facts.error_detail = "no-device", "NVML sees no GPU"
+    return facts
+
+
+def nvml_library_present() -> bool:
+    """Whether the dynamic loader could find libnvidia-ml.so.1, decided without loading it.
+
+    Loading runs the library's code in this process: only the child does that. The search follows
+    the loader's order: LD_LIBRARY_PATH, the ld.so cache, then the default directories.
+    """
+    dirs = [d for d in os.environ.get("LD_LIBRARY_PATH", "").split(":") if d]
+    if any(os.path.exists(os.path.join(d, NVML_LIBRARY)) for d in dirs):
+        return True
     try:
-        current, _pending = pynvml.nvmlDeviceGetMigMode(handle)
-        gpu.mig_mode = bool(current)
-    except pynvml.NVMLError_NotSupported:
-        gpu.mig_mode = False
-    except pynvml.NVMLError:
+        with open("/etc/ld.so.cache", "rb") as cache:
+            if NVML_LIBRARY.encode() in cache.read():
+                return True
+    except OSError:
         pass
-    return gpu
+    return any(os.path.exists(os.path.join(d, NVML_LIBRARY)) for d in DEFAULT_LIBRARY_DIRS)
 
 
 def nvml_error_kind(exc: Exception) -> str:
     """Map an NVML error to the facts' error vocabulary."""
-    name = type(exc).__name__
-    text = str(exc).lower()
+    return error_kind(type(exc).__name__, str(exc))
+
+
+def error_kind(name: str, text: str) -> str:
+    """Map an NVML error class name ("NVMLError_DriverNotLoaded") and its text to the vocabulary."""
+    text = text.lower()
     if name == "NVMLError_LibRmVersionMismatch" or "version mismatch" in text:
         return "driver-library-mismatch"
     if name in ("NVMLError_LibraryNotFound", "NVMLError_DriverNotLoaded"):
@@ -187,7 +220,3 @@ def smi_error_kind(text: str) -> str:
 
 def _first_line(text: str) -> str:
     return next((line.strip() for line in text.splitlines() if line.strip()), "no output")
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)

@@ -73,7 +73,7 @@ def probe(python: str, timeout: float) -> TargetResult:
     except OSError as exc:
         raise TargetNotPython(f"cannot run it ({exc.strerror or exc})") from None
     if done.timed_out:
-        raise TimeoutError(f"the interpreter did not answer within {timeout:g}s")
+        raise TimeoutError(f"{python} did not answer within {timeout:g}s")
     data = done.payload()
     if data is None:
         why = done.stderr_tail() or f"exit code {done.returncode}, no output"

@@ -20,15 +20,22 @@ from envdoctor.reports import collect_env, detectron2, hf_env, nvidia_smi, packa
 from envdoctor.reports.builder import STATED, Builder
 
 MAX_BYTES = 5 * 1024 * 1024
-MAX_LINE = 4000  # longer lines are cut: no real report line is this long, a minified blob is
+MAX_LINE = 1000  # longer lines are cut: no report line a parser reads is this long, a minified blob is
 MAX_ERROR_LINES = 60
+# The report parsers read the first and last halves of this many lines: a report is a few hundred
+# lines (a pip list a few thousand), and a longer paste is a log around it. Error messages are still
+# searched in every line.
+MAX_REPORT_LINES = 8000
 # prose comes last: it reads what people wrote, and never extends a GPU list a tool printed.
 PARSERS = (collect_env, hf_env, detectron2, nvidia_smi, toolchain, packages, repl, prose)
 
 _QUOTE = re.compile(r"^\s*(?:>\s?)+")
 _HTML_ENTITY = re.compile(r"&(?:gt|lt|amp|quot|#39|#x27|nbsp);")
 # A two-cell markdown table row ("| PyTorch version | 2.1.0+cu121 |"); nvidia-smi rows have three cells.
-_TABLE_ROW = re.compile(r"^\s*\|\s*(?P<key>[A-Za-z`*][^|]*?)\s*\|\s*(?P<value>[^|]*?)\s*\|\s*$")
+# Key and value end on a non-space (linear in a cell padded with thousands of spaces).
+_TABLE_ROW = re.compile(
+    r"^\s*\|\s*(?P<key>[A-Za-z`*](?:[^|]*[^|\s])?)\s*\|\s*(?P<value>(?:[^|]*[^|\s])?)\s*\|\s*$"
+)
 _TABLE_RULE = re.compile(r"^\s*\|?\s*:?-{3,}:?\s*(?:\|\s*:?-{3,}:?\s*)+\|?\s*$")
 # A traceback frame inside an installed package: it names the package that made the failing call.
 _PACKAGE_FRAME = re.compile(r'^\s*File "[^"]*[/\\](?:site|dist)-packages[/\\]')
@@ -49,6 +56,8 @@ def read_report_text(path: str) -> str:
     name = "stdin" if path == "-" else path
     try:
         if path == "-":
+            if sys.stdin is None:  # started with stdin closed (`<&-`)
+                raise ReportError("stdin: closed, nothing to read (pipe the report in, or name a file)")
             data = sys.stdin.buffer.read(MAX_BYTES + 1)
         else:
             with Path(path).open("rb") as fh:
@@ -92,7 +101,7 @@ def report_lines(text: str) -> list[str]:
     lines = []
     # splitlines(), as the signature matcher splits: a form feed or U+2028 ends a line in both.
     for raw in text.splitlines():
-        line = _QUOTE.sub("", strip_controls(raw[:MAX_LINE].expandtabs(4))).rstrip()
+        line = _QUOTE.sub("", strip_controls(raw[:MAX_LINE].expandtabs(4)[:MAX_LINE])).rstrip()
         line = line.replace("\uff1a", ": ").replace("\u00a0", " ").replace("\u3000", " ")
         if line.lstrip().startswith("```") or _TABLE_RULE.match(line):
             continue
@@ -111,8 +120,10 @@ def facts_from_report(text: str) -> Facts:
         raise ReportError(f"report larger than {MAX_BYTES // (1024 * 1024)} MB")
     lines = report_lines(text)
     b = Builder()
+    half = MAX_REPORT_LINES // 2
+    parsed = lines if len(lines) <= MAX_REPORT_LINES else lines[:half] + lines[-half:]
     for parser in PARSERS:
-        parser.parse(lines, b)
+        parser.parse(parsed, b)
     matches = match_text("\n".join(lines))
     for m in matches:
         _apply_signature_facts(m.signature.facts, m.signature.sets, m.fields, b)

@@ -22,7 +22,7 @@ _DRIVER_KEYS = {"driver", "driver version", "nvidia driver", "gpu driver", "nvid
 _DRIVER = re.compile(r"\d{3}\.\d{1,3}(?:\.\d{1,3})?")
 # Old collect_env layouts and pastes without the colon: "PyTorch version 1.5.0".
 _TORCH_NO_COLON = re.compile(r"^\s*PyTorch version\s+(?P<v>\d+\.\d+\S*)\s*$", re.I)
-_OS = re.compile(r"^(?P<os>.*?)\s*\((?P<arch>x86_64|aarch64|arm64|ppc64le|AMD64|i386|s390x)\)\s*$")
+_OS = re.compile(r"^(?P<os>(?:.*\S)?)\s*\((?P<arch>x86_64|aarch64|arm64|ppc64le|AMD64|i386|s390x)\)\s*$")
 
 
 def parse(lines: list[str], b: Builder) -> None:

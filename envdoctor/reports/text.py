@@ -10,7 +10,11 @@ from collections.abc import Iterator
 VERSION = re.compile(
     r"\d+(?:\.\d+)+(?:[.-]?(?:a|b|rc|dev|post|alpha|beta)\d*)*(?:[+-]?[A-Za-z0-9]+(?:\.[A-Za-z0-9]+)*)?"
 )
-_KV = re.compile(r"^\s*(?:[-*]\s+)?(?P<key>[A-Za-z`\[][\w `./()?'\[\]-]*?)\s*:\s*(?P<value>.*?)\s*$")
+# Key and value each end on a non-space, so that no run of spaces is rescanned from every position
+# before it (the lazy form took 100 ms on one 4000-character line).
+_KV = re.compile(
+    r"^\s*(?:[-*]\s+)?(?P<key>[A-Za-z`\[](?:[\w `./()?'\[\]-]*?[\w`./()?'\[\]-])?)\s*:\s*(?P<value>(?:.*\S)?)\s*$"
+)
 _UNKNOWN = {
     "",
     "n/a",

@@ -27,6 +27,7 @@ RULE_MODULES = (
     "envdoctor.rules.runtime",
     "envdoctor.rules.container",
     "envdoctor.rules.visibility",
+    "envdoctor.rules.probes",
 )
 
 CheckFn = Callable[[Facts], Iterable[Finding]]

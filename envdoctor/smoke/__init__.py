@@ -8,6 +8,7 @@ verdict (checks) and render (tables, SVG). torch is imported only in child proce
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -16,7 +17,7 @@ from envdoctor.smoke.runner import Launch, Outcome, train
 
 __all__ = ["ConfigError", "Launch", "Outcome", "SmokeConfig", "smoke_train", "train"]
 
-EXIT_OK, EXIT_PROBLEM, EXIT_USAGE = 0, 1, 2
+EXIT_OK, EXIT_PROBLEM, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 # Findings that mean "cannot train here at all" (exit 2) rather than "training went wrong" (exit 1).
 USAGE_FINDINGS = {
     "torch-missing",
@@ -24,7 +25,35 @@ USAGE_FINDINGS = {
     "deepspeed-unavailable",
     "checkpoint-mismatch",
     "cuda-unavailable",
+    "checkpoint-write-failed",
 }
+
+
+def out_dir_problem(out: Path) -> str | None:
+    """Why checkpoints cannot be written under ``out`` (one line), or None: checked before any training."""
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / f".envdoctor-write-test-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except FileExistsError:
+        return f"--out {out}: exists and is not a folder"
+    except OSError as exc:
+        return f"--out {out}: cannot write there ({exc.strerror or exc})"
+    return None
+
+
+def interrupted_line(result: dict | None, steps: int) -> tuple[str, int | None, str | None]:
+    """What an interrupted run says: the line, the step it stopped at and the checkpoint it saved."""
+    runs = [r for r in (result or {}).get("runs", []) if r.get("interrupted")]
+    if not runs:
+        return "interrupted before a checkpoint was saved; rerun to start again", None, None
+    run = runs[-1]
+    line = (
+        f"interrupted at step {run['steps_done']} of {steps} ({run['precision']}), checkpoint saved "
+        f"to {run['checkpoint']}; rerun with --resume to continue"
+    )
+    return line, run["steps_done"], run["checkpoint"]
 
 
 def smoke_train(cfg: SmokeConfig, launch: Launch, as_json: bool, plot: Path | None) -> int:
@@ -36,6 +65,10 @@ def smoke_train(cfg: SmokeConfig, launch: Launch, as_json: bool, plot: Path | No
     from envdoctor.smoke.verdict import passed, verdict
 
     err = Console(stderr=True)
+    problem = out_dir_problem(Path(cfg.out_dir))
+    if problem:
+        print(f"envdoctor: error: {problem}", file=sys.stderr)
+        return EXIT_USAGE
     total = cfg.steps * len(cfg.precisions)
     columns = (
         TextColumn("{task.description}"),
@@ -73,6 +106,14 @@ def smoke_train(cfg: SmokeConfig, launch: Launch, as_json: bool, plot: Path | No
                 progress.console.print(render.row_line(run), highlight=False, markup=False)
 
         outcome = train(cfg, launch, on_event)
+    if outcome.interrupted:
+        line, step, saved = interrupted_line(outcome.result, cfg.steps)
+        if as_json:
+            payload = {"ok": False, "interrupted": True, "step": step, "checkpoint": saved, "detail": line}
+            sys.stdout.write(json.dumps(payload) + "\n")
+        else:
+            print(f"envdoctor: {line}", file=sys.stderr)
+        return EXIT_INTERRUPTED
     if outcome.error and outcome.result is None:
         rows = render.precision_rows({"runs": outcome.finished_runs})
         if as_json:
@@ -85,7 +126,9 @@ def smoke_train(cfg: SmokeConfig, launch: Launch, as_json: bool, plot: Path | No
                 )
                 for run in outcome.finished_runs:
                     err.print(f"  {render.row_line(run)}", highlight=False, markup=False)
-            err.print(f"envdoctor: error: [{outcome.error}] {outcome.detail}", highlight=False, markup=False)
+            print(
+                f"envdoctor: error: [{outcome.error}] {outcome.detail}", file=sys.stderr
+            )  # one line, never wrapped
         return EXIT_USAGE if outcome.error in USAGE_FINDINGS else EXIT_PROBLEM
     result = outcome.result
     checks = verdict(result, cfg)

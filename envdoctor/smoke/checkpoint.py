@@ -4,6 +4,8 @@ model / optimizer state gathering that works the same for one process, DDP and F
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import os
 from pathlib import Path
 from typing import Any
@@ -33,19 +35,43 @@ class CheckpointError(RuntimeError):
     pass
 
 
+class CheckpointWriteError(OSError):
+    """A checkpoint could not be written (a full disk, a read-only folder): one line, no temp file left."""
+
+
 def fingerprint(config: dict[str, Any], precision: str, world: int) -> dict[str, Any]:
     return {**{k: config[k] for k in FINGERPRINT_KEYS}, "precision": precision, "world": world}
 
 
 def atomic_save(obj: Any, path: Path) -> None:
     """torch.save to a temporary file in the same folder, fsync, then os.replace: never half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    with open(tmp, "wb") as fh:
-        torch.save(obj, fh)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(tmp, "wb") as fh:
+            torch.save(obj, fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except (OSError, RuntimeError) as exc:  # torch.save reports a failed write as a RuntimeError
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise CheckpointWriteError(
+            f"{path}: cannot write the checkpoint ({_why(exc, path.parent)})"
+        ) from None
+
+
+def _why(exc: BaseException, folder: Path) -> str:
+    """'no space left on device' when that is the cause (torch's own message does not say so)."""
+    try:
+        stat = os.statvfs(folder)
+        full = stat.f_bavail * stat.f_frsize < 1024 * 1024
+    except OSError:
+        full = False
+    if getattr(exc, "errno", None) == errno.ENOSPC or full:
+        return "no space left on device"
+    text = " ".join(str(exc).split())
+    return getattr(exc, "strerror", None) or text[-200:] or type(exc).__name__
 
 
 def load(path: Path, expected_fingerprint: dict[str, Any]) -> dict[str, Any]:

@@ -7,7 +7,6 @@ with N workers, trains under a wall-clock timeout. Ctrl-C is forwarded so worker
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import queue
@@ -87,21 +86,29 @@ def child_env() -> dict[str, str]:
     return env
 
 
-def probe_torch(python: str) -> dict[str, Any]:
-    """Import torch in a child: {"torch": version, ...} or {"error": finding id, "detail": ...}."""
+def probe_torch(python: str, timeout_s: float = PROBE_TIMEOUT_S) -> dict[str, Any]:
+    """Import torch in a child: {"torch": version, ...} or {"error": finding id, "detail": ...}.
+
+    The child runs in its own process group, killed whole after ``timeout_s`` seconds.
+    """
+    from envdoctor.probes import _process
+
     try:
-        proc = subprocess.run(
-            [python, "-c", PROBE], capture_output=True, text=True, timeout=PROBE_TIMEOUT_S, env=child_env()
-        )
-    except subprocess.TimeoutExpired:
-        return {"error": "torch-import-error", "detail": f"import torch took over {PROBE_TIMEOUT_S} s"}
+        proc = _process.wait(_process.start([python, "-c", PROBE], cwd=None, env=child_env()), timeout_s)
     except OSError as exc:
         return {"error": "torch-import-error", "detail": f"cannot run {python}: {exc}"}
+    if proc.timed_out:
+        return {"error": "torch-import-error", "detail": f"import torch took over {timeout_s:g} s"}
     lines = proc.stdout.strip().splitlines()
-    if proc.returncode != 0 or not lines:
-        tail = (proc.stderr.strip().splitlines() or [f"exit status {proc.returncode}"])[-1]
-        return {"error": "torch-import-error", "detail": f"import torch crashed: {tail}"}
-    return json.loads(lines[-1])
+    try:
+        return json.loads(lines[-1]) if proc.returncode == 0 and lines else _crashed(proc)
+    except ValueError:
+        return _crashed(proc)
+
+
+def _crashed(proc: Any) -> dict[str, Any]:
+    tail = proc.stderr_tail() or f"exit status {proc.returncode}"
+    return {"error": "torch-import-error", "detail": f"import torch crashed: {tail}"}
 
 
 def command(launch: Launch, config_path: Path) -> list[str]:
@@ -125,19 +132,16 @@ def _read_events(stream, out: queue.Queue) -> None:
 
 
 def _stop(proc: subprocess.Popen, sig: int, grace_s: float) -> None:
-    """Signal the worker's process group, then kill it if it does not finish within grace_s."""
-    try:
-        os.killpg(proc.pid, sig)
-        proc.wait(timeout=grace_s)
-    except (ProcessLookupError, subprocess.TimeoutExpired):
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
+    """Signal the workers (torchrun and every rank), then kill what is left after grace_s."""
+    from envdoctor.smoke.processes import stop_tree
+
+    stop_tree(proc, sig, grace_s)
 
 
 def train(cfg: SmokeConfig, launch: Launch, on_event: Callable[[dict[str, Any]], None]) -> Outcome:
     """Probe torch, run the workers, and collect their result (never raises for a broken torch)."""
-    probe = probe_torch(launch.python)
+    deadline = time.monotonic() + launch.timeout_s  # the import probe counts against --timeout too
+    probe = probe_torch(launch.python, min(PROBE_TIMEOUT_S, launch.timeout_s))
     if "error" in probe:
         return Outcome(error=probe["error"], detail=probe["detail"])
     if cfg.strategy == "deepspeed" and not probe["deepspeed"]:
@@ -176,7 +180,6 @@ def train(cfg: SmokeConfig, launch: Launch, on_event: Callable[[dict[str, Any]],
             start_new_session=True,  # its own process group: the timeout can stop every worker
         )
         threading.Thread(target=_read_events, args=(proc.stdout, events), daemon=True).start()
-        deadline = time.monotonic() + launch.timeout_s
         try:
             while True:
                 try:
@@ -191,15 +194,12 @@ def train(cfg: SmokeConfig, launch: Launch, on_event: Callable[[dict[str, Any]],
                     break
                 if event is None:
                     break
-                outcome.events.append(event)
-                if event["event"] == "result":
-                    outcome.result = event["result"]
-                elif event["event"] == "error":
-                    outcome.error, outcome.detail = event["finding"], event.get("detail", "")
+                _record(event, outcome)
                 on_event(event)
         except KeyboardInterrupt:
             _stop(proc, signal.SIGINT, 120)  # workers checkpoint, then exit 130
             outcome.interrupted = True
+            _drain(events, outcome)  # the result event the workers sent before exiting
         proc.wait()
         outcome.returncode = proc.returncode
         outcome.interrupted = outcome.interrupted or proc.returncode == EXIT_INTERRUPTED
@@ -208,6 +208,26 @@ def train(cfg: SmokeConfig, launch: Launch, on_event: Callable[[dict[str, Any]],
             outcome.error = "smoke-train-crashed"
             outcome.detail = f"worker exited with status {proc.returncode}: {crash_line(stderr.read())}"
     return outcome
+
+
+def _record(event: dict[str, Any], outcome: Outcome) -> None:
+    outcome.events.append(event)
+    if event["event"] == "result":
+        outcome.result = event["result"]
+    elif event["event"] == "error":
+        outcome.error, outcome.detail = event["finding"], event.get("detail", "")
+
+
+def _drain(events: queue.Queue, outcome: Outcome) -> None:
+    """Record the events still queued once the workers are gone (a few seconds at most)."""
+    while True:
+        try:
+            event = events.get(timeout=5)
+        except queue.Empty:
+            return
+        if event is None:
+            return
+        _record(event, outcome)
 
 
 _EXCEPTION_LINE = re.compile(

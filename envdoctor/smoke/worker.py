@@ -3,7 +3,8 @@
 Talks to the CLI process through stdout lines ``EVENT_PREFIX {json}`` (each node's local rank 0); everything
 else a library prints is ignored. torch is imported here, in the child, so that a missing or
 broken torch becomes a finding id instead of a crash of the CLI.
-Exit codes: 0 finished, 2 torch missing/broken or a bad checkpoint, 130 interrupted (checkpoint saved).
+Exit codes: 0 finished, 2 torch missing/broken, a bad or unwritable checkpoint, 130 interrupted
+(checkpoint saved).
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ def main(argv: list[str]) -> int:
     except Exception as exc:  # a broken install raises anything (OSError for a missing .so, ...)
         emit("error", finding="torch-import-error", detail=f"{type(exc).__name__}: {exc}")
         return 2
-    from envdoctor.smoke.checkpoint import CheckpointError
+    from envdoctor.smoke.checkpoint import CheckpointError, CheckpointWriteError
     from envdoctor.smoke.config import SmokeConfig
     from envdoctor.smoke.train import StopSignal, run
 
@@ -57,6 +58,9 @@ def main(argv: list[str]) -> int:
         result = run(cfg, emit, stop)
     except CheckpointError as exc:
         emit("error", finding="checkpoint-mismatch", detail=str(exc))
+        return 2
+    except CheckpointWriteError as exc:
+        emit("error", finding="checkpoint-write-failed", detail=str(exc))
         return 2
     emit("result", result=result)
     return EXIT_INTERRUPTED if any(r.get("interrupted") for r in result["runs"]) else 0
