@@ -21,7 +21,7 @@ from typing import Any
 
 import torch
 
-from envdoctor.smoke import checkpoint, distributed
+from envdoctor.smoke import checkpoint, distributed, threads
 from envdoctor.smoke.config import INIT_TOLERANCE, SIZES, SmokeConfig
 from envdoctor.smoke.distributed import Dist
 from envdoctor.smoke.fp8 import convert_to_float8, fp8_support
@@ -52,9 +52,7 @@ def model_config(cfg: SmokeConfig, task: Task) -> PAMConfig:
         attention=cfg.attention,
         stages=cfg.stages,
         compress_block=4 if short else 8,
-        window_min=4,
-        window_max=8 if task.length < 64 else 16,
-        window_warmup=max(1, cfg.steps // 4),
+        window=8 if task.length < 64 else 16,
     )
 
 
@@ -100,14 +98,14 @@ def build_model(mcfg: PAMConfig, precision: str, seed: int, device: torch.device
 
 
 @torch.no_grad()
-def evaluate(model, x: torch.Tensor, y: torch.Tensor, step: int, precision: str, device: torch.device):
+def evaluate(model, x: torch.Tensor, y: torch.Tensor, precision: str, device: torch.device):
     """(logits on CPU, mean loss, exact-match accuracy) over the fixed evaluation set."""
     model.eval()
     logits, losses = [], []
     for i in range(0, len(x), EVAL_CHUNK):
         xb, yb = x[i : i + EVAL_CHUNK].to(device), y[i : i + EVAL_CHUNK].to(device)
         with autocast(precision, device):
-            out, loss = model(xb, yb, step=step)
+            out, loss = model(xb, yb)
         logits.append(out.float().cpu())
         losses.append(loss.item() * len(xb))
     model.train()
@@ -280,11 +278,11 @@ def train_precision(
         steps.set_lr(learning_rate(step, cfg))
         loss_sum = 0.0
         for micro in range(cfg.grad_accum):
-            x, y = (t.to(device) for t in task.batch(cfg.batch_size, gen))
+            x, y = (t.to(device) for t in task.batch(cfg.batch_size, gen, "train"))
             last = micro == cfg.grad_accum - 1
             with steps.micro(last):
                 with autocast(precision, device):
-                    _, loss = model(x, y, step=step)
+                    _, loss = model(x, y)
                 if cfg.inject_inf_at == step:
                     loss = loss * float("inf")
                 steps.backward(loss)
@@ -334,7 +332,7 @@ def train_precision(
     if interrupted:
         return run
     x, y = eval_set
-    logits, eval_loss, accuracy = evaluate(model, x, y, cfg.steps, precision, device)
+    logits, eval_loss, accuracy = evaluate(model, x, y, precision, device)
     mine = torch.tensor([distributed.checksum(steps.full_parameters())], dtype=torch.int64)
     sums = [int(t.item()) for t in distributed.gather_tensors(mine, ctx)]
     run.update(
@@ -347,13 +345,20 @@ def train_precision(
         fresh = build_model(mcfg, precision, cfg.seed + 1, device)  # other init: the load must overwrite it
         fresh.load_state_dict(checkpoint.load(path, fp)["model"])
         fresh.to(steps.dtype)  # DeepSpeed bf16 / fp16 keep the weights themselves in that dtype
-        reloaded, _, _ = evaluate(fresh, x, y, cfg.steps, precision, device)
+        reloaded, _, _ = evaluate(fresh, x, y, precision, device)
         run["round_trip_max_diff"] = (reloaded - logits).abs().max().item()
         run["round_trip_tolerance"] = ROUND_TRIP_TOLERANCE
     return run
 
 
-def environment(ctx: Dist) -> dict[str, Any]:
+def use_threads() -> threads.ThreadPolicy:
+    """This process's OpenMP policy (:mod:`envdoctor.smoke.threads`), applied to torch's pool."""
+    policy = threads.apply()
+    torch.set_num_threads(policy.threads)
+    return policy
+
+
+def environment(ctx: Dist, policy: threads.ThreadPolicy) -> dict[str, Any]:
     device = ctx.device
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
     return {
@@ -367,19 +372,21 @@ def environment(ctx: Dist) -> dict[str, Any]:
         "world_size": ctx.world,
         "backend": ctx.backend,
         "threads": torch.get_num_threads(),
+        "thread_policy": policy.to_dict(),
     }
 
 
 def run(cfg: SmokeConfig, emit: Emit, stop: StopSignal | None = None) -> dict[str, Any]:
     """Train every requested precision; returns the figures of all runs (the same on every rank)."""
     stop = stop or StopSignal()
+    policy = use_threads()
     ctx = distributed.setup(cfg.device)
     try:
         task = make_task(cfg.task, cfg.seq_len)
         mcfg = model_config(cfg, task)
-        eval_set = task.batch(cfg.eval_examples, torch.Generator().manual_seed(cfg.seed + 1_000_003))
+        eval_set = task.batch(cfg.eval_examples, torch.Generator().manual_seed(cfg.seed + 1_000_003), "eval")
         result: dict[str, Any] = {
-            "environment": environment(ctx),
+            "environment": environment(ctx, policy),
             "model": {**mcfg.to_dict(), "params": PAMTransformer(mcfg).num_params()},
             "task": {"name": task.name, "length": task.length},
             "strategy": cfg.strategy if ctx.world > 1 else None,
