@@ -124,10 +124,11 @@ def _selected_chunk(q, kb, vb, kc, t0: int, block: int, top: int, null_k, null_v
     flat = chosen.reshape(B * H, -1)
     ks = kb.reshape(B * H, nb, block * D)[bh, flat].view(B, H, C, -1, D)  # (B, H, C, k * b, D)
     vs = vb.reshape(B * H, nb, block * D)[bh, flat].view(B, H, C, -1, D)
-    scores = (q.unsqueeze(-2) @ ks.transpose(-1, -2)).squeeze(-2) / math.sqrt(D)  # (B, H, C, k * b)
+    # one query against k * b keys: a product and a sum (a matmul per query would be B*H*C tiny calls)
+    scores = (ks * q.unsqueeze(-2)).sum(-1) / math.sqrt(D)  # (B, H, C, k * b)
     scores = scores.masked_fill(~valid.repeat_interleave(block, dim=-1), float("-inf"))
     probs = _with_null(scores, null_k, q).float().softmax(-1).to(q.dtype)
-    out = (probs[..., 1:].unsqueeze(-2) @ vs).squeeze(-2)
+    out = (probs[..., 1:].unsqueeze(-1) * vs).sum(-2)
     return out + probs[..., :1] * null_v.to(q.dtype)[None, :, None, :]
 
 
