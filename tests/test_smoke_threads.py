@@ -69,3 +69,23 @@ def test_the_affinity_mask_not_the_machine_sets_the_cpu_count() -> None:
     )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "1"
+
+
+def test_the_verdict_header_says_what_was_chosen() -> None:
+    from rich.console import Console
+
+    from envdoctor.smoke import render
+
+    policy = threads.choose({"LOCAL_WORLD_SIZE": "2"}, cpus=4).to_dict()
+    result = {
+        "environment": {"torch": "2", "device_name": "cpu", "device": "cpu", "world_size": 1},
+        "model": {"params": 1, "attention": "pam", "stages": 3},
+        "task": {"name": "local"},
+        "runs": [],
+    }
+    result["environment"]["thread_policy"] = policy
+    console = Console(record=True, width=200)
+    render.print_text(result, [], None, console)
+    assert "CPU threads per rank: 2, OMP_WAIT_POLICY=PASSIVE (chosen: 4 CPU(s) usable, 2 rank(s)" in (
+        console.export_text()
+    )
