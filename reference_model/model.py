@@ -44,7 +44,7 @@ from torch.utils.checkpoint import checkpoint
 
 ATTENTIONS = ("pam", "full", "pam_naive")
 LOCAL_GATE_BIAS = 2.0  # initial gate logit of the local branch (others 0): e^2 / (e^2 + 2) = 79 % local
-SELECT_CHUNK = 512  # queries per chunk of the selected branch (recomputed in backward: bounded memory)
+SELECT_CHUNK = 128  # queries per chunk of the selected branch (recomputed in backward: bounded memory)
 
 
 @dataclass
