@@ -44,7 +44,7 @@ from torch.utils.checkpoint import checkpoint
 
 ATTENTIONS = ("pam", "full", "pam_naive")
 LOCAL_GATE_BIAS = 2.0  # initial gate logit of the local branch (others 0): e^2 / (e^2 + 2) = 79 % local
-SELECT_CHUNK = 128  # queries per chunk of the selected branch (recomputed in backward: bounded memory)
+SELECT_BUDGET = 16 * 2**20  # bytes of gathered keys per chunk of queries in the selected branch
 
 
 @dataclass
@@ -133,7 +133,8 @@ def _selected_chunk(q, kb, vb, kc, t0: int, block: int, top: int, null_k, null_v
 
 
 def selected_attention(q, k, v, block: int, top: int, null_k, null_v):
-    """Selected stage, queries in chunks of SELECT_CHUNK, each recomputed in backward (bounded memory)."""
+    """Selected stage. Each query gathers k * b keys and values; when they exceed SELECT_BUDGET the
+    queries go in chunks, each recomputed in backward, so memory stays bounded at any length."""
     B, H, T, D = q.shape
     nb = T // block
     if nb == 0:  # no complete block anywhere: every query has only the null slot
@@ -141,10 +142,11 @@ def selected_attention(q, k, v, block: int, top: int, null_k, null_v):
     kb = k[:, :, : nb * block].reshape(B, H, nb, block, D)
     vb = v[:, :, : nb * block].reshape(B, H, nb, block, D)
     kc = kb.mean(3)
+    chunk = max(1, SELECT_BUDGET // (B * H * min(top, nb) * block * D * q.element_size()))
     outs = []
-    for t0 in range(0, T, SELECT_CHUNK):
-        args = (q[:, :, t0 : t0 + SELECT_CHUNK], kb, vb, kc, t0, block, top, null_k, null_v)
-        if torch.is_grad_enabled() and T > SELECT_CHUNK:
+    for t0 in range(0, T, chunk):
+        args = (q[:, :, t0 : t0 + chunk], kb, vb, kc, t0, block, top, null_k, null_v)
+        if torch.is_grad_enabled() and chunk < T:
             outs.append(checkpoint(_selected_chunk, *args, use_reentrant=False))
         else:
             outs.append(_selected_chunk(*args))

@@ -45,8 +45,10 @@ def test_fast_path_matches_naive_formula(stages: int, select_blocks: int, length
 
 
 def test_chunked_selection_matches_in_value_and_gradient(monkeypatch) -> None:
-    """The selected branch in chunks recomputed in backward gives the naive formula's gradients."""
-    monkeypatch.setattr(pam, "SELECT_CHUNK", 16)
+    """The selected branch in chunks recomputed in backward gives the naive formula's gradients.
+
+    (B 2, H 4, k 2 blocks of 8, D 16, fp32: 4 KiB of gathered keys per query.)"""
+    monkeypatch.setattr(pam, "SELECT_BUDGET", 2 * 4 * 2 * 8 * 16 * 4 * 16)  # 16 queries per chunk
     fast = _model("pam", 3, 2).train()
     naive = _naive_twin(fast).train()
     idx = torch.randint(32, (2, 53), generator=torch.Generator().manual_seed(3))
