@@ -95,6 +95,13 @@ def _with_null(scores, null_k, q):
     return torch.cat([null, scores], dim=-1)
 
 
+def _complete_past_blocks(t0: int, n: int, nb: int, block: int, device) -> torch.Tensor:
+    """(n, nb) bool for queries t0 .. t0 + n - 1: block j lies entirely in the query's past."""
+    pos = torch.arange(t0, t0 + n, device=device)
+    block_end = torch.arange(nb, device=device) * block + block - 1
+    return block_end[None, :] <= pos[:, None]
+
+
 def compressed_attention(q, k, v, block: int, null_k, null_v):
     """Global stage: causal attention over mean-pooled blocks plus a null slot. q,k,v: (B, H, T, D)."""
     B, H, T, D = q.shape
@@ -103,9 +110,7 @@ def compressed_attention(q, k, v, block: int, null_k, null_v):
     vc = v[:, :, : nb * block].reshape(B, H, nb, block, D).mean(3)
     kc = torch.cat([null_k.view(1, H, 1, D).expand(B, H, 1, D).to(k.dtype), kc], dim=2)
     vc = torch.cat([null_v.view(1, H, 1, D).expand(B, H, 1, D).to(v.dtype), vc], dim=2)
-    pos = torch.arange(T, device=q.device)
-    block_end = torch.arange(nb, device=q.device) * block + block - 1
-    visible = block_end[None, :] <= pos[:, None]  # (T, nb): block entirely in the query's past
+    visible = _complete_past_blocks(0, T, nb, block, q.device)
     mask = torch.cat([torch.ones(T, 1, dtype=torch.bool, device=q.device), visible], dim=1)
     return F.scaled_dot_product_attention(q, kc, vc, attn_mask=mask)
 
@@ -114,9 +119,7 @@ def _selected_chunk(q, kb, vb, kc, t0: int, block: int, top: int, null_k, null_v
     """Selected branch for queries t0 .. t0 + len(q): top-k visible blocks at full resolution."""
     B, H, C, D = q.shape
     nb = kb.shape[2]
-    pos = torch.arange(t0, t0 + C, device=q.device)
-    block_end = torch.arange(nb, device=q.device) * block + block - 1
-    visible = block_end[None, :] <= pos[:, None]  # (C, nb)
+    visible = _complete_past_blocks(t0, C, nb, block, q.device)
     coarse = (q @ kc.transpose(-1, -2)).masked_fill(~visible, float("-inf"))  # (B, H, C, nb)
     chosen = coarse.topk(min(top, nb), dim=-1).indices  # (B, H, C, k)
     valid = visible.expand(B, H, C, nb).gather(-1, chosen)  # fewer than k visible: extra picks masked
