@@ -788,7 +788,7 @@ def diff(args: argparse.Namespace) -> int:
 def _smoke_train(commands: argparse._SubParsersAction) -> None:
     p = _command(commands, "smoke-train", smoke_train)
     add = p.add_argument
-    add("--task", default="local", help="local (short range), recall (long range) or add (2-digit).")
+    add("--task", default="local", help="local (short range), recall, assoc (long range) or add (2-digit).")
     add("--size", default="tiny", help="Model size: tiny, small or base.")
     add("--steps", type=int, default=300, help="Optimizer steps.")
     add("--batch-size", type=int, default=64, help="Examples per micro-batch and rank.")

@@ -4,7 +4,7 @@ Used by ``envdoctor smoke-train`` to check that an environment really trains, an
 reference for PAM: see :mod:`reference_model.model`.
 """
 
-from reference_model.model import PAMConfig, PAMTransformer, local_windows, window_at
+from reference_model.model import PAMConfig, PAMTransformer, local_windows
 from reference_model.tasks import TASKS, VOCAB_SIZE, Task, exact_match, make_task
 
 __all__ = [
@@ -16,5 +16,4 @@ __all__ = [
     "exact_match",
     "local_windows",
     "make_task",
-    "window_at",
 ]

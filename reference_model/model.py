@@ -1,6 +1,6 @@
 """A small decoder-only transformer whose attention is PAM, the progressive attention mechanism.
 
-PAM mixes, per query and head, several attention branches ("stages"):
+PAM mixes, per query and head, attention branches that go from coarse to fine:
 
 1. **Global, coarse.** Keys and values are mean-pooled over blocks of ``compress_block`` tokens and
    every query attends causally to the compressed blocks. A query may only see a block that is
@@ -8,21 +8,25 @@ PAM mixes, per query and head, several attention branches ("stages"):
    leaks through a pooled mean. Queries with no complete past block (the first ``b - 1`` positions)
    still have a learned **null key/value** (one per head) to attend to: the softmax is never empty and
    the model can learn to route "nothing to see yet" to it. Cost ``n * (n / b + 1)``, not ``n^2``.
-2. **Local, fine.** Exact causal sliding-window attention: query ``t`` sees keys ``t - w + 1 .. t``.
-   It is computed blockwise: queries in chunks of ``window_max`` tokens attend to the previous chunk
+2. **Selected, fine.** (``select_blocks`` = k > 0) The query's own scores against the compressed
+   keys choose its top-k complete past blocks, and the query attends to every token of those blocks
+   at full resolution (plus the null slot), as in DeepSeek's Native Sparse Attention. A mean-pooled
+   block can say *where* an answer is; only the block's own tokens can say *what* it is. Cost
+   ``n * k * b``. The choice (top-k) is not differentiable; the attention within it is.
+3. **Local, fine.** Exact causal sliding-window attention: query ``t`` sees keys ``t - w + 1 .. t``.
+   It is computed blockwise: queries in chunks of ``window`` tokens attend to the previous chunk
    plus their own through ``scaled_dot_product_attention`` with a boolean window mask, so the cost is
-   ``n * 2 * window_max`` and no ``n x n`` matrix ever exists. The window ``w`` follows the training
-   step (:func:`window_at`): it grows linearly from ``window_min`` to ``window_max`` over
-   ``window_warmup`` steps, rounded to the nearest integer. This replaces a step-dependent 0/1
-   "spatial mask" multiplied onto the scores, which is wrong twice: ``0 * score`` still gets weight
-   ``e^0`` in the softmax (masking needs ``-inf``), and it materialises ``n x n`` scores.
-3. **Fusion.** ``alpha = sigmoid(<q, step_embed[min(step, 999)]>)`` per query and head, output
-   ``alpha * global + (1 - alpha) * local``.
+   ``n * 2 * window`` and no ``n x n`` matrix ever exists. With ``stages=5`` there are three local
+   branches with windows ``w, w/2, w/4`` (rounded, at least 1).
+4. **Fusion.** A gate computed from the layer's input at the query's position: per head, one logit
+   per branch (a linear layer), softmax over the branches, output = the weighted sum of the branch
+   outputs. Its bias starts at ``LOCAL_GATE_BIAS`` for the (widest) local branch and 0 for the others,
+   so a fresh model leans on exact local attention and learns when to look further.
 
-With ``stages=5`` the local stage is split into three windows ``w, w/2, w/4`` (rounded, at least 1),
-giving four branches fused by a softmax gate: branch ``i`` has logit ``<q, e_i>`` with its own step
-embedding ``e_i``, and the last branch has logit ``0``. For two branches this is exactly the sigmoid
-gate above, so stages 3 and 5 share one code path.
+The write-up's gate was ``sigmoid(<q, step_embed[step]>)``: one embedding row per training step,
+each trained once and never used again, and evaluation ran at an untrained row (a constant ~0.5
+mix). Its local window also grew with the step from 4 tokens, which starved the first quarter of
+training. Both are gone: nothing in the model depends on the training step.
 
 ``attention="full"`` is plain causal attention (the baseline); ``attention="pam_naive"`` is the same
 PAM maths written with materialised ``n x n`` scores masked with ``-inf`` (for tests and benchmarks).
@@ -36,9 +40,11 @@ from dataclasses import asdict, dataclass
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from torch.utils.checkpoint import checkpoint
 
-STEP_EMBEDDINGS = 1000  # the gate's step embedding table; steps beyond it reuse the last row
 ATTENTIONS = ("pam", "full", "pam_naive")
+LOCAL_GATE_BIAS = 2.0  # initial gate logit of the local branch (others 0): e^2 / (e^2 + 2) = 79 % local
+SELECT_BUDGET = 16 * 2**20  # bytes of gathered keys per chunk of queries in the selected branch
 
 
 @dataclass
@@ -49,11 +55,10 @@ class PAMConfig:
     n_head: int = 4
     n_embd: int = 64
     attention: str = "pam"  # "pam" | "full" | "pam_naive"
-    stages: int = 3  # 3 (global + local + fusion) or 5 (global + three local windows + fusion)
-    compress_block: int = 8  # b: tokens pooled into one global key/value
-    window_min: int = 4
-    window_max: int = 16  # also the chunk size of the blockwise local attention
-    window_warmup: int = 200  # steps over which the local window grows from window_min to window_max
+    stages: int = 3  # 3: one local window; 5: three local windows w, w/2, w/4
+    compress_block: int = 8  # b: tokens pooled into one global key/value, and the selection unit
+    select_blocks: int = 2  # k: blocks each query attends to at full resolution (0: no selected branch)
+    window: int = 16  # local window, also the chunk size of the blockwise local attention
 
     def __post_init__(self) -> None:
         if self.attention not in ATTENTIONS:
@@ -62,32 +67,39 @@ class PAMConfig:
             raise ValueError(f"stages must be 3 or 5, not {self.stages}")
         if self.n_embd % self.n_head:
             raise ValueError("n_embd must be divisible by n_head")
-        if not 1 <= self.window_min <= self.window_max:
-            raise ValueError("need 1 <= window_min <= window_max")
-        if self.compress_block < 1:
-            raise ValueError("compress_block must be >= 1")
+        if self.window < 1 or self.compress_block < 1 or self.select_blocks < 0:
+            raise ValueError("need window >= 1, compress_block >= 1, select_blocks >= 0")
 
     def to_dict(self) -> dict:
         return asdict(self)
 
-
-def window_at(step: int, cfg: PAMConfig) -> int:
-    """Local window at a training step: linear from window_min to window_max over window_warmup steps."""
-    if cfg.window_warmup <= 0:
-        return cfg.window_max
-    frac = min(max(step, 0), cfg.window_warmup) / cfg.window_warmup
-    return int(math.floor(cfg.window_min + (cfg.window_max - cfg.window_min) * frac + 0.5))
+    @property
+    def n_branches(self) -> int:
+        return 1 + (self.select_blocks > 0) + len(local_windows(self))
 
 
-def local_windows(step: int, cfg: PAMConfig) -> list[int]:
+def local_windows(cfg: PAMConfig) -> list[int]:
     """Windows of the local branches: one for 3 stages, ``w, w/2, w/4`` for 5 stages."""
-    w = window_at(step, cfg)
+    w = cfg.window
     if cfg.stages == 3:
         return [w]
     return [w, max(1, round(w / 2)), max(1, round(w / 4))]
 
 
 # ----------------------------------------------------------------------------- fast PAM branches
+
+
+def _with_null(scores, null_k, q):
+    """Prepend the null slot's score to (B, H, T, n) scores."""
+    null = (q * null_k.to(q.dtype)[None, :, None, :]).sum(-1, keepdim=True) / math.sqrt(q.shape[-1])
+    return torch.cat([null, scores], dim=-1)
+
+
+def _complete_past_blocks(t0: int, n: int, nb: int, block: int, device) -> torch.Tensor:
+    """(n, nb) bool for queries t0 .. t0 + n - 1: block j lies entirely in the query's past."""
+    pos = torch.arange(t0, t0 + n, device=device)
+    block_end = torch.arange(nb, device=device) * block + block - 1
+    return block_end[None, :] <= pos[:, None]
 
 
 def compressed_attention(q, k, v, block: int, null_k, null_v):
@@ -98,18 +110,58 @@ def compressed_attention(q, k, v, block: int, null_k, null_v):
     vc = v[:, :, : nb * block].reshape(B, H, nb, block, D).mean(3)
     kc = torch.cat([null_k.view(1, H, 1, D).expand(B, H, 1, D).to(k.dtype), kc], dim=2)
     vc = torch.cat([null_v.view(1, H, 1, D).expand(B, H, 1, D).to(v.dtype), vc], dim=2)
-    pos = torch.arange(T, device=q.device)
-    block_end = torch.arange(nb, device=q.device) * block + block - 1
-    visible = block_end[None, :] <= pos[:, None]  # (T, nb): block entirely in the query's past
+    visible = _complete_past_blocks(0, T, nb, block, q.device)
     mask = torch.cat([torch.ones(T, 1, dtype=torch.bool, device=q.device), visible], dim=1)
     return F.scaled_dot_product_attention(q, kc, vc, attn_mask=mask)
+
+
+def _selected_chunk(q, kb, vb, kc, t0: int, block: int, top: int, null_k, null_v):
+    """Selected branch for queries t0 .. t0 + len(q): top-k visible blocks at full resolution."""
+    B, H, C, D = q.shape
+    nb = kb.shape[2]
+    visible = _complete_past_blocks(t0, C, nb, block, q.device)
+    coarse = (q @ kc.transpose(-1, -2)).masked_fill(~visible, float("-inf"))  # (B, H, C, nb)
+    chosen = coarse.topk(min(top, nb), dim=-1).indices  # (B, H, C, k)
+    valid = visible.expand(B, H, C, nb).gather(-1, chosen)  # fewer than k visible: extra picks masked
+    bh = torch.arange(B * H, device=q.device)[:, None]
+    flat = chosen.reshape(B * H, -1)
+    ks = kb.reshape(B * H, nb, block * D)[bh, flat].view(B, H, C, -1, D)  # (B, H, C, k * b, D)
+    vs = vb.reshape(B * H, nb, block * D)[bh, flat].view(B, H, C, -1, D)
+    # one query against k * b keys: a product and a sum (a matmul per query would be B*H*C tiny calls)
+    scores = (ks * q.unsqueeze(-2)).sum(-1) / math.sqrt(D)  # (B, H, C, k * b)
+    scores = scores.masked_fill(~valid.repeat_interleave(block, dim=-1), float("-inf"))
+    probs = _with_null(scores, null_k, q).float().softmax(-1).to(q.dtype)
+    out = (probs[..., 1:].unsqueeze(-1) * vs).sum(-2)
+    return out + probs[..., :1] * null_v.to(q.dtype)[None, :, None, :]
+
+
+def selected_attention(q, k, v, block: int, top: int, null_k, null_v):
+    """Selected stage. Each query gathers k * b keys and values; when they exceed SELECT_BUDGET the
+    queries go in chunks, each recomputed in backward, so memory stays bounded at any length."""
+    B, H, T, D = q.shape
+    nb = T // block
+    if nb == 0:  # no complete block anywhere: every query has only the null slot
+        return null_v.to(q.dtype)[None, :, None, :].expand(B, H, T, D)
+    kb = k[:, :, : nb * block].reshape(B, H, nb, block, D)
+    vb = v[:, :, : nb * block].reshape(B, H, nb, block, D)
+    kc = kb.mean(3)
+    chunk = max(1, SELECT_BUDGET // (B * H * min(top, nb) * block * D * q.element_size()))
+    outs = []
+    for t0 in range(0, T, chunk):
+        args = (q[:, :, t0 : t0 + chunk], kb, vb, kc, t0, block, top, null_k, null_v)
+        if torch.is_grad_enabled() and chunk < T:
+            outs.append(checkpoint(_selected_chunk, *args, use_reentrant=False))
+        else:
+            outs.append(_selected_chunk(*args))
+    return torch.cat(outs, dim=2)
 
 
 def sliding_window_attention(q, k, v, window: int, chunk: int):
     """Local stage: exact causal window attention, chunk by chunk (never an n x n matrix).
 
     Queries in chunk ``c`` attend to keys of chunks ``c - 1`` and ``c``; ``window <= chunk`` makes
-    that enough. The boolean mask keeps keys with ``0 <= query_pos - key_pos < window``.
+    that enough. The boolean mask keeps keys with ``0 <= query_pos - key_pos < window``; it is 4-D
+    (one row per chunk) so that the CPU's flash kernel accepts it.
     """
     B, H, T, D = q.shape
     nc = -(-T // chunk)
@@ -127,23 +179,25 @@ def sliding_window_attention(q, k, v, window: int, chunk: int):
     band = (dist >= 0) & (dist < window)
     mask = band.expand(nc, chunk, 2 * chunk).clone()
     mask[0] &= j >= chunk  # chunk 0 has no previous chunk: its "previous" keys are padding
-    out = F.scaled_dot_product_attention(qc, kk, vv, attn_mask=mask)
+    out = F.scaled_dot_product_attention(qc, kk, vv, attn_mask=mask[None])
     return out.reshape(B, H, nc * chunk, D)[:, :, :T]
 
 
-def fuse(q, branches: list[torch.Tensor], step_vectors: torch.Tensor) -> torch.Tensor:
-    """Softmax gate over branches; logit_i = <q, e_i> and the last branch's logit is 0.
-
-    For two branches the weights are (sigmoid(<q, e>), 1 - sigmoid(<q, e>)): the write-up's alpha.
-    step_vectors: (n_branches - 1, D).
-    """
-    logits = q @ step_vectors.to(q.dtype).t()  # (B, H, T, n-1)
-    logits = torch.cat([logits, torch.zeros_like(logits[..., :1])], dim=-1)
-    weights = logits.float().softmax(-1).to(q.dtype)
+def fuse(branches: list[torch.Tensor], gate_logits: torch.Tensor) -> torch.Tensor:
+    """Softmax gate over branches: gate_logits (B, H, T, n_branches), branches (B, H, T, D) each."""
+    weights = gate_logits.float().softmax(-1).to(branches[0].dtype)
     return sum(weights[..., i : i + 1] * b for i, b in enumerate(branches))
 
 
 # ----------------------------------------------------------------------------- naive PAM (tests only)
+
+
+def _block_visibility(T: int, block: int, device) -> torch.Tensor:
+    """(T, T) bool: key position p lies in a complete block that ends at or before the query."""
+    nb = T // block
+    pos = torch.arange(T, device=device)
+    key_block_end = (pos // block) * block + block - 1
+    return (key_block_end[None, :] <= pos[:, None]) & (pos[None, :] < nb * block)
 
 
 def compressed_attention_naive(q, k, v, block: int, null_k, null_v):
@@ -160,13 +214,25 @@ def compressed_attention_naive(q, k, v, block: int, null_k, null_v):
     if nb:
         blk = scores[..., : nb * block].reshape(B, H, T, nb, block).mean(-1)
         pooled[..., : nb * block] = blk.repeat_interleave(block, dim=-1) - math.log(block)
-    pos = torch.arange(T, device=q.device)
-    key_block_end = (pos // block) * block + block - 1
-    visible = (key_block_end[None, :] <= pos[:, None]) & (pos[None, :] < nb * block)
-    pooled = pooled.masked_fill(~visible, float("-inf"))
-    null_scores = (q @ null_k.view(1, H, D, 1)) / math.sqrt(D)  # (B, H, T, 1)
-    probs = torch.cat([pooled, null_scores], dim=-1).softmax(-1)
-    return probs[..., :T] @ v + probs[..., T:] * null_v.view(1, H, 1, D)
+    pooled = pooled.masked_fill(~_block_visibility(T, block, q.device), float("-inf"))
+    probs = _with_null(pooled, null_k, q).softmax(-1)
+    return probs[..., 1:] @ v + probs[..., :1] * null_v.view(1, H, 1, D)
+
+
+def selected_attention_naive(q, k, v, block: int, top: int, null_k, null_v):
+    """The selected stage as an n x n softmax over the positions of each query's top-k blocks."""
+    B, H, T, D = q.shape
+    nb = T // block
+    scores = (q @ k.transpose(-1, -2)) / math.sqrt(D)
+    keep = torch.zeros_like(scores, dtype=torch.bool)
+    if nb:
+        visible = _block_visibility(T, block, q.device)
+        blk = scores[..., : nb * block].reshape(B, H, T, nb, block).mean(-1)
+        blk = blk.masked_fill(~visible[:, : nb * block : block], float("-inf"))
+        chosen = torch.zeros_like(blk, dtype=torch.bool).scatter(-1, blk.topk(min(top, nb), -1).indices, True)
+        keep[..., : nb * block] = chosen.repeat_interleave(block, dim=-1) & visible[:, : nb * block]
+    probs = _with_null(scores.masked_fill(~keep, float("-inf")), null_k, q).softmax(-1)
+    return probs[..., 1:] @ v + probs[..., :1] * null_v.view(1, H, 1, D)
 
 
 def window_attention_naive(q, k, v, window: int):
@@ -179,20 +245,23 @@ def window_attention_naive(q, k, v, window: int):
     return scores.softmax(-1) @ v
 
 
-def pam_attention(q, k, v, cfg: PAMConfig, step: int, null_k, null_v, step_vectors) -> torch.Tensor:
-    """All PAM stages on (B, H, T, D) heads: global + local branch(es), fused by the step gate.
+def pam_attention(q, k, v, cfg: PAMConfig, null_k, null_v, gate_logits) -> torch.Tensor:
+    """All PAM branches on (B, H, T, D) heads, fused by the gate (logits (B, H, T, n_branches)).
 
     ``cfg.attention == "pam_naive"`` computes the same function with n x n score matrices.
     """
-    naive = cfg.attention == "pam_naive"
-    glob = compressed_attention_naive if naive else compressed_attention
-    branches = [glob(q, k, v, cfg.compress_block, null_k, null_v)]
-    for w in local_windows(step, cfg):
-        if naive:
-            branches.append(window_attention_naive(q, k, v, w))
-        else:
-            branches.append(sliding_window_attention(q, k, v, w, cfg.window_max))
-    return fuse(q, branches, step_vectors)
+    b = cfg.compress_block
+    if cfg.attention == "pam_naive":
+        branches = [compressed_attention_naive(q, k, v, b, null_k, null_v)]
+        if cfg.select_blocks:
+            branches.append(selected_attention_naive(q, k, v, b, cfg.select_blocks, null_k, null_v))
+        branches += [window_attention_naive(q, k, v, w) for w in local_windows(cfg)]
+    else:
+        branches = [compressed_attention(q, k, v, b, null_k, null_v)]
+        if cfg.select_blocks:
+            branches.append(selected_attention(q, k, v, b, cfg.select_blocks, null_k, null_v))
+        branches += [sliding_window_attention(q, k, v, w, cfg.window) for w in local_windows(cfg)]
+    return fuse(branches, gate_logits)
 
 
 # ----------------------------------------------------------------------------- transformer
@@ -206,24 +275,23 @@ class CausalSelfAttention(nn.Module):
         self.c_attn = nn.Linear(cfg.n_embd, 3 * cfg.n_embd, bias=False)
         self.c_proj = nn.Linear(cfg.n_embd, cfg.n_embd, bias=False)
         if cfg.attention != "full":
-            n_branches = cfg.stages - 1  # one fusion stage; the others are branches
             self.null_k = nn.Parameter(torch.zeros(cfg.n_head, self.head_dim))
             self.null_v = nn.Parameter(torch.zeros(cfg.n_head, self.head_dim))
-            self.step_embed = nn.Embedding(STEP_EMBEDDINGS, (n_branches - 1) * self.head_dim)
+            self.gate = nn.Linear(cfg.n_embd, cfg.n_head * cfg.n_branches)
 
-    def step_vectors(self, step: int) -> torch.Tensor:
-        """The gate's step embeddings for this step, clamped to the table: (n_branches - 1, D)."""
-        row = torch.tensor(min(max(step, 0), STEP_EMBEDDINGS - 1), device=self.step_embed.weight.device)
-        return self.step_embed(row).view(-1, self.head_dim)
+    def gate_logits(self, x: torch.Tensor) -> torch.Tensor:
+        """Per position, head and branch: (B, H, T, n_branches), from this position's input only."""
+        B, T, _ = x.shape
+        return self.gate(x).view(B, T, self.n_head, -1).transpose(1, 2)
 
-    def forward(self, x: torch.Tensor, step: int = 0) -> torch.Tensor:
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         B, T, C = x.shape
         q, k, v = self.c_attn(x).split(C, dim=2)
         q, k, v = (t.view(B, T, self.n_head, self.head_dim).transpose(1, 2) for t in (q, k, v))
         if self.cfg.attention == "full":
             y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
         else:
-            y = pam_attention(q, k, v, self.cfg, step, self.null_k, self.null_v, self.step_vectors(step))
+            y = pam_attention(q, k, v, self.cfg, self.null_k, self.null_v, self.gate_logits(x))
         return self.c_proj(y.transpose(1, 2).contiguous().view(B, T, C))
 
 
@@ -245,8 +313,8 @@ class Block(nn.Module):
         self.ln_2 = nn.LayerNorm(cfg.n_embd)
         self.mlp = MLP(cfg)
 
-    def forward(self, x: torch.Tensor, step: int = 0) -> torch.Tensor:
-        x = x + self.attn(self.ln_1(x), step)
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x + self.attn(self.ln_1(x))
         return x + self.mlp(self.ln_2(x))
 
 
@@ -266,6 +334,11 @@ class PAMTransformer(nn.Module):
         for name, p in self.named_parameters():  # GPT-2: scale residual projections by depth
             if name.endswith("c_proj.weight"):
                 nn.init.normal_(p, mean=0.0, std=0.02 / math.sqrt(2 * cfg.n_layer))
+        if cfg.attention != "full":  # lean on the (widest) local branch at first
+            local = 1 + (cfg.select_blocks > 0)
+            for block in self.blocks:
+                with torch.no_grad():
+                    block.attn.gate.bias.view(cfg.n_head, cfg.n_branches)[:, local] = LOCAL_GATE_BIAS
 
     @staticmethod
     def _init_weights(module: nn.Module) -> None:
@@ -279,14 +352,14 @@ class PAMTransformer(nn.Module):
     def num_params(self) -> int:
         return sum(p.numel() for p in self.parameters())
 
-    def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None, step: int = 0):
+    def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None):
         """Logits (B, T, vocab) and, with targets, the mean cross-entropy over targets != -1."""
         T = idx.shape[1]
         if self.cfg.block_size < T:
             raise ValueError(f"sequence of {T} tokens exceeds block_size {self.cfg.block_size}")
         x = self.wte(idx) + self.wpe(torch.arange(T, device=idx.device))
         for block in self.blocks:
-            x = block(x, step)
+            x = block(x)
         logits = self.lm_head(self.ln_f(x))
         if targets is None:
             return logits, None

@@ -16,6 +16,15 @@ Shared vocabulary (32 tokens): digits ``0-9`` are 0..9, ``+`` 10, ``=`` 11, ``?`
   stage.
 - ``add`` (arithmetic): ``ab+cd=`` then the 3-digit sum, least significant digit first (the order
   in which carries are computed, which small transformers learn far faster).
+- ``assoc`` (associative recall, long range): ``PAIRS`` key->value pairs at the start (keys are
+  distinct letters from the first half of the letters, values digits), filler letters from the other
+  half, then ``?`` and one of the keys: the answer is its value. It needs to find *which* early
+  position holds the key and read the token after it, beyond any local window.
+
+Evaluation is held out: every example belongs to the training or the evaluation split by a hash of
+its input tokens (one in ``EVAL_SHARE``), and :meth:`Task.batch` draws only from the split asked
+for. ``add`` has only 10,000 problems: without the split most evaluation problems were seen in
+training.
 """
 
 from __future__ import annotations
@@ -27,7 +36,11 @@ import torch
 VOCAB_SIZE = 32
 PLUS, EQUALS, QUERY, BAR = 10, 11, 12, 13
 LETTERS = torch.arange(14, 32)
-TASKS = ("recall", "local", "add")
+KEYS, FILLER = LETTERS[:9], LETTERS[9:]  # assoc: keys never appear as filler
+PAIRS = 4
+TASKS = ("recall", "local", "add", "assoc")
+SPLITS = ("train", "eval")
+EVAL_SHARE = 8  # one input in 8 is reserved for evaluation
 
 
 @dataclass(frozen=True)
@@ -42,9 +55,23 @@ class Task:
         """Tokens per example (``add`` has a fixed length, the others use seq_len)."""
         return 9 if self.name == "add" else self.seq_len
 
-    def batch(self, batch_size: int, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-        """A batch of examples drawn with ``gen`` (CPU tensors)."""
-        return {"recall": self._recall, "local": self._local, "add": self._add}[self.name](batch_size, gen)
+    def batch(
+        self, batch_size: int, gen: torch.Generator, split: str = "train"
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """A batch of examples of one split drawn with ``gen`` (CPU tensors): draw, keep the split's."""
+        if split not in SPLITS:
+            raise ValueError(f"split must be one of {SPLITS}, not {split!r}")
+        make = {"recall": self._recall, "local": self._local, "add": self._add, "assoc": self._assoc}[
+            self.name
+        ]
+        xs, ys, have = [], [], 0
+        while have < batch_size:
+            x, y = make(max(batch_size, 64), gen)
+            keep = in_eval_split(x) == (split == "eval")
+            xs.append(x[keep])
+            ys.append(y[keep])
+            have += int(keep.sum())
+        return torch.cat(xs)[:batch_size], torch.cat(ys)[:batch_size]
 
     def _recall(self, n: int, gen: torch.Generator):
         T = self.seq_len
@@ -54,6 +81,19 @@ class Task:
         idx[:, -1] = QUERY
         targets = torch.full((n, T), -1)
         targets[:, -1] = digit
+        return idx, targets
+
+    def _assoc(self, n: int, gen: torch.Generator):
+        T = self.seq_len
+        idx = FILLER[torch.randint(len(FILLER), (n, T), generator=gen)]
+        keys = KEYS[torch.rand(n, len(KEYS), generator=gen).argsort(1)[:, :PAIRS]]  # distinct per row
+        values = torch.randint(10, (n, PAIRS), generator=gen)
+        idx[:, 0 : 2 * PAIRS : 2], idx[:, 1 : 2 * PAIRS : 2] = keys, values
+        pick = torch.randint(PAIRS, (n, 1), generator=gen)
+        idx[:, -2] = QUERY
+        idx[:, -1] = keys.gather(1, pick)[:, 0]
+        targets = torch.full((n, T), -1)
+        targets[:, -1] = values.gather(1, pick)[:, 0]
         return idx, targets
 
     def _local(self, n: int, gen: torch.Generator):
@@ -77,6 +117,15 @@ class Task:
         return idx, targets
 
 
+def in_eval_split(idx: torch.Tensor) -> torch.Tensor:
+    """Per row: does this input belong to the evaluation split? A hash of its tokens, one in EVAL_SHARE."""
+    h = torch.zeros(idx.shape[0], dtype=torch.int64)
+    for column in idx.t():
+        h = (h * 1_000_003 + column) % 2_147_483_647
+    mixed = (h * 2_654_435_761) % 2**32  # Knuth's multiplicative hash: spread neighbouring inputs
+    return (mixed >> 16) % EVAL_SHARE == 0
+
+
 def _digits(x: torch.Tensor, k: int) -> list[torch.Tensor]:
     """The k decimal digits of x, most significant first."""
     return [(x // 10**i) % 10 for i in reversed(range(k))]
@@ -86,7 +135,7 @@ def make_task(name: str, seq_len: int = 64) -> Task:
     if name not in TASKS:
         raise ValueError(f"unknown task {name!r} (choose {', '.join(TASKS)})")
     if name != "add" and seq_len < 16:
-        raise ValueError("recall and local need seq_len >= 16")
+        raise ValueError("recall, local and assoc need seq_len >= 16")
     return Task(name, seq_len)
 
 

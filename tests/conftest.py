@@ -10,6 +10,10 @@ from pathlib import Path
 
 import pytest
 
+from envdoctor.smoke import threads
+
+threads.apply()  # the training tests run torch in this process: same OpenMP policy as smoke-train's workers
+
 
 @pytest.fixture(scope="session", autouse=True)
 def _private_cache_dir(tmp_path_factory: pytest.TempPathFactory) -> None:

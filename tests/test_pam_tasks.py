@@ -8,7 +8,7 @@ torch = pytest.importorskip("torch")
 
 from envdoctor.smoke.config import TASKS as CLI_TASKS  # noqa: E402
 from reference_model import TASKS, exact_match, make_task  # noqa: E402
-from reference_model.tasks import EQUALS, PLUS, QUERY  # noqa: E402
+from reference_model.tasks import EQUALS, PAIRS, PLUS, QUERY, in_eval_split  # noqa: E402
 
 pytestmark = pytest.mark.torch
 
@@ -55,3 +55,26 @@ def test_task_names_agree_with_the_cli_and_bad_names_fail() -> None:
         make_task("sort")
     with pytest.raises(ValueError):
         make_task("recall", 8)
+
+
+@pytest.mark.parametrize("name,seq_len", [("add", 9), ("recall", 16), ("local", 16), ("assoc", 32)])
+def test_evaluation_inputs_never_appear_in_training(name: str, seq_len: int) -> None:
+    task = make_task(name, seq_len)
+    eval_x, _ = task.batch(512, torch.Generator().manual_seed(1), "eval")
+    train_x, _ = task.batch(20_000, torch.Generator().manual_seed(2), "train")
+    seen = {tuple(row) for row in train_x.tolist()}
+    assert not any(tuple(row) in seen for row in eval_x.tolist())
+    assert in_eval_split(eval_x).all() and not in_eval_split(train_x).any()
+    if name == "add":  # 10,000 problems: without the split most evaluation problems would be trained on
+        assert len({tuple(row) for row in eval_x.tolist()}) > 400 and len(seen) > 7500
+
+
+def test_associative_recall_answers_the_value_of_the_queried_key() -> None:
+    idx, targets = make_task("assoc", 40).batch(100, _gen())
+    pairs = idx[:, : 2 * PAIRS].view(100, PAIRS, 2)
+    assert all(len(set(row)) == PAIRS for row in pairs[:, :, 0].tolist())  # distinct keys
+    assert (idx[:, -2] == QUERY).all() and (targets[:, :-1] == -1).all()
+    for row, pair in zip(range(100), pairs, strict=True):
+        (where,) = (pair[:, 0] == idx[row, -1]).nonzero()[0]
+        assert targets[row, -1] == pair[where, 1]
+    assert not torch.isin(idx[:, 2 * PAIRS : -2], pairs[:, :, 0]).any()  # filler never looks like a key

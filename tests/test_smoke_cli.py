@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import venv
@@ -115,7 +116,11 @@ def test_two_process_torchrun_keeps_ranks_in_sync(tmp_path, strategy: str) -> No
     assert (
         out["result"]["environment"]["world_size"] == 2 and out["result"]["environment"]["backend"] == "gloo"
     )
+    policy = out["result"]["environment"]["thread_policy"]  # torchrun's OMP_NUM_THREADS=1 was not kept
+    assert policy["local_ranks"] == 2 and policy["source"] == "chosen"
+    assert policy["threads"] == max(1, len(os.sched_getaffinity(0)) // 2)
     names = {c["name"]: c for c in out["checks"]}
+    assert names["fp32: causal"]["ok"]
     sync = names["fp32: ranks in sync"]
     assert sync["ok"] and "2 ranks" in sync["figure"], sync
     assert names["fp32: checkpoint round-trip"]["ok"]

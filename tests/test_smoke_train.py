@@ -81,3 +81,29 @@ def test_low_precisions_agree_with_fp32_at_init(tmp_path) -> None:
     for figures in result["init_agreement"].values():
         assert 0 < figures["rel_diff"] <= figures["tolerance"]
     assert [r["precision"] for r in result["runs"]] == ["fp32", "bf16", "fp16", "fp8"]
+
+
+@pytest.mark.parametrize("attention", ["full", "pam"])
+def test_attention_that_ignores_the_causal_mask_fails_the_verdict(tmp_path, monkeypatch, attention) -> None:
+    """A broken kernel that drops the mask still trains (it reads ahead); only the causality check sees it."""
+    real = torch.nn.functional.scaled_dot_product_attention
+
+    def lookahead(q, k, v, attn_mask=None, dropout_p=0.0, is_causal=False, **kw):
+        return real(q, k, v)
+
+    monkeypatch.setattr(torch.nn.functional, "scaled_dot_product_attention", lookahead)
+    cfg = _cfg(tmp_path, attention=attention, min_accuracy=0.0, min_loss_drop=0.0)
+    result = run(cfg, _quiet)
+    failed = [c for c in verdict(result, cfg) if c.ok is False]
+    assert [c.finding for c in failed] == ["smoke-train-noncausal"], failed
+    assert result["runs"][0]["causality"]["max_diff_before"] > 0.01
+
+
+def test_a_sound_model_passes_the_causality_check_under_every_precision(tmp_path) -> None:
+    cfg = _cfg(tmp_path, precision="all", steps=3, min_accuracy=0.0, min_loss_drop=0.0)
+    result = run(cfg, _quiet)
+    causal = {c.name: c for c in verdict(result, cfg) if c.name.endswith(": causal")}
+    assert set(causal) == {"fp32: causal", "bf16: causal", "fp16: causal", "fp8: causal"}
+    assert all(c.ok for c in causal.values()), causal
+    for one in result["runs"]:
+        assert one["causality"]["max_diff_after"] > 0  # the perturbation did reach the later logits

@@ -15,7 +15,7 @@ from typing import Any
 
 PRECISIONS = ("fp32", "bf16", "fp16", "fp8")
 STRATEGIES = ("ddp", "fsdp", "deepspeed")
-TASKS = ("add", "recall", "local")  # kept in step with reference_model.tasks.TASKS (tested)
+TASKS = ("add", "recall", "local", "assoc")  # kept in step with reference_model.tasks.TASKS (tested)
 ATTENTIONS = ("pam", "full")
 # Model sizes: (n_layer, n_head, n_embd). Every width is a multiple of 16 so fp8 layers apply.
 SIZES: dict[str, tuple[int, int, int]] = {

@@ -65,6 +65,13 @@ def row_line(run: dict[str, Any]) -> str:
     )
 
 
+def describe_threads(policy: dict[str, Any]) -> str:
+    return (
+        f"{policy['threads']}, OMP_WAIT_POLICY={policy['wait_policy']} ({policy['source']}: "
+        f"{policy['cpus']} CPU(s) usable, {policy['local_ranks']} rank(s) on this node)"
+    )
+
+
 def _fmt(value: float | None, spec: str) -> str:
     return "–" if value is None else format(value, spec)
 
@@ -78,6 +85,8 @@ def print_text(result: dict[str, Any], checks: list[Check], plot: Path | None, c
         f"torch {env['torch']} on {where}; {model['params']:,} parameters, attention {model['attention']}"
         f" ({model['stages']} stages), task {result['task']['name']}"
     )
+    if "thread_policy" in env:
+        console.print(f"CPU threads per rank: {describe_threads(env['thread_policy'])}", highlight=False)
     if len(result["runs"]) > 1:
         table = Table("precision", "tokens/s", "peak memory", "GB/sample", "final loss", "accuracy")
         for row in precision_rows(result):

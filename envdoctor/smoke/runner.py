@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from envdoctor.smoke import threads
 from envdoctor.smoke.config import SmokeConfig
 from envdoctor.smoke.worker import EVENT_PREFIX, EXIT_INTERRUPTED
 
@@ -82,6 +83,7 @@ class Outcome:
 
 def child_env() -> dict[str, str]:
     env = dict(os.environ, PYTHONUNBUFFERED="1")
+    env[threads.USER_MARK] = threads.user_mark(os.environ)  # torchrun's OMP_NUM_THREADS=1 is not the user's
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH")) if p)
     return env
 

@@ -57,6 +57,14 @@ def run_checks(run: dict[str, Any], cfg: SmokeConfig) -> list[Check]:
             f"{p}: accuracy", acc >= cfg.min_accuracy, f"{acc:.1%} exact match (need {cfg.min_accuracy:.0%})"
         )
     )
+    causal = run["causality"]
+    before, after, tol = causal["max_diff_before"], causal["max_diff_after"], causal["tolerance"]
+    figure = (
+        f"tokens after t changed: logits up to t moved {before:.1e}, after t {after:.1e} "
+        f"(allowed {tol:g} x that)"
+    )
+    ok = before <= tol * after
+    checks.append(Check(f"{p}: causal", ok, figure, None if ok else "smoke-train-noncausal"))
     if len(run["checksums"]) > 1:
         sums = run["checksums"]
         figure = (

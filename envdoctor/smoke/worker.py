@@ -32,6 +32,9 @@ def main(argv: list[str]) -> int:
     if len(argv) != 1:
         sys.stderr.write("usage: python -m envdoctor.smoke.worker CONFIG.json\n")
         return 2
+    from envdoctor.smoke import threads
+
+    threads.apply()  # before torch starts its OpenMP pool: libgomp reads the wait policy once
     try:
         import torch  # noqa: F401
     except ModuleNotFoundError as exc:
