@@ -286,7 +286,8 @@ def _why(exc: OSError) -> str:
 def discard(snap: Snapshot) -> None:
     """Remove a snapshot and its stash (the stash first: a snapshot file never outlives its stash)."""
     shutil.rmtree(snap.stash, ignore_errors=True)
-    snap.path.unlink(missing_ok=True)
+    with contextlib.suppress(OSError):
+        snap.path.unlink(missing_ok=True)
 
 
 def prune(prefix: str, keep: int) -> int:

@@ -166,7 +166,7 @@ def test_fix_in_a_venv_without_torch_shows_the_torch_install_but_does_not_run_it
     applied = invoke(["fix", "--apply", "--python", str(py)])
     assert applied.exit_code == 0 and "nothing to do" in applied.stdout
     prefix = py.parent.parent
-    assert not (prefix / ".envdoctor").exists()  # no snapshot: nothing ran
+    assert not (prefix / ".envdoctor" / "snapshots").exists()  # no snapshot: nothing ran
     assert not list(prefix.glob("lib/python*/site-packages/torch"))
 
 
