@@ -81,8 +81,9 @@ def locked(prefix: str, wait_s: float, log: Log = lambda _m: None) -> Iterator[i
         raise ApplyError(f"{path}: cannot create the lock ({exc.strerror or exc})") from None
     try:
         _acquire(fd, prefix, wait_s, log)
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        with contextlib.suppress(OSError):  # the holder's pid is for messages only (a full disk)
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
         _held[key] = (fd, 1)
         try:
             yield fd
