@@ -262,10 +262,7 @@ def take_snapshot(
         folder.mkdir(parents=True, exist_ok=True)
         _save(snap)
         snap.files = sorted(installed_files(layout))
-        for rel in snap.files:
-            dest = snap.stash / rel
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            os.link(os.path.join(layout.prefix, rel), dest, follow_symlinks=False)
+        _link_all(layout.prefix, str(snap.stash), snap.files)
         snap.state = "ready"
         _save(snap)
     except OSError as exc:
@@ -276,6 +273,17 @@ def take_snapshot(
     if pruned:
         log(f"pruned {pruned} old snapshot(s) of {layout.prefix} (keeping the last {KEEP})")
     return snap
+
+
+def _link_all(source: str, dest: str, files: list[str]) -> None:
+    """Hard-link each relative path of ``source`` to the same path under ``dest`` (folders made once)."""
+    made: set[str] = set()
+    for rel in files:
+        folder = os.path.dirname(rel)
+        if folder not in made:
+            os.makedirs(os.path.join(dest, folder), exist_ok=True)
+            made.add(folder)
+        os.link(os.path.join(source, rel), os.path.join(dest, rel), follow_symlinks=False)
 
 
 def _why(exc: OSError) -> str:

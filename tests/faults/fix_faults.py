@@ -55,10 +55,11 @@ def build_wheel(folder: Path, name: str, version: str, requires: tuple[str, ...]
     return path
 
 
-def conflict_wheels(folder: Path, big: int = 0) -> Path:
+def conflict_wheels(folder: Path, big: int = 0, **beta1_files: str) -> Path:
     """alpha 1.0 needs beta<2; beta 2.0 (planted) and beta 1.0 (the fix) differ in modules and script.
 
-    ``big`` bytes of padding in beta 1.0 (to fill a small disk while pip installs it).
+    ``big`` bytes of padding in beta 1.0 (to fill a small disk while pip installs it); ``beta1_files``
+    go into beta 1.0 too.
     """
     build_wheel(folder, "alpha", "1.0", ("beta<2",), **{"alpha/__init__.py": "VERSION = '1.0'\n"})
     build_wheel(
@@ -80,6 +81,7 @@ def conflict_wheels(folder: Path, big: int = 0) -> Path:
             "beta/old.py": "OLD = True\n",
             "beta/pad.txt": "x" * big,
             "beta-1.0.data/scripts/beta-tool": "#!/bin/sh\necho beta 1\n",
+            **beta1_files,
         },
     )
     return folder
