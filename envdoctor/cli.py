@@ -376,7 +376,7 @@ def fix(args: argparse.Namespace) -> int:
     unknown = sorted(set(only) - {r.id for r in all_rules()} - {"internal-error"})
     if unknown:
         raise Fail(f"--only: unknown finding id {', '.join(unknown)} (`envdoctor rules` lists them)")
-    if args.wait < 0 or args.wait != args.wait or (args.timeout is not None and not 0 < args.timeout < 1e9):
+    if not 0 <= args.wait < 1e9 or (args.timeout is not None and not 0 < args.timeout < 1e9):
         raise Fail("--wait must be >= 0 seconds and --timeout a positive number of seconds")
     selection = Selection(frozenset(only) if only else None, args.include_warnings)
     try:
