@@ -360,6 +360,7 @@ def _fix(commands: argparse._SubParsersAction) -> None:
 def fix(args: argparse.Namespace) -> int:
     """Plan fixes for the findings (or a recipe); --apply runs them, re-checks, rolls back on failure."""
     import contextlib
+    import os
 
     from envdoctor import apply as executor
     from envdoctor.plan import Selection
@@ -383,7 +384,9 @@ def fix(args: argparse.Namespace) -> int:
         if not (args.apply or args.rollback):
             return _fix_plan(args, selection, None)
         # The lock comes before the facts: a run that waited plans from what the other one left.
-        target = executor.inspect_target(str(args.python) if args.python else sys.executable)
+        # absolute, not resolved: a venv's python is a symlink whose location decides sys.prefix
+        python = os.path.abspath(args.python) if args.python else sys.executable
+        target = executor.inspect_target(python)
         with executor.locked(target.prefix, args.wait, log=lambda m: print(m, file=sys.stderr)):
             if args.rollback:
                 return _fix_rollback(args, target.prefix)

@@ -5,9 +5,10 @@ ran is recognised as "nothing to undo"."""
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
-from fix_faults import envdoctor, plant_conflict, record_state
+from fix_faults import REPO, envdoctor, plant_conflict, record_state
 
 from envdoctor import transaction
 from envdoctor.apply import inspect_target
@@ -96,6 +97,7 @@ def test_snapshot_stopped_before_pip_ran_means_nothing_to_undo(fresh_venv, isola
     snap = _take(py)
     data = json.loads(snap.path.read_text())
     snap.path.write_text(json.dumps(dict(data, state="preparing")))
-    done = envdoctor("fix", "--rollback", "--python", str(py), env=isolated_env)
+    relative = os.path.relpath(py, REPO)  # envdoctor runs in REPO
+    done = envdoctor("fix", "--rollback", "--python", relative, env=isolated_env)
     assert done.returncode == 0 and "nothing to roll back" in done.stdout, done.stdout + done.stderr
     assert not snap.path.exists() and not snap.stash.exists()
