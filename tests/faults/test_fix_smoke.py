@@ -6,17 +6,27 @@ exact starting files."""
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 from pathlib import Path
 
 import pytest
-from fix_faults import LocalIndex, conflict_wheels, envdoctor, pip_env, plant_conflict, record_state
+from fix_faults import (
+    LocalIndex,
+    conflict_wheels,
+    envdoctor,
+    pip_env,
+    plant_conflict,
+    record_state,
+    start_envdoctor,
+    wait_for,
+)
 
 from tests.fix_helpers import make_venv
 
 pytestmark = [pytest.mark.slow, pytest.mark.torch]
 
-TORCH_WHEEL = Path("/opt/wheels/torch-2.13.0+cpu-cp311-cp311-manylinux_2_28_x86_64.whl")
 # Installed by beta 1.0 (the version the fix chooses): torch still imports, autograd does nothing.
 BREAK_AUTOGRAD = """
 import importlib.abc, importlib.util, sys
@@ -42,15 +52,10 @@ sys.meta_path.insert(0, _BreakAutograd())
 
 @pytest.fixture(scope="module")
 def torch_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A venv with torch 2.13.0+cpu installed from the wheel on disk (no index reached)."""
-    if not TORCH_WHEEL.is_file():
-        pytest.skip(f"{TORCH_WHEEL} is not on this machine")
+    """A venv with torch 2.13.0: pip, with this machine's settings, takes the CPU wheel on disk."""
     py = make_venv(tmp_path_factory.mktemp("torch") / "venv")
     subprocess.run(
-        [str(py), "-m", "pip", "install", "-q", str(TORCH_WHEEL)],
-        check=True,
-        timeout=900,
-        capture_output=True,
+        [str(py), "-m", "pip", "install", "-q", "torch==2.13.0"], check=True, timeout=900, capture_output=True
     )
     return py
 
@@ -146,3 +151,23 @@ def test_check_smoke_without_torch_is_one_exit_code_for_both(venv_factory):
     )
     alone = envdoctor("fix", "--smoke", "--python", str(py), env=pip_env(None))
     assert alone.returncode == 2 and "--smoke proves an applied fix: add --apply" in alone.stderr
+
+
+def test_ctrl_c_during_the_smoke_train_rolls_back_exactly(torch_venv, fix_wheels, fix_index, tmp_path):
+    env = dict(pip_env(fix_index), TMPDIR=str(tmp_path))
+    plant_conflict(torch_venv, env, fix_wheels)
+    start = record_state(torch_venv)
+    proc = start_envdoctor(
+        "fix", "--apply", "--smoke", "--device", "cpu", "--quick", "--python", str(torch_venv), env=env
+    )
+    wait_for(
+        lambda: any(tmp_path.glob("envdoctor-proof-*/config.json")) or proc.poll() is not None,
+        600,
+        "training",
+    )
+    os.killpg(proc.pid, signal.SIGINT)
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 130, out + err
+    assert "Rolled back (interrupted by SIGINT): environment restored exactly" in out
+    assert "Traceback" not in err
+    assert record_state(torch_venv) == start
