@@ -368,10 +368,16 @@ def apply_plan(
         )
         log(f"snapshot: {snap.path}")
         result = ApplyResult(ok=True, snapshot=snap, errors_before=errors_before)
-        _run_steps(plan, target, result, timeout, log, guard, lock_fd)
-        if result.ok and not guard.received:
-            with activated(read_activation(target.prefix)):
-                _recheck_and_prove(result, recheck, prove, guard)
+        try:
+            _run_steps(plan, target, result, timeout, log, guard, lock_fd)
+            if result.ok and not guard.received:
+                with activated(read_activation(target.prefix)):
+                    _recheck_and_prove(result, recheck, prove, guard)
+        except KeyboardInterrupt:  # raised by the guard while a smoke-train ran
+            guard.raising = False
+            guard.received = guard.received or signal.SIGINT
+        except Exception as exc:  # a full disk writing the activation file, a failing probe: undo
+            result.ok, result.reason = False, f"{type(exc).__name__}: {exc}"
         if guard.received:
             result.ok, result.interrupted = False, guard.name
             result.reason = f"interrupted by {guard.name}"

@@ -10,16 +10,15 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 from fix_faults import envdoctor, plant_conflict, processes_using, record_state, start_envdoctor, wait_for
 
+from envdoctor.apply import apply_plan
+from envdoctor.findings import PipInstall
+from envdoctor.plan import Plan, Step
+
 pytestmark = pytest.mark.slow
-
-
-def _site(python: Path) -> Path:
-    return next(python.parent.parent.glob("lib/python*/site-packages"))
 
 
 def _versions(state: dict) -> set[str]:
@@ -130,4 +129,26 @@ def test_failed_step_rolls_back_by_rename_even_without_the_index(fresh_venv, iso
     done = envdoctor("fix", "--apply", "--quick", "--python", str(py), env=offline)
     assert done.returncode == 1 and "Rolled back (step failed:" in done.stdout, done.stdout + done.stderr
     assert "environment restored exactly" in done.stdout and time.monotonic() - t0 < 120
+    assert record_state(py) == start
+
+
+def test_an_error_inside_the_transaction_rolls_back(fresh_venv, isolated_env, fix_wheels, monkeypatch):
+    """A re-check that raises (a probe's bug, a full disk) after pip changed files: rolled back."""
+    py = fresh_venv()
+    prefix = py.parent.parent
+    plant_conflict(py, isolated_env, fix_wheels)
+    start = record_state(py)
+    for name in [n for n in os.environ if n.startswith("PIP_")]:
+        monkeypatch.delenv(name)
+    for name, value in isolated_env.items():
+        if name.startswith("PIP_"):
+            monkeypatch.setenv(name, value)
+    plan = Plan(str(py), str(prefix), [Step(PipInstall(("beta==1.0",)))])
+
+    def broken_recheck():
+        raise OSError(28, "No space left on device")
+
+    result = apply_plan(plan, broken_recheck, 0, timeout=120)
+    assert result.steps[0].ok and result.rolled_back and result.rollback.ok
+    assert result.reason == "OSError: [Errno 28] No space left on device"
     assert record_state(py) == start
