@@ -440,9 +440,9 @@ def _fix_plan(args: argparse.Namespace, selection, smoke) -> int:
         return EXIT_PROBLEM if plan.steps or plan.refusals else EXIT_OK
     if plan.refusals:
         return EXIT_PROBLEM
-    python = plan.python or sys.executable
     if not plan.automatic_steps:
-        return _fix_nothing_to_do(args, python, smoke)
+        return _fix_nothing_to_do(args, plan, smoke)
+    python = plan.python or sys.executable
     proofs = []
 
     def prove() -> str | None:
@@ -477,20 +477,21 @@ def _fix_plan(args: argparse.Namespace, selection, smoke) -> int:
     return EXIT_OK if result.ok and not result.errors_after else EXIT_PROBLEM
 
 
-def _fix_nothing_to_do(args: argparse.Namespace, python: str, smoke) -> int:
+def _fix_nothing_to_do(args: argparse.Namespace, plan, smoke) -> int:
     """No step to run; with --smoke the environment as it is still gets its proof."""
     import json
 
-    proof = _run_smoke(python, smoke, quiet=args.as_json) if smoke is not None else None
-    if args.as_json:
-        doc = {"ok": proof is None or proof.ok, "steps": [], "smoke": proof.to_dict() if proof else None}
-        sys.stdout.write(json.dumps(doc, indent=2) + "\n")
-    else:
+    if not args.as_json:
         print("nothing to do")
-        if proof is not None:
-            from envdoctor.proof import print_proof
+    proof = _run_smoke(plan.python or sys.executable, smoke, quiet=args.as_json) if smoke else None
+    if args.as_json:
+        doc = {"plan": plan.to_dict(), "ok": proof is None or proof.ok, "steps": []}
+        doc["smoke"] = proof.to_dict() if proof else None
+        sys.stdout.write(json.dumps(doc, indent=2) + "\n")
+    elif proof is not None:
+        from envdoctor.proof import print_proof
 
-            print_proof(proof)
+        print_proof(proof)
     return EXIT_OK if proof is None or proof.ok else EXIT_PROBLEM
 
 

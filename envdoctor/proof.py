@@ -9,7 +9,6 @@ go to a temporary folder that is removed afterwards.
 
 from __future__ import annotations
 
-import sys
 import tempfile
 from dataclasses import dataclass, field
 from typing import Any
@@ -89,9 +88,7 @@ def print_proof(proof: Proof) -> None:
     """The smoke-train's own table of checks, then one verdict line."""
     from rich.console import Console
 
-    console = Console()
     if proof.result is not None:
-        print_text(proof.result, proof.checks, None, console)
+        print_text(proof.result, proof.checks, None, Console())
     verdict_line = "passed" if proof.ok else proof.reason()
-    console.print(f"Smoke-train with {proof.python}: {verdict_line}", highlight=False, markup=False)
-    sys.stdout.flush()
+    print(f"Smoke-train with {proof.python}: {verdict_line}", flush=True)

@@ -137,7 +137,7 @@ def test_fix_whose_result_cannot_train_is_rolled_back_to_the_exact_start(torch_v
     assert not (site / "sitecustomize.py").exists()
 
 
-def test_check_smoke_without_torch_is_one_exit_code_for_both(venv_factory):
+def test_smoke_without_torch_is_one_exit_code_for_both(venv_factory):
     py = venv_factory("check-smoke-no-torch")
     done = envdoctor("check", "--smoke", "--json", "--quick", "--python", str(py), env=pip_env(None))
     doc = json.loads(done.stdout)
@@ -151,6 +151,13 @@ def test_check_smoke_without_torch_is_one_exit_code_for_both(venv_factory):
     )
     alone = envdoctor("fix", "--smoke", "--python", str(py), env=pip_env(None))
     assert alone.returncode == 2 and "--smoke proves an applied fix: add --apply" in alone.stderr
+    # Nothing to apply: the environment as it is still gets its proof, in the same one document.
+    nothing = envdoctor(
+        "fix", "--apply", "--smoke", "--json", "--quick", "--python", str(py), env=pip_env(None)
+    )
+    doc = json.loads(nothing.stdout)
+    assert nothing.returncode == 1 and doc["steps"] == [] and doc["smoke"]["finding"] == "torch-missing"
+    assert doc["plan"]["python"] == str(py)
 
 
 def test_ctrl_c_during_the_smoke_train_rolls_back_exactly(torch_venv, fix_wheels, fix_index, tmp_path):
