@@ -447,6 +447,10 @@ def _fix_plan(args: argparse.Namespace, selection, smoke) -> int:
 
     def prove() -> str | None:
         proofs.append(_run_smoke(python, smoke, quiet=args.as_json))
+        if not args.as_json:
+            from envdoctor.proof import print_proof
+
+            print_proof(proofs[-1])  # before the rollback it may cause
         return None if proofs[-1].ok else proofs[-1].reason()
 
     result = executor.apply_plan(
@@ -465,10 +469,6 @@ def _fix_plan(args: argparse.Namespace, selection, smoke) -> int:
         doc["smoke"] = proof.to_dict() if proof else None
         sys.stdout.write(json.dumps(doc, indent=2) + "\n")
     else:
-        if proof is not None:
-            from envdoctor.proof import print_proof
-
-            print_proof(proof)
         sys.stdout.write(executor.render_result(result))
     if result.interrupted:
         import signal
