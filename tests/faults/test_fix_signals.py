@@ -34,16 +34,27 @@ def test_signal_while_pip_runs_rolls_back_and_says_so(sig, fresh_venv, isolated_
     assert record_state(py) == start
 
 
-def test_ctrl_c_before_any_change_exits_130_without_a_traceback(fresh_venv, isolated_env, fix_wheels):
+def test_ctrl_c_before_any_change_exits_130_without_a_traceback(
+    fresh_venv, isolated_env, fix_wheels, tmp_path
+):
     py = fresh_venv()
     plant_conflict(py, isolated_env, fix_wheels)
+    # A torch whose import hangs: Ctrl-C lands while envdoctor probes, before any change.
+    mark = tmp_path / "probing"
+    site = next(py.parent.parent.glob("lib/python*/site-packages"))
+    (site / "torch").mkdir()
+    (site / "torch" / "__init__.py").write_text(
+        f"import time\nopen({str(mark)!r}, 'w').close()\ntime.sleep(600)\n"
+    )
     start = record_state(py)
-    proc = start_envdoctor("fix", "--apply", "--python", str(py), env=isolated_env)  # probes torch: slow
-    time.sleep(1.5)
+    proc = start_envdoctor("fix", "--apply", "--python", str(py), env=isolated_env)
+    wait_for(lambda: mark.exists() or proc.poll() is not None, what="the torch probe")
     os.killpg(proc.pid, signal.SIGINT)
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, out + err
-    assert "Traceback" not in err
+    assert err.strip() == "envdoctor: interrupted; the environment was not changed by this run"
+    assert not (py.parent.parent / ".envdoctor" / "snapshots").exists()
+    wait_for(lambda: not processes_using(py.parent.parent), timeout=10, what="the torch probe gone")
     assert record_state(py) == start
 
 
