@@ -1,33 +1,57 @@
-"""The executor: snapshot the environment, run a plan's actions, re-check, roll back on failure.
+"""The executor: lock, snapshot the environment, run a plan's actions, re-check, roll back on failure.
 
 It runs exactly the plan it is given (it never plans) against one target interpreter, through
-``<python> -m pip`` or ``uv pip --python <python>`` when uv is on PATH. Before the first change it
-saves a snapshot (every installed distribution with its exact version, plus the activation file)
-under ``<prefix>/.envdoctor/snapshots/``; if a step fails or the re-check finds more errors than
-before, it restores that snapshot. Environment variables go to ``<prefix>/envdoctor-activate.sh``,
-a file the user sources: envdoctor never edits shell start-up files.
+``<python> -m pip`` or ``uv pip --python <python>`` when uv is on PATH. Under the prefix's lock it
+first stashes every installed file (:mod:`envdoctor.transaction`); if a step fails, the re-check
+finds more errors than before, a proof (smoke-train) fails or a signal arrives, the files are
+renamed back from the stash. The installer runs in its own process group, gets forwarded signals,
+and dies with envdoctor. Environment variables go to ``<prefix>/envdoctor-activate.sh``, a file
+the user sources: envdoctor never edits shell start-up files.
 """
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import json
 import os
 import shlex
 import shutil
+import signal
+import subprocess
+import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 
 from packaging.utils import canonicalize_name
 
 from envdoctor.findings import Finding, PipInstall, PipUninstall, SetEnv, Severity
 from envdoctor.plan import ACTIVATION_NAME, STATE_DIR, Plan, needs_constraints, pip_args
-from envdoctor.probes._process import run, run_python
+from envdoctor.probes._process import run_python
+from envdoctor.transaction import (
+    INSTALLERS,
+    ApplyError,
+    Restored,
+    Snapshot,
+    discard,
+    installer_removals,
+    latest_snapshot,
+    locked,
+    read_layout,
+    restore_files,
+    snapshot_dir,
+    take_snapshot,
+    write_atomic,
+)
+
+__all__ = ["ApplyError", "apply_plan", "latest_snapshot", "locked", "rollback", "snapshot_dir"]
 
 PIP_TIMEOUT_S = 1800.0  # one pip command (a CUDA torch download is several GB)
+STOP_GRACE_S = 30.0  # after a forwarded SIGINT/SIGTERM, time the installer gets to stop before SIGKILL
 QUERY_TIMEOUT_S = 60.0  # listing distributions, reading the interpreter's paths
 ACTIVATION_HEADER = (
     "# Written by `envdoctor fix`. Source it to apply the environment fixes:\n#   . {path}\n"
@@ -35,10 +59,6 @@ ACTIVATION_HEADER = (
 )
 
 Log = Callable[[str], None]
-
-
-class ApplyError(RuntimeError):
-    """The target cannot be inspected or changed (one-line message)."""
 
 
 # --- the activation file ---------------------------------------------------------------------
@@ -174,58 +194,6 @@ def live_refusals(target: Target, allow_system: bool, allow_conda: bool) -> list
     return out
 
 
-# --- snapshots -------------------------------------------------------------------------------
-
-
-@dataclass
-class Snapshot:
-    path: Path
-    python: str
-    created: str
-    distributions: dict[str, str]
-    activation: str | None  # the activation file's text, None if there was none
-
-    def to_dict(self) -> dict:
-        return {
-            "python": self.python,
-            "created": self.created,
-            "distributions": self.distributions,
-            "activation": self.activation,
-        }
-
-
-def snapshot_dir(prefix: str) -> Path:
-    return Path(prefix) / STATE_DIR / "snapshots"
-
-
-def take_snapshot(target: Target) -> Snapshot:
-    """Record the exact installed distributions and the activation file before any change."""
-    now = datetime.now(timezone.utc)
-    path = snapshot_dir(target.prefix) / f"{now.strftime('%Y%m%dT%H%M%S%fZ')}.json"
-    try:
-        activation = activation_path(target.prefix).read_text(encoding="utf-8")
-    except FileNotFoundError:
-        activation = None
-    snap = Snapshot(path, target.python, now.isoformat(), dict(target.distributions), activation)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(snap.to_dict(), indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    return snap
-
-
-def latest_snapshot(prefix: str) -> Snapshot | None:
-    """The newest snapshot of this prefix (file names sort by time), or None."""
-    files = sorted(snapshot_dir(prefix).glob("*.json"))
-    if not files:
-        return None
-    try:
-        data = json.loads(files[-1].read_text(encoding="utf-8"))
-        return Snapshot(
-            files[-1], data["python"], data["created"], dict(data["distributions"]), data["activation"]
-        )
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise ApplyError(f"{files[-1]}: unreadable snapshot ({exc.__class__.__name__})") from None
-
-
 # --- running ---------------------------------------------------------------------------------
 
 
@@ -240,6 +208,50 @@ def installer_argv(python: str, args: list[str]) -> list[str]:
     return [uv, "pip", translated[0], "--python", python, *translated[1:]]
 
 
+class Interrupts:
+    """SIGINT, SIGTERM and SIGHUP during a transaction: remembered and forwarded to the installer's
+    process group (started in a session of its own, so a terminal's Ctrl-C reaches only envdoctor);
+    the transaction then rolls back instead of dying half-way."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+    def __init__(self) -> None:
+        self.received: int | None = None
+        self.child: subprocess.Popen | None = None
+        self.raising = False  # raise KeyboardInterrupt too (while a smoke-train runs)
+        self._saved: dict[int, object] = {}
+
+    def __enter__(self) -> Interrupts:
+        if threading.current_thread() is threading.main_thread():
+            self._saved = {s: signal.signal(s, self._on_signal) for s in self.SIGNALS}
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        for sig, handler in self._saved.items():
+            signal.signal(sig, handler)
+
+    def _on_signal(self, signum: int, _frame: object) -> None:
+        self.received = self.received or signum
+        if self.child is not None and self.child.poll() is None:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self.child.pid, signum)
+        if self.raising:
+            raise KeyboardInterrupt
+
+    @property
+    def name(self) -> str | None:
+        return signal.Signals(self.received).name if self.received else None
+
+
+def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
+    """The installer gets SIGKILL when envdoctor dies (SIGKILL included): it never runs on detached."""
+    if _PRCTL is not None:
+        _PRCTL(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+
+
+_PRCTL = getattr(ctypes.CDLL(None, use_errno=True), "prctl", None) if sys.platform == "linux" else None
+
+
 @dataclass
 class StepResult:
     command: str
@@ -248,18 +260,57 @@ class StepResult:
     detail: str = ""  # last line of the installer's error output on failure
 
 
-def run_pip(python: str, args: list[str], timeout: float) -> StepResult:
+def run_pip(
+    python: str, args: list[str], timeout: float, guard: Interrupts | None = None, lock_fd: int | None = None
+) -> StepResult:
+    """One installer command, bounded by ``timeout``; after a forwarded signal, by :data:`STOP_GRACE_S`.
+
+    The installer inherits the prefix's lock (``lock_fd``): were it ever to outlive envdoctor, no
+    other fix or rollback could start until it ended.
+    """
     argv = installer_argv(python, args)
     start = time.monotonic()
     try:
-        done = run(argv, timeout=timeout)
+        proc = subprocess.Popen(
+            argv,
+            cwd="/",
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            start_new_session=True,
+            pass_fds=() if lock_fd is None else (lock_fd,),
+            preexec_fn=_die_with_parent,
+        )
     except OSError as exc:
         return StepResult(shlex.join(argv), False, 0.0, f"cannot start: {exc.strerror or exc}")
-    seconds = time.monotonic() - start
-    if done.timed_out:
-        return StepResult(shlex.join(argv), False, seconds, f"timed out after {timeout:.0f} s")
-    detail = "" if done.returncode == 0 else _error_line(done.stderr or done.stdout)
-    return StepResult(shlex.join(argv), done.returncode == 0, seconds, detail)
+    if guard is not None:
+        guard.child = proc
+    deadline, detail = start + timeout, ""
+    while True:
+        try:
+            out, err = proc.communicate(timeout=0.5)
+            break
+        except subprocess.TimeoutExpired:
+            now = time.monotonic()
+            if guard is not None and guard.received and deadline > now + STOP_GRACE_S:
+                deadline = now + STOP_GRACE_S
+            if now >= deadline:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(proc.pid, signal.SIGKILL)
+                out, err = proc.communicate()
+                detail = (
+                    "stopped" if guard is not None and guard.received else f"timed out after {timeout:.0f} s"
+                )
+                break
+    if guard is not None:
+        guard.child = None
+    text = (err or out or b"").decode("utf-8", errors="replace")
+    ok = proc.returncode == 0 and not detail
+    if guard is not None and guard.received:
+        detail = f"interrupted by {guard.name}"
+    return StepResult(
+        shlex.join(argv), ok, time.monotonic() - start, detail or ("" if ok else _error_line(text))
+    )
 
 
 def _error_line(text: str) -> str:
@@ -280,6 +331,7 @@ class ApplyResult:
     rollback: RollbackResult | None = None
     reason: str = ""  # why it failed / rolled back
     refused: list[str] = field(default_factory=list)
+    interrupted: str | None = None  # the signal that stopped it (SIGINT, SIGTERM, SIGHUP)
 
 
 def count_errors(findings: list[Finding]) -> int:
@@ -294,50 +346,116 @@ def apply_plan(
     allow_conda: bool = False,
     timeout: float = PIP_TIMEOUT_S,
     log: Log = lambda _msg: None,
+    prove: Callable[[], str | None] | None = None,
+    lock_wait: float = 0.0,
 ) -> ApplyResult:
-    """Snapshot, run every automatic step, re-check; roll back if a step fails or errors grow."""
+    """Lock, snapshot, run every automatic step, re-check (then ``prove``, e.g. a smoke-train, whose
+    answer is a failure reason or None); roll back if a step fails, errors grow, the proof fails or
+    a signal arrives. The environment ends as planned or exactly as it was."""
     if not plan.python:
         raise ApplyError("the plan names no interpreter")
     target = inspect_target(plan.python)
     refused = live_refusals(target, allow_system, allow_conda)
     if refused:
         return ApplyResult(ok=False, refused=refused, reason="refused", errors_before=errors_before)
-    snap = take_snapshot(target)
-    log(f"snapshot: {snap.path}")
-    result = ApplyResult(ok=True, snapshot=snap, errors_before=errors_before)
+    with locked(target.prefix, lock_wait, log) as lock_fd, Interrupts() as guard:
+        snap = take_snapshot(
+            target.python,
+            target.distributions,
+            _read_text(activation_path(target.prefix)),
+            _indexes(plan),
+            log,
+        )
+        log(f"snapshot: {snap.path}")
+        result = ApplyResult(ok=True, snapshot=snap, errors_before=errors_before)
+        try:
+            _run_steps(plan, target, result, timeout, log, guard, lock_fd)
+            if result.ok and not guard.received:
+                with activated(read_activation(target.prefix)):
+                    _recheck_and_prove(result, recheck, prove, guard)
+        except KeyboardInterrupt:  # raised by the guard while a smoke-train ran
+            guard.raising = False
+            guard.received = guard.received or signal.SIGINT
+        except Exception as exc:  # a full disk writing the activation file, a failing probe: undo
+            result.ok, result.reason = False, f"{type(exc).__name__}: {exc}"
+        if guard.received:
+            result.ok, result.interrupted = False, guard.name
+            result.reason = f"interrupted by {guard.name}"
+        if not result.ok:
+            log(f"rolling back: {result.reason}")
+            result.rollback = rollback(snap, timeout=timeout, log=log)
+            result.rolled_back = True
+    return result
+
+
+def _recheck_and_prove(
+    result: ApplyResult,
+    recheck: Callable[[], list[Finding]],
+    prove: Callable[[], str | None] | None,
+    guard: Interrupts,
+) -> None:
+    result.findings_after = recheck()
+    result.errors_after = count_errors(result.findings_after)
+    if result.errors_after > result.errors_before:
+        result.ok = False
+        result.reason = f"re-check found {result.errors_after} errors, {result.errors_before} before"
+    if not result.ok or prove is None or guard.received:
+        return
+    guard.raising = True  # the smoke-train stops its workers on KeyboardInterrupt
+    try:
+        failure = prove()
+    except KeyboardInterrupt:
+        return  # guard.received says which signal; apply_plan rolls back
+    finally:
+        guard.raising = False
+    if failure:
+        result.ok, result.reason = False, failure
+
+
+def _run_steps(
+    plan: Plan, target: Target, result: ApplyResult, timeout: float, log: Log, guard: Interrupts, lock_fd: int
+) -> None:
     constraints = _write_constraints(target.prefix, plan.constraints)
     env_changes: dict[str, str | None] = {}
     for step in plan.automatic_steps:
         action = step.action
+        if guard.received:
+            return
         if isinstance(action, SetEnv):
             env_changes[action.name] = action.value
             continue
         assert isinstance(action, (PipInstall, PipUninstall))
         use_constraints = constraints if needs_constraints(action) else None
         log(f"running: {plan.describe(step)}")
-        outcome = run_pip(target.python, pip_args(action, use_constraints), timeout)
+        outcome = run_pip(target.python, pip_args(action, use_constraints), timeout, guard, lock_fd)
         result.steps.append(outcome)
         if not outcome.ok:
             result.ok = False
             result.reason = f"step failed: {plan.describe(step)}: {outcome.detail}"
-            break
-    if result.ok and env_changes:
+            return
+    if env_changes and not guard.received:
         env = read_activation(target.prefix) | env_changes
         path = activation_path(target.prefix)
-        path.write_text(render_activation(path, env), encoding="utf-8")
+        write_atomic(path, render_activation(path, env))
         log(f"wrote {path}")
-    if result.ok:
-        with activated(read_activation(target.prefix)):
-            result.findings_after = recheck()
-        result.errors_after = count_errors(result.findings_after)
-        if result.errors_after > errors_before:
-            result.ok = False
-            result.reason = f"re-check found {result.errors_after} errors, {errors_before} before"
-    if not result.ok:
-        log(f"rolling back: {result.reason}")
-        result.rollback = rollback(snap, timeout=timeout, log=log)
-        result.rolled_back = True
-    return result
+
+
+def _indexes(plan: Plan) -> dict[str, str]:
+    """Where packages come from: the plan's --index-url values and pip's index settings."""
+    out = {
+        k: v for k, v in os.environ.items() if k in ("PIP_INDEX_URL", "PIP_EXTRA_INDEX_URL", "PIP_FIND_LINKS")
+    }
+    urls = sorted({s.action.index_url for s in plan.automatic_steps if getattr(s.action, "index_url", None)})
+    if urls:
+        out["plan"] = " ".join(urls)
+    return out
+
+
+def _read_text(path: Path) -> str | None:
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None
 
 
 def _write_constraints(prefix: str, constraints: list[str]) -> str | None:
@@ -352,10 +470,12 @@ def _write_constraints(prefix: str, constraints: list[str]) -> str | None:
 @dataclass
 class RollbackResult:
     ok: bool
-    removed: list[str] = field(default_factory=list)
-    restored: list[str] = field(default_factory=list)
-    steps: list[StepResult] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)  # distributions gone again
+    restored: list[str] = field(default_factory=list)  # ``name==version`` back in place
+    steps: list[StepResult] = field(default_factory=list)  # pip commands (versions-only snapshots)
     remaining: list[str] = field(default_factory=list)  # differences left after the rollback
+    files: Restored | None = None  # files renamed back / removed (snapshots with a stash)
+    note: str = ""
 
 
 def diff_distributions(before: dict[str, str], after: dict[str, str]) -> tuple[list[str], list[str]]:
@@ -368,26 +488,63 @@ def diff_distributions(before: dict[str, str], after: dict[str, str]) -> tuple[l
 
 
 def rollback(snap: Snapshot, timeout: float = PIP_TIMEOUT_S, log: Log = lambda _msg: None) -> RollbackResult:
-    """Return the interpreter to the snapshot: drop new distributions, reinstall exact old versions."""
+    """Return the interpreter to the snapshot: its files renamed back from the stash (or, for a
+    snapshot of versions only, new distributions removed and old versions reinstalled), then verify.
+
+    Takes the prefix's lock (already held during ``apply_plan``); refuses, before any change, a
+    rollback that would remove pip or setuptools.
+    """
     target = inspect_target(snap.python)
-    added, changed = diff_distributions(snap.distributions, target.distributions)
-    result = RollbackResult(ok=True, removed=added, restored=changed)
+    with locked(target.prefix, 0.0, log):
+        if snap.state == "preparing":
+            discard(snap)
+            return RollbackResult(
+                True, note=f"the fix that wrote {snap.path.name} was stopped before any change"
+            )
+        added, changed = diff_distributions(snap.distributions, target.distributions)
+        result = RollbackResult(ok=True, removed=added, restored=changed)
+        if snap.schema >= 2:
+            layout = read_layout(snap.python)
+            _refuse_installer_removal(snap, installer_removals(snap, layout))
+            try:
+                result.files = restore_files(snap, layout)
+            except OSError as exc:
+                result.ok, result.note = False, f"restoring stopped at {exc.filename}: {exc.strerror or exc}"
+                return result
+            log(f"restored {result.files.replaced} files from {snap.stash}, removed {result.files.removed}")
+        else:
+            _refuse_installer_removal(snap, [n for n in added if canonicalize_name(n) in INSTALLERS])
+            _reinstall(snap, added, changed, result, timeout, log)
+        path = activation_path(target.prefix)
+        if snap.activation is None:
+            path.unlink(missing_ok=True)
+        else:
+            write_atomic(path, snap.activation)
+        after = inspect_target(snap.python).distributions
+    left_added, left_changed = diff_distributions(snap.distributions, after)
+    result.remaining = [f"+{n}" for n in left_added] + [f"~{p}" for p in left_changed]
+    result.ok = not result.remaining and all(s.ok for s in result.steps)
+    return result
+
+
+def _refuse_installer_removal(snap: Snapshot, installers: list[str]) -> None:
+    if installers:
+        raise ApplyError(
+            f"{snap.path}: rollback refused: it would remove {', '.join(installers)}, which the snapshot "
+            f"does not hold (the environment would be left without its installer)"
+        )
+
+
+def _reinstall(
+    snap: Snapshot, added: list[str], changed: list[str], result: RollbackResult, timeout: float, log: Log
+) -> None:
+    """A snapshot of versions only (written by envdoctor before stashes): pip does the restoring."""
     if added:
         log(f"uninstalling {', '.join(added)}")
         result.steps.append(run_pip(snap.python, ["uninstall", "-y", *added], timeout))
     if changed:
         log(f"reinstalling {', '.join(changed)}")
         result.steps.append(run_pip(snap.python, ["install", "--no-input", "--no-deps", *changed], timeout))
-    path = activation_path(str(Path(target.prefix)))
-    if snap.activation is None:
-        path.unlink(missing_ok=True)
-    else:
-        path.write_text(snap.activation, encoding="utf-8")
-    after = inspect_target(snap.python).distributions
-    left_added, left_changed = diff_distributions(snap.distributions, after)
-    result.remaining = [f"+{n}" for n in left_added] + [f"~{p}" for p in left_changed]
-    result.ok = not result.remaining and all(s.ok for s in result.steps)
-    return result
 
 
 def render_result(result: ApplyResult) -> str:
@@ -399,12 +556,18 @@ def render_result(result: ApplyResult) -> str:
             lines.append(f"        {s.detail}")
     if result.rolled_back and result.rollback is not None:
         rb = result.rollback
-        state = "restored" if rb.ok else f"INCOMPLETE ({', '.join(rb.remaining)})"
+        state = "restored exactly" if rb.ok else f"NOT fully restored ({', '.join(rb.remaining) or rb.note})"
         lines.append(f"Rolled back ({result.reason}): environment {state} from {result.snapshot.path}.")
+        if rb.files is not None:
+            lines.append(
+                f"  {rb.files.replaced} files renamed back from the stash, {rb.files.removed} removed"
+            )
         if rb.removed or rb.restored:
             lines.append(
-                f"  removed {', '.join(rb.removed) or '-'}; reinstalled {', '.join(rb.restored) or '-'}"
+                f"  removed {', '.join(rb.removed) or '-'}; restored {', '.join(rb.restored) or '-'}"
             )
+        if not rb.ok:
+            lines.append(f"  Run again: envdoctor fix --rollback --python {result.snapshot.python}")
     elif result.ok:
         lines.append(
             f"Applied. Errors before: {result.errors_before}, after: {result.errors_after}. "
@@ -430,7 +593,17 @@ def result_dict(plan: Plan, result: ApplyResult) -> dict:
         "findings_after": [f.to_dict() for f in result.findings_after],
         "rolled_back": result.rolled_back,
         "reason": result.reason,
-        "rollback": None
-        if rb is None
-        else {"ok": rb.ok, "removed": rb.removed, "restored": rb.restored, "remaining": rb.remaining},
+        "interrupted": result.interrupted,
+        "rollback": None if rb is None else rollback_dict(rb),
+    }
+
+
+def rollback_dict(rb: RollbackResult) -> dict:
+    return {
+        "ok": rb.ok,
+        "removed": rb.removed,
+        "restored": rb.restored,
+        "remaining": rb.remaining,
+        "files": None if rb.files is None else vars(rb.files),
+        "note": rb.note,
     }

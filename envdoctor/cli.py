@@ -219,6 +219,8 @@ def _check(commands: argparse._SubParsersAction) -> None:
     )
     _node_options(p)
     _redaction_option(p)
+    _smoke_options(p, "Then train the reference model with the same interpreter (one exit code for both).")
+    p.add_argument("--timeout", type=seconds, help="--smoke: seconds before training is stopped (default 900).")
 
 
 def _node_options(p: argparse.ArgumentParser) -> None:
@@ -255,6 +257,9 @@ def _redactor(args: argparse.Namespace, sample: str | None = None):
 def check(args: argparse.Namespace) -> int:
     """Diagnose the environment: probes -> facts -> findings. Exit 1 if any finding is an error."""
     fmt = args.fmt
+    if args.smoke and (args.facts is not None or args.from_report is not None):
+        raise Fail("--smoke trains with a live interpreter: not with --facts or --from-report")
+    smoke = _smoke_from_args(args) if args.smoke else None
     if args.python is not None and "{host}" in str(args.python):
         from envdoctor.fleet.node import expand_path
 
@@ -291,6 +296,8 @@ def check(args: argparse.Namespace) -> int:
     from envdoctor.redact import redact_check
 
     shown, shown_findings = redact_check(snapshot, findings, _redactor(args, report_text))
+    if smoke is not None:
+        return _check_then_smoke(args, fmt, shown, shown_findings, smoke)
     if fmt == "json":
         sys.stdout.write(report.render_json(shown, shown_findings) + "\n")
     elif fmt == "markdown":
@@ -339,6 +346,34 @@ def _write_node_file(template: str, document: dict) -> Path:
         return node.write_document(template, document)
     except OSError as exc:
         raise Fail(f"--write {node.expand_path(template)}: {exc.strerror or exc}") from None
+
+
+def _check_then_smoke(args: argparse.Namespace, fmt: str, snapshot, findings, smoke) -> int:
+    """check --smoke: the verdict, then a smoke-train of the same interpreter; exit 1 if either fails.
+
+    JSON: the check's document with a ``smoke`` member (the smoke-train's verdict) and ``ok``.
+    """
+    import json
+
+    from envdoctor import report
+
+    python = str(args.python) if args.python else sys.executable
+    if fmt == "json":
+        doc = json.loads(report.render_json(snapshot, findings))
+        proof = _run_smoke(python, smoke, quiet=True)
+        doc["smoke"] = proof.to_dict()
+        doc["ok"] = proof.ok and not report.has_errors(findings)
+        sys.stdout.write(json.dumps(doc, indent=2) + "\n")
+    else:
+        if fmt == "markdown":
+            sys.stdout.write(report.render_markdown(snapshot, findings))
+        else:
+            report.print_text(snapshot, findings, verbose=args.verbose)
+        from envdoctor.proof import print_proof
+
+        proof = _run_smoke(python, smoke, quiet=False)
+        print_proof(proof)
+    return EXIT_PROBLEM if report.has_errors(findings) or not proof.ok else EXIT_OK
 
 
 def _preload_rules() -> None:
@@ -478,37 +513,88 @@ def _fix(commands: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--allow-conda", action="store_true", help="Allow pip over conda's torch.")
     p.add_argument("--quick", action="store_true", help="Do not import torch while checking.")
-    p.add_argument("--timeout", type=seconds, default=1800.0, help="Seconds allowed per pip command.")
+    p.add_argument(
+        "--wait",
+        type=float,
+        default=60.0,
+        metavar="SECONDS",
+        help="How long to wait for another fix of the same environment to end (default 60).",
+    )
+    _smoke_options(p, "After --apply's re-check, prove the result by a smoke-train; roll back if it fails.")
+    p.add_argument(
+        "--timeout",
+        type=seconds,
+        help="Seconds allowed per pip command (default 1800) and for --smoke's training (default 900).",
+    )
 
 
 def fix(args: argparse.Namespace) -> int:
     """Plan fixes for the findings (or a recipe); --apply runs them, re-checks, rolls back on failure."""
-    import json
+    import contextlib
+    import os
 
     from envdoctor import apply as executor
-    from envdoctor.plan import Selection, build_plan, plan_for_recipe, render_plan
-    from envdoctor.recipes import guard_recipe_plan
-    from envdoctor.rules import all_rules, evaluate
+    from envdoctor.plan import Selection
+    from envdoctor.rules import all_rules
 
     if args.facts is not None and (args.apply or args.rollback):
         raise Fail("--apply and --rollback change a live environment: use --python, not --facts")
+    if args.smoke and not args.apply:
+        raise Fail("--smoke proves an applied fix: add --apply (or use `check --smoke`)")
+    smoke = _smoke_from_args(args) if args.smoke else None
     only = [i.strip() for value in args.only for i in value.split(",") if i.strip()]
     if args.recipe is not None and (only or args.include_warnings):
         raise Fail("--only and --include-warnings choose among findings; --recipe plans the recipe")
     unknown = sorted(set(only) - {r.id for r in all_rules()} - {"internal-error"})
     if unknown:
         raise Fail(f"--only: unknown finding id {', '.join(unknown)} (`envdoctor rules` lists them)")
+    if not 0 <= args.wait < 1e9 or (args.timeout is not None and not 0 < args.timeout < 1e9):
+        raise Fail("--wait must be >= 0 seconds and --timeout a positive number of seconds")
     selection = Selection(frozenset(only) if only else None, args.include_warnings)
-    if args.rollback:
-        target = executor.inspect_target(_target_python(args.python))
-        snap = executor.latest_snapshot(target.prefix)
-        if snap is None:
-            raise Fail(f"no snapshot under {executor.snapshot_dir(target.prefix)}")
-        done = executor.rollback(snap, timeout=args.timeout, log=print)
-        print(
-            f"rolled back to {snap.path}" if done.ok else f"rollback incomplete: {', '.join(done.remaining)}"
-        )
-        return EXIT_OK if done.ok else EXIT_PROBLEM
+    try:
+        if not (args.apply or args.rollback):
+            return _fix_plan(args, selection, None)
+        # The lock comes before the facts: a run that waited plans from what the other one left.
+        # absolute, not resolved (a venv's python is a symlink whose location decides sys.prefix)
+        python = _target_python(args.python)
+        target = executor.inspect_target(python)
+        with executor.locked(target.prefix, args.wait, log=lambda m: print(m, file=sys.stderr)):
+            if args.rollback:
+                return _fix_rollback(args, target.prefix)
+            return _fix_plan(args, selection, smoke)
+    except executor.ApplyError as exc:
+        raise Fail(str(exc)) from None
+    except KeyboardInterrupt:  # before the transaction began or after it ended: nothing half-done
+        with contextlib.suppress(OSError):
+            print("envdoctor: interrupted; the environment was not changed by this run", file=sys.stderr)
+        return 130
+
+
+def _fix_rollback(args: argparse.Namespace, prefix: str) -> int:
+    from envdoctor import apply as executor
+
+    snap = executor.latest_snapshot(prefix)
+    if snap is None:
+        raise Fail(f"no snapshot under {executor.snapshot_dir(prefix)}")
+    done = executor.rollback(snap, timeout=args.timeout or executor.PIP_TIMEOUT_S, log=print)
+    if done.note:
+        print(f"nothing to roll back: {done.note}; the environment is as it was before it")
+    elif done.ok:
+        print(f"rolled back to {snap.path}: environment restored exactly")
+    else:
+        print(f"rollback incomplete: {', '.join(done.remaining) or 'files'}; run `fix --rollback` again")
+    return EXIT_OK if done.ok else EXIT_PROBLEM
+
+
+def _fix_plan(args: argparse.Namespace, selection, smoke) -> int:
+    """Plan (dry run), or plan and apply under the lock the caller holds."""
+    import json
+
+    from envdoctor import apply as executor
+    from envdoctor.plan import build_plan, plan_for_recipe, render_plan
+    from envdoctor.recipes import guard_recipe_plan
+    from envdoctor.rules import evaluate
+
     chosen = _load_recipes(args.recipe) if args.recipe is not None else None
     snapshot = gather_facts(args.python, args.facts, quick=args.quick)
     findings = evaluate(snapshot)
@@ -528,25 +614,90 @@ def fix(args: argparse.Namespace) -> int:
     if plan.refusals:
         return EXIT_PROBLEM
     if not plan.automatic_steps:
-        print("nothing to do")
-        return EXIT_OK
-    try:
-        result = executor.apply_plan(
-            plan,
-            lambda: evaluate(gather_facts(args.python, None, quick=args.quick)),
-            executor.count_errors(findings),
-            allow_system=args.break_system,
-            allow_conda=args.allow_conda,
-            timeout=args.timeout,
-            log=print if not args.as_json else lambda _m: None,
-        )
-    except executor.ApplyError as exc:
-        raise Fail(str(exc)) from None
+        return _fix_nothing_to_do(args, plan, smoke)
+    python = plan.python or sys.executable
+    proofs = []
+
+    def prove() -> str | None:
+        proofs.append(_run_smoke(python, smoke, quiet=args.as_json))
+        if not args.as_json:
+            from envdoctor.proof import print_proof
+
+            print_proof(proofs[-1])  # before the rollback it may cause
+        return None if proofs[-1].ok else proofs[-1].reason()
+
+    result = executor.apply_plan(
+        plan,
+        lambda: evaluate(gather_facts(args.python, None, quick=args.quick)),
+        executor.count_errors(findings),
+        allow_system=args.break_system,
+        allow_conda=args.allow_conda,
+        timeout=args.timeout or executor.PIP_TIMEOUT_S,
+        log=print if not args.as_json else lambda _m: None,
+        prove=prove if smoke is not None else None,
+    )
+    proof = proofs[-1] if proofs else None
     if args.as_json:
-        sys.stdout.write(json.dumps(executor.result_dict(plan, result), indent=2) + "\n")
+        doc = executor.result_dict(plan, result)
+        doc["smoke"] = proof.to_dict() if proof else None
+        sys.stdout.write(json.dumps(doc, indent=2) + "\n")
     else:
         sys.stdout.write(executor.render_result(result))
+    if result.interrupted:
+        import signal
+
+        return 128 + signal.Signals[result.interrupted].value
     return EXIT_OK if result.ok and not result.errors_after else EXIT_PROBLEM
+
+
+def _fix_nothing_to_do(args: argparse.Namespace, plan, smoke) -> int:
+    """No step to run; with --smoke the environment as it is still gets its proof."""
+    import json
+
+    if not args.as_json:
+        print("nothing to do")
+    proof = _run_smoke(plan.python or sys.executable, smoke, quiet=args.as_json) if smoke else None
+    if args.as_json:
+        doc = {"plan": plan.to_dict(), "ok": proof is None or proof.ok, "steps": []}
+        doc["smoke"] = proof.to_dict() if proof else None
+        sys.stdout.write(json.dumps(doc, indent=2) + "\n")
+    elif proof is not None:
+        from envdoctor.proof import print_proof
+
+        print_proof(proof)
+    return EXIT_OK if proof is None or proof.ok else EXIT_PROBLEM
+
+
+def _smoke_options(p: argparse.ArgumentParser, help: str) -> None:
+    """--smoke and the smoke-train options that pass through (--timeout is the command's own)."""
+    p.add_argument("--smoke", action="store_true", help=help)
+    p.add_argument("--device", default="auto", help="--smoke: auto, cpu, cuda or cuda:N.")
+    p.add_argument("--precision", default="fp32", help="--smoke: fp32, bf16, fp16, fp8 or all.")
+    p.add_argument("--nproc", type=int, default=1, help="--smoke: processes (>1 runs under torchrun).")
+
+
+def _smoke_from_args(args: argparse.Namespace):
+    """The smoke options of a command line, checked before anything runs (exit 2 if unusable)."""
+    from envdoctor.proof import SmokeOptions, validate
+    from envdoctor.smoke import ConfigError
+
+    options = SmokeOptions(args.device, args.precision, args.nproc, args.timeout or 900.0)
+    try:
+        validate(options)
+    except ConfigError as exc:
+        raise Fail(str(exc)) from None
+    return options
+
+
+def _run_smoke(python: str, options, quiet: bool):
+    from envdoctor.proof import smoke
+
+    if not quiet:
+        print(
+            f"smoke-train with {python} ({options.device}, {options.precision}, up to {options.timeout:g} s)"
+        )
+        sys.stdout.flush()
+    return smoke(python, options)
 
 
 def _build(commands: argparse._SubParsersAction) -> None:
