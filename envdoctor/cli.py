@@ -220,7 +220,9 @@ def _check(commands: argparse._SubParsersAction) -> None:
     _node_options(p)
     _redaction_option(p)
     _smoke_options(p, "Then train the reference model with the same interpreter (one exit code for both).")
-    p.add_argument("--timeout", type=seconds, help="--smoke: seconds before training is stopped (default 900).")
+    p.add_argument(
+        "--timeout", type=seconds, help="--smoke: seconds before training is stopped (default 900)."
+    )
 
 
 def _node_options(p: argparse.ArgumentParser) -> None:
@@ -531,7 +533,6 @@ def _fix(commands: argparse._SubParsersAction) -> None:
 def fix(args: argparse.Namespace) -> int:
     """Plan fixes for the findings (or a recipe); --apply runs them, re-checks, rolls back on failure."""
     import contextlib
-    import os
 
     from envdoctor import apply as executor
     from envdoctor.plan import Selection
