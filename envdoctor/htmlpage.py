@@ -45,7 +45,7 @@ td.warning { background: var(--warning-bg); }
 code, pre { font: 13px/1.45 ui-monospace, SFMono-Regular, Menlo, Consolas, "Liberation Mono", monospace; }
 pre { white-space: pre-wrap; overflow-wrap: anywhere; }
 code { background: var(--code); padding: 0 .25rem; border-radius: 4px; overflow-wrap: break-word; }
-pre code { padding: 0; background: none; }
+pre code { padding: 0; }
 .badge { display: inline-block; min-width: 1.5rem; padding: 0 .45rem; border-radius: 1rem; color: #fff;
   font-weight: 700; text-align: center; }
 .badge.ok { background: var(--ok); } .badge.warning { background: var(--warning); }

