@@ -3,11 +3,11 @@
 Every page carries its CSS and its one script inline: it opens from a file, an e-mail or a CI artifact
 with no network, no external font, no external script. It prints (folds open, copy buttons hidden)
 and it passes the W3C validator. Nothing here knows about facts or findings: ``report_html`` builds
-the check and diff pages from these parts, and any other page can too::
+the check and diff pages from these parts and ``fleet.html`` the fleet page, so all share one look::
 
     from envdoctor.htmlpage import page, section, table, fold, command, badge, tag
     body = section("Nodes", table(["node", "status"], [["a", badge("ok")], ["b", badge("error")]]))
-    html_text = page("Fleet", body, subtitle="3 nodes")
+    html_text = page("Nodes", body, subtitle="2 nodes")
 
 Text is escaped wherever it goes in; :class:`Markup` (what the builders return) is not escaped again.
 """
@@ -28,7 +28,8 @@ STATUSES = {
 
 CSS = """
 :root { --fg:#1b1f24; --muted:#57606a; --line:#d0d7de; --bg:#ffffff; --code:#f6f8fa;
-  --ok:#1a7f37; --warning:#9a6700; --error:#cf222e; --unknown:#57606a; }
+  --ok:#1a7f37; --warning:#9a6700; --error:#cf222e; --unknown:#57606a;
+  --error-bg:#ffebe9; --warning-bg:#fff8c5; }
 * { box-sizing: border-box; }
 body { font: 15px/1.5 system-ui, -apple-system, "Segoe UI", Roboto, "Helvetica Neue", Arial, sans-serif;
   color: var(--fg); background: var(--bg); margin: 0 auto; max-width: 70rem; padding: 1.5rem; }
@@ -39,9 +40,12 @@ table { border-collapse: collapse; width: 100%; margin: .5rem 0; }
 th, td { text-align: left; vertical-align: top; padding: .35rem .6rem; border-bottom: 1px solid var(--line); }
 th { font-weight: 600; background: var(--code); }
 td.mark, th.mark { width: 2rem; text-align: center; }
+td.error { background: var(--error-bg); color: var(--error); font-weight: 700; }
+td.warning { background: var(--warning-bg); }
 code, pre { font: 13px/1.45 ui-monospace, SFMono-Regular, Menlo, Consolas, "Liberation Mono", monospace; }
 pre { white-space: pre-wrap; overflow-wrap: anywhere; }
 code { background: var(--code); padding: 0 .25rem; border-radius: 4px; overflow-wrap: break-word; }
+pre code { padding: 0; }
 .badge { display: inline-block; min-width: 1.5rem; padding: 0 .45rem; border-radius: 1rem; color: #fff;
   font-weight: 700; text-align: center; }
 .badge.ok { background: var(--ok); } .badge.warning { background: var(--warning); }
@@ -135,7 +139,11 @@ def status_class(status: str) -> str:
 
 
 def table(headers: Sequence[object], rows: Iterable[Sequence[object]], mark_column: bool = False) -> Markup:
-    """A table; with ``mark_column`` the first column is narrow and centred (badges)."""
+    """A table; with ``mark_column`` the first column is narrow and centred (badges).
+
+    A row is its cells, or a ready ``<tr>`` (:class:`Markup`) where the row needs attributes of its own,
+    a header cell or a cell spanning columns. A cell marked by status (``td class="error"``) is tinted.
+    """
 
     def cells(row: Sequence[object], cell: str) -> Markup:
         return render(
@@ -143,7 +151,8 @@ def table(headers: Sequence[object], rows: Iterable[Sequence[object]], mark_colu
         )
 
     head = tag("thead", tag("tr", cells(headers, "th")))
-    return tag("table", head, tag("tbody", [tag("tr", cells(r, "td")) for r in rows]))
+    body = [r if isinstance(r, Markup) else tag("tr", cells(r, "td")) for r in rows]
+    return tag("table", head, tag("tbody", body))
 
 
 def fold(summary: object, *children: object, open: bool = False) -> Markup:

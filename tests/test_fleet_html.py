@@ -13,6 +13,9 @@ CHROMIUM, DRIVER = shutil.which("chromium"), shutil.which("chromedriver")
 pytestmark = pytest.mark.skipif(
     CHROMIUM is None or DRIVER is None, reason="chromium and chromium-driver not installed"
 )
+# The colours of the shared stylesheet (envdoctor.htmlpage), as the browser computes them.
+RED, AMBER, GREEN = "rgba(207, 34, 46, 1)", "rgba(154, 103, 0, 1)", "rgba(26, 127, 55, 1)"
+GREY, CLEAR = "rgba(87, 96, 106, 1)", "rgba(0, 0, 0, 0)"
 
 
 @pytest.fixture(scope="module")
@@ -53,24 +56,26 @@ def test_page_shows_verdict_drift_matrix_findings_and_actions(browser, tmp_path)
     assert code == 1
     browser.get(url)
     assert browser.title == "envdoctor fleet report"
-    verdict = browser.find_element(By.ID, "verdict")
-    assert verdict.text.startswith("41 expected, 40 reported, 1 missing, 1 broken, 1 odd")
+    verdict = browser.find_element(By.CSS_SELECTOR, ".verdict")
+    headline = "41 expected, 40 reported, 1 missing, 1 broken, 1 odd: 3 node(s) need attention"
+    assert verdict.text == f"✗ {headline}"
     # Rendered colours, not markup: the verdict is red, the odd cell stands out from its row.
-    assert verdict.value_of_css_property("background-color") == "rgba(255, 235, 233, 1)"
+    assert verdict.value_of_css_property("border-top-color") == RED
     odd_row = browser.find_element(By.CSS_SELECTOR, 'tr[data-node="node017"]')
-    odd_cell = odd_row.find_element(By.CSS_SELECTOR, "td.odd")
-    assert odd_cell.text == "550" and odd_cell.is_displayed()
-    assert odd_cell.value_of_css_property("background-color") != odd_row.find_element(
-        By.CSS_SELECTOR, "td.same"
-    ).value_of_css_property("background-color")
-    fold = browser.find_element(By.CSS_SELECTOR, "tr.fold").text
+    cells = odd_row.find_elements(By.TAG_NAME, "td")
+    odd_cells = [c for c in cells if c.value_of_css_property("background-color") != CLEAR]
+    assert [c.text for c in odd_cells] == ["550"] and odd_cells[0].is_displayed()
+    assert odd_cells[0].value_of_css_property("color") == RED
+    assert {c.value_of_css_property("color") for c in cells if c not in odd_cells} == {GREY}
+    fold = browser.find_element(By.CSS_SELECTOR, "tr[data-rest]").text
     assert fold == "38 node(s) match the majority: node[001-016,018-032,034-040]"
-    findings = browser.find_element(By.CSS_SELECTOR, "table.findings tbody").text
+    findings = browser.find_element(By.CSS_SELECTOR, "#findings tbody").text
     assert "nccl-missing 1 node033 no NCCL" in findings
-    statuses = [e.text for e in browser.find_elements(By.CSS_SELECTOR, "table.nodes .tag")]
-    assert sorted(statuses) == ["broken", "missing", "odd"]
-    assert browser.find_element(By.ID, "exclude").text == "--exclude=node[017,033,041]"
-    assert "state=drain" in browser.find_element(By.ID, "drain").text
+    badges = browser.find_elements(By.CSS_SELECTOR, "#nodes tbody .badge")
+    statuses = {e.text: e.value_of_css_property("background-color") for e in badges}
+    assert statuses == {"odd": RED, "broken": RED, "missing": AMBER}
+    assert browser.find_element(By.CSS_SELECTOR, "#exclude pre").text == "--exclude=node[017,033,041]"
+    assert "state=drain" in browser.find_element(By.CSS_SELECTOR, "#drain pre").text
     # Self-contained: the browser fetched nothing besides the page itself.
     assert browser.execute_script("return performance.getEntriesByType('resource').length") == 0
     assert len(browser.get_screenshot_as_png()) > 10_000
@@ -82,9 +87,9 @@ def test_healthy_fleet_page_is_green_and_lists_no_actions(browser, tmp_path):
     code, url = _page(tmp_path, count=41)
     assert code == 0
     browser.get(url)
-    verdict = browser.find_element(By.ID, "verdict")
+    verdict = browser.find_element(By.CSS_SELECTOR, ".verdict")
     assert verdict.text.endswith("consistent and healthy")
-    assert verdict.value_of_css_property("background-color") == "rgba(218, 251, 225, 1)"
+    assert verdict.value_of_css_property("border-top-color") == GREEN
     assert browser.find_elements(By.ID, "exclude") == [] and browser.find_elements(By.ID, "drain") == []
 
 

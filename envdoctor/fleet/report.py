@@ -257,7 +257,7 @@ def to_dict(report: FleetReport) -> dict[str, Any]:
 
 def render_text(report: FleetReport) -> str:
     """The verdict for a person: counts, baseline per key, odd nodes, findings, what to exclude/drain."""
-    out = [_headline(report)]
+    out = [headline(report)]
     for g in report.groups:
         title = f"{report.group_by} = {g.name}: " if report.group_by else ""
         out.append(f"\n{title}baseline of {len(g.nodes)} node(s) ({compress(g.nodes)}):")
@@ -298,7 +298,8 @@ def render_text(report: FleetReport) -> str:
     return "\n".join(out) + "\n"
 
 
-def _headline(report: FleetReport) -> str:
+def headline(report: FleetReport) -> str:
+    """The one-line verdict: counts, then healthy or how many nodes need attention."""
     reported = len(report.nodes)
     expected = f"{report.expected} expected, " if report.expected is not None else ""
     parts = [f"{expected}{reported} reported"]
