@@ -251,8 +251,8 @@ def planned_torch(plan: Plan) -> TorchTarget | None:
 def project_torch(facts: Facts, target: TorchTarget) -> Facts:
     """A copy of ``facts`` with the planned torch in place of the installed one.
 
-    What only an import of the new build can tell (arch list, warnings, cuDNN, FP8 support) becomes
-    unknown; the rules then read the knowledge tables instead. Requirements that torch itself
+    What only an import of the new build can tell (arch list, warnings, cuDNN, FP8 support, whether
+    and how many GPUs it sees) becomes unknown; the rules then read the knowledge tables instead. Requirements that torch itself
     declares are pip's to satisfy while it installs torch, so they are no longer unmet; a pin on
     torch is judged against the new version.
     """
@@ -265,7 +265,9 @@ def project_torch(facts: Facts, target: TorchTarget) -> Facts:
     t.status = "ok" if target.variant else "unknown"  # known build: imports as that build
     t.version, t.cuda, t.hip = target.version, cuda, hip
     t.error = t.warnings = t.arch_list = t.cudnn_version = t.nccl_version = None
-    t.float8_dtypes = t.scaled_mm = t.cuda_available = None
+    t.float8_dtypes = t.scaled_mm = t.cuda_available = t.device_count = None
+    if not t.devices:  # the old build saw no device: whether the new one does is unknown
+        t.devices = None
     pkgs = after.packages
     pkgs.torch_build = {"version": target.version, "cuda": cuda, "hip": hip, "git_version": None}
     for listing in (pkgs.versions, pkgs.all):
