@@ -134,11 +134,13 @@ class Redactor:
             users.add(getpass.getuser())
         host = socket.gethostname()
         hosts.update({host, host.split(".")[0]})
-        if sample:
-            users.update(m.group("name") for m in _HOMES.finditer(sample))
-            for m in _PROMPT.finditer(sample):
-                users.add(m.group("user"))
-                hosts.add(m.group("host"))
+        if sample:  # substring gates first: most pastes have no home folder or prompt to scan for
+            if any(h in sample for h in ("/home/", "Users", "Documents and Settings")):
+                users.update(m.group("name") for m in _HOMES.finditer(sample))
+            if "@" in sample:
+                for m in _PROMPT.finditer(sample):
+                    users.add(m.group("user"))
+                    hosts.add(m.group("host"))
         return cls(
             home=home if home not in ("", "/") else None, users=users, hosts=hosts, keep_hosts=keep_hosts
         )

@@ -60,6 +60,15 @@ _AARCH64 = re.compile(r"\baarch64\b|\bJetson\b", re.IGNORECASE)
 _WINDOWS = re.compile(r"\bwindows\b|(?:^|[\s\"'(])[A-Za-z]:\\\w", re.IGNORECASE)
 _MACOS = re.compile(r"\bmac ?os\b|\bdarwin\b", re.IGNORECASE)
 _LINUX = re.compile(r"\b(?:ubuntu|debian|centos|fedora|rocky linux)\b", re.IGNORECASE)
+_DIGIT = re.compile(r"\d")
+PROSE_LINE = 500  # characters of a line read for prose facts
+PROSE_LINES = 1000  # lines read for prose facts: the first and last halves
+# Each OS pattern with the lower-case substrings one of which a matching line must hold.
+_SYSTEMS = (
+    (_WINDOWS, "Windows", ("windows", ":\\")),
+    (_MACOS, "macOS", ("mac", "darwin")),
+    (_LINUX, "Linux", ("ubuntu", "debian", "centos", "fedora", "rocky")),
+)
 # Lines that name versions someone asks for, not ones installed.
 _REQUEST = re.compile(
     r"\b(?:pip3?|uv pip|conda|mamba) install\b|requirement|from versions|No matching distribution|"
@@ -71,27 +80,36 @@ _REQUEST = re.compile(
 def parse(lines: list[str], b: Builder) -> None:
     gpus: list[tuple[str, str]] = []
     systems: list[tuple[str, str]] = []
-    for line in lines:
+    if len(lines) > PROSE_LINES:  # what people write is at the top of a paste (or its very end)
+        lines = lines[: PROSE_LINES // 2] + lines[-PROSE_LINES // 2 :]
+    for full in dict.fromkeys(lines):  # a line repeated in a log states nothing new
+        # A sentence that states a version is short; the cap and the substring gates below keep a
+        # multi-megabyte paste of long lines (a log, a minified blob) linear and cheap.
+        line = full[:PROSE_LINE]
+        low = line.lower()
+        digits = _DIGIT.search(line) is not None
         words = line.strip()[:200]
-        if not _REQUEST.search(line):
-            _versions(line, words, b)
-            for m in _PYTHON.finditer(line):
-                b.put("python.version", m.group("v"), PROSE, words)
-        m = _PYTHON_PATH.search(line)
+        if digits and not _REQUEST.search(line):
+            _versions(line, low, words, b)
+            if "python" in low:
+                for m in _PYTHON.finditer(line):
+                    b.put("python.version", m.group("v"), PROSE, words)
+        m = _PYTHON_PATH.search(line) if digits and "python" in low else None
         if m:
             b.put("python.version", m.group("v"), PROSE, words)
-        m = _DRIVER.search(line)
-        if m and "cuda driver version" not in line.lower():
+        m = _DRIVER.search(line) if digits and "driver" in low else None
+        if m and "cuda driver version" not in low:
             b.put("nvidia.driver_version", m.group("v"), PROSE, words)
-        gpus += [(m.group(0), words) for m in _GPU.finditer(line)]
-        if _CONDA_CPUONLY.search(line) or _CPU_ONLY.search(line):
+        if digits or "jetson" in low:
+            gpus += [(m.group(0), words) for m in _GPU.finditer(line)]
+        if "cpu" in low and (_CONDA_CPUONLY.search(line) or _CPU_ONLY.search(line)):
             b.torch_build(None, PROSE, words)
-        if _NOT_AVAILABLE.search(line):
+        if "is_available" in low and _NOT_AVAILABLE.search(line):
             b.put("torch.cuda_available", False, PROSE, words)
-        if _AARCH64.search(line):
+        if ("aarch64" in low or "jetson" in low) and _AARCH64.search(line):
             b.put("system.arch", "aarch64", PROSE, words)
-        for pattern, os_name in ((_WINDOWS, "Windows"), (_MACOS, "macOS"), (_LINUX, "Linux")):
-            if pattern.search(line):
+        for pattern, os_name, hints in _SYSTEMS:
+            if any(h in low for h in hints) and pattern.search(line):
                 systems.append((os_name, words))
     if not b.gpus:  # a GPU list printed by a tool is never extended from prose
         _gpus(gpus, b)
@@ -99,8 +117,8 @@ def parse(lines: list[str], b: Builder) -> None:
         b.put("system.os", systems[0][0], PROSE, systems[0][1])
 
 
-def _versions(line: str, words: str, b: Builder) -> None:
-    for m in _TORCH.finditer(line):
+def _versions(line: str, low: str, words: str, b: Builder) -> None:
+    for m in _TORCH.finditer(line) if "torch" in low else ():
         version = m.group("v") + (f"+{m.group('tag')}" if m.group("tag") else "")
         b.package("torch", version, PROSE, said=words)
         cuda = m.group("cuda") or (m.group("cu") or "")[2:]

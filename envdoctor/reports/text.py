@@ -12,8 +12,9 @@ VERSION = re.compile(
 )
 # Key and value each end on a non-space, so that no run of spaces is rescanned from every position
 # before it (the lazy form took 100 ms on one 4000-character line).
+# A key is at most 80 characters: a bounded, anchored key keeps a long line without a colon cheap.
 _KV = re.compile(
-    r"^\s*(?:[-*]\s+)?(?P<key>[A-Za-z`\[](?:[\w `./()?'\[\]-]*?[\w`./()?'\[\]-])?)\s*:\s*(?P<value>(?:.*\S)?)\s*$"
+    r"^\s*(?:[-*]\s+)?(?P<key>[A-Za-z`\[](?:[\w `./()?'\[\]-]{0,78}?[\w`./()?'\[\]-])?)\s*:\s*(?P<value>(?:.*\S)?)\s*$"
 )
 _UNKNOWN = {
     "",
@@ -32,6 +33,8 @@ _UNKNOWN = {
 def key_values(lines: list[str]) -> Iterator[tuple[int, str, str]]:
     """(line index, normalised key, value) for every ``key: value`` line (any padding, bullets, backticks)."""
     for i, line in enumerate(lines):
+        if ":" not in line:
+            continue
         m = _KV.match(line.replace("**", ""))  # markdown bold keys: "- **PyTorch Version**: 2.2.0"
         if m:
             key = re.sub(r"\s+", " ", m.group("key").replace("`", "")).strip().lower()

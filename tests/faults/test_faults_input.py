@@ -143,6 +143,7 @@ def _adversarial_texts() -> dict[str, str]:
         "tabs": "a\t" * 1995 + "\n",
         "so-names": "x.so",
         "requires": "p 1 requires ",
+        "prose-versions": "torch 2.1.0 Python 3.11 driver 535 RTX 3090 numpy 1.26 " * 18 + "\n",
     }
     return {name: (unit * (FIVE_MB // len(unit) + 1))[:FIVE_MB] for name, unit in units.items()}
 
