@@ -72,7 +72,7 @@ def toolkit_newer_than_driver(facts: Facts) -> Iterator[Finding]:
     or upgrade the driver.
     """
     nvcc, driver = facts.cuda.nvcc_version, facts.nvidia.driver_version
-    if not nvcc or not driver:
+    if not nvcc or not driver or facts.nvidia.gpus == []:  # a driver that sees no GPU runs nothing anyway
         return
     floor, full = kb.min_driver_for_cuda(nvcc), kb.toolkit_driver_for_cuda(nvcc)
     limit = driver_cuda(facts)
