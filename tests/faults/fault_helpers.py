@@ -79,9 +79,13 @@ def run_fault(
 
 
 def one_line_error(ran: Ran, *words: str) -> str:
-    """The single ``envdoctor: error:`` line of stderr, which must name every one of ``words``."""
+    """The single ``envdoctor: error:`` line of stderr, its last line, which must name every one of ``words``.
+
+    Progress printed before it (smoke-train's step lines when stderr is not a terminal) may stand above.
+    """
     lines = [line for line in ran.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith("envdoctor: error: "), ran.stderr
+    errors = [line for line in lines if line.startswith("envdoctor: error: ")]
+    assert len(errors) == 1 and lines[-1] == errors[0], ran.stderr
     for word in words:
-        assert word in lines[0], (word, lines[0])
-    return lines[0]
+        assert word in errors[0], (word, errors[0])
+    return errors[0]
