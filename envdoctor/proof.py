@@ -13,8 +13,9 @@ import tempfile
 from dataclasses import dataclass, field
 from typing import Any
 
-from envdoctor.smoke import ConfigError, Launch, SmokeConfig, train
+from envdoctor.smoke import ConfigError, Launch, SmokeConfig
 from envdoctor.smoke.render import precision_rows, print_text
+from envdoctor.smoke.runner import train
 from envdoctor.smoke.verdict import Check, passed, verdict
 
 

@@ -37,7 +37,7 @@ def _steps(cfg: PAMConfig, batch: int, seq: int, steps: int, checkpointing: bool
 
 
 def _checkpointed(forward):
-    return lambda x, step=0: checkpoint(forward, x, step, use_reentrant=False)
+    return lambda x: checkpoint(forward, x, use_reentrant=False)
 
 
 def main() -> None:

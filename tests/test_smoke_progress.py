@@ -11,8 +11,9 @@ import textwrap
 import time
 from pathlib import Path
 
-from envdoctor.smoke import Launch, SmokeConfig, train
+from envdoctor.smoke import Launch, SmokeConfig
 from envdoctor.smoke.config import default_out_dir
+from envdoctor.smoke.runner import train
 
 ROOT = Path(__file__).resolve().parents[1]
 # The fp32 row of a real 40-step run on this machine (history cut to its last values).

@@ -12,10 +12,13 @@ import os
 import sys
 from pathlib import Path
 
+from envdoctor.smoke import runner
 from envdoctor.smoke.config import ConfigError, SmokeConfig
-from envdoctor.smoke.runner import Launch, Outcome, train
+from envdoctor.smoke.runner import Launch, Outcome
 
-__all__ = ["ConfigError", "Launch", "Outcome", "SmokeConfig", "smoke_train", "train"]
+# The runner is called as runner.train: a bare name "train" here would be replaced by the submodule
+# envdoctor.smoke.train as soon as anything imports that.
+__all__ = ["ConfigError", "Launch", "Outcome", "SmokeConfig", "smoke_train"]
 
 EXIT_OK, EXIT_PROBLEM, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 # Findings that mean "cannot train here at all" (exit 2) rather than "training went wrong" (exit 1).
@@ -105,7 +108,7 @@ def smoke_train(cfg: SmokeConfig, launch: Launch, as_json: bool, plot: Path | No
                 )
                 progress.console.print(render.row_line(run), highlight=False, markup=False)
 
-        outcome = train(cfg, launch, on_event)
+        outcome = runner.train(cfg, launch, on_event)
     if outcome.interrupted:
         line, step, saved = interrupted_line(outcome.result, cfg.steps)
         if as_json:

@@ -422,10 +422,10 @@ def local_step_seconds(
     model = build_model(mcfg, "fp32", cfg.seed, device)
     gen = torch.Generator().manual_seed(cfg.seed)
     times = []
-    for step in range(steps + 1):
+    for _ in range(steps + 1):
         x, y = (t.to(device) for t in task.batch(cfg.batch_size, gen))
         start = time.perf_counter()
-        _, loss = model(x, y, step=step)
+        _, loss = model(x, y)
         loss.backward()
         if device.type == "cuda":
             torch.cuda.synchronize(device)
