@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 
 from envdoctor.facts import Facts
 from envdoctor.findings import Finding, Manual, PipInstall, Severity
+from envdoctor.readers import installed_torch
 
 if TYPE_CHECKING:
     from envdoctor.knowledge.mined import NameHistory
@@ -66,7 +67,7 @@ def derive(facts: Facts) -> list[Derived]:
 
 def _installed(facts: Facts, package: str) -> str | None:
     if package == "torch":
-        return facts.torch.version or (facts.packages.versions or {}).get("torch")
+        return installed_torch(facts)
     if package == "numpy":
         return (facts.packages.versions or {}).get("numpy") or facts.torch.numpy_version
     return (facts.packages.versions or {}).get(package)

@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from envdoctor.facts import Facts
+from envdoctor.readers import torch_build_version, torch_cuda
 
 # Facts paths that differ between identical nodes (prefix match on the dotted path).
 NOISE_PREFIXES = (
@@ -119,13 +120,12 @@ def _torch_missing(facts: Facts) -> bool:
 def _torch_version(facts: Facts) -> str | None:
     if _torch_missing(facts):
         return NOT_INSTALLED
-    return facts.torch.version or (facts.packages.torch_build or {}).get("version")
+    return torch_build_version(facts)
 
 
 def _torch_cuda(facts: Facts) -> str | None:
-    build = facts.packages.torch_build or {}
-    if facts.torch.status == "ok" or build:
-        return facts.torch.cuda or build.get("cuda") or "none"  # a CPU build: known, no CUDA
+    if facts.torch.status == "ok" or facts.packages.torch_build:
+        return torch_cuda(facts) or "none"  # a CPU build: known, no CUDA
     return None
 
 

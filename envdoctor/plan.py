@@ -20,7 +20,7 @@ from __future__ import annotations
 import copy
 import shlex
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
@@ -28,6 +28,10 @@ from packaging.version import InvalidVersion, Version
 
 from envdoctor.facts import Distribution, Facts
 from envdoctor.findings import Action, Finding, Manual, PipInstall, PipUninstall, SetEnv, Severity
+from envdoctor.readers import capabilities, gpus, installed_versions
+
+if TYPE_CHECKING:
+    from envdoctor.recipes import Recipe
 
 ACTIVATION_NAME = "envdoctor-activate.sh"
 STATE_DIR = ".envdoctor"
@@ -354,7 +358,7 @@ def _installs_torch(action: Action) -> bool:
 
 
 def plan_for_recipe(
-    recipe: Any,
+    recipe: Recipe,
     facts: Facts,
     activation: dict[str, str | None] | None = None,
     allow_system: bool = False,
@@ -406,12 +410,6 @@ def plan_for_recipe(
     _assemble(plan, actions, facts, activation or {})
     plan.refusals = refusals(facts, allow_system, allow_conda, plan)
     return plan
-
-
-def installed_versions(facts: Facts) -> dict[str, str]:
-    """Installed distributions by canonical name, from the full listing or the tracked packages."""
-    listing = facts.packages.all or facts.packages.versions or {}
-    return {canonicalize_name(k): v for k, v in listing.items()}
 
 
 def refusals(facts: Facts, allow_system: bool, allow_conda: bool, plan: Plan | None = None) -> list[str]:
@@ -564,11 +562,12 @@ def _resolve_torch_index(installs: dict[str, tuple[Requirement, Step]], facts: F
         return None
     req, step = installs["torch"]
     version = next((s.version for s in req.specifier if s.operator == "=="), None)
-    if step.action.index_url is not None or version is None or not facts.nvidia.gpus:
+    gpu_list = gpus(facts)
+    if step.action.index_url is not None or version is None or not gpu_list:
         return None
     from envdoctor.knowledge.cuda import choose_variant, index_url
 
-    caps = gpu_capabilities(facts)
+    caps = capabilities(gpu_list)
     variant = choose_variant(version, facts.nvidia.driver_version, caps)
     if variant is None:
         text = (
@@ -580,18 +579,6 @@ def _resolve_torch_index(installs: dict[str, tuple[Requirement, Step]], facts: F
     action = PipInstall(step.action.specs, index_url(variant), step.action.reinstall)
     installs["torch"] = (req, Step(action, step.because))
     return None
-
-
-def gpu_capabilities(facts: Facts) -> list[str]:
-    """Compute capability of every GPU: as reported, else inferred from its name."""
-    from envdoctor.knowledge.cuda import gpu_capability
-
-    caps: list[str] = []
-    for gpu in facts.nvidia.gpus or []:
-        cap = gpu.compute_capability or gpu_capability(gpu.name)
-        if cap and cap not in caps:
-            caps.append(cap)
-    return caps
 
 
 def _group_installs(installs: dict[str, tuple[Requirement, Step]]) -> list[Step]:

@@ -13,6 +13,7 @@ from typing import Any
 from envdoctor.advice import Advice
 from envdoctor.facts import SCHEMA_VERSION, Facts
 from envdoctor.findings import Finding, Severity
+from envdoctor.readers import torch_build_version, torch_cuda, torch_hip
 
 AREAS: dict[str, str] = {
     "system": "System",
@@ -107,11 +108,6 @@ def _absent(area: str, facts: Facts) -> bool:
     return False
 
 
-def torch_build_version(facts: Facts) -> str | None:
-    """The torch version the facts name (import probe, else torch/version.py), None if none."""
-    return facts.torch.version or (facts.packages.torch_build or {}).get("version")
-
-
 def _summary(area: str, facts: Facts) -> str:
     """A short human summary of the facts of one area ('unknown' parts are left out)."""
     s, py, nv, cu, pk, t, d = (
@@ -154,10 +150,9 @@ def _summary(area: str, facts: Facts) -> str:
         tools = [f"gcc {tc.gcc}" if tc.gcc else None, f"no {', '.join(tc.missing)}" if tc.missing else None]
         parts = [nvcc, home, libs, wheels, *tools]
     elif area == "torch":
-        if t.status in ("ok", "unknown", "skipped") and (t.version or (pk.torch_build or {}).get("version")):
-            version = t.version or (pk.torch_build or {}).get("version")
-            build = t.cuda or (pk.torch_build or {}).get("cuda")
-            hip = t.hip or (pk.torch_build or {}).get("hip")
+        version = torch_build_version(facts)
+        if t.status in ("ok", "unknown", "skipped") and version:
+            build, hip = torch_cuda(facts), torch_hip(facts)
             # A pasted report may give the version without the build: unknown is not "CPU".
             known = t.status == "ok" or pk.torch_build is not None
             kind = f"CUDA {build}" if build else f"ROCm {hip}" if hip else "CPU build" if known else None

@@ -15,15 +15,16 @@ from dataclasses import dataclass
 from envdoctor.facts import Facts
 from envdoctor.findings import Finding, Severity, sort_findings
 
-# Rule modules, imported on first use so that `envdoctor --help` stays fast.
+# Rule modules, imported on first use so that `envdoctor --help` stays fast. Their order is the order in
+# which rules run and findings of one severity are listed.
 RULE_MODULES = (
     "envdoctor.rules.torch_install",
     "envdoctor.rules.driver",
     "envdoctor.rules.gpu",
+    "envdoctor.rules.packages",
     "envdoctor.rules.libraries",
     "envdoctor.rules.toolkit",
     "envdoctor.rules.paths",
-    "envdoctor.rules.packages",
     "envdoctor.rules.runtime",
     "envdoctor.rules.container",
     "envdoctor.rules.visibility",

@@ -7,16 +7,9 @@ from collections.abc import Iterator
 from envdoctor.facts import Facts
 from envdoctor.findings import Finding, Manual, PipInstall, Severity
 from envdoctor.knowledge import cuda as kb
+from envdoctor.readers import GpuInfo, TorchBuild, capabilities, gpus, torch_build
 from envdoctor.rules import rule
-from envdoctor.rules.torch_install import (
-    GpuInfo,
-    TorchBuild,
-    capabilities,
-    describe_install,
-    gpus,
-    torch_build,
-    torch_install_action,
-)
+from envdoctor.rules.torch_install import describe_install, torch_install_action
 
 CUDA_COMPAT = "https://docs.nvidia.com/cuda/cuda-c-programming-guide/index.html#binary-compatibility"
 NVIDIA_GPUS = "https://developer.nvidia.com/cuda-gpus"

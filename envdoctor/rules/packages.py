@@ -5,8 +5,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from packaging.requirements import InvalidRequirement
-from packaging.requirements import Requirement as PepRequirement
 from packaging.utils import canonicalize_name
 
 from envdoctor.facts import Facts, Requirement
@@ -21,6 +19,14 @@ from envdoctor.knowledge.ecosystem import (
     public_version,
     spec_contains,
     torch_floor,
+)
+from envdoctor.readers import (
+    installed_torch,
+    is_torch_cuda_dependency,
+    package_version,
+    requirement_name,
+    requirement_spec,
+    torch_cuda,
 )
 from envdoctor.rules import rule
 
@@ -40,43 +46,6 @@ TRANSFORMERS_SOURCES = (
     "https://github.com/huggingface/transformers/blob/main/src/transformers/utils/import_utils.py",
 )
 PIP_CHECK_SOURCE = "https://pip.pypa.io/en/stable/cli/pip_check/"
-
-
-def installed_torch(facts: Facts) -> str | None:
-    """The torch version of the checked environment, with its local tag (``"2.6.0+cu126"``).
-
-    The imported module wins, then ``torch/version.py``, then the distribution metadata.
-    """
-    build = facts.packages.torch_build or {}
-    versions = facts.packages.versions or {}
-    return facts.torch.version or build.get("version") or versions.get("torch")
-
-
-def torch_cuda(facts: Facts) -> str | None:
-    """``torch.version.cuda`` from the import, else from ``torch/version.py``."""
-    return facts.torch.cuda or (facts.packages.torch_build or {}).get("cuda")
-
-
-def package_version(facts: Facts, name: str) -> str | None:
-    versions = facts.packages.versions or {}
-    return versions.get(canonicalize_name(name)) or versions.get(name)
-
-
-def requirement_spec(requirement: str) -> str:
-    """A requirement string without its environment marker: ``"idna<4,>=2.5; ..."`` -> ``"idna<4,>=2.5"``."""
-    try:
-        req = PepRequirement(requirement)
-    except InvalidRequirement:
-        return requirement.split(";", 1)[0].strip()
-    extras = f"[{','.join(sorted(req.extras))}]" if req.extras else ""
-    return f"{req.name}{extras}{req.specifier}"
-
-
-def requirement_name(requirement: str) -> str:
-    try:
-        return canonicalize_name(PepRequirement(requirement).name)
-    except InvalidRequirement:
-        return canonicalize_name(requirement.split(";", 1)[0].split()[0].rstrip("<>=!~,"))
 
 
 # --- numpy-abi ---------------------------------------------------------------------------------
@@ -230,7 +199,6 @@ def ext_abi_mismatch(facts: Facts) -> Iterator[Finding]:
 
 def _explained_elsewhere(facts: Facts, unmet: Requirement) -> bool:
     """Unmet pins that a more specific rule reports with a better fix."""
-    from envdoctor.rules.libraries import is_torch_cuda_dependency
 
     package, required = canonicalize_name(unmet.package), requirement_name(unmet.requirement)
     if package in companion_packages() and required == "torch":

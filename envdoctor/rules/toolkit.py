@@ -8,9 +8,8 @@ from collections.abc import Iterator
 from envdoctor.facts import Facts
 from envdoctor.findings import Action, Finding, Manual, PipInstall, Severity
 from envdoctor.knowledge import cuda as kb
+from envdoctor.readers import gpus, torch_cuda
 from envdoctor.rules import rule
-from envdoctor.rules.packages import torch_cuda
-from envdoctor.rules.torch_install import gpus
 
 MVC_DOC = "https://docs.nvidia.com/deploy/cuda-compatibility/minor-version-compatibility.html"
 RELEASE_NOTES = "https://docs.nvidia.com/cuda/cuda-toolkit-release-notes/index.html"

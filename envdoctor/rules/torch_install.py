@@ -1,17 +1,17 @@
 """Rules about the torch installation itself: missing, broken, wrong Python, several copies.
 
-This module also holds the small readers that the driver and GPU rules share: what torch build
-is installed (version, CUDA variant) and which GPUs with which compute capabilities are present.
+This module also holds the torch install action and its one-line description, which the driver and
+GPU rules share; the facts they read (torch build, GPUs) come from :mod:`envdoctor.readers`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 
 from envdoctor.facts import Facts
 from envdoctor.findings import Finding, Manual, PipInstall, PipUninstall, Severity
 from envdoctor.knowledge import cuda as kb
+from envdoctor.readers import TorchBuild, capabilities, gpus, torch_build
 from envdoctor.rules import rule
 
 PYTORCH_GET_STARTED = "https://pytorch.org/get-started/locally/"
@@ -19,80 +19,7 @@ PYTORCH_PREVIOUS = "https://pytorch.org/get-started/previous-versions/"
 BROKEN_STATUSES = ("import-error", "crashed", "timeout")
 
 
-# --- shared fact readers -----------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class TorchBuild:
-    """The installed torch as far as the facts tell: version, build variant, and where they came from."""
-
-    version: str  # "2.6.0+cu126"
-    variant: str | None  # "cu126", "cpu", "rocm6.2" or None (unknown)
-    evidence: dict[str, object]
-
-
-def torch_build(facts: Facts) -> TorchBuild | None:
-    """The installed torch from the import probe, else from torch/version.py, else from the package list."""
-    t = facts.torch
-    build = facts.packages.torch_build
-    if t.version:
-        variant = kb.parse_variant(t.version, t.cuda)
-        if variant is None and t.status == "ok":
-            variant = f"rocm{t.hip}" if t.hip else "cpu"  # imported fine, no CUDA: a CPU (or ROCm) build
-        return TorchBuild(t.version, variant, {"torch.version": t.version, "torch.cuda": t.cuda})
-    if build and build.get("version"):
-        version = str(build["version"])
-        variant = kb.parse_variant(version, build.get("cuda"))
-        if variant is None and "cuda" in build and build.get("hip") is None:
-            variant = "cpu"  # version.py says cuda = None: built without CUDA
-        evidence = {"packages.torch_build.version": version, "packages.torch_build.cuda": build.get("cuda")}
-        return TorchBuild(version, variant, evidence)
-    versions = facts.packages.versions or {}
-    if "torch" in versions:
-        version = versions["torch"]
-        return TorchBuild(version, kb.parse_variant(version, None), {"packages.versions.torch": version})
-    if "torch.cuda" in facts.stated and t.cuda is None and t.hip is None:
-        # A report that says "a CPU-only version of torch" without naming the version.
-        return TorchBuild("", "cpu", {"torch.cuda": "none (a CPU build)"})
-    return None
-
-
-@dataclass(frozen=True)
-class GpuInfo:
-    name: str
-    capability: str | None
-    inferred: bool  # capability derived from the name via the knowledge table
-    path: str  # fact path the capability was read from
-
-
-def gpus(facts: Facts) -> list[GpuInfo] | None:
-    """GPUs with their compute capability: torch's view first, then the driver's, then the name table.
-
-    None when no probe saw the GPUs (unknown); an empty list when the driver reported none.
-    """
-    devices = facts.torch.devices
-    if devices:
-        return [
-            GpuInfo(d.name, d.capability, False, f"torch.devices[{i}].capability")
-            if d.capability
-            else GpuInfo(d.name, kb.gpu_capability(d.name), True, f"torch.devices[{i}].name")
-            for i, d in enumerate(devices)
-        ]
-    nv = facts.nvidia.gpus
-    if nv is None:
-        return None
-    out = []
-    for i, g in enumerate(nv):
-        if g.compute_capability:
-            out.append(GpuInfo(g.name, g.compute_capability, g.capability_inferred, f"nvidia.gpus[{i}]"))
-        else:
-            out.append(GpuInfo(g.name, kb.gpu_capability(g.name), True, f"nvidia.gpus[{i}].name"))
-    return out
-
-
-def capabilities(gpu_list: list[GpuInfo]) -> list[str]:
-    """Distinct known compute capabilities, in order of first appearance."""
-    return list(dict.fromkeys(g.capability for g in gpu_list if g.capability))
+# --- shared helpers ------------------------------------------------------------------------------
 
 
 def torch_install_action(version: str, variant: str | None, reinstall: bool = True) -> PipInstall:
