@@ -188,7 +188,7 @@ def _api_id(package: str, caller: str | None) -> str:
 
 
 def _older(a: str, b: str) -> bool:
-    from envdoctor.knowledge.cuda import version_tuple
+    from envdoctor.versions import version_tuple
 
     a_parts, b_parts = version_tuple(a), version_tuple(b)
     width = max(len(a_parts), len(b_parts))
@@ -252,7 +252,8 @@ _XFORMERS_CUDA = re.compile(
 def _extension_arch_findings(facts: Facts, text: str) -> Iterator[Derived]:
     """An extension whose CUDA build is known (xformers says it) has no cubin for a GPU newer than
     that toolkit compiles for: an RTX 5090 (sm_120) next to an xformers built with CUDA 12.1."""
-    from envdoctor.knowledge.cuda import toolkit_archs, version_tuple
+    from envdoctor.knowledge.cuda import toolkit_archs
+    from envdoctor.versions import version_tuple
 
     m = _XFORMERS_CUDA.search(text)
     if m is None:

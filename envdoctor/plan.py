@@ -29,6 +29,7 @@ from packaging.version import InvalidVersion, Version
 from envdoctor.facts import Distribution, Facts
 from envdoctor.findings import Action, Finding, Manual, PipInstall, PipUninstall, SetEnv, Severity
 from envdoctor.readers import capabilities, gpus, installed_versions
+from envdoctor.versions import public_version
 
 if TYPE_CHECKING:
     from envdoctor.recipes import Recipe
@@ -370,7 +371,7 @@ def plan_for_recipe(
     its installed version does not satisfy the recipe's pin, a variable the activation file does not
     already set. Hardware the recipe cannot run on becomes a manual step, not a refusal.
     """
-    from envdoctor.knowledge.cuda import driver_at_least, parse_variant, release_version
+    from envdoctor.knowledge.cuda import driver_at_least, parse_variant
 
     plan = Plan(python=facts.python.executable, prefix=facts.python.prefix)
     why = f"recipe {recipe.name}"
@@ -380,16 +381,16 @@ def plan_for_recipe(
     if (
         torch_now is not None
         and facts.torch.version
-        and release_version(facts.torch.version) == release_version(torch_now)
+        and public_version(facts.torch.version) == public_version(torch_now)
     ):
         torch_now = facts.torch.version  # the imported build carries the local tag (+cu126)
     variant_now = parse_variant(torch_now, facts.torch.cuda) if torch_now else None
     if (
         torch_now is None
-        or release_version(torch_now) != recipe.torch.version
+        or public_version(torch_now) != recipe.torch.version
         or variant_now != recipe.torch.variant
     ):
-        same_version = torch_now is not None and release_version(torch_now) == recipe.torch.version
+        same_version = torch_now is not None and public_version(torch_now) == recipe.torch.version
         actions.append(
             (PipInstall((recipe.torch.requirement,), recipe.torch.index_url, reinstall=same_version), why)
         )

@@ -355,7 +355,7 @@ def guard_recipe_plan(plan: Plan, recipe: Recipe, facts: Facts, force: bool) -> 
 
 
 def _rank(verdict: Verdict, has_gpu: bool) -> tuple:
-    from envdoctor.knowledge.cuda import version_tuple
+    from envdoctor.versions import version_tuple
 
     r = verdict.recipe
     cuda = version_tuple(r.torch.variant[2:]) if r.torch.variant.startswith("cu") else ()

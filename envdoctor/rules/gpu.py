@@ -10,6 +10,7 @@ from envdoctor.knowledge import cuda as kb
 from envdoctor.readers import GpuInfo, TorchBuild, capabilities, gpus, torch_build
 from envdoctor.rules import rule
 from envdoctor.rules.torch_install import describe_install, torch_install_action
+from envdoctor.versions import version_tuple
 
 CUDA_COMPAT = "https://docs.nvidia.com/cuda/cuda-c-programming-guide/index.html#binary-compatibility"
 NVIDIA_GPUS = "https://developer.nvidia.com/cuda-gpus"
@@ -159,8 +160,8 @@ def _outside_toolkit(build: TorchBuild, gpu_list: list[GpuInfo], variant: str) -
     if span is None:
         return
     low, high, source = span
-    below = [g for g in gpu_list if g.capability and kb.version_tuple(g.capability) < kb.version_tuple(low)]
-    above = [g for g in gpu_list if g.capability and kb.version_tuple(g.capability) > kb.version_tuple(high)]
+    below = [g for g in gpu_list if g.capability and version_tuple(g.capability) < version_tuple(low)]
+    above = [g for g in gpu_list if g.capability and version_tuple(g.capability) > version_tuple(high)]
     if not below and not above:
         return
     uncovered = below or above
@@ -256,7 +257,7 @@ def fp8_unsupported(facts: Facts) -> Iterator[Finding]:
     ada = [g for g in capable if kb.fp8_min_cuda(g.capability or "")]
     if ada and torch_cuda and len(capable) == len(ada):
         need = kb.fp8_min_cuda(ada[0].capability or "") or ""
-        if kb.version_tuple(torch_cuda) < kb.version_tuple(need):
+        if version_tuple(torch_cuda) < version_tuple(need):
             yield Finding(
                 id="fp8-unsupported",
                 severity=Severity.WARNING,
@@ -290,7 +291,7 @@ def bf16_unsupported(facts: Facts) -> Iterator[Finding]:
     devices = facts.torch.devices or []
     refused = [d for d in devices if d.bf16_supported is False]
     gpu_list = gpus(facts) or []
-    old = [g for g in gpu_list if g.capability and kb.version_tuple(g.capability) < (8, 0)]
+    old = [g for g in gpu_list if g.capability and version_tuple(g.capability) < (8, 0)]
     if not refused and not old:
         return
     step = "Use float16 autocast with torch.amp.GradScaler instead of bf16 on this GPU."
@@ -352,7 +353,7 @@ def torch_cuda_variant_mismatch(facts: Facts) -> Iterator[Finding]:
     if system_variant is None or system_variant == variant:
         return
     torch_cuda = kb.cuda_of_variant(variant) or variant
-    major_differs = kb.version_tuple(torch_cuda)[:1] != kb.version_tuple(system_cuda)[:1]
+    major_differs = version_tuple(torch_cuda)[:1] != version_tuple(system_cuda)[:1]
     release = kb.torch_release(build.version)
     actions: list = []
     if release and system_variant in release.cuda_variants:

@@ -15,8 +15,6 @@ from envdoctor.knowledge.ecosystem import (
     companion_packages,
     companion_pin,
     last_release_before_floor,
-    parse_version,
-    public_version,
     spec_contains,
     torch_floor,
 )
@@ -29,6 +27,7 @@ from envdoctor.readers import (
     torch_cuda,
 )
 from envdoctor.rules import rule
+from envdoctor.versions import parse_version, public_version
 
 NUMPY_SOURCES = (
     "https://github.com/pytorch/pytorch/issues/107302",

@@ -10,6 +10,7 @@ from envdoctor.findings import Action, Finding, Manual, PipInstall, Severity
 from envdoctor.knowledge import cuda as kb
 from envdoctor.readers import gpus, torch_cuda
 from envdoctor.rules import rule
+from envdoctor.versions import version_tuple
 
 MVC_DOC = "https://docs.nvidia.com/deploy/cuda-compatibility/minor-version-compatibility.html"
 RELEASE_NOTES = "https://docs.nvidia.com/cuda/cuda-toolkit-release-notes/index.html"
@@ -36,12 +37,10 @@ def _toolkit_to_use(facts: Facts, limit: str | None) -> str:
     if limit is None:
         return "a CUDA toolkit this driver supports"
     fits = [
-        t
-        for t in facts.cuda.toolkits or []
-        if t.version and kb.version_tuple(t.version) <= kb.version_tuple(limit)
+        t for t in facts.cuda.toolkits or [] if t.version and version_tuple(t.version) <= version_tuple(limit)
     ]
     if fits:
-        best = max(fits, key=lambda t: kb.version_tuple(t.version or "0"))
+        best = max(fits, key=lambda t: version_tuple(t.version or "0"))
         return f"the installed CUDA {best.version} toolkit (CUDA_HOME={best.path})"
     return f"a CUDA toolkit <= {limit}"
 
@@ -157,7 +156,7 @@ def gpu_newer_than_driver(facts: Facts) -> Iterator[Finding]:
             behind.append((g, arch))
     if not behind:
         return
-    need = max((a for _, a in behind), key=lambda a: kb.version_tuple(a.min_driver))
+    need = max((a for _, a in behind), key=lambda a: version_tuple(a.min_driver))
     names = sorted({f"{g.name} ({a.name}, sm {g.capability})" for g, a in behind})
     fix = f"Upgrade the NVIDIA driver to >= {need.min_driver} ({need.branch} or a newer branch)."
     yield Finding(
@@ -180,7 +179,7 @@ def gpu_newer_than_driver(facts: Facts) -> Iterator[Finding]:
 
 
 def _major(version: str | None) -> int | None:
-    parts = kb.version_tuple(version) if version else ()
+    parts = version_tuple(version) if version else ()
     return parts[0] if parts else None
 
 

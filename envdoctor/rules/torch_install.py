@@ -13,6 +13,7 @@ from envdoctor.findings import Finding, Manual, PipInstall, PipUninstall, Severi
 from envdoctor.knowledge import cuda as kb
 from envdoctor.readers import TorchBuild, capabilities, gpus, torch_build
 from envdoctor.rules import rule
+from envdoctor.versions import public_version, version_tuple
 
 PYTORCH_GET_STARTED = "https://pytorch.org/get-started/locally/"
 PYTORCH_PREVIOUS = "https://pytorch.org/get-started/previous-versions/"
@@ -25,7 +26,7 @@ BROKEN_STATUSES = ("import-error", "crashed", "timeout")
 def torch_install_action(version: str, variant: str | None, reinstall: bool = True) -> PipInstall:
     """``pip install torch==X`` from the index of ``variant`` (None: plain PyPI)."""
     return PipInstall(
-        (f"torch=={kb.release_version(version)}",),
+        (f"torch=={public_version(version)}",),
         index_url=kb.index_url(variant) if variant else None,
         reinstall=reinstall,
     )
@@ -203,7 +204,7 @@ def python_unsupported(facts: Facts) -> Iterator[Finding]:
     if release is None or py_minor in release.python:
         return
     evidence.update(build.evidence)
-    newer = [r for r in supporting if kb.version_tuple(r.minor) > kb.version_tuple(release.minor)]
+    newer = [r for r in supporting if version_tuple(r.minor) > version_tuple(release.minor)]
     target = newer[0] if newer else (supporting[-1] if supporting else None)
     actions: list = []
     if target and target.latest:
