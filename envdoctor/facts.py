@@ -24,6 +24,9 @@ SCHEMA_VERSION = 2
 REQUIRED_SECTIONS = ("system", "python", "nvidia", "packages", "torch")
 
 Origin = Literal["probe", "report", "file"]
+# How the torch import went: "skipped" is ``check --quick`` (not imported), "unknown" not probed.
+TorchStatus = Literal["ok", "missing", "import-error", "crashed", "timeout", "skipped", "unknown"]
+DockerStatus = Literal["ok", "sdk-missing", "no-engine", "permission-denied", "error", "unknown"]
 
 
 @dataclass
@@ -182,8 +185,7 @@ class ScaledMmResult:
 
 @dataclass
 class TorchFacts:
-    # "ok", "missing", "import-error", "crashed", "timeout", "skipped" (--quick) or "unknown".
-    status: str = "unknown"
+    status: TorchStatus = "unknown"
     error: str | None = None
     version: str | None = None
     cuda: str | None = None  # torch.version.cuda
@@ -202,8 +204,7 @@ class TorchFacts:
 
 @dataclass
 class DockerFacts:
-    # "ok", "sdk-missing", "no-engine", "permission-denied", "error".
-    status: str = "unknown"
+    status: DockerStatus = "unknown"
     error: str | None = None
     server_version: str | None = None
     runtimes: list[str] | None = None
@@ -215,7 +216,7 @@ class DockerFacts:
 class Facts:
     schema_version: int = SCHEMA_VERSION
     envdoctor_version: str | None = None
-    origin: str = "probe"
+    origin: Origin = "probe"
     system: SystemFacts = field(default_factory=SystemFacts)
     python: PythonFacts = field(default_factory=PythonFacts)
     nvidia: NvidiaFacts = field(default_factory=NvidiaFacts)
@@ -282,6 +283,20 @@ def load_facts(path: str | Path) -> Facts:
         raise FactsError(f"{p}: malformed facts ({exc.__class__.__name__})") from None
     facts.origin = "file" if facts.origin == "probe" else facts.origin
     return facts
+
+
+@functools.cache
+def is_fact_path(path: str) -> bool:
+    """Whether a dotted path (``"torch.version"``, ``"nvidia.cuda_driver_version"``) names a field of
+    :class:`Facts`, through nested sections: report parsers and signature files name facts this way, and
+    a misspelt path must be an error rather than a value silently dropped."""
+    tp: Any = Facts
+    for name in path.split("."):
+        tp = _shape(tp)[0]
+        if not _is_dataclass(tp) or name not in _field_types(tp):
+            return False
+        tp = _field_types(tp)[name]
+    return True
 
 
 @functools.cache

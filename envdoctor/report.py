@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from envdoctor.advice import Advice
 from envdoctor.facts import SCHEMA_VERSION, Facts
-from envdoctor.findings import Finding, Severity
+from envdoctor.findings import Area, Finding, Severity
 from envdoctor.readers import torch_build_version, torch_cuda, torch_hip
 
-AREAS: dict[str, str] = {
+AREAS: dict[Area, str] = {
     "system": "System",
     "nvidia": "NVIDIA driver & GPUs",
     "cuda": "CUDA toolkit & libraries",
@@ -24,13 +24,14 @@ AREAS: dict[str, str] = {
     "container": "Docker / container",
 }
 # Probe name -> report area, for probe crash lines.
-PROBE_AREAS = {"system": "system", "target": "packages", "nvidia": "nvidia", "cuda": "cuda"}
+PROBE_AREAS: dict[str, Area] = {"system": "system", "target": "packages", "nvidia": "nvidia", "cuda": "cuda"}
 PROBE_AREAS |= {"torch": "torch", "docker": "container", "toolchain": "cuda"}
 
 # One mark per status, never shared: ✓ means checked and fine, nothing else. "crashed" is a probe of the
 # area that crashed, timed out or failed (flutter doctor's ☠), "absent" an area with nothing to check
 # (no driver, no torch) or nothing known (a pasted report that does not cover it).
-MARKS = {
+AreaStatus = Literal["ok", "absent", "crashed"]
+MARKS: dict[Severity | AreaStatus, str] = {
     "ok": "✓",
     "absent": "-",
     "crashed": "☠",
@@ -38,7 +39,7 @@ MARKS = {
     Severity.WARNING: "!",
     Severity.ERROR: "✗",
 }
-STYLES = {
+STYLES: dict[Severity | AreaStatus, str] = {
     "ok": "green",
     "absent": "dim",
     "crashed": "red",
@@ -54,7 +55,7 @@ def has_errors(findings: list[Finding]) -> bool:
     return any(f.severity is Severity.ERROR for f in findings)
 
 
-def area_of(finding: Finding) -> str:
+def area_of(finding: Finding) -> Area:
     """The report area of a finding, from its rule (findings without a rule go under System)."""
     from envdoctor.rules import all_rules
 
@@ -66,9 +67,9 @@ def area_of(finding: Finding) -> str:
 
 @dataclass
 class AreaLine:
-    key: str
+    key: Area
     title: str
-    status: Severity | str  # the worst severity of its findings, else "crashed", "absent" or "ok"
+    status: Severity | AreaStatus  # the worst severity of its findings, else "crashed", "absent" or "ok"
     summary: str
     crashed: str | None = None
 
@@ -79,7 +80,7 @@ def area_lines(facts: Facts, findings: list[Finding]) -> list[AreaLine]:
     for key, title in AREAS.items():
         severities = [f.severity for f in findings if area_of(f) == key]
         crashed = "; ".join(f"{p}: {e}" for p, e in facts.probe_errors.items() if PROBE_AREAS.get(p) == key)
-        status: Severity | str
+        status: Severity | AreaStatus
         if Severity.ERROR in severities:
             status = Severity.ERROR
         elif crashed or _probe_failed(key, facts):

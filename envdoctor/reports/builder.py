@@ -15,7 +15,7 @@ from typing import Any
 
 from packaging.utils import canonicalize_name
 
-from envdoctor.facts import Distribution, Facts, Gpu, LibraryFile, Toolkit, is_cuda_wheel
+from envdoctor.facts import Distribution, Facts, Gpu, LibraryFile, Toolkit, is_cuda_wheel, is_fact_path
 
 # Priorities: a line that states the fact about the running torch / driver beats a package listing;
 # words a person wrote ("torch 2.0.1", "driver version 340") come last of all.
@@ -57,6 +57,8 @@ class Builder:
     def put(self, key: str, value: Any, prio: int, said: str | None = None) -> None:
         """Record ``key`` (a dotted facts path) unless a value of higher priority is already known;
         ``said`` gives the words when a person stated it rather than a tool printed it."""
+        if not is_fact_path(key):
+            raise ValueError(f"{key!r} is not a fact (see envdoctor.facts.Facts)")
         if value is None or value == "":
             return
         old = self.values.get(key)

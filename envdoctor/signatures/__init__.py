@@ -20,6 +20,7 @@ from functools import cache
 from importlib import resources
 from typing import Any, Literal
 
+from envdoctor.facts import is_fact_path
 from envdoctor.findings import Severity
 from envdoctor.yamlio import load_yaml
 
@@ -93,7 +94,7 @@ def load_signatures() -> tuple[Signature, ...]:
         items = data.get("signatures") if isinstance(data, dict) else None
         if not isinstance(items, list):
             raise SignatureError(f"{entry.name}: expected a mapping with a 'signatures' list")
-        out += [_signature(entry.name, i, item) for i, item in enumerate(items)]
+        out += [parse_signature(entry.name, i, item) for i, item in enumerate(items)]
     names = [s.name for s in out]
     dupes = {n for n in names if names.count(n) > 1}
     if dupes:
@@ -102,7 +103,8 @@ def load_signatures() -> tuple[Signature, ...]:
     return tuple(sorted(out, key=lambda s: s.confidence != "high"))
 
 
-def _signature(filename: str, i: int, item: Any) -> Signature:
+def parse_signature(filename: str, i: int, item: Any) -> Signature:
+    """Entry ``i`` of a signature file as a Signature; SignatureError names the file, entry and problem."""
     where = f"{filename}: entry {i}"
     if not isinstance(item, dict):
         raise SignatureError(f"{where}: not a mapping")
@@ -126,6 +128,10 @@ def _signature(filename: str, i: int, item: Any) -> Signature:
     facts = dict(item.get("facts") or {})
     if any(k not in pattern.groupindex for k in facts):
         raise SignatureError(f"{where}: facts name a group the pattern does not have")
+    sets = dict(item.get("sets") or {})
+    unknown = [k for k in facts.values() if not _stated_fact(k)] + [k for k in sets if not is_fact_path(k)]
+    if unknown:
+        raise SignatureError(f"{where}: {', '.join(map(repr, unknown))} is not a fact (see envdoctor.facts)")
     return Signature(
         name=item["name"],
         id=item.get("id"),
@@ -137,8 +143,18 @@ def _signature(filename: str, i: int, item: Any) -> Signature:
         example=item["example"],
         types=types,
         facts=facts,
-        sets=dict(item.get("sets") or {}),
+        sets=sets,
         anchors=anchors(pattern),
+    )
+
+
+def _stated_fact(key: str) -> bool:
+    """A fact key a signature's group may state: a facts path, or one the paste parser files itself
+    (the GPU of the message, a package version, torch's CUDA build)."""
+    return (
+        key in ("gpu.name", "gpu.capability", "torch.build")
+        or key.startswith("package.")
+        or is_fact_path(key)
     )
 
 
