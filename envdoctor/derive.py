@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from envdoctor.facts import Facts
-from envdoctor.findings import Finding, Manual, PipInstall, Severity
+from envdoctor.findings import Action, Finding, Manual, PipInstall, Severity
 from envdoctor.readers import installed_torch
 
 if TYPE_CHECKING:
@@ -152,7 +152,7 @@ def _api_finding(facts: Facts, h: NameHistory, caller: str | None) -> Finding | 
         message = f"{h.name} exists only in {h.package} {h.first} to {h.last}; {have}, and {who}"
         fix = f"Install {h.package}>={h.first},<{removed}, or a release of {other} made for the installed {h.package}."
         spec, source_version = f"{h.package}>={h.first},<{removed}", h.first
-    actions = [PipInstall((spec,))]
+    actions: list[Action] = [PipInstall((spec,))]
     too_old = side == "old"
     finding_id = _api_id(h.package, caller)
     if finding_id == "transformers-torch-incompat" and too_old:
@@ -223,7 +223,7 @@ def _wheel_findings(facts: Facts, text: str) -> Iterator[Derived]:
             first = f"the first newer release with a Python {py} wheel is {newer[0]}, " if newer else ""
             message += f"; {first}the newest is {newest}"
             fix = f"Install {package}=={newest} (or use a Python that {package} {version} supports: {supported})."
-            actions: list = [PipInstall((f"{package}=={newest}",))]
+            actions: list[Action] = [PipInstall((f"{package}=={newest}",))]
         else:
             fix = f"Use a Python that {package} {version} supports ({supported})."
             actions = [Manual(fix)]

@@ -61,7 +61,7 @@ def _flat(data: Any, prefix: str = "") -> dict[str, Any]:
     return {prefix: data}
 
 
-def _gpus(facts: Facts) -> list:
+def _gpus(facts: Facts) -> list[Any] | None:
     """The GPUs training sees: torch's devices when torch was asked, else the driver's list."""
     if facts.torch.devices is not None:
         return facts.torch.devices
@@ -85,7 +85,9 @@ def _capabilities(facts: Facts) -> str | None:
     if gpus is None:
         return None
     caps = {getattr(g, "capability", None) or getattr(g, "compute_capability", None) for g in gpus}
-    return None if None in caps else ", ".join(sorted(caps)) or "none"
+    if None in caps:
+        return None
+    return ", ".join(sorted(c for c in caps if c is not None)) or "none"
 
 
 def _gpu_count(facts: Facts) -> int | None:

@@ -139,12 +139,16 @@ def _soften_stated(facts: Facts, d: Diagnosis) -> None:
     line agreeing, is a warning that says so: people misremember versions and name GPUs loosely."""
     if not facts.stated or d.finding.severity is Severity.INFO:
         return
-    stated, tool = [], []
+    stated: list[str] = []  # the words that stated each fact
+    tool = 0  # facts a tool printed
     for key, value in d.finding.evidence.items():
         if value is None or not key.startswith(_FACT_ROOTS):
             continue
         words = next((w for s, w in facts.stated.items() if _covers(s, key)), None)
-        (stated if words else tool).append(words)
+        if words:
+            stated.append(words)
+        else:
+            tool += 1
     if stated and not tool:
         d.finding.evidence["stated, not tool output"] = " | ".join(dict.fromkeys(stated))
         if d.finding.severity is Severity.ERROR:

@@ -269,15 +269,17 @@ def _candidates(run: Run) -> list[tuple[tuple[int, ...], Run]]:
     optims = [run.optimizer] if run.optimizer == "adamw8bit" else ["adamw", "adamw8bit"]
     precisions = [run.precision] if run.precision != "fp32" else ["fp32", "bf16"]
     gpus = [run.gpus * k for k in (1, 2, 4, 8, 16, 32, 64)]
-    out = []
+    out: list[tuple[tuple[int, ...], Run]] = []
     for z, c, mb, o, pr, g in itertools.product(zeros, ckpts, batches, optims, precisions, gpus):
         # Keep the global batch: fewer accumulation steps on more GPUs, as far as they divide it.
         accum = max(1, global_batch(run) // (mb * g))
         cand = replace(
             run, zero=z, checkpointing=c, micro_batch=mb, grad_accum=accum, optimizer=o, precision=pr, gpus=g
         )
-        turned = (z != run.zero, c != run.checkpointing, mb != run.micro_batch, o != run.optimizer)
-        turned += (pr != run.precision, g != run.gpus)
+        turned = (z != run.zero, c != run.checkpointing, mb != run.micro_batch, o != run.optimizer) + (
+            pr != run.precision,
+            g != run.gpus,
+        )
         # Fewest knobs first, then the cheapest knobs, then the least turn of each.
         cost = (sum(turned), sum(i for i, t in enumerate(turned, 1) if t), -mb, g, z)
         out.append((cost, cand))

@@ -20,7 +20,7 @@ from __future__ import annotations
 import copy
 import shlex
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
@@ -40,11 +40,16 @@ STATE_DIR = ".envdoctor"
 TORCH_FAMILY = frozenset({"torch", "torchvision", "torchaudio", "triton", "pytorch-triton"})
 
 
+# The kind of action a step holds: the planner keeps installs, uninstalls, variables and manual steps
+# apart, and a Step[PipInstall] is known to have specs and an index.
+A = TypeVar("A", bound=Action, covariant=True)
+
+
 @dataclass
-class Step:
+class Step(Generic[A]):
     """One action of the plan and the findings (or recipe) it comes from."""
 
-    action: Action
+    action: A
     because: list[str] = field(default_factory=list)
 
     @property
@@ -93,9 +98,9 @@ ERRORS_ONLY = Selection()
 class Plan:
     python: str | None  # the interpreter the plan is for
     prefix: str | None  # its sys.prefix: where the activation file and snapshots live
-    steps: list[Step] = field(default_factory=list)
+    steps: list[Step[Action]] = field(default_factory=list)
     # Automatic steps of findings the selection leaves out: shown, never run (see Selection).
-    deferred: list[Step] = field(default_factory=list)
+    deferred: list[Step[Action]] = field(default_factory=list)
     selection: Selection = ERRORS_ONLY
     # Pins passed to pip as a constraints file while installing anything that is not torch.
     constraints: list[str] = field(default_factory=list)
@@ -103,11 +108,11 @@ class Plan:
     notes: list[str] = field(default_factory=list)  # conflicts resolved, unfixable findings, ...
 
     @property
-    def automatic_steps(self) -> list[Step]:
+    def automatic_steps(self) -> list[Step[Action]]:
         return [s for s in self.steps if s.automatic]
 
     @property
-    def manual_steps(self) -> list[Step]:
+    def manual_steps(self) -> list[Step[Action]]:
         return [s for s in self.steps if not s.automatic]
 
     @property
@@ -128,7 +133,7 @@ class Plan:
             "notes": list(self.notes),
         }
 
-    def describe(self, step: Step) -> str:
+    def describe(self, step: Step[Action]) -> str:
         """The step as the user would type it (pip commands) or read it (env, manual)."""
         action = step.action
         python = self.python or "python"
@@ -230,7 +235,7 @@ class TorchTarget:
 
     version: str  # "2.0.1+cu118", or "2.7.1" from plain PyPI (build unknown)
     variant: str | None  # "cu118", "cpu", or None (unknown)
-    step: Step
+    step: Step[Action]
 
 
 def planned_torch(plan: Plan) -> TorchTarget | None:
@@ -443,10 +448,10 @@ def _assemble(
     plan: Plan, actions: list[tuple[Action, str]], facts: Facts, activation: dict[str, str | None]
 ) -> None:
     """Merge, resolve and order ``actions`` into ``plan.steps`` (and its constraints and notes)."""
-    uninstall: dict[str, Step] = {}
-    installs: dict[str, tuple[Requirement, Step]] = {}  # canonical name -> merged requirement
-    env: dict[str, Step] = {}
-    manual: dict[str, Step] = {}
+    uninstall: dict[str, Step[PipUninstall]] = {}
+    installs: dict[str, tuple[Requirement, Step[PipInstall]]] = {}  # canonical name -> merged requirement
+    env: dict[str, Step[SetEnv]] = {}
+    manual: dict[str, Step[Manual]] = {}
     for action, why in actions:
         if isinstance(action, PipUninstall):
             for name in action.names:
@@ -485,13 +490,17 @@ def _assemble(
 _MISSING = object()
 
 
-def _add_reason(step: Step, why: str) -> None:
+def _add_reason(step: Step[Action], why: str) -> None:
     if why not in step.because:
         step.because.append(why)
 
 
 def _merge_install(
-    plan: Plan, installs: dict[str, tuple[Requirement, Step]], spec: str, action: PipInstall, why: str
+    plan: Plan,
+    installs: dict[str, tuple[Requirement, Step[PipInstall]]],
+    spec: str,
+    action: PipInstall,
+    why: str,
 ) -> None:
     """Add one specifier, intersecting it with an earlier one for the same project."""
     try:
@@ -553,7 +562,9 @@ def _intersect(a: Requirement, b: Requirement) -> Requirement | None:
     return merged
 
 
-def _resolve_torch_index(installs: dict[str, tuple[Requirement, Step]], facts: Facts) -> Step | None:
+def _resolve_torch_index(
+    installs: dict[str, tuple[Requirement, Step[PipInstall]]], facts: Facts
+) -> Step[Manual] | None:
     """Give a torch install without an index the CUDA build this driver and every GPU can run.
 
     Returns a manual step when no CUDA build of that torch release fits (the install then stays as
@@ -582,9 +593,9 @@ def _resolve_torch_index(installs: dict[str, tuple[Requirement, Step]], facts: F
     return None
 
 
-def _group_installs(installs: dict[str, tuple[Requirement, Step]]) -> list[Step]:
+def _group_installs(installs: dict[str, tuple[Requirement, Step[PipInstall]]]) -> list[Step[PipInstall]]:
     """One ``pip install`` per (index, reinstall) pair; the group holding torch runs first."""
-    groups: dict[tuple[str | None, bool], Step] = {}
+    groups: dict[tuple[str | None, bool], Step[PipInstall]] = {}
     for key, (_req, step) in installs.items():
         action = step.action
         # A torch-family package follows torch's index when it has none of its own, and on that
@@ -612,7 +623,7 @@ def needs_constraints(action: PipInstall | PipUninstall) -> bool:
     )
 
 
-def _torch_constraints(install_steps: list[Step], facts: Facts) -> list[str]:
+def _torch_constraints(install_steps: list[Step[PipInstall]], facts: Facts) -> list[str]:
     """Pin torch while other packages install, so a dependency cannot swap the torch build."""
     if not any(needs_constraints(s.action) for s in install_steps):
         return []

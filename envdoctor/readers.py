@@ -43,7 +43,10 @@ def torch_build(facts: Facts) -> TorchBuild | None:
         variant = kb.parse_variant(version, build.get("cuda"))
         if variant is None and "cuda" in build and build.get("hip") is None:
             variant = "cpu"  # version.py says cuda = None: built without CUDA
-        evidence = {"packages.torch_build.version": version, "packages.torch_build.cuda": build.get("cuda")}
+        evidence: dict[str, object] = {
+            "packages.torch_build.version": version,
+            "packages.torch_build.cuda": build.get("cuda"),
+        }
         return TorchBuild(version, variant, evidence)
     versions = facts.packages.versions or {}
     if "torch" in versions:

@@ -16,7 +16,7 @@ import re
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.version import InvalidVersion, Version
@@ -233,7 +233,7 @@ class _Validator:
     def __init__(self, where: str) -> None:
         self.where = where
 
-    def fail(self, field_name: str, reason: str) -> None:
+    def fail(self, field_name: str, reason: str) -> NoReturn:
         raise RecipeError(f"{self.where}: {field_name}: {reason}")
 
     def _get(self, data: dict, key: str, label: str, required: bool) -> Any:

@@ -86,7 +86,8 @@ def area_lines(facts: Facts, findings: list[Finding]) -> list[AreaLine]:
         elif crashed or _probe_failed(key, facts):
             status = "crashed"
         elif severities:
-            status = min(severities, key=lambda s: s.rank)
+            worst: Severity = min(severities, key=lambda s: s.rank)
+            status = worst
         else:
             summary = _summary(key, facts)
             status = "absent" if summary == "unknown" or _absent(key, facts) else "ok"
@@ -240,8 +241,8 @@ def print_text(
             console.print(f"    [dim]evidence[/] {escape(key)} = {escape(_evidence_text(value))}")
         if f.inferred:
             console.print("    [dim]note[/] rests on an inference (e.g. GPU model → compute capability)")
-        for line in _fix_lines(f, advice):
-            console.print(f"    [cyan]fix[/] {escape(line)}")
+        for fix_line in _fix_lines(f, advice):
+            console.print(f"    [cyan]fix[/] {escape(fix_line)}")
         if f.verify:
             console.print(f"    [cyan]verify[/] {escape(f.verify)}")
         for url in f.sources[:2]:

@@ -87,13 +87,14 @@ def _all_tables() -> dict[str, Rows]:
 def _all_tables_once() -> dict[str, Rows]:
     from envdoctor import __version__
 
-    key = [__version__, [list(f) for f in _table_files()]]
+    files = _table_files()
+    key = [__version__, [list(f) for f in files]]
     path = cache_file()
     tables = _read_cache(path, key)
     if tables is not None:
         return tables
     tables = {}
-    for name, _, _ in key[1]:
+    for name, _, _ in files:
         try:
             tables[name] = _parse_table(name)
         except KnowledgeError:

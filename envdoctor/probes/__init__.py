@@ -18,7 +18,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, TypeVar
 
 import envdoctor
 from envdoctor.facts import Facts, NvidiaFacts, TorchFacts
@@ -30,6 +30,7 @@ TORCH_TIMEOUT = 20.0
 # Extra time a probe thread gets beyond its own subprocess timeout before it is declared hung.
 _GRACE = 2.0
 _TIMED_OUT = "timed out after"
+S = TypeVar("S", bound=str)
 
 
 class ProbeTargetError(Exception):
@@ -97,7 +98,7 @@ def collect(
     return facts
 
 
-def _error_status(probe_error: str, otherwise: str) -> str:
+def _error_status(probe_error: str, otherwise: S) -> S | Literal["timeout"]:
     return "timeout" if probe_error.startswith(_TIMED_OUT) else otherwise
 
 

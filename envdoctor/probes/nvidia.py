@@ -179,7 +179,7 @@ def _run_smi(smi: str, args: list[str], deadline: float) -> _process.Completed |
 def parse_smi_csv(text: str, fields: list[str]) -> tuple[str | None, list[Gpu]]:
     """The driver version and GPUs in ``--format=csv,noheader,nounits`` rows ("[N/A]" -> unknown)."""
     driver = None
-    gpus = []
+    gpus: list[Gpu] = []
     for line in text.splitlines():
         values = [v.strip() for v in line.split(",")]
         if len(values) != len(fields):
@@ -190,7 +190,8 @@ def parse_smi_csv(text: str, fields: list[str]) -> tuple[str | None, list[Gpu]]:
         }
         try:
             index = int(row["index"] or len(gpus))
-            memory = int(float(row["memory.total"])) if row.get("memory.total") else None
+            total = row.get("memory.total")
+            memory = int(float(total)) if total else None
         except ValueError:
             continue
         mig = row.get("mig.mode.current")

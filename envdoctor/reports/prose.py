@@ -75,8 +75,8 @@ def parse(lines: list[str], b: Builder) -> None:
         words = line.strip()[:200]
         if not _REQUEST.search(line):
             _versions(line, words, b)
-            for m in _PYTHON.finditer(line):
-                b.put("python.version", m.group("v"), PROSE, words)
+            for stated in _PYTHON.finditer(line):
+                b.put("python.version", stated.group("v"), PROSE, words)
         m = _PYTHON_PATH.search(line)
         if m:
             b.put("python.version", m.group("v"), PROSE, words)

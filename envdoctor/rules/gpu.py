@@ -111,6 +111,7 @@ def arch_not_in_wheel(facts: Facts) -> Iterator[Finding]:
         return
     variant = build.variant or ""
     probed = facts.torch.arch_list
+    arch_evidence: dict[str, object]
     if probed:
         entries, arch_evidence = probed, {"torch.arch_list": probed}
         source = None
@@ -345,9 +346,10 @@ def torch_cuda_variant_mismatch(facts: Facts) -> Iterator[Finding]:
         return
     # With nvcc on the machine, `nvcc-mismatch` says this (and more); this rule covers images whose
     # toolkit is known from CUDA_VERSION alone (the nvidia/cuda runtime images ship no nvcc).
-    if facts.cuda.nvcc_version or not (facts.system.env or {}).get("CUDA_VERSION"):
+    system_cuda = (facts.system.env or {}).get("CUDA_VERSION")
+    if facts.cuda.nvcc_version or not system_cuda:
         return
-    system_cuda, path = facts.system.env["CUDA_VERSION"], "system.env.CUDA_VERSION"
+    path = "system.env.CUDA_VERSION"
     system_variant = kb.variant_of_cuda(system_cuda)
     variant = build.variant or ""
     if system_variant is None or system_variant == variant:

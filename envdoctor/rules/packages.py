@@ -84,7 +84,11 @@ def numpy_abi(facts: Facts) -> Iterator[Finding]:
     evidence: dict[str, object] = {numpy_path: numpy_version, "torch.version": torch_version}
     if signals:
         evidence["torch.warnings"] = signals
-    detail = f"torch {torch_version} needs torch{floor.torch} for NumPy {numpy_version}" if too_old else ""
+    detail = (
+        f"torch {torch_version} needs torch{floor.torch} for NumPy {numpy_version}"
+        if floor and too_old
+        else ""
+    )
     seen = "import torch reported the NumPy 1.x/2.x ABI break" if signals else ""
     yield Finding(
         id="numpy-abi",

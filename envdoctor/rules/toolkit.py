@@ -74,7 +74,7 @@ def toolkit_newer_than_driver(facts: Facts) -> Iterator[Finding]:
         return
     floor, full = kb.min_driver_for_cuda(nvcc), kb.toolkit_driver_for_cuda(nvcc)
     limit = driver_cuda(facts)
-    evidence = {
+    evidence: dict[str, object] = {
         "cuda.nvcc_version": nvcc,
         "cuda.nvcc_path": facts.cuda.nvcc_path,
         "nvidia.driver_version": driver,

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from envdoctor.facts import Facts
-from envdoctor.findings import Finding, Manual, PipInstall, PipUninstall, Severity
+from envdoctor.findings import Action, Finding, Manual, PipInstall, PipUninstall, Severity
 from envdoctor.knowledge import cuda as kb
 from envdoctor.readers import TorchBuild, capabilities, gpus, torch_build
 from envdoctor.rules import rule
@@ -74,7 +74,7 @@ def torch_missing(facts: Facts) -> Iterator[Finding]:
     gpu_list = gpus(facts)
     driver = facts.nvidia.driver_version
     evidence: dict[str, object] = {"torch.status": "missing", "python.version": py}
-    actions = []
+    install: PipInstall | None = None
     candidates = [r for r in kb.torch_releases() if not py or kb.minor_of(py) in r.python]
     if gpu_list:
         caps = capabilities(gpu_list)
@@ -82,21 +82,19 @@ def torch_missing(facts: Facts) -> Iterator[Finding]:
         for release in reversed(candidates):
             variant = kb.choose_variant(release.minor, driver, caps)
             if variant and release.latest:
-                actions.append(torch_install_action(release.latest, variant, reinstall=False))
+                install = torch_install_action(release.latest, variant, reinstall=False)
                 break
     elif candidates and candidates[-1].latest:
         no_gpu = gpu_list == [] or facts.nvidia.error in ("driver-missing", "no-device")
-        actions.append(
-            torch_install_action(candidates[-1].latest, "cpu" if no_gpu else None, reinstall=False)
-        )
-    fix = describe_install(actions[0]) if actions else "Install torch following " + PYTORCH_GET_STARTED
+        install = torch_install_action(candidates[-1].latest, "cpu" if no_gpu else None, reinstall=False)
+    fix = describe_install(install) if install else "Install torch following " + PYTORCH_GET_STARTED
     yield Finding(
         id="torch-missing",
         severity=Severity.WARNING,
         message=f"torch is not installed in this interpreter (Python {py or 'unknown'}).",
         evidence=evidence,
         fix=fix,
-        actions=actions,
+        actions=[install] if install else [],
         sources=[PYTORCH_GET_STARTED],
     )
 
@@ -142,15 +140,15 @@ def torch_import_error(facts: Facts) -> Iterator[Finding]:
             sources=["https://docs.python.org/3/using/cmdline.html#cmdoption-X"],
         )
         return
-    actions = [torch_install_action(build.version, _index_of_installed(build))] if build else []
+    install = torch_install_action(build.version, _index_of_installed(build)) if build else None
     yield Finding(
         id="torch-import-error",
         severity=Severity.ERROR,
         message=f"torch is installed but `import torch` {'crashed' if status == 'crashed' else 'failed'}: "
         f"{first_line}",
         evidence=evidence,
-        fix=describe_install(actions[0]) if actions else "Reinstall torch; see the error text.",
-        actions=actions,
+        fix=describe_install(install) if install else "Reinstall torch; see the error text.",
+        actions=[install] if install else [],
         sources=["https://pytorch.org/get-started/locally/#linux-verification"],
     )
 
@@ -206,11 +204,12 @@ def python_unsupported(facts: Facts) -> Iterator[Finding]:
     evidence.update(build.evidence)
     newer = [r for r in supporting if version_tuple(r.minor) > version_tuple(release.minor)]
     target = newer[0] if newer else (supporting[-1] if supporting else None)
-    actions: list = []
+    actions: list[Action] = []
     if target and target.latest:
         variant = build.variant if build.variant in target.cuda_variants or build.variant == "cpu" else None
-        actions.append(torch_install_action(target.latest, variant, reinstall=False))
-        fix = describe_install(actions[0])
+        install = torch_install_action(target.latest, variant, reinstall=False)
+        actions.append(install)
+        fix = describe_install(install)
     else:
         fix = f"Use Python {release.python[-1]} (the newest that torch {release.minor} supports)."
         actions.append(Manual(f"Recreate the environment with Python {release.python[-1]}."))
@@ -252,18 +251,19 @@ def mixed_torch_installs(facts: Facts) -> Iterator[Finding]:
     names = tuple(dict.fromkeys(d.name for d in installs))
     build = torch_build(facts)
     keep = build.version if build else installs[0].version
-    actions: list = [PipUninstall(names)]
+    actions: list[Action] = [PipUninstall(names)]
     if len(names) < len(installs):
         actions.append(
             Manual(f"Run `pip uninstall -y {' '.join(names)}` until pip reports nothing to remove.")
         )
-    actions.append(torch_install_action(keep, _index_of_installed(build) if build else None, reinstall=True))
+    reinstall = torch_install_action(keep, _index_of_installed(build) if build else None, reinstall=True)
+    actions.append(reinstall)
     yield Finding(
         id="mixed-torch-installs",
         severity=Severity.ERROR,
         message=f"{len(installs)} torch installs in one environment: {'; '.join(listed)}.",
         evidence={"packages.torch_installs": listed},
-        fix=f"pip uninstall -y {' '.join(names)} (until none is left), then {describe_install(actions[-1])}",
+        fix=f"pip uninstall -y {' '.join(names)} (until none is left), then {describe_install(reinstall)}",
         actions=actions,
         sources=["https://pip.pypa.io/en/stable/cli/pip_uninstall/"],
     )
