@@ -28,7 +28,7 @@ from packaging.version import InvalidVersion, Version
 
 from envdoctor.facts import Distribution, Facts
 from envdoctor.findings import Action, Finding, Manual, PipInstall, PipUninstall, SetEnv, Severity
-from envdoctor.readers import capabilities, gpus, installed_versions
+from envdoctor.readers import capabilities, gpus, installed_versions, listed_torch
 from envdoctor.versions import public_version
 
 if TYPE_CHECKING:
@@ -382,13 +382,7 @@ def plan_for_recipe(
     why = f"recipe {recipe.name}"
     actions: list[tuple[Action, str]] = []
     installed = installed_versions(facts)
-    torch_now = installed.get("torch")
-    if (
-        torch_now is not None
-        and facts.torch.version
-        and public_version(facts.torch.version) == public_version(torch_now)
-    ):
-        torch_now = facts.torch.version  # the imported build carries the local tag (+cu126)
+    torch_now = listed_torch(facts)
     variant_now = parse_variant(torch_now, facts.torch.cuda) if torch_now else None
     if (
         torch_now is None

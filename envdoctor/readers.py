@@ -16,6 +16,7 @@ from packaging.utils import canonicalize_name
 from envdoctor.facts import Facts
 from envdoctor.facts import Requirement as UnmetRequirement
 from envdoctor.knowledge import cuda as kb
+from envdoctor.versions import public_version
 
 # --- torch ---------------------------------------------------------------------------------------
 
@@ -73,6 +74,16 @@ def installed_torch(facts: Facts) -> str | None:
     The imported module wins, then ``torch/version.py``, then the distribution metadata.
     """
     return torch_build_version(facts) or (facts.packages.versions or {}).get("torch")
+
+
+def listed_torch(facts: Facts) -> str | None:
+    """The torch distribution pip lists (the one a pip command replaces), with the imported build's local
+    tag (``+cu126``) when the import saw that same release; None when pip lists no torch."""
+    listed = installed_versions(facts).get("torch")
+    imported = facts.torch.version
+    if listed is not None and imported and public_version(imported) == public_version(listed):
+        return imported
+    return listed
 
 
 def torch_cuda(facts: Facts) -> str | None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from envdoctor.facts import Facts, Gpu, TorchDevice
 from envdoctor.findings import Finding, Manual, PipInstall, Severity
 from envdoctor.plan import build_plan
-from envdoctor.readers import gpu_capabilities, gpus, installed_torch, torch_build
+from envdoctor.readers import gpu_capabilities, gpus, installed_torch, listed_torch, torch_build
 from envdoctor.recipes import all_recipes, assess
 
 
@@ -58,3 +58,13 @@ def test_torch_version_reads_import_then_version_py_then_listing():
     facts.torch.version, facts.torch.cuda, facts.torch.status = "2.7.0+cu128", "12.8", "ok"
     build = torch_build(facts)
     assert installed_torch(facts) == "2.7.0+cu128" and build is not None and build.variant == "cu128"
+
+
+def test_the_torch_pip_lists_takes_the_imported_local_tag_only_for_the_same_release():
+    facts = Facts()
+    assert listed_torch(facts) is None
+    facts.packages.all = {"Torch": "2.6.0"}
+    facts.torch.version = "2.6.0+cu126"
+    assert listed_torch(facts) == "2.6.0+cu126"
+    facts.torch.version = "2.7.0+cu128"  # a different torch is imported (shadowed): pip's stays
+    assert listed_torch(facts) == "2.6.0"
