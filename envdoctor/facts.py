@@ -26,6 +26,8 @@ REQUIRED_SECTIONS = ("system", "python", "nvidia", "packages", "torch")
 Origin = Literal["probe", "report", "file"]
 # How the torch import went: "skipped" is ``check --quick`` (not imported), "unknown" not probed.
 TorchStatus = Literal["ok", "missing", "import-error", "crashed", "timeout", "skipped", "unknown"]
+# Why the driver could not be asked (NVML, else nvidia-smi); None when it answered.
+NvidiaError = Literal["driver-missing", "driver-library-mismatch", "no-device", "timeout", "crashed", "error"]
 DockerStatus = Literal["ok", "sdk-missing", "no-engine", "permission-denied", "error", "unknown"]
 
 
@@ -80,9 +82,7 @@ class NvidiaFacts:
     driver_version: str | None = None  # "580.95.05"
     cuda_driver_version: str | None = None  # highest CUDA the driver supports, "13.0"
     gpus: list[Gpu] | None = None
-    # Mapped failure: "driver-missing", "driver-library-mismatch", "no-device", "timeout", "crashed",
-    # "error".
-    error: str | None = None
+    error: NvidiaError | None = None
     error_detail: str | None = None
     # NVML's own failure when nvidia-smi answered in its place, or a query NVML could not answer.
     nvml_error: str | None = None
