@@ -33,9 +33,11 @@ def test_fact_paths_follow_the_facts_sections():
 def test_a_signature_naming_no_fact_is_rejected_with_file_and_entry():
     assert parse_signature("gpu.yaml", 0, _entry(facts={"gpu": "gpu.name", "cap": "gpu.capability"}))
     assert parse_signature("gpu.yaml", 0, _entry(sets={"torch.cuda_available": False}))
-    with pytest.raises(SignatureError, match=r"gpu\.yaml: gpu-too-old: 'torch.arch_lsit' is not a fact"):
+    with pytest.raises(
+        SignatureError, match=r"gpu\.yaml: gpu-too-old: facts: 'torch.arch_lsit' is not a fact"
+    ):
         parse_signature("gpu.yaml", 0, _entry(facts={"gpu": "torch.arch_lsit"}))
-    with pytest.raises(SignatureError, match="'nvidia.driver' is not a fact"):
+    with pytest.raises(SignatureError, match="gpu-too-old: sets: 'nvidia.driver' is not a fact"):
         parse_signature("gpu.yaml", 0, _entry(sets={"nvidia.driver": "550"}))
 
 

@@ -22,7 +22,7 @@ from typing import Any, Literal
 
 from envdoctor.facts import is_fact_path
 from envdoctor.findings import Severity
-from envdoctor.yamlio import load_yaml
+from envdoctor.yamlio import load_rows, row_name
 
 Confidence = Literal["high", "low"]
 CONFIDENCES: tuple[Confidence, ...] = ("high", "low")
@@ -80,20 +80,16 @@ class Match:
 @cache
 def load_signatures() -> tuple[Signature, ...]:
     """Every signature, in file-name then file order (earlier ones win overlapping matches)."""
-    import yaml
-
     folder = resources.files(__name__)
     out: list[Signature] = []
     for entry in sorted(folder.iterdir(), key=lambda p: p.name):
         if not entry.name.endswith(".yaml"):
             continue
         try:
-            data = load_yaml(entry.read_text(encoding="utf-8"))
-        except (OSError, yaml.YAMLError) as exc:
+            text = entry.read_text(encoding="utf-8")
+        except OSError as exc:
             raise SignatureError(f"{entry.name}: cannot load ({exc})") from None
-        items = data.get("signatures") if isinstance(data, dict) else None
-        if not isinstance(items, list):
-            raise SignatureError(f"{entry.name}: expected a mapping with a 'signatures' list")
+        items = load_rows(entry.name, text, "signatures", SignatureError)
         out += [parse_signature(entry.name, i, item) for i, item in enumerate(items)]
     names = [s.name for s in out]
     dupes = {n for n in names if names.count(n) > 1}
@@ -104,34 +100,41 @@ def load_signatures() -> tuple[Signature, ...]:
 
 
 def parse_signature(filename: str, i: int, item: Any) -> Signature:
-    """Entry ``i`` of a signature file as a Signature; SignatureError names the file, entry and problem."""
-    where = f"{filename}: entry {i}"
+    """Row ``i`` of a signature file as a Signature; SignatureError says ``file: row: field: problem``."""
+    where = row_name(filename, i, item)
     if not isinstance(item, dict):
         raise SignatureError(f"{where}: not a mapping")
-    where = f"{filename}: {item.get('name', f'entry {i}')}"
     for key in ("name", "pattern", "severity", "confidence", "message", "source", "example"):
         if not isinstance(item.get(key), str) or not item[key]:
-            raise SignatureError(f"{where}: missing {key}")
+            raise SignatureError(f"{where}: {key}: missing")
     if not item["source"].startswith("https://"):
-        raise SignatureError(f"{where}: source must be an https URL")
+        raise SignatureError(f"{where}: source: not an https URL")
     if item["confidence"] not in CONFIDENCES:
-        raise SignatureError(f"{where}: confidence must be one of {list(CONFIDENCES)}")
+        raise SignatureError(f"{where}: confidence: {item['confidence']!r} is not one of {list(CONFIDENCES)}")
     try:
         severity = Severity(item["severity"])
+    except ValueError as exc:
+        raise SignatureError(f"{where}: severity: {exc}") from None
+    try:
         pattern = re.compile(item["pattern"], re.IGNORECASE)
-    except (ValueError, re.error) as exc:
-        raise SignatureError(f"{where}: {exc}") from None
+    except re.error as exc:
+        raise SignatureError(f"{where}: pattern: {exc}") from None
     types = dict(item.get("types") or {})
     bad = {k: v for k, v in types.items() if v not in FIELD_TYPES or k not in pattern.groupindex}
     if bad:
-        raise SignatureError(f"{where}: bad types {bad} (groups must exist; types are {FIELD_TYPES})")
+        raise SignatureError(f"{where}: types: {bad} (groups must exist; types are {FIELD_TYPES})")
     facts = dict(item.get("facts") or {})
     if any(k not in pattern.groupindex for k in facts):
-        raise SignatureError(f"{where}: facts name a group the pattern does not have")
+        raise SignatureError(f"{where}: facts: names a group the pattern does not have")
     sets = dict(item.get("sets") or {})
-    unknown = [k for k in facts.values() if not _stated_fact(k)] + [k for k in sets if not is_fact_path(k)]
-    if unknown:
-        raise SignatureError(f"{where}: {', '.join(map(repr, unknown))} is not a fact (see envdoctor.facts)")
+    for field_name, keys in (
+        ("facts", [k for k in facts.values() if not _stated_fact(k)]),
+        ("sets", [k for k in sets if not is_fact_path(k)]),
+    ):
+        if keys:
+            raise SignatureError(
+                f"{where}: {field_name}: {', '.join(map(repr, keys))} is not a fact (see envdoctor.facts)"
+            )
     return Signature(
         name=item["name"],
         id=item.get("id"),
