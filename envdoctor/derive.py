@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 
 from envdoctor.facts import Facts
 from envdoctor.findings import Action, Finding, Manual, PipInstall, Severity
-from envdoctor.readers import installed_torch
+from envdoctor.readers import installed_torch, numpy_version
 
 if TYPE_CHECKING:
     from envdoctor.knowledge.mined import NameHistory
@@ -69,7 +69,7 @@ def _installed(facts: Facts, package: str) -> str | None:
     if package == "torch":
         return installed_torch(facts)
     if package == "numpy":
-        return (facts.packages.versions or {}).get("numpy") or facts.torch.numpy_version
+        return numpy_version(facts)
     return (facts.packages.versions or {}).get(package)
 
 

@@ -151,6 +151,11 @@ def package_version(facts: Facts, name: str) -> str | None:
     return versions.get(canonicalize_name(name)) or versions.get(name)
 
 
+def numpy_version(facts: Facts) -> str | None:
+    """The NumPy torch imports (seen from inside the torch process), else the listed distribution."""
+    return facts.torch.numpy_version or package_version(facts, "numpy")
+
+
 def installed_versions(facts: Facts) -> dict[str, str]:
     """Installed distributions by canonical name, from the full listing or the tracked packages."""
     listing = facts.packages.all or facts.packages.versions or {}

@@ -5,7 +5,14 @@ from __future__ import annotations
 from envdoctor.facts import Facts, Gpu, TorchDevice
 from envdoctor.findings import Finding, Manual, PipInstall, Severity
 from envdoctor.plan import build_plan
-from envdoctor.readers import gpu_capabilities, gpus, installed_torch, listed_torch, torch_build
+from envdoctor.readers import (
+    gpu_capabilities,
+    gpus,
+    installed_torch,
+    listed_torch,
+    numpy_version,
+    torch_build,
+)
 from envdoctor.recipes import all_recipes, assess
 
 
@@ -68,3 +75,11 @@ def test_the_torch_pip_lists_takes_the_imported_local_tag_only_for_the_same_rele
     assert listed_torch(facts) == "2.6.0+cu126"
     facts.torch.version = "2.7.0+cu128"  # a different torch is imported (shadowed): pip's stays
     assert listed_torch(facts) == "2.6.0"
+
+
+def test_numpy_is_the_one_torch_imports_before_the_listed_one():
+    facts = Facts()
+    facts.packages.versions = {"numpy": "1.26.4"}
+    assert numpy_version(facts) == "1.26.4"
+    facts.torch.numpy_version = "2.0.0"  # another NumPy shadows the listed one inside torch's process
+    assert numpy_version(facts) == "2.0.0"

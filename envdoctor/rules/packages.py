@@ -21,6 +21,7 @@ from envdoctor.knowledge.ecosystem import (
 from envdoctor.readers import (
     installed_torch,
     is_torch_cuda_dependency,
+    numpy_version,
     package_version,
     requirement_name,
     requirement_spec,
@@ -72,23 +73,19 @@ def numpy_abi(facts: Facts) -> Iterator[Finding]:
     >= 2.3 also works but changes much more.
     """
     torch_version = installed_torch(facts)
-    numpy_version = facts.torch.numpy_version or package_version(facts, "numpy")
+    numpy = numpy_version(facts)
     signals = [w for w in facts.torch.warnings or [] if any(s in w for s in NUMPY_ABI_SIGNALS)]
-    floor = torch_floor("numpy", numpy_version) if numpy_version else None
+    floor = torch_floor("numpy", numpy) if numpy else None
     too_old = bool(floor and torch_version and not spec_contains(floor.torch, torch_version))
     if not (too_old or signals):
         return
     # Cite the fact the version was read from: a facts file may hold it only as torch saw it.
-    listed = package_version(facts, "numpy") == numpy_version
+    listed = package_version(facts, "numpy") == numpy
     numpy_path = "packages.versions.numpy" if listed else "torch.numpy_version"
-    evidence: dict[str, object] = {numpy_path: numpy_version, "torch.version": torch_version}
+    evidence: dict[str, object] = {numpy_path: numpy, "torch.version": torch_version}
     if signals:
         evidence["torch.warnings"] = signals
-    detail = (
-        f"torch {torch_version} needs torch{floor.torch} for NumPy {numpy_version}"
-        if floor and too_old
-        else ""
-    )
+    detail = f"torch {torch_version} needs torch{floor.torch} for NumPy {numpy}" if floor and too_old else ""
     seen = "import torch reported the NumPy 1.x/2.x ABI break" if signals else ""
     yield Finding(
         id="numpy-abi",
