@@ -29,6 +29,7 @@ import re
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
+from envdoctor.facts import Facts
 from envdoctor.knowledge import load_table
 
 GiB = 1024**3
@@ -232,13 +233,13 @@ def named_gpu(name: str) -> Capacity:
     raise FitError(f"unknown GPU {name!r}: give its memory with --memory-gib")
 
 
-def capacity_from_facts(facts: Any) -> Capacity | None:
+def capacity_from_facts(facts: Facts) -> Capacity | None:
     """The smallest GPU of the facts (a run is as big as its smallest GPU allows); None without GPUs."""
-    gpus = [g for g in (facts.nvidia.gpus or []) if g.memory_total_mib]
-    if not gpus:
+    sized = [(g.memory_total_mib, g) for g in facts.nvidia.gpus or [] if g.memory_total_mib]
+    if not sized:
         return None
-    small = min(gpus, key=lambda g: g.memory_total_mib)
-    return Capacity(f"{small.name} (GPU {small.index})", small.memory_total_mib * 1024**2, "this machine")
+    mib, small = min(sized, key=lambda pair: pair[0])
+    return Capacity(f"{small.name} (GPU {small.index})", mib * 1024**2, "this machine")
 
 
 # ----------------------------------------------------------------------------- verdict and advice
