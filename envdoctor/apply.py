@@ -26,6 +26,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import FrameType
+from typing import Any
 
 from packaging.utils import canonicalize_name
 
@@ -219,7 +221,7 @@ class Interrupts:
         self.received: int | None = None
         self.child: subprocess.Popen | None = None
         self.raising = False  # raise KeyboardInterrupt too (while a smoke-train runs)
-        self._saved: dict[int, object] = {}
+        self._saved: dict[int, Callable[[int, FrameType | None], Any] | int | None] = {}
 
     def __enter__(self) -> Interrupts:
         if threading.current_thread() is threading.main_thread():
@@ -445,7 +447,13 @@ def _indexes(plan: Plan) -> dict[str, str]:
     out = {
         k: v for k, v in os.environ.items() if k in ("PIP_INDEX_URL", "PIP_EXTRA_INDEX_URL", "PIP_FIND_LINKS")
     }
-    urls = sorted({s.action.index_url for s in plan.automatic_steps if getattr(s.action, "index_url", None)})
+    urls = sorted(
+        {
+            s.action.index_url
+            for s in plan.automatic_steps
+            if isinstance(s.action, PipInstall) and s.action.index_url
+        }
+    )
     if urls:
         out["plan"] = " ".join(urls)
     return out
@@ -550,14 +558,15 @@ def _reinstall(
 def render_result(result: ApplyResult) -> str:
     """What happened, one line per step, then the verdict (applied / rolled back / refused)."""
     lines = [f"  REFUSED: {r}" for r in result.refused]
+    snap = result.snapshot  # every applied or rolled back plan has one
     for s in result.steps:
         lines.append(f"  {'ok  ' if s.ok else 'FAIL'} {s.seconds:6.1f}s  {s.command}")
         if s.detail:
             lines.append(f"        {s.detail}")
-    if result.rolled_back and result.rollback is not None:
+    if result.rolled_back and result.rollback is not None and snap is not None:
         rb = result.rollback
         state = "restored exactly" if rb.ok else f"NOT fully restored ({', '.join(rb.remaining) or rb.note})"
-        lines.append(f"Rolled back ({result.reason}): environment {state} from {result.snapshot.path}.")
+        lines.append(f"Rolled back ({result.reason}): environment {state} from {snap.path}.")
         if rb.files is not None:
             lines.append(
                 f"  {rb.files.replaced} files renamed back from the stash, {rb.files.removed} removed"
@@ -567,11 +576,11 @@ def render_result(result: ApplyResult) -> str:
                 f"  removed {', '.join(rb.removed) or '-'}; restored {', '.join(rb.restored) or '-'}"
             )
         if not rb.ok:
-            lines.append(f"  Run again: envdoctor fix --rollback --python {result.snapshot.python}")
-    elif result.ok:
+            lines.append(f"  Run again: envdoctor fix --rollback --python {snap.python}")
+    elif result.ok and snap is not None:
         lines.append(
             f"Applied. Errors before: {result.errors_before}, after: {result.errors_after}. "
-            f"Undo with: envdoctor fix --rollback --python {result.snapshot.python}"
+            f"Undo with: envdoctor fix --rollback --python {snap.python}"
         )
         for f in result.findings_after:
             if f.severity is Severity.ERROR:

@@ -19,7 +19,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from envdoctor.facts import Facts
-from envdoctor.findings import Finding, Manual, PipInstall, Severity
+from envdoctor.findings import Action, Finding, Manual, PipInstall, Severity
+from envdoctor.readers import installed_torch, numpy_version
 
 if TYPE_CHECKING:
     from envdoctor.knowledge.mined import NameHistory
@@ -66,9 +67,9 @@ def derive(facts: Facts) -> list[Derived]:
 
 def _installed(facts: Facts, package: str) -> str | None:
     if package == "torch":
-        return facts.torch.version or (facts.packages.versions or {}).get("torch")
+        return installed_torch(facts)
     if package == "numpy":
-        return (facts.packages.versions or {}).get("numpy") or facts.torch.numpy_version
+        return numpy_version(facts)
     return (facts.packages.versions or {}).get(package)
 
 
@@ -151,7 +152,7 @@ def _api_finding(facts: Facts, h: NameHistory, caller: str | None) -> Finding | 
         message = f"{h.name} exists only in {h.package} {h.first} to {h.last}; {have}, and {who}"
         fix = f"Install {h.package}>={h.first},<{removed}, or a release of {other} made for the installed {h.package}."
         spec, source_version = f"{h.package}>={h.first},<{removed}", h.first
-    actions = [PipInstall((spec,))]
+    actions: list[Action] = [PipInstall((spec,))]
     too_old = side == "old"
     finding_id = _api_id(h.package, caller)
     if finding_id == "transformers-torch-incompat" and too_old:
@@ -187,7 +188,7 @@ def _api_id(package: str, caller: str | None) -> str:
 
 
 def _older(a: str, b: str) -> bool:
-    from envdoctor.knowledge.cuda import version_tuple
+    from envdoctor.versions import version_tuple
 
     a_parts, b_parts = version_tuple(a), version_tuple(b)
     width = max(len(a_parts), len(b_parts))
@@ -222,7 +223,7 @@ def _wheel_findings(facts: Facts, text: str) -> Iterator[Derived]:
             first = f"the first newer release with a Python {py} wheel is {newer[0]}, " if newer else ""
             message += f"; {first}the newest is {newest}"
             fix = f"Install {package}=={newest} (or use a Python that {package} {version} supports: {supported})."
-            actions: list = [PipInstall((f"{package}=={newest}",))]
+            actions: list[Action] = [PipInstall((f"{package}=={newest}",))]
         else:
             fix = f"Use a Python that {package} {version} supports ({supported})."
             actions = [Manual(fix)]
@@ -251,7 +252,8 @@ _XFORMERS_CUDA = re.compile(
 def _extension_arch_findings(facts: Facts, text: str) -> Iterator[Derived]:
     """An extension whose CUDA build is known (xformers says it) has no cubin for a GPU newer than
     that toolkit compiles for: an RTX 5090 (sm_120) next to an xformers built with CUDA 12.1."""
-    from envdoctor.knowledge.cuda import toolkit_archs, version_tuple
+    from envdoctor.knowledge.cuda import toolkit_archs
+    from envdoctor.versions import version_tuple
 
     m = _XFORMERS_CUDA.search(text)
     if m is None:

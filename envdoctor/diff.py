@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from envdoctor.facts import Facts
+from envdoctor.readers import torch_build_version, torch_cuda
 
 # Facts paths that differ between identical nodes (prefix match on the dotted path).
 NOISE_PREFIXES = (
@@ -60,7 +61,7 @@ def _flat(data: Any, prefix: str = "") -> dict[str, Any]:
     return {prefix: data}
 
 
-def _gpus(facts: Facts) -> list:
+def _gpus(facts: Facts) -> list[Any] | None:
     """The GPUs training sees: torch's devices when torch was asked, else the driver's list."""
     if facts.torch.devices is not None:
         return facts.torch.devices
@@ -84,7 +85,9 @@ def _capabilities(facts: Facts) -> str | None:
     if gpus is None:
         return None
     caps = {getattr(g, "capability", None) or getattr(g, "compute_capability", None) for g in gpus}
-    return None if None in caps else ", ".join(sorted(caps)) or "none"
+    if None in caps:
+        return None
+    return ", ".join(sorted(c for c in caps if c is not None)) or "none"
 
 
 def _gpu_count(facts: Facts) -> int | None:
@@ -119,13 +122,12 @@ def _torch_missing(facts: Facts) -> bool:
 def _torch_version(facts: Facts) -> str | None:
     if _torch_missing(facts):
         return NOT_INSTALLED
-    return facts.torch.version or (facts.packages.torch_build or {}).get("version")
+    return torch_build_version(facts)
 
 
 def _torch_cuda(facts: Facts) -> str | None:
-    build = facts.packages.torch_build or {}
-    if facts.torch.status == "ok" or build:
-        return facts.torch.cuda or build.get("cuda") or "none"  # a CPU build: known, no CUDA
+    if facts.torch.status == "ok" or facts.packages.torch_build:
+        return torch_cuda(facts) or "none"  # a CPU build: known, no CUDA
     return None
 
 

@@ -24,6 +24,11 @@ SCHEMA_VERSION = 2
 REQUIRED_SECTIONS = ("system", "python", "nvidia", "packages", "torch")
 
 Origin = Literal["probe", "report", "file"]
+# How the torch import went: "skipped" is ``check --quick`` (not imported), "unknown" not probed.
+TorchStatus = Literal["ok", "missing", "import-error", "crashed", "timeout", "skipped", "unknown"]
+# Why the driver could not be asked (NVML, else nvidia-smi); None when it answered.
+NvidiaError = Literal["driver-missing", "driver-library-mismatch", "no-device", "timeout", "crashed", "error"]
+DockerStatus = Literal["ok", "sdk-missing", "no-engine", "permission-denied", "error", "unknown"]
 
 
 @dataclass
@@ -77,9 +82,7 @@ class NvidiaFacts:
     driver_version: str | None = None  # "580.95.05"
     cuda_driver_version: str | None = None  # highest CUDA the driver supports, "13.0"
     gpus: list[Gpu] | None = None
-    # Mapped failure: "driver-missing", "driver-library-mismatch", "no-device", "timeout", "crashed",
-    # "error".
-    error: str | None = None
+    error: NvidiaError | None = None
     error_detail: str | None = None
     # NVML's own failure when nvidia-smi answered in its place, or a query NVML could not answer.
     nvml_error: str | None = None
@@ -182,8 +185,7 @@ class ScaledMmResult:
 
 @dataclass
 class TorchFacts:
-    # "ok", "missing", "import-error", "crashed", "timeout", "skipped" (--quick) or "unknown".
-    status: str = "unknown"
+    status: TorchStatus = "unknown"
     error: str | None = None
     version: str | None = None
     cuda: str | None = None  # torch.version.cuda
@@ -202,8 +204,7 @@ class TorchFacts:
 
 @dataclass
 class DockerFacts:
-    # "ok", "sdk-missing", "no-engine", "permission-denied", "error".
-    status: str = "unknown"
+    status: DockerStatus = "unknown"
     error: str | None = None
     server_version: str | None = None
     runtimes: list[str] | None = None
@@ -215,7 +216,7 @@ class DockerFacts:
 class Facts:
     schema_version: int = SCHEMA_VERSION
     envdoctor_version: str | None = None
-    origin: str = "probe"
+    origin: Origin = "probe"
     system: SystemFacts = field(default_factory=SystemFacts)
     python: PythonFacts = field(default_factory=PythonFacts)
     nvidia: NvidiaFacts = field(default_factory=NvidiaFacts)
@@ -282,6 +283,20 @@ def load_facts(path: str | Path) -> Facts:
         raise FactsError(f"{p}: malformed facts ({exc.__class__.__name__})") from None
     facts.origin = "file" if facts.origin == "probe" else facts.origin
     return facts
+
+
+@functools.cache
+def is_fact_path(path: str) -> bool:
+    """Whether a dotted path (``"torch.version"``, ``"nvidia.cuda_driver_version"``) names a field of
+    :class:`Facts`, through nested sections: report parsers and signature files name facts this way, and
+    a misspelt path must be an error rather than a value silently dropped."""
+    tp: Any = Facts
+    for name in path.split("."):
+        tp = _shape(tp)[0]
+        if not _is_dataclass(tp) or name not in _field_types(tp):
+            return False
+        tp = _field_types(tp)[name]
+    return True
 
 
 @functools.cache

@@ -10,7 +10,10 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any
+from typing import Any, Literal
+
+# The report groups a rule's findings fall under (envdoctor.report.AREAS gives their titles).
+Area = Literal["system", "nvidia", "cuda", "torch", "packages", "container"]
 
 
 class Severity(str, Enum):

@@ -29,6 +29,7 @@ import re
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
+from envdoctor.facts import Facts
 from envdoctor.knowledge import load_table
 
 GiB = 1024**3
@@ -232,13 +233,13 @@ def named_gpu(name: str) -> Capacity:
     raise FitError(f"unknown GPU {name!r}: give its memory with --memory-gib")
 
 
-def capacity_from_facts(facts: Any) -> Capacity | None:
+def capacity_from_facts(facts: Facts) -> Capacity | None:
     """The smallest GPU of the facts (a run is as big as its smallest GPU allows); None without GPUs."""
-    gpus = [g for g in (facts.nvidia.gpus or []) if g.memory_total_mib]
-    if not gpus:
+    sized = [(g.memory_total_mib, g) for g in facts.nvidia.gpus or [] if g.memory_total_mib]
+    if not sized:
         return None
-    small = min(gpus, key=lambda g: g.memory_total_mib)
-    return Capacity(f"{small.name} (GPU {small.index})", small.memory_total_mib * 1024**2, "this machine")
+    mib, small = min(sized, key=lambda pair: pair[0])
+    return Capacity(f"{small.name} (GPU {small.index})", mib * 1024**2, "this machine")
 
 
 # ----------------------------------------------------------------------------- verdict and advice
@@ -269,15 +270,17 @@ def _candidates(run: Run) -> list[tuple[tuple[int, ...], Run]]:
     optims = [run.optimizer] if run.optimizer == "adamw8bit" else ["adamw", "adamw8bit"]
     precisions = [run.precision] if run.precision != "fp32" else ["fp32", "bf16"]
     gpus = [run.gpus * k for k in (1, 2, 4, 8, 16, 32, 64)]
-    out = []
+    out: list[tuple[tuple[int, ...], Run]] = []
     for z, c, mb, o, pr, g in itertools.product(zeros, ckpts, batches, optims, precisions, gpus):
         # Keep the global batch: fewer accumulation steps on more GPUs, as far as they divide it.
         accum = max(1, global_batch(run) // (mb * g))
         cand = replace(
             run, zero=z, checkpointing=c, micro_batch=mb, grad_accum=accum, optimizer=o, precision=pr, gpus=g
         )
-        turned = (z != run.zero, c != run.checkpointing, mb != run.micro_batch, o != run.optimizer)
-        turned += (pr != run.precision, g != run.gpus)
+        turned = (z != run.zero, c != run.checkpointing, mb != run.micro_batch, o != run.optimizer) + (
+            pr != run.precision,
+            g != run.gpus,
+        )
         # Fewest knobs first, then the cheapest knobs, then the least turn of each.
         cost = (sum(turned), sum(i for i, t in enumerate(turned, 1) if t), -mb, g, z)
         out.append((cost, cand))

@@ -222,7 +222,7 @@ def build_server(allow_apply: bool = False):
             name=fn.__name__,
             description=(fn.__doc__ or "").strip(),
             annotations=ToolAnnotations(
-                readOnlyHint=not changes, destructiveHint=changes, openWorldHint=False
+                read_only_hint=not changes, destructive_hint=changes, open_world_hint=False
             ),
         )
     return server

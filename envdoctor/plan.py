@@ -20,7 +20,7 @@ from __future__ import annotations
 import copy
 import shlex
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
@@ -28,6 +28,11 @@ from packaging.version import InvalidVersion, Version
 
 from envdoctor.facts import Distribution, Facts
 from envdoctor.findings import Action, Finding, Manual, PipInstall, PipUninstall, SetEnv, Severity
+from envdoctor.readers import capabilities, gpus, installed_versions, listed_torch
+from envdoctor.versions import public_version
+
+if TYPE_CHECKING:
+    from envdoctor.recipes import Recipe
 
 ACTIVATION_NAME = "envdoctor-activate.sh"
 STATE_DIR = ".envdoctor"
@@ -35,11 +40,16 @@ STATE_DIR = ".envdoctor"
 TORCH_FAMILY = frozenset({"torch", "torchvision", "torchaudio", "triton", "pytorch-triton"})
 
 
+# The kind of action a step holds: the planner keeps installs, uninstalls, variables and manual steps
+# apart, and a Step[PipInstall] is known to have specs and an index.
+A = TypeVar("A", bound=Action, covariant=True)
+
+
 @dataclass
-class Step:
+class Step(Generic[A]):
     """One action of the plan and the findings (or recipe) it comes from."""
 
-    action: Action
+    action: A
     because: list[str] = field(default_factory=list)
 
     @property
@@ -88,9 +98,9 @@ ERRORS_ONLY = Selection()
 class Plan:
     python: str | None  # the interpreter the plan is for
     prefix: str | None  # its sys.prefix: where the activation file and snapshots live
-    steps: list[Step] = field(default_factory=list)
+    steps: list[Step[Action]] = field(default_factory=list)
     # Automatic steps of findings the selection leaves out: shown, never run (see Selection).
-    deferred: list[Step] = field(default_factory=list)
+    deferred: list[Step[Action]] = field(default_factory=list)
     selection: Selection = ERRORS_ONLY
     # Pins passed to pip as a constraints file while installing anything that is not torch.
     constraints: list[str] = field(default_factory=list)
@@ -98,11 +108,11 @@ class Plan:
     notes: list[str] = field(default_factory=list)  # conflicts resolved, unfixable findings, ...
 
     @property
-    def automatic_steps(self) -> list[Step]:
+    def automatic_steps(self) -> list[Step[Action]]:
         return [s for s in self.steps if s.automatic]
 
     @property
-    def manual_steps(self) -> list[Step]:
+    def manual_steps(self) -> list[Step[Action]]:
         return [s for s in self.steps if not s.automatic]
 
     @property
@@ -123,7 +133,7 @@ class Plan:
             "notes": list(self.notes),
         }
 
-    def describe(self, step: Step) -> str:
+    def describe(self, step: Step[Action]) -> str:
         """The step as the user would type it (pip commands) or read it (env, manual)."""
         action = step.action
         python = self.python or "python"
@@ -225,7 +235,7 @@ class TorchTarget:
 
     version: str  # "2.0.1+cu118", or "2.7.1" from plain PyPI (build unknown)
     variant: str | None  # "cu118", "cpu", or None (unknown)
-    step: Step
+    step: Step[Action]
 
 
 def planned_torch(plan: Plan) -> TorchTarget | None:
@@ -354,7 +364,7 @@ def _installs_torch(action: Action) -> bool:
 
 
 def plan_for_recipe(
-    recipe: Any,
+    recipe: Recipe,
     facts: Facts,
     activation: dict[str, str | None] | None = None,
     allow_system: bool = False,
@@ -366,26 +376,20 @@ def plan_for_recipe(
     its installed version does not satisfy the recipe's pin, a variable the activation file does not
     already set. Hardware the recipe cannot run on becomes a manual step, not a refusal.
     """
-    from envdoctor.knowledge.cuda import driver_at_least, parse_variant, release_version
+    from envdoctor.knowledge.cuda import driver_at_least, parse_variant
 
     plan = Plan(python=facts.python.executable, prefix=facts.python.prefix)
     why = f"recipe {recipe.name}"
     actions: list[tuple[Action, str]] = []
     installed = installed_versions(facts)
-    torch_now = installed.get("torch")
-    if (
-        torch_now is not None
-        and facts.torch.version
-        and release_version(facts.torch.version) == release_version(torch_now)
-    ):
-        torch_now = facts.torch.version  # the imported build carries the local tag (+cu126)
+    torch_now = listed_torch(facts)
     variant_now = parse_variant(torch_now, facts.torch.cuda) if torch_now else None
     if (
         torch_now is None
-        or release_version(torch_now) != recipe.torch.version
+        or public_version(torch_now) != recipe.torch.version
         or variant_now != recipe.torch.variant
     ):
-        same_version = torch_now is not None and release_version(torch_now) == recipe.torch.version
+        same_version = torch_now is not None and public_version(torch_now) == recipe.torch.version
         actions.append(
             (PipInstall((recipe.torch.requirement,), recipe.torch.index_url, reinstall=same_version), why)
         )
@@ -406,12 +410,6 @@ def plan_for_recipe(
     _assemble(plan, actions, facts, activation or {})
     plan.refusals = refusals(facts, allow_system, allow_conda, plan)
     return plan
-
-
-def installed_versions(facts: Facts) -> dict[str, str]:
-    """Installed distributions by canonical name, from the full listing or the tracked packages."""
-    listing = facts.packages.all or facts.packages.versions or {}
-    return {canonicalize_name(k): v for k, v in listing.items()}
 
 
 def refusals(facts: Facts, allow_system: bool, allow_conda: bool, plan: Plan | None = None) -> list[str]:
@@ -444,10 +442,10 @@ def _assemble(
     plan: Plan, actions: list[tuple[Action, str]], facts: Facts, activation: dict[str, str | None]
 ) -> None:
     """Merge, resolve and order ``actions`` into ``plan.steps`` (and its constraints and notes)."""
-    uninstall: dict[str, Step] = {}
-    installs: dict[str, tuple[Requirement, Step]] = {}  # canonical name -> merged requirement
-    env: dict[str, Step] = {}
-    manual: dict[str, Step] = {}
+    uninstall: dict[str, Step[PipUninstall]] = {}
+    installs: dict[str, tuple[Requirement, Step[PipInstall]]] = {}  # canonical name -> merged requirement
+    env: dict[str, Step[SetEnv]] = {}
+    manual: dict[str, Step[Manual]] = {}
     for action, why in actions:
         if isinstance(action, PipUninstall):
             for name in action.names:
@@ -486,13 +484,17 @@ def _assemble(
 _MISSING = object()
 
 
-def _add_reason(step: Step, why: str) -> None:
+def _add_reason(step: Step[Action], why: str) -> None:
     if why not in step.because:
         step.because.append(why)
 
 
 def _merge_install(
-    plan: Plan, installs: dict[str, tuple[Requirement, Step]], spec: str, action: PipInstall, why: str
+    plan: Plan,
+    installs: dict[str, tuple[Requirement, Step[PipInstall]]],
+    spec: str,
+    action: PipInstall,
+    why: str,
 ) -> None:
     """Add one specifier, intersecting it with an earlier one for the same project."""
     try:
@@ -554,7 +556,9 @@ def _intersect(a: Requirement, b: Requirement) -> Requirement | None:
     return merged
 
 
-def _resolve_torch_index(installs: dict[str, tuple[Requirement, Step]], facts: Facts) -> Step | None:
+def _resolve_torch_index(
+    installs: dict[str, tuple[Requirement, Step[PipInstall]]], facts: Facts
+) -> Step[Manual] | None:
     """Give a torch install without an index the CUDA build this driver and every GPU can run.
 
     Returns a manual step when no CUDA build of that torch release fits (the install then stays as
@@ -564,11 +568,12 @@ def _resolve_torch_index(installs: dict[str, tuple[Requirement, Step]], facts: F
         return None
     req, step = installs["torch"]
     version = next((s.version for s in req.specifier if s.operator == "=="), None)
-    if step.action.index_url is not None or version is None or not facts.nvidia.gpus:
+    gpu_list = gpus(facts)
+    if step.action.index_url is not None or version is None or not gpu_list:
         return None
     from envdoctor.knowledge.cuda import choose_variant, index_url
 
-    caps = gpu_capabilities(facts)
+    caps = capabilities(gpu_list)
     variant = choose_variant(version, facts.nvidia.driver_version, caps)
     if variant is None:
         text = (
@@ -582,21 +587,9 @@ def _resolve_torch_index(installs: dict[str, tuple[Requirement, Step]], facts: F
     return None
 
 
-def gpu_capabilities(facts: Facts) -> list[str]:
-    """Compute capability of every GPU: as reported, else inferred from its name."""
-    from envdoctor.knowledge.cuda import gpu_capability
-
-    caps: list[str] = []
-    for gpu in facts.nvidia.gpus or []:
-        cap = gpu.compute_capability or gpu_capability(gpu.name)
-        if cap and cap not in caps:
-            caps.append(cap)
-    return caps
-
-
-def _group_installs(installs: dict[str, tuple[Requirement, Step]]) -> list[Step]:
+def _group_installs(installs: dict[str, tuple[Requirement, Step[PipInstall]]]) -> list[Step[PipInstall]]:
     """One ``pip install`` per (index, reinstall) pair; the group holding torch runs first."""
-    groups: dict[tuple[str | None, bool], Step] = {}
+    groups: dict[tuple[str | None, bool], Step[PipInstall]] = {}
     for key, (_req, step) in installs.items():
         action = step.action
         # A torch-family package follows torch's index when it has none of its own, and on that
@@ -624,7 +617,7 @@ def needs_constraints(action: PipInstall | PipUninstall) -> bool:
     )
 
 
-def _torch_constraints(install_steps: list[Step], facts: Facts) -> list[str]:
+def _torch_constraints(install_steps: list[Step[PipInstall]], facts: Facts) -> list[str]:
     """Pin torch while other packages install, so a dependency cannot swap the torch build."""
     if not any(needs_constraints(s.action) for s in install_steps):
         return []

@@ -16,12 +16,16 @@ import re
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.version import InvalidVersion, Version
 
+from envdoctor.facts import Facts
 from envdoctor.yamlio import load_yaml
+
+if TYPE_CHECKING:
+    from envdoctor.plan import Plan
 
 VARIANT_RE = re.compile(r"^(cpu|cu\d{3}|rocm\d+(\.\d+)*)$")
 CAPABILITY_RE = re.compile(r"^\d+\.\d+(\+PTX)?$")
@@ -229,7 +233,7 @@ class _Validator:
     def __init__(self, where: str) -> None:
         self.where = where
 
-    def fail(self, field_name: str, reason: str) -> None:
+    def fail(self, field_name: str, reason: str) -> NoReturn:
         raise RecipeError(f"{self.where}: {field_name}: {reason}")
 
     def _get(self, data: dict, key: str, label: str, required: bool) -> Any:
@@ -293,19 +297,19 @@ class Verdict:
         return not self.reasons
 
 
-def assess(recipe: Recipe, facts: Any) -> Verdict:
+def assess(recipe: Recipe, facts: Facts) -> Verdict:
     """Can this machine (driver, GPUs) run ``recipe``? Reasons name the number that fails."""
     from envdoctor.knowledge.cuda import arch_covers, driver_at_least
-    from envdoctor.plan import gpu_capabilities
+    from envdoctor.readers import capabilities, gpus
 
-    gpus = facts.nvidia.gpus or []
+    gpu_list = gpus(facts)
     verdict = Verdict(recipe, [])
     if not recipe.hardware.gpu:
-        if gpus:
+        if gpu_list:
             verdict.notes.append("CPU only: the GPU stays unused")
         return verdict
-    if not gpus:
-        why = "none found" if facts.nvidia.gpus is not None or facts.nvidia.error else "none known"
+    if not gpu_list:
+        why = "none found" if gpu_list is not None or facts.nvidia.error else "none known"
         verdict.reasons.append(f"needs an NVIDIA GPU ({why})")
         return verdict
     driver = facts.nvidia.driver_version
@@ -314,8 +318,7 @@ def assess(recipe: Recipe, facts: Any) -> Verdict:
         verdict.notes.append(f"driver version unknown; needs >= {floor}")
     elif floor and not driver_at_least(driver, floor):
         verdict.reasons.append(f"driver {driver} below the floor {floor} of {recipe.torch.variant}")
-    caps = gpu_capabilities(facts)
-    for cap in caps:
+    for cap in capabilities(gpu_list):
         covered = arch_covers(
             cap,
             list(recipe.hardware.compute_capabilities),
@@ -327,12 +330,12 @@ def assess(recipe: Recipe, facts: Any) -> Verdict:
             verdict.reasons.append(
                 f"compute capability {cap} not covered by {recipe.torch.variant} ({archs})"
             )
-    if len(caps) < len(gpus):
+    if any(g.capability is None for g in gpu_list):
         verdict.notes.append("compute capability of some GPUs unknown")
     return verdict
 
 
-def guard_recipe_plan(plan: Any, recipe: Recipe, facts: Any, force: bool) -> None:
+def guard_recipe_plan(plan: Plan, recipe: Recipe, facts: Facts, force: bool) -> None:
     """A recipe that ``recommend`` rejects here is refused by ``fix --recipe`` unless forced.
 
     The refusal says why (the same reasons ``recommend`` prints), so that a CUDA stack is never
@@ -352,14 +355,14 @@ def guard_recipe_plan(plan: Any, recipe: Recipe, facts: Any, force: bool) -> Non
 
 
 def _rank(verdict: Verdict, has_gpu: bool) -> tuple:
-    from envdoctor.knowledge.cuda import version_tuple
+    from envdoctor.versions import version_tuple
 
     r = verdict.recipe
     cuda = version_tuple(r.torch.variant[2:]) if r.torch.variant.startswith("cu") else ()
     return (verdict.fits, r.hardware.gpu == has_gpu, version_tuple(r.torch.version), cuda)
 
 
-def recommend(facts: Any, recipes: list[Recipe] | None = None) -> list[Verdict]:
+def recommend(facts: Facts, recipes: list[Recipe] | None = None) -> list[Verdict]:
     """Every recipe judged against the machine, best first: the first one is the pick if it fits.
 
     Order: recipes that run here before those that do not, GPU stacks before CPU ones on a GPU

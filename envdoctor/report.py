@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from envdoctor.advice import Advice
 from envdoctor.facts import SCHEMA_VERSION, Facts
-from envdoctor.findings import Finding, Severity
+from envdoctor.findings import Area, Finding, Severity
+from envdoctor.readers import torch_build_version, torch_cuda, torch_hip
 
-AREAS: dict[str, str] = {
+AREAS: dict[Area, str] = {
     "system": "System",
     "nvidia": "NVIDIA driver & GPUs",
     "cuda": "CUDA toolkit & libraries",
@@ -23,13 +24,14 @@ AREAS: dict[str, str] = {
     "container": "Docker / container",
 }
 # Probe name -> report area, for probe crash lines.
-PROBE_AREAS = {"system": "system", "target": "packages", "nvidia": "nvidia", "cuda": "cuda"}
+PROBE_AREAS: dict[str, Area] = {"system": "system", "target": "packages", "nvidia": "nvidia", "cuda": "cuda"}
 PROBE_AREAS |= {"torch": "torch", "docker": "container", "toolchain": "cuda"}
 
 # One mark per status, never shared: ✓ means checked and fine, nothing else. "crashed" is a probe of the
 # area that crashed, timed out or failed (flutter doctor's ☠), "absent" an area with nothing to check
 # (no driver, no torch) or nothing known (a pasted report that does not cover it).
-MARKS = {
+AreaStatus = Literal["ok", "absent", "crashed"]
+MARKS: dict[Severity | AreaStatus, str] = {
     "ok": "✓",
     "absent": "-",
     "crashed": "☠",
@@ -37,7 +39,7 @@ MARKS = {
     Severity.WARNING: "!",
     Severity.ERROR: "✗",
 }
-STYLES = {
+STYLES: dict[Severity | AreaStatus, str] = {
     "ok": "green",
     "absent": "dim",
     "crashed": "red",
@@ -53,7 +55,7 @@ def has_errors(findings: list[Finding]) -> bool:
     return any(f.severity is Severity.ERROR for f in findings)
 
 
-def area_of(finding: Finding) -> str:
+def area_of(finding: Finding) -> Area:
     """The report area of a finding, from its rule (findings without a rule go under System)."""
     from envdoctor.rules import all_rules
 
@@ -65,9 +67,9 @@ def area_of(finding: Finding) -> str:
 
 @dataclass
 class AreaLine:
-    key: str
+    key: Area
     title: str
-    status: Severity | str  # the worst severity of its findings, else "crashed", "absent" or "ok"
+    status: Severity | AreaStatus  # the worst severity of its findings, else "crashed", "absent" or "ok"
     summary: str
     crashed: str | None = None
 
@@ -78,13 +80,14 @@ def area_lines(facts: Facts, findings: list[Finding]) -> list[AreaLine]:
     for key, title in AREAS.items():
         severities = [f.severity for f in findings if area_of(f) == key]
         crashed = "; ".join(f"{p}: {e}" for p, e in facts.probe_errors.items() if PROBE_AREAS.get(p) == key)
-        status: Severity | str
+        status: Severity | AreaStatus
         if Severity.ERROR in severities:
             status = Severity.ERROR
         elif crashed or _probe_failed(key, facts):
             status = "crashed"
         elif severities:
-            status = min(severities, key=lambda s: s.rank)
+            worst: Severity = min(severities, key=lambda s: s.rank)
+            status = worst
         else:
             summary = _summary(key, facts)
             status = "absent" if summary == "unknown" or _absent(key, facts) else "ok"
@@ -105,11 +108,6 @@ def _absent(area: str, facts: Facts) -> bool:
     if area == "torch":
         return facts.torch.status in ("missing", "skipped") and torch_build_version(facts) is None
     return False
-
-
-def torch_build_version(facts: Facts) -> str | None:
-    """The torch version the facts name (import probe, else torch/version.py), None if none."""
-    return facts.torch.version or (facts.packages.torch_build or {}).get("version")
 
 
 def _summary(area: str, facts: Facts) -> str:
@@ -154,10 +152,9 @@ def _summary(area: str, facts: Facts) -> str:
         tools = [f"gcc {tc.gcc}" if tc.gcc else None, f"no {', '.join(tc.missing)}" if tc.missing else None]
         parts = [nvcc, home, libs, wheels, *tools]
     elif area == "torch":
-        if t.status in ("ok", "unknown", "skipped") and (t.version or (pk.torch_build or {}).get("version")):
-            version = t.version or (pk.torch_build or {}).get("version")
-            build = t.cuda or (pk.torch_build or {}).get("cuda")
-            hip = t.hip or (pk.torch_build or {}).get("hip")
+        version = torch_build_version(facts)
+        if t.status in ("ok", "unknown", "skipped") and version:
+            build, hip = torch_cuda(facts), torch_hip(facts)
             # A pasted report may give the version without the build: unknown is not "CPU".
             known = t.status == "ok" or pk.torch_build is not None
             kind = f"CUDA {build}" if build else f"ROCm {hip}" if hip else "CPU build" if known else None
@@ -244,8 +241,8 @@ def print_text(
             console.print(f"    [dim]evidence[/] {escape(key)} = {escape(_evidence_text(value))}")
         if f.inferred:
             console.print("    [dim]note[/] rests on an inference (e.g. GPU model → compute capability)")
-        for line in _fix_lines(f, advice):
-            console.print(f"    [cyan]fix[/] {escape(line)}")
+        for fix_line in _fix_lines(f, advice):
+            console.print(f"    [cyan]fix[/] {escape(fix_line)}")
         if f.verify:
             console.print(f"    [cyan]verify[/] {escape(f.verify)}")
         for url in f.sources[:2]:

@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
+from typing import cast
 
 import torch
 import torch.nn as nn
@@ -186,7 +187,7 @@ def sliding_window_attention(q, k, v, window: int, chunk: int):
 def fuse(branches: list[torch.Tensor], gate_logits: torch.Tensor) -> torch.Tensor:
     """Softmax gate over branches: gate_logits (B, H, T, n_branches), branches (B, H, T, D) each."""
     weights = gate_logits.float().softmax(-1).to(branches[0].dtype)
-    return sum(weights[..., i : i + 1] * b for i, b in enumerate(branches))
+    return cast(torch.Tensor, sum(weights[..., i : i + 1] * b for i, b in enumerate(branches)))
 
 
 # ----------------------------------------------------------------------------- naive PAM (tests only)
@@ -336,7 +337,7 @@ class PAMTransformer(nn.Module):
                 nn.init.normal_(p, mean=0.0, std=0.02 / math.sqrt(2 * cfg.n_layer))
         if cfg.attention != "full":  # lean on the (widest) local branch at first
             local = 1 + (cfg.select_blocks > 0)
-            for block in self.blocks:
+            for block in cast(list[Block], self.blocks):  # a ModuleList of Blocks
                 with torch.no_grad():
                     block.attn.gate.bias.view(cfg.n_head, cfg.n_branches)[:, local] = LOCAL_GATE_BIAS
 

@@ -14,6 +14,7 @@ FACTS = Path(__file__).parent / "fixtures" / "facts"
 def _no_gpu_facts(tmp_path: Path) -> Path:
     data = json.loads((FACTS / "healthy_h200.json").read_text())
     data["nvidia"] = {"source": "nvml", "error": "driver-missing", "error_detail": "NVML library not found"}
+    data["torch"].update(cuda_available=False, device_count=0, devices=[])  # torch sees none either
     path = tmp_path / "no_gpu.json"
     path.write_text(json.dumps(data))
     return path

@@ -172,10 +172,10 @@ def test_a_relative_xdg_cache_home_falls_back_to_home(tmp_path, monkeypatch) -> 
 
 def test_a_malformed_table_names_its_file_and_is_never_cached(tables_copy) -> None:
     (tables_copy / "fp8.yaml").write_text("rows:\n  - {key: x, value: y, status: verified}\n")
-    with pytest.raises(KnowledgeError, match=r"^fp8\.yaml: row 0 has no source URL$"):
+    with pytest.raises(KnowledgeError, match=r"^fp8\.yaml: row 0: source: not a URL$"):
         load_table("fp8")
     assert load_table("gpus")  # the other tables still load
-    with pytest.raises(KnowledgeError, match=r"^fp8\.yaml: row 0 has no source URL$"):
+    with pytest.raises(KnowledgeError, match=r"^fp8\.yaml: row 0: source: not a URL$"):
         load_all()
     assert not cache_file().exists()
 

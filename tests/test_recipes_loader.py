@@ -167,7 +167,8 @@ def test_cli_recommend_from_facts_file():
 
 def test_recipes_keep_up_with_the_newest_stable_torch_the_tables_know():
     """A release the knowledge tables know must have a recipe: recommend never lags check's advice."""
-    from envdoctor.knowledge.cuda import torch_releases, version_tuple
+    from envdoctor.knowledge.cuda import torch_releases
+    from envdoctor.versions import version_tuple
 
     recipes = all_recipes()
     newest = max(version_tuple(r.latest) for r in torch_releases() if r.latest)

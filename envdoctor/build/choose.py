@@ -14,8 +14,8 @@ if TYPE_CHECKING:
 
 def fallback_recipe() -> Recipe:
     """The newest shipped CUDA 13 recipe (the top-level Dockerfile's recipe)."""
-    from envdoctor.knowledge.cuda import version_tuple
     from envdoctor.recipes import RecipeError, all_recipes
+    from envdoctor.versions import version_tuple
 
     cuda13 = [r for r in all_recipes() if r.torch.variant.startswith("cu13")]
     if not cuda13:

@@ -204,7 +204,8 @@ def build(
 
 
 def _group(name: str | None, members: list[Node]) -> Group:
-    keys, odd = [], defaultdict(list)
+    keys: list[KeyCount] = []
+    odd: defaultdict[str, list[tuple[str, str, str | None]]] = defaultdict(list)
     total = len(members)
     for key in BREAKING:
         counts = Counter(n.values[key.label] for n in members)

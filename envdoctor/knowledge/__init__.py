@@ -18,6 +18,8 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from envdoctor.yamlio import load_rows, row_name
+
 STATUSES = ("verified", "secondary", "unverified")
 
 # The package is installed unpacked: the tables are plain files next to this module.
@@ -87,13 +89,14 @@ def _all_tables() -> dict[str, Rows]:
 def _all_tables_once() -> dict[str, Rows]:
     from envdoctor import __version__
 
-    key = [__version__, [list(f) for f in _table_files()]]
+    files = _table_files()
+    key = [__version__, [list(f) for f in files]]
     path = cache_file()
     tables = _read_cache(path, key)
     if tables is not None:
         return tables
     tables = {}
-    for name, _, _ in key[1]:
+    for name, _, _ in files:
         try:
             tables[name] = _parse_table(name)
         except KnowledgeError:
@@ -104,30 +107,24 @@ def _all_tables_once() -> dict[str, Rows]:
 
 
 def _parse_table(name: str) -> Rows:
-    import yaml
-
-    from envdoctor.yamlio import load_yaml
-
     filename = f"{name}.yaml"
     try:
-        data = load_yaml((TABLES_DIR / filename).read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as exc:
+        text = (TABLES_DIR / filename).read_text(encoding="utf-8")
+    except OSError as exc:
         raise KnowledgeError(f"{filename}: cannot load ({exc})") from None
-    rows = data.get("rows") if isinstance(data, dict) else None
-    if not isinstance(rows, list):
-        raise KnowledgeError(f"{filename}: expected a mapping with a 'rows' list")
-    return _validated(filename, rows)
+    return _validated(filename, load_rows(filename, text, "rows", KnowledgeError))
 
 
 def _validated(filename: str, rows: list[Any]) -> Rows:
+    """The rows, each a mapping with a source URL and a status (also rows read back from the cache)."""
     for i, row in enumerate(rows):
         if not isinstance(row, dict):
-            raise KnowledgeError(f"{filename}: row {i} is not a mapping")
+            raise KnowledgeError(f"{row_name(filename, i, row)}: not a mapping")
         if not str(row.get("source", "")).startswith("http"):
-            raise KnowledgeError(f"{filename}: row {i} has no source URL")
+            raise KnowledgeError(f"{row_name(filename, i, row)}: source: not a URL")
         if row.get("status") not in STATUSES:
             raise KnowledgeError(
-                f"{filename}: row {i} has status {row.get('status')!r}, not one of {STATUSES}"
+                f"{row_name(filename, i, row)}: status: {row.get('status')!r} is not one of {STATUSES}"
             )
     return tuple(rows)
 

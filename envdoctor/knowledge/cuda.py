@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from functools import cache
 
 from envdoctor.knowledge import load_table
+from envdoctor.versions import version_tuple
 
 INDEX_BASE = "https://download.pytorch.org/whl"
 
@@ -44,19 +45,6 @@ class ArchTarget:
     minor: int
     ptx: bool
     specific: bool = False  # "sm_90a": runs on exactly this capability only
-
-
-def version_tuple(version: str) -> tuple[int, ...]:
-    """``"580.95.05"`` -> ``(580, 95, 5)``; leading numeric parts only (``"2.6.0+cu126"`` -> 2, 6, 0)."""
-    parts: list[int] = []
-    for piece in re.split(r"[.+]", version.strip()):
-        m = re.match(r"\d+", piece)
-        if not m:
-            break
-        parts.append(int(m.group()))
-        if m.group() != piece:
-            break
-    return tuple(parts)
 
 
 def minor_of(version: str) -> str | None:
@@ -126,11 +114,6 @@ def parse_variant(torch_version: str | None, torch_cuda: str | None) -> str | No
     if torch_cuda:
         return variant_of_cuda(torch_cuda)
     return None
-
-
-def release_version(torch_version: str) -> str:
-    """The public version without the local tag: ``"2.6.0+cu126"`` -> ``"2.6.0"``."""
-    return torch_version.split("+", 1)[0].strip()
 
 
 def index_url(variant: str) -> str:

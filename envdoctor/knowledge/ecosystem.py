@@ -16,24 +16,10 @@ from functools import cache
 
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.utils import canonicalize_name
-from packaging.version import InvalidVersion, Version
+from packaging.version import Version
 
 from envdoctor.knowledge import load_table
-
-
-def parse_version(text: str | None) -> Version | None:
-    """A PEP 440 version, or None for an unknown or unparsable one (never raises)."""
-    if not text:
-        return None
-    try:
-        return Version(text.strip())
-    except InvalidVersion:
-        return None
-
-
-def public_version(text: str) -> str:
-    """The version without its local tag: ``"0.21.0+cu126"`` -> ``"0.21.0"``."""
-    return text.split("+", 1)[0].strip()
+from envdoctor.versions import parse_version, public_version
 
 
 def spec_contains(spec: str, version: str) -> bool:

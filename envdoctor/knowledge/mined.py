@@ -19,7 +19,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from envdoctor.knowledge.cuda import version_tuple
+from envdoctor.versions import version_tuple
 
 DIR = Path(__file__).parent
 API_INDEX = DIR / "api_index.json.gz"

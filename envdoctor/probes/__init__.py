@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import envdoctor
-from envdoctor.facts import Facts, NvidiaFacts, TorchFacts
+from envdoctor.facts import Facts, NvidiaError, NvidiaFacts, TorchFacts, TorchStatus
 
 # Seconds a probe may take (torch gets longer: a cold import from a network filesystem is slow).
 # Overridable with ENVDOCTOR_PROBE_TIMEOUT / ENVDOCTOR_TORCH_TIMEOUT or collect()'s arguments.
@@ -88,17 +88,19 @@ def collect(
             setattr(facts, name, value)
     nvidia_error = facts.probe_errors.get("nvidia")
     if nvidia_error and facts.nvidia.error is None:  # NVML itself hung or crashed
-        facts.nvidia = NvidiaFacts(error=_error_status(nvidia_error, "error"), error_detail=nvidia_error)
+        error: NvidiaError = "timeout" if _timed_out(nvidia_error) else "error"
+        facts.nvidia = NvidiaFacts(error=error, error_detail=nvidia_error)
     torch_error = facts.probe_errors.get("torch")
     if quick:
         facts.torch = TorchFacts(status="skipped")
     elif torch_error and facts.torch.status == "unknown":
-        facts.torch = TorchFacts(status=_error_status(torch_error, "unknown"), error=torch_error)
+        status: TorchStatus = "timeout" if _timed_out(torch_error) else "unknown"
+        facts.torch = TorchFacts(status=status, error=torch_error)
     return facts
 
 
-def _error_status(probe_error: str, otherwise: str) -> str:
-    return "timeout" if probe_error.startswith(_TIMED_OUT) else otherwise
+def _timed_out(probe_error: str) -> bool:
+    return probe_error.startswith(_TIMED_OUT)
 
 
 def resolve_target(python: str) -> str:

@@ -14,7 +14,7 @@ FLOAT8 = ("float8_e4m3fn", "float8_e4m3fnuz", "float8_e5m2", "float8_e5m2fnuz", 
 if sys.path and sys.path[0] in ("", "."):
     del sys.path[0]
 
-result = {"warnings": []}
+result = {"warnings": []}  # type: dict
 real_stdout = sys.stdout
 sys.stdout = sys.stderr  # whatever torch prints must not mix with the payload line
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from envdoctor.facts import DockerFacts
+from envdoctor.facts import DockerFacts, DockerStatus
 
 DEFAULT_SOCKET = "/var/run/docker.sock"
 CDI_DIRS = ("/etc/cdi", "/var/run/cdi")
@@ -119,7 +119,7 @@ def _http_get(path: str, target: str, timeout: float) -> tuple[bytes, bytes]:
     return head, body
 
 
-def socket_error_kind(exc: OSError) -> str:
+def socket_error_kind(exc: OSError) -> DockerStatus:
     if isinstance(exc, PermissionError):
         return "permission-denied"
     if isinstance(exc, (FileNotFoundError, ConnectionRefusedError)):
@@ -135,7 +135,7 @@ def _with_info(facts: DockerFacts, info: dict) -> DockerFacts:
     return facts
 
 
-def engine_error_kind(exc: Exception) -> str:
+def engine_error_kind(exc: Exception) -> DockerStatus:
     text = str(exc)
     if "Permission denied" in text or "PermissionError" in text:
         return "permission-denied"

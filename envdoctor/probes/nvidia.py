@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from envdoctor.facts import Gpu, NvidiaFacts
+from envdoctor.facts import Gpu, NvidiaError, NvidiaFacts
 from envdoctor.probes import _process
 from envdoctor.probes.torch_runtime import crash_message
 
@@ -118,7 +118,7 @@ def nvml_error_kind(exc: Exception) -> str:
     return error_kind(type(exc).__name__, str(exc))
 
 
-def error_kind(name: str, text: str) -> str:
+def error_kind(name: str, text: str) -> NvidiaError:
     """Map an NVML error class name ("NVMLError_DriverNotLoaded") and its text to the vocabulary."""
     text = text.lower()
     if name == "NVMLError_LibRmVersionMismatch" or "version mismatch" in text:
@@ -179,7 +179,7 @@ def _run_smi(smi: str, args: list[str], deadline: float) -> _process.Completed |
 def parse_smi_csv(text: str, fields: list[str]) -> tuple[str | None, list[Gpu]]:
     """The driver version and GPUs in ``--format=csv,noheader,nounits`` rows ("[N/A]" -> unknown)."""
     driver = None
-    gpus = []
+    gpus: list[Gpu] = []
     for line in text.splitlines():
         values = [v.strip() for v in line.split(",")]
         if len(values) != len(fields):
@@ -190,7 +190,8 @@ def parse_smi_csv(text: str, fields: list[str]) -> tuple[str | None, list[Gpu]]:
         }
         try:
             index = int(row["index"] or len(gpus))
-            memory = int(float(row["memory.total"])) if row.get("memory.total") else None
+            total = row.get("memory.total")
+            memory = int(float(total)) if total else None
         except ValueError:
             continue
         mig = row.get("mig.mode.current")
@@ -207,7 +208,7 @@ def parse_smi_csv(text: str, fields: list[str]) -> tuple[str | None, list[Gpu]]:
     return driver, gpus
 
 
-def smi_error_kind(text: str) -> str:
+def smi_error_kind(text: str) -> NvidiaError:
     low = text.lower()
     if "version mismatch" in low:
         return "driver-library-mismatch"

@@ -114,7 +114,7 @@ def report_lines(text: str) -> list[str]:
 
 def facts_from_report(text: str) -> Facts:
     """Partial facts (``origin = "report"``) from a pasted report; ReportError if nothing is recognised."""
-    from envdoctor.explain import match_text
+    from envdoctor.signatures import match_text
 
     if len(text) > MAX_BYTES:
         raise ReportError(f"report larger than {MAX_BYTES // (1024 * 1024)} MB")

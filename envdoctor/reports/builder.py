@@ -13,7 +13,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from envdoctor.facts import Distribution, Facts, Gpu, LibraryFile, Toolkit, is_cuda_wheel
+from packaging.utils import canonicalize_name
+
+from envdoctor.facts import Distribution, Facts, Gpu, LibraryFile, Toolkit, is_cuda_wheel, is_fact_path
 
 # Priorities: a line that states the fact about the running torch / driver beats a package listing;
 # words a person wrote ("torch 2.0.1", "driver version 340") come last of all.
@@ -22,11 +24,6 @@ STATED, TOOL, LISTING, DERIVED, PROSE = 30, 20, 10, 5, 1
 _LOCAL_CUDA = re.compile(r"\+cu(\d{2,3})$")
 _LOCAL_ROCM = re.compile(r"\+rocm(\d+\.\d+)")
 _SOURCE_BUILD = re.compile(r"\+(?:git)?[0-9a-f]{7,40}$")  # the commit of a source build
-
-
-def norm_name(name: str) -> str:
-    """PEP 503 normalised project name ('Torch_Vision' -> 'torch-vision')."""
-    return re.sub(r"[-_.]+", "-", name).lower()
 
 
 def cuda_from_tag(tag: str) -> str:
@@ -60,6 +57,8 @@ class Builder:
     def put(self, key: str, value: Any, prio: int, said: str | None = None) -> None:
         """Record ``key`` (a dotted facts path) unless a value of higher priority is already known;
         ``said`` gives the words when a person stated it rather than a tool printed it."""
+        if not is_fact_path(key):
+            raise ValueError(f"{key!r} is not a fact (see envdoctor.facts.Facts)")
         if value is None or value == "":
             return
         old = self.values.get(key)
@@ -114,7 +113,7 @@ class Builder:
     def package(
         self, name: str, version: str, prio: int = LISTING, source: str = "pip", said: str | None = None
     ) -> None:
-        name = norm_name(name)
+        name = canonicalize_name(name)
         if name == "pytorch":  # the conda package name of torch
             name = "torch"
         old = self.packages.get(name)

@@ -80,8 +80,8 @@ def _key(key: str, value: str, b: Builder) -> None:
     elif key == "libc version":
         b.put("system.glibc", short_version(value.replace("glibc-", "")), STATED)
     elif key in ("vllm version", "vllm"):
-        if version_in(value):
-            b.package("vllm", version_in(value), STATED)
+        if vllm := version_in(value):
+            b.package("vllm", vllm, STATED)
     elif key == "cuda_module_loading set to":
         b.env.setdefault("CUDA_MODULE_LOADING", value.strip())
     elif key in ("architecture",) and value.strip() in ("x86_64", "aarch64", "ppc64le", "arm64"):

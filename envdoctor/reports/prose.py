@@ -92,8 +92,8 @@ def parse(lines: list[str], b: Builder) -> None:
         if digits and not _REQUEST.search(line):
             _versions(line, low, words, b)
             if "python" in low:
-                for m in _PYTHON.finditer(line):
-                    b.put("python.version", m.group("v"), PROSE, words)
+                for stated in _PYTHON.finditer(line):
+                    b.put("python.version", stated.group("v"), PROSE, words)
         m = _PYTHON_PATH.search(line) if digits and "python" in low else None
         if m:
             b.put("python.version", m.group("v"), PROSE, words)

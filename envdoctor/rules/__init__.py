@@ -13,17 +13,18 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from envdoctor.facts import Facts
-from envdoctor.findings import Finding, Severity, sort_findings
+from envdoctor.findings import Area, Finding, Severity, sort_findings
 
-# Rule modules, imported on first use so that `envdoctor --help` stays fast.
+# Rule modules, imported on first use so that `envdoctor --help` stays fast. Their order is the order in
+# which rules run and findings of one severity are listed.
 RULE_MODULES = (
     "envdoctor.rules.torch_install",
     "envdoctor.rules.driver",
     "envdoctor.rules.gpu",
+    "envdoctor.rules.packages",
     "envdoctor.rules.libraries",
     "envdoctor.rules.toolkit",
     "envdoctor.rules.paths",
-    "envdoctor.rules.packages",
     "envdoctor.rules.runtime",
     "envdoctor.rules.container",
     "envdoctor.rules.visibility",
@@ -38,7 +39,7 @@ class Rule:
     id: str
     name: str
     severity: Severity  # the usual severity; a rule may emit a lower one for a milder case
-    area: str  # report group: system, nvidia, cuda, torch, packages, container
+    area: Area  # report group
     summary: str  # what the finding means, one line (docs table)
     fix: str  # the usual fix, one line (docs table)
     sources: tuple[str, ...]
@@ -58,7 +59,7 @@ def rule(
     *,
     name: str,
     severity: Severity,
-    area: str,
+    area: Area,
     summary: str,
     fix: str,
     sources: Iterable[str],

@@ -7,8 +7,8 @@ from collections.abc import Iterator
 from envdoctor.facts import Facts
 from envdoctor.findings import Finding, Manual, Severity
 from envdoctor.knowledge.cuda import parse_variant
+from envdoctor.readers import installed_torch, torch_cuda
 from envdoctor.rules import rule
-from envdoctor.rules.packages import installed_torch, torch_cuda
 
 TOOLKIT_SOURCES = (
     "https://docs.nvidia.com/datacenter/cloud-native/container-toolkit/latest/install-guide.html",

@@ -7,14 +7,9 @@ from collections.abc import Iterator
 from envdoctor.facts import Facts
 from envdoctor.findings import Finding, Manual, Severity
 from envdoctor.knowledge import cuda as kb
+from envdoctor.readers import capabilities, gpus, torch_build
 from envdoctor.rules import rule
-from envdoctor.rules.torch_install import (
-    capabilities,
-    describe_install,
-    gpus,
-    torch_build,
-    torch_install_action,
-)
+from envdoctor.rules.torch_install import describe_install, torch_install_action
 
 MVC_DOC = "https://docs.nvidia.com/deploy/cuda-compatibility/minor-version-compatibility.html"
 RELEASE_NOTES = "https://docs.nvidia.com/cuda/cuda-toolkit-release-notes/index.html"

@@ -7,16 +7,10 @@ from collections.abc import Iterator
 from envdoctor.facts import Facts
 from envdoctor.findings import Finding, Manual, PipInstall, Severity
 from envdoctor.knowledge import cuda as kb
+from envdoctor.readers import GpuInfo, TorchBuild, capabilities, gpus, torch_build
 from envdoctor.rules import rule
-from envdoctor.rules.torch_install import (
-    GpuInfo,
-    TorchBuild,
-    capabilities,
-    describe_install,
-    gpus,
-    torch_build,
-    torch_install_action,
-)
+from envdoctor.rules.torch_install import describe_install, torch_install_action
+from envdoctor.versions import version_tuple
 
 CUDA_COMPAT = "https://docs.nvidia.com/cuda/cuda-c-programming-guide/index.html#binary-compatibility"
 NVIDIA_GPUS = "https://developer.nvidia.com/cuda-gpus"
@@ -117,6 +111,7 @@ def arch_not_in_wheel(facts: Facts) -> Iterator[Finding]:
         return
     variant = build.variant or ""
     probed = facts.torch.arch_list
+    arch_evidence: dict[str, object]
     if probed:
         entries, arch_evidence = probed, {"torch.arch_list": probed}
         source = None
@@ -166,8 +161,8 @@ def _outside_toolkit(build: TorchBuild, gpu_list: list[GpuInfo], variant: str) -
     if span is None:
         return
     low, high, source = span
-    below = [g for g in gpu_list if g.capability and kb.version_tuple(g.capability) < kb.version_tuple(low)]
-    above = [g for g in gpu_list if g.capability and kb.version_tuple(g.capability) > kb.version_tuple(high)]
+    below = [g for g in gpu_list if g.capability and version_tuple(g.capability) < version_tuple(low)]
+    above = [g for g in gpu_list if g.capability and version_tuple(g.capability) > version_tuple(high)]
     if not below and not above:
         return
     uncovered = below or above
@@ -263,7 +258,7 @@ def fp8_unsupported(facts: Facts) -> Iterator[Finding]:
     ada = [g for g in capable if kb.fp8_min_cuda(g.capability or "")]
     if ada and torch_cuda and len(capable) == len(ada):
         need = kb.fp8_min_cuda(ada[0].capability or "") or ""
-        if kb.version_tuple(torch_cuda) < kb.version_tuple(need):
+        if version_tuple(torch_cuda) < version_tuple(need):
             yield Finding(
                 id="fp8-unsupported",
                 severity=Severity.WARNING,
@@ -297,7 +292,7 @@ def bf16_unsupported(facts: Facts) -> Iterator[Finding]:
     devices = facts.torch.devices or []
     refused = [d for d in devices if d.bf16_supported is False]
     gpu_list = gpus(facts) or []
-    old = [g for g in gpu_list if g.capability and kb.version_tuple(g.capability) < (8, 0)]
+    old = [g for g in gpu_list if g.capability and version_tuple(g.capability) < (8, 0)]
     if not refused and not old:
         return
     step = "Use float16 autocast with torch.amp.GradScaler instead of bf16 on this GPU."
@@ -351,15 +346,16 @@ def torch_cuda_variant_mismatch(facts: Facts) -> Iterator[Finding]:
         return
     # With nvcc on the machine, `nvcc-mismatch` says this (and more); this rule covers images whose
     # toolkit is known from CUDA_VERSION alone (the nvidia/cuda runtime images ship no nvcc).
-    if facts.cuda.nvcc_version or not (facts.system.env or {}).get("CUDA_VERSION"):
+    system_cuda = (facts.system.env or {}).get("CUDA_VERSION")
+    if facts.cuda.nvcc_version or not system_cuda:
         return
-    system_cuda, path = facts.system.env["CUDA_VERSION"], "system.env.CUDA_VERSION"
+    path = "system.env.CUDA_VERSION"
     system_variant = kb.variant_of_cuda(system_cuda)
     variant = build.variant or ""
     if system_variant is None or system_variant == variant:
         return
     torch_cuda = kb.cuda_of_variant(variant) or variant
-    major_differs = kb.version_tuple(torch_cuda)[:1] != kb.version_tuple(system_cuda)[:1]
+    major_differs = version_tuple(torch_cuda)[:1] != version_tuple(system_cuda)[:1]
     release = kb.torch_release(build.version)
     actions: list = []
     if release and system_variant in release.cuda_variants:

@@ -7,12 +7,17 @@ import os
 import re
 from collections.abc import Iterator
 
-from envdoctor.facts import Facts, LibraryFile, Requirement
+from envdoctor.facts import Facts, LibraryFile
 from envdoctor.findings import Action, Finding, Manual, PipInstall, SetEnv, Severity
 from envdoctor.knowledge.cuda import minor_of, parse_variant
 from envdoctor.knowledge.ecosystem import cuda_library, wheel_version
+from envdoctor.readers import (
+    installed_torch,
+    is_torch_cuda_dependency,
+    requirement_spec,
+    torch_cuda,
+)
 from envdoctor.rules import rule
-from envdoctor.rules.packages import installed_torch, requirement_name, requirement_spec, torch_cuda
 
 SHADOW_SOURCES = (
     "https://github.com/pytorch/pytorch/issues/138460",
@@ -24,12 +29,6 @@ NVCC_SOURCE = "https://github.com/pytorch/pytorch/blob/main/torch/utils/cpp_exte
 TOOLKIT_DIR = re.compile(
     r"/cuda(?:-\d+(?:\.\d+)?)?/(?:lib64|lib|targets/[^/]+/lib)/?$|/(?:conda|envs)/.*/lib/?$"
 )
-
-
-def is_torch_cuda_dependency(unmet: Requirement) -> bool:
-    """An unmet requirement of torch on one of its CUDA library wheels (nvidia-*, cuda-toolkit)."""
-    name = requirement_name(unmet.requirement)
-    return unmet.package.lower() == "torch" and (name.startswith("nvidia-") or name == "cuda-toolkit")
 
 
 def _pip_cuda_torch(facts: Facts) -> bool:

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from packaging.requirements import InvalidRequirement
-from packaging.requirements import Requirement as PepRequirement
 from packaging.utils import canonicalize_name
 
 from envdoctor.facts import Facts, Requirement
@@ -17,12 +15,20 @@ from envdoctor.knowledge.ecosystem import (
     companion_packages,
     companion_pin,
     last_release_before_floor,
-    parse_version,
-    public_version,
     spec_contains,
     torch_floor,
 )
+from envdoctor.readers import (
+    installed_torch,
+    is_torch_cuda_dependency,
+    numpy_version,
+    package_version,
+    requirement_name,
+    requirement_spec,
+    torch_cuda,
+)
 from envdoctor.rules import rule
+from envdoctor.versions import parse_version, public_version
 
 NUMPY_SOURCES = (
     "https://github.com/pytorch/pytorch/issues/107302",
@@ -40,43 +46,6 @@ TRANSFORMERS_SOURCES = (
     "https://github.com/huggingface/transformers/blob/main/src/transformers/utils/import_utils.py",
 )
 PIP_CHECK_SOURCE = "https://pip.pypa.io/en/stable/cli/pip_check/"
-
-
-def installed_torch(facts: Facts) -> str | None:
-    """The torch version of the checked environment, with its local tag (``"2.6.0+cu126"``).
-
-    The imported module wins, then ``torch/version.py``, then the distribution metadata.
-    """
-    build = facts.packages.torch_build or {}
-    versions = facts.packages.versions or {}
-    return facts.torch.version or build.get("version") or versions.get("torch")
-
-
-def torch_cuda(facts: Facts) -> str | None:
-    """``torch.version.cuda`` from the import, else from ``torch/version.py``."""
-    return facts.torch.cuda or (facts.packages.torch_build or {}).get("cuda")
-
-
-def package_version(facts: Facts, name: str) -> str | None:
-    versions = facts.packages.versions or {}
-    return versions.get(canonicalize_name(name)) or versions.get(name)
-
-
-def requirement_spec(requirement: str) -> str:
-    """A requirement string without its environment marker: ``"idna<4,>=2.5; ..."`` -> ``"idna<4,>=2.5"``."""
-    try:
-        req = PepRequirement(requirement)
-    except InvalidRequirement:
-        return requirement.split(";", 1)[0].strip()
-    extras = f"[{','.join(sorted(req.extras))}]" if req.extras else ""
-    return f"{req.name}{extras}{req.specifier}"
-
-
-def requirement_name(requirement: str) -> str:
-    try:
-        return canonicalize_name(PepRequirement(requirement).name)
-    except InvalidRequirement:
-        return canonicalize_name(requirement.split(";", 1)[0].split()[0].rstrip("<>=!~,"))
 
 
 # --- numpy-abi ---------------------------------------------------------------------------------
@@ -104,19 +73,19 @@ def numpy_abi(facts: Facts) -> Iterator[Finding]:
     >= 2.3 also works but changes much more.
     """
     torch_version = installed_torch(facts)
-    numpy_version = facts.torch.numpy_version or package_version(facts, "numpy")
+    numpy = numpy_version(facts)
     signals = [w for w in facts.torch.warnings or [] if any(s in w for s in NUMPY_ABI_SIGNALS)]
-    floor = torch_floor("numpy", numpy_version) if numpy_version else None
+    floor = torch_floor("numpy", numpy) if numpy else None
     too_old = bool(floor and torch_version and not spec_contains(floor.torch, torch_version))
     if not (too_old or signals):
         return
     # Cite the fact the version was read from: a facts file may hold it only as torch saw it.
-    listed = package_version(facts, "numpy") == numpy_version
+    listed = package_version(facts, "numpy") == numpy
     numpy_path = "packages.versions.numpy" if listed else "torch.numpy_version"
-    evidence: dict[str, object] = {numpy_path: numpy_version, "torch.version": torch_version}
+    evidence: dict[str, object] = {numpy_path: numpy, "torch.version": torch_version}
     if signals:
         evidence["torch.warnings"] = signals
-    detail = f"torch {torch_version} needs torch{floor.torch} for NumPy {numpy_version}" if too_old else ""
+    detail = f"torch {torch_version} needs torch{floor.torch} for NumPy {numpy}" if floor and too_old else ""
     seen = "import torch reported the NumPy 1.x/2.x ABI break" if signals else ""
     yield Finding(
         id="numpy-abi",
@@ -230,7 +199,6 @@ def ext_abi_mismatch(facts: Facts) -> Iterator[Finding]:
 
 def _explained_elsewhere(facts: Facts, unmet: Requirement) -> bool:
     """Unmet pins that a more specific rule reports with a better fix."""
-    from envdoctor.rules.libraries import is_torch_cuda_dependency
 
     package, required = canonicalize_name(unmet.package), requirement_name(unmet.requirement)
     if package in companion_packages() and required == "torch":

@@ -12,9 +12,9 @@ from collections.abc import Iterator
 
 from envdoctor.facts import Facts
 from envdoctor.findings import Finding, Manual, SetEnv, Severity
-from envdoctor.knowledge.cuda import version_tuple
+from envdoctor.readers import torch_cuda
 from envdoctor.rules import rule
-from envdoctor.rules.packages import torch_cuda
+from envdoctor.versions import version_tuple
 
 CPP_EXTENSION = "https://github.com/pytorch/pytorch/blob/main/torch/utils/cpp_extension.py"
 POST_INSTALL = "https://docs.nvidia.com/cuda/cuda-installation-guide-linux/index.html#environment-setup"

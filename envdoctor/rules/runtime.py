@@ -74,7 +74,11 @@ def _check_backend(value: str) -> str | None:
 
 def _check_threads(value: str) -> str | None:
     n = _int(value)
-    return None if _power_of_two(n) and n <= 128 else f"expects a power of 2 up to 128, got {value!r}"
+    return (
+        None
+        if n is not None and _power_of_two(n) and n <= 128
+        else f"expects a power of 2 up to 128, got {value!r}"
+    )
 
 
 def _check_roundup(value: str | list[tuple[str, str]]) -> str | None:
@@ -170,9 +174,10 @@ def parse_alloc_conf(text: str) -> AllocConf:
         i += 2
         value: str | list[tuple[str, str]]
         if toks[i] == "[":
-            value, i = _list_value(toks, i, conf)
-            if value is None:
+            listed, i = _list_value(toks, i, conf)
+            if listed is None:
                 break
+            value = listed
         else:
             value = toks[i]
             i += 1

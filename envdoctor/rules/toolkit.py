@@ -8,9 +8,9 @@ from collections.abc import Iterator
 from envdoctor.facts import Facts
 from envdoctor.findings import Action, Finding, Manual, PipInstall, Severity
 from envdoctor.knowledge import cuda as kb
+from envdoctor.readers import gpus, torch_cuda
 from envdoctor.rules import rule
-from envdoctor.rules.packages import torch_cuda
-from envdoctor.rules.torch_install import gpus
+from envdoctor.versions import version_tuple
 
 MVC_DOC = "https://docs.nvidia.com/deploy/cuda-compatibility/minor-version-compatibility.html"
 RELEASE_NOTES = "https://docs.nvidia.com/cuda/cuda-toolkit-release-notes/index.html"
@@ -37,12 +37,10 @@ def _toolkit_to_use(facts: Facts, limit: str | None) -> str:
     if limit is None:
         return "a CUDA toolkit this driver supports"
     fits = [
-        t
-        for t in facts.cuda.toolkits or []
-        if t.version and kb.version_tuple(t.version) <= kb.version_tuple(limit)
+        t for t in facts.cuda.toolkits or [] if t.version and version_tuple(t.version) <= version_tuple(limit)
     ]
     if fits:
-        best = max(fits, key=lambda t: kb.version_tuple(t.version or "0"))
+        best = max(fits, key=lambda t: version_tuple(t.version or "0"))
         return f"the installed CUDA {best.version} toolkit (CUDA_HOME={best.path})"
     return f"a CUDA toolkit <= {limit}"
 
@@ -76,7 +74,7 @@ def toolkit_newer_than_driver(facts: Facts) -> Iterator[Finding]:
         return
     floor, full = kb.min_driver_for_cuda(nvcc), kb.toolkit_driver_for_cuda(nvcc)
     limit = driver_cuda(facts)
-    evidence = {
+    evidence: dict[str, object] = {
         "cuda.nvcc_version": nvcc,
         "cuda.nvcc_path": facts.cuda.nvcc_path,
         "nvidia.driver_version": driver,
@@ -158,7 +156,7 @@ def gpu_newer_than_driver(facts: Facts) -> Iterator[Finding]:
             behind.append((g, arch))
     if not behind:
         return
-    need = max((a for _, a in behind), key=lambda a: kb.version_tuple(a.min_driver))
+    need = max((a for _, a in behind), key=lambda a: version_tuple(a.min_driver))
     names = sorted({f"{g.name} ({a.name}, sm {g.capability})" for g, a in behind})
     fix = f"Upgrade the NVIDIA driver to >= {need.min_driver} ({need.branch} or a newer branch)."
     yield Finding(
@@ -181,7 +179,7 @@ def gpu_newer_than_driver(facts: Facts) -> Iterator[Finding]:
 
 
 def _major(version: str | None) -> int | None:
-    parts = kb.version_tuple(version) if version else ()
+    parts = version_tuple(version) if version else ()
     return parts[0] if parts else None
 
 

@@ -1,104 +1,32 @@
 """Rules about the torch installation itself: missing, broken, wrong Python, several copies.
 
-This module also holds the small readers that the driver and GPU rules share: what torch build
-is installed (version, CUDA variant) and which GPUs with which compute capabilities are present.
+This module also holds the torch install action and its one-line description, which the driver and
+GPU rules share; the facts they read (torch build, GPUs) come from :mod:`envdoctor.readers`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 
 from envdoctor.facts import Facts
-from envdoctor.findings import Finding, Manual, PipInstall, PipUninstall, Severity
+from envdoctor.findings import Action, Finding, Manual, PipInstall, PipUninstall, Severity
 from envdoctor.knowledge import cuda as kb
+from envdoctor.readers import TorchBuild, capabilities, gpus, torch_build
 from envdoctor.rules import rule
+from envdoctor.versions import public_version, version_tuple
 
 PYTORCH_GET_STARTED = "https://pytorch.org/get-started/locally/"
 PYTORCH_PREVIOUS = "https://pytorch.org/get-started/previous-versions/"
 BROKEN_STATUSES = ("import-error", "crashed", "timeout")
 
 
-# --- shared fact readers -----------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class TorchBuild:
-    """The installed torch as far as the facts tell: version, build variant, and where they came from."""
-
-    version: str  # "2.6.0+cu126"
-    variant: str | None  # "cu126", "cpu", "rocm6.2" or None (unknown)
-    evidence: dict[str, object]
-
-
-def torch_build(facts: Facts) -> TorchBuild | None:
-    """The installed torch from the import probe, else from torch/version.py, else from the package list."""
-    t = facts.torch
-    build = facts.packages.torch_build
-    if t.version:
-        variant = kb.parse_variant(t.version, t.cuda)
-        if variant is None and t.status == "ok":
-            variant = f"rocm{t.hip}" if t.hip else "cpu"  # imported fine, no CUDA: a CPU (or ROCm) build
-        return TorchBuild(t.version, variant, {"torch.version": t.version, "torch.cuda": t.cuda})
-    if build and build.get("version"):
-        version = str(build["version"])
-        variant = kb.parse_variant(version, build.get("cuda"))
-        if variant is None and "cuda" in build and build.get("hip") is None:
-            variant = "cpu"  # version.py says cuda = None: built without CUDA
-        evidence = {"packages.torch_build.version": version, "packages.torch_build.cuda": build.get("cuda")}
-        return TorchBuild(version, variant, evidence)
-    versions = facts.packages.versions or {}
-    if "torch" in versions:
-        version = versions["torch"]
-        return TorchBuild(version, kb.parse_variant(version, None), {"packages.versions.torch": version})
-    if "torch.cuda" in facts.stated and t.cuda is None and t.hip is None:
-        # A report that says "a CPU-only version of torch" without naming the version.
-        return TorchBuild("", "cpu", {"torch.cuda": "none (a CPU build)"})
-    return None
-
-
-@dataclass(frozen=True)
-class GpuInfo:
-    name: str
-    capability: str | None
-    inferred: bool  # capability derived from the name via the knowledge table
-    path: str  # fact path the capability was read from
-
-
-def gpus(facts: Facts) -> list[GpuInfo] | None:
-    """GPUs with their compute capability: torch's view first, then the driver's, then the name table.
-
-    None when no probe saw the GPUs (unknown); an empty list when the driver reported none.
-    """
-    devices = facts.torch.devices
-    if devices:
-        return [
-            GpuInfo(d.name, d.capability, False, f"torch.devices[{i}].capability")
-            if d.capability
-            else GpuInfo(d.name, kb.gpu_capability(d.name), True, f"torch.devices[{i}].name")
-            for i, d in enumerate(devices)
-        ]
-    nv = facts.nvidia.gpus
-    if nv is None:
-        return None
-    out = []
-    for i, g in enumerate(nv):
-        if g.compute_capability:
-            out.append(GpuInfo(g.name, g.compute_capability, g.capability_inferred, f"nvidia.gpus[{i}]"))
-        else:
-            out.append(GpuInfo(g.name, kb.gpu_capability(g.name), True, f"nvidia.gpus[{i}].name"))
-    return out
-
-
-def capabilities(gpu_list: list[GpuInfo]) -> list[str]:
-    """Distinct known compute capabilities, in order of first appearance."""
-    return list(dict.fromkeys(g.capability for g in gpu_list if g.capability))
+# --- shared helpers ------------------------------------------------------------------------------
 
 
 def torch_install_action(version: str, variant: str | None, reinstall: bool = True) -> PipInstall:
     """``pip install torch==X`` from the index of ``variant`` (None: plain PyPI)."""
     return PipInstall(
-        (f"torch=={kb.release_version(version)}",),
+        (f"torch=={public_version(version)}",),
         index_url=kb.index_url(variant) if variant else None,
         reinstall=reinstall,
     )
@@ -146,7 +74,7 @@ def torch_missing(facts: Facts) -> Iterator[Finding]:
     gpu_list = gpus(facts)
     driver = facts.nvidia.driver_version
     evidence: dict[str, object] = {"torch.status": "missing", "python.version": py}
-    actions = []
+    install: PipInstall | None = None
     candidates = [r for r in kb.torch_releases() if not py or kb.minor_of(py) in r.python]
     if gpu_list:
         caps = capabilities(gpu_list)
@@ -154,21 +82,19 @@ def torch_missing(facts: Facts) -> Iterator[Finding]:
         for release in reversed(candidates):
             variant = kb.choose_variant(release.minor, driver, caps)
             if variant and release.latest:
-                actions.append(torch_install_action(release.latest, variant, reinstall=False))
+                install = torch_install_action(release.latest, variant, reinstall=False)
                 break
     elif candidates and candidates[-1].latest:
         no_gpu = gpu_list == [] or facts.nvidia.error in ("driver-missing", "no-device")
-        actions.append(
-            torch_install_action(candidates[-1].latest, "cpu" if no_gpu else None, reinstall=False)
-        )
-    fix = describe_install(actions[0]) if actions else "Install torch following " + PYTORCH_GET_STARTED
+        install = torch_install_action(candidates[-1].latest, "cpu" if no_gpu else None, reinstall=False)
+    fix = describe_install(install) if install else "Install torch following " + PYTORCH_GET_STARTED
     yield Finding(
         id="torch-missing",
         severity=Severity.WARNING,
         message=f"torch is not installed in this interpreter (Python {py or 'unknown'}).",
         evidence=evidence,
         fix=fix,
-        actions=actions,
+        actions=[install] if install else [],
         sources=[PYTORCH_GET_STARTED],
     )
 
@@ -214,15 +140,15 @@ def torch_import_error(facts: Facts) -> Iterator[Finding]:
             sources=["https://docs.python.org/3/using/cmdline.html#cmdoption-X"],
         )
         return
-    actions = [torch_install_action(build.version, _index_of_installed(build))] if build else []
+    install = torch_install_action(build.version, _index_of_installed(build)) if build else None
     yield Finding(
         id="torch-import-error",
         severity=Severity.ERROR,
         message=f"torch is installed but `import torch` {'crashed' if status == 'crashed' else 'failed'}: "
         f"{first_line}",
         evidence=evidence,
-        fix=describe_install(actions[0]) if actions else "Reinstall torch; see the error text.",
-        actions=actions,
+        fix=describe_install(install) if install else "Reinstall torch; see the error text.",
+        actions=[install] if install else [],
         sources=["https://pytorch.org/get-started/locally/#linux-verification"],
     )
 
@@ -276,13 +202,14 @@ def python_unsupported(facts: Facts) -> Iterator[Finding]:
     if release is None or py_minor in release.python:
         return
     evidence.update(build.evidence)
-    newer = [r for r in supporting if kb.version_tuple(r.minor) > kb.version_tuple(release.minor)]
+    newer = [r for r in supporting if version_tuple(r.minor) > version_tuple(release.minor)]
     target = newer[0] if newer else (supporting[-1] if supporting else None)
-    actions: list = []
+    actions: list[Action] = []
     if target and target.latest:
         variant = build.variant if build.variant in target.cuda_variants or build.variant == "cpu" else None
-        actions.append(torch_install_action(target.latest, variant, reinstall=False))
-        fix = describe_install(actions[0])
+        install = torch_install_action(target.latest, variant, reinstall=False)
+        actions.append(install)
+        fix = describe_install(install)
     else:
         fix = f"Use Python {release.python[-1]} (the newest that torch {release.minor} supports)."
         actions.append(Manual(f"Recreate the environment with Python {release.python[-1]}."))
@@ -324,18 +251,19 @@ def mixed_torch_installs(facts: Facts) -> Iterator[Finding]:
     names = tuple(dict.fromkeys(d.name for d in installs))
     build = torch_build(facts)
     keep = build.version if build else installs[0].version
-    actions: list = [PipUninstall(names)]
+    actions: list[Action] = [PipUninstall(names)]
     if len(names) < len(installs):
         actions.append(
             Manual(f"Run `pip uninstall -y {' '.join(names)}` until pip reports nothing to remove.")
         )
-    actions.append(torch_install_action(keep, _index_of_installed(build) if build else None, reinstall=True))
+    reinstall = torch_install_action(keep, _index_of_installed(build) if build else None, reinstall=True)
+    actions.append(reinstall)
     yield Finding(
         id="mixed-torch-installs",
         severity=Severity.ERROR,
         message=f"{len(installs)} torch installs in one environment: {'; '.join(listed)}.",
         evidence={"packages.torch_installs": listed},
-        fix=f"pip uninstall -y {' '.join(names)} (until none is left), then {describe_install(actions[-1])}",
+        fix=f"pip uninstall -y {' '.join(names)} (until none is left), then {describe_install(reinstall)}",
         actions=actions,
         sources=["https://pip.pypa.io/en/stable/cli/pip_uninstall/"],
     )

@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from envdoctor.facts import Facts
 from envdoctor.findings import Finding, Manual, Severity
 from envdoctor.knowledge import cuda as kb
+from envdoctor.readers import torch_build
 from envdoctor.rules import rule
 from envdoctor.rules.runtime import visible_gpu_count
-from envdoctor.rules.torch_install import torch_build
 
 TORCH_CUDA_NOTES = "https://docs.pytorch.org/docs/stable/notes/cuda.html"
 FABRIC_MANAGER = "https://docs.nvidia.com/datacenter/tesla/fabric-manager-user-guide/index.html"

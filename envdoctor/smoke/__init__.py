@@ -11,6 +11,7 @@ import json
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 from envdoctor.smoke import runner
 from envdoctor.smoke.config import ConfigError, SmokeConfig
@@ -112,7 +113,13 @@ def smoke_train(cfg: SmokeConfig, launch: Launch, as_json: bool, plot: Path | No
     if outcome.interrupted:
         line, step, saved = interrupted_line(outcome.result, cfg.steps)
         if as_json:
-            payload = {"ok": False, "interrupted": True, "step": step, "checkpoint": saved, "detail": line}
+            payload: dict[str, Any] = {
+                "ok": False,
+                "interrupted": True,
+                "step": step,
+                "checkpoint": saved,
+                "detail": line,
+            }
             sys.stdout.write(json.dumps(payload) + "\n")
         else:
             print(f"envdoctor: {line}", file=sys.stderr)
@@ -120,8 +127,13 @@ def smoke_train(cfg: SmokeConfig, launch: Launch, as_json: bool, plot: Path | No
     if outcome.error and outcome.result is None:
         rows = render.precision_rows({"runs": outcome.finished_runs})
         if as_json:
-            payload = {"ok": False, "finding": outcome.error, "detail": outcome.detail, "precisions": rows}
-            sys.stdout.write(json.dumps(payload) + "\n")
+            failed: dict[str, Any] = {
+                "ok": False,
+                "finding": outcome.error,
+                "detail": outcome.detail,
+                "precisions": rows,
+            }
+            sys.stdout.write(json.dumps(failed) + "\n")
         else:
             if rows:  # what finished before the timeout or crash is kept (checkpoints too)
                 err.print(
@@ -134,20 +146,21 @@ def smoke_train(cfg: SmokeConfig, launch: Launch, as_json: bool, plot: Path | No
             )  # one line, never wrapped
         return EXIT_USAGE if outcome.error in USAGE_FINDINGS else EXIT_PROBLEM
     result = outcome.result
+    assert result is not None, "train() returns figures or an error"
     checks = verdict(result, cfg)
     if plot is not None:
         plot.parent.mkdir(parents=True, exist_ok=True)
         render.write_plot(result, plot)
     ok = passed(checks)
     if as_json:
-        payload = {
+        report: dict[str, Any] = {
             "ok": ok,
             "checks": [c.to_dict() for c in checks],
             "precisions": render.precision_rows(result),
             "plot": str(plot) if plot else None,
             "result": result,
         }
-        sys.stdout.write(json.dumps(payload) + "\n")
+        sys.stdout.write(json.dumps(report) + "\n")
     else:
         render.print_text(result, checks, plot, Console())
     return EXIT_OK if ok else EXIT_PROBLEM

@@ -10,6 +10,7 @@ import os
 import time
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import cast
 
 import torch
 import torch.distributed as dist
@@ -70,7 +71,7 @@ def wrap(model: nn.Module, ctx: Dist, strategy: str) -> nn.Module:
     if strategy == "fsdp":
         from torch.distributed.fsdp import fully_shard
 
-        for block in model.blocks:
+        for block in cast(nn.ModuleList, model.blocks):  # the reference model's transformer blocks
             fully_shard(block)
         fully_shard(model)
         return model

@@ -21,9 +21,10 @@ COLOURS = {"fp32": "#1f77b4", "bf16": "#2ca02c", "fp16": "#ff7f0e", "fp8": "#d62
 MARK = {True: "[green]✓[/green]", False: "[red]✗[/red]", None: "[yellow]–[/yellow]"}
 
 
-def human_bytes(n: int | None) -> str:
-    if n is None:
+def human_bytes(count: int | None) -> str:
+    if count is None:
         return "?"
+    n = float(count)
     for unit in ("B", "KiB", "MiB", "GiB"):
         if n < 1024 or unit == "GiB":
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"

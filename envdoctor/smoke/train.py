@@ -19,9 +19,10 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
+from torch.nn.parallel import DistributedDataParallel
 
 from envdoctor.smoke import checkpoint, distributed, threads
 from envdoctor.smoke.config import INIT_TOLERANCE, SIZES, SmokeConfig
@@ -233,7 +234,9 @@ class TorchSteps:
 
     def micro(self, last: bool):
         """DDP: no gradient all-reduce on all but the last micro-batch (``no_sync``)."""
-        return self.model.no_sync() if self._is_ddp and not last else contextlib.nullcontext()
+        if self._is_ddp and not last:
+            return cast(DistributedDataParallel, self.model).no_sync()
+        return contextlib.nullcontext()
 
     def backward(self, loss: torch.Tensor) -> None:
         self.scaler.scale(loss / self._accum).backward()

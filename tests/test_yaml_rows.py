@@ -1,0 +1,28 @@
+"""Shipped YAML tables report every problem as ``file: row: field: problem``."""
+
+from __future__ import annotations
+
+import pytest
+
+from envdoctor.knowledge import KnowledgeError, _validated
+from envdoctor.signatures import SignatureError, parse_signature
+from envdoctor.yamlio import load_rows
+
+
+def test_a_file_without_the_list_or_with_a_row_that_is_no_mapping_names_file_and_row():
+    with pytest.raises(KnowledgeError, match=r"^gpus\.yaml: expected a mapping with a 'rows' list$"):
+        load_rows("gpus.yaml", "- a\n- b\n", "rows", KnowledgeError)
+    with pytest.raises(SignatureError, match=r"^gpu\.yaml: row 1: not a mapping$"):
+        load_rows("gpu.yaml", "signatures:\n  - {name: a}\n  - just text\n", "signatures", SignatureError)
+    with pytest.raises(KnowledgeError, match=r"^gpus\.yaml: cannot load"):
+        load_rows("gpus.yaml", "rows: [unclosed\n", "rows", KnowledgeError)
+
+
+def test_a_named_row_is_named_and_the_field_follows():
+    row = {"name": "h100", "source": "https://example.org/", "status": "maybe"}
+    with pytest.raises(KnowledgeError, match=r"^gpus\.yaml: h100: status: 'maybe' is not one of"):
+        _validated("gpus.yaml", [row])
+    with pytest.raises(SignatureError, match=r"^gpu\.yaml: too-old: pattern: missing$"):
+        parse_signature("gpu.yaml", 0, {"name": "too-old", "severity": "error"})
+    with pytest.raises(SignatureError, match=r"^gpu\.yaml: row 3: name: missing$"):
+        parse_signature("gpu.yaml", 3, {"pattern": "x"})
