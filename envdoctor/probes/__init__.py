@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import envdoctor
+from envdoctor.errors import EnvdoctorError
 from envdoctor.facts import Facts, NvidiaFacts, TorchFacts
 
 # Seconds a probe may take (torch gets longer: a cold import from a network filesystem is slow).
@@ -32,7 +33,7 @@ _GRACE = 2.0
 _TIMED_OUT = "timed out after"
 
 
-class ProbeTargetError(Exception):
+class ProbeTargetError(EnvdoctorError):
     """The ``--python`` target is not a runnable Python interpreter (the message is one line)."""
 
 
