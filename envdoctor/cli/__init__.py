@@ -96,7 +96,3 @@ def _drop_stdout() -> None:
         os.close(devnull)
     except (OSError, ValueError, AttributeError):
         pass
-
-
-if __name__ == "__main__":
-    sys.exit(main())
