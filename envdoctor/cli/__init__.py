@@ -7,8 +7,7 @@ and turns every error into an exit code once: ``EnvdoctorError`` and click's usa
 Exit codes: 0 fine, 1 a problem was found (error finding, failed check), 2 bad usage or unreadable input.
 """
 
-from __future__ import annotations
-
+import importlib
 import os
 import sys
 from typing import Annotated
@@ -17,19 +16,35 @@ import click
 import typer
 
 from envdoctor import __version__
-from envdoctor.cli import build, check, ci, fit, fix, fleet, mcp, recipes, smoke, triage
 from envdoctor.cli.options import Group
 from envdoctor.errors import EXIT_USAGE, EnvdoctorError
 
-app = typer.Typer(
-    cls=Group,
-    name="envdoctor",
-    help="The doctor for deep-learning environments.",
-    context_settings={"help_option_names": ["-h", "--help"]},
-    rich_markup_mode=None,
-    invoke_without_command=True,
-    no_args_is_help=False,
-)
+# Each command's family module; `envdoctor COMMAND` builds only that family (all of them: about 25 ms).
+FAMILIES = {
+    "check": "check", "rules": "check", "recipes": "recipes", "recommend": "recipes", "fix": "fix",
+    "build": "build", "explain": "triage", "diff": "triage", "smoke-train": "smoke", "fleet": "fleet",
+    "fit": "fit", "ci": "ci", "mcp": "mcp",
+}  # fmt: skip
+
+
+def build_app(argv: list[str] | None = None) -> typer.Typer:
+    """The command tree; for ``envdoctor COMMAND ...`` only what COMMAND's family declares.
+
+    Without a known command first (no arguments, --help, --version, shell completion, a typo) every
+    family is there, so the command list, completion and "no such command" see them all.
+    """
+    app = typer.Typer(
+        cls=Group,
+        name="envdoctor",
+        context_settings={"help_option_names": ["-h", "--help"]},
+        rich_markup_mode=None,
+        invoke_without_command=True,
+    )
+    app.callback()(_root)
+    first = argv[0] if argv else None
+    for family in [FAMILIES[first]] if first in FAMILIES else dict.fromkeys(FAMILIES.values()):
+        importlib.import_module(f"envdoctor.cli.{family}").register(app)
+    return app
 
 
 def _version(value: bool) -> None:
@@ -38,7 +53,6 @@ def _version(value: bool) -> None:
         raise typer.Exit(0)
 
 
-@app.callback()
 def _root(
     ctx: typer.Context,
     version: Annotated[
@@ -51,21 +65,15 @@ def _root(
         raise typer.Exit(EXIT_USAGE)
 
 
-for family in (check, recipes, fix, build, triage, smoke, fleet, fit, ci, mcp):
-    family.register(app)
-del family
-
-
 def main(argv: list[str] | None = None) -> int:
     """Parse ``argv`` (default: the command line), run the command, return its exit code."""
     if sys.stdout is None:  # started with stdout closed (`>&-`): nowhere to say anything
         print("envdoctor: error: stdout is closed; redirect it to a file or /dev/null", file=sys.stderr)
         return EXIT_USAGE
-    command = typer.main.get_command(app)
+    args = sys.argv[1:] if argv is None else argv
+    command = typer.main.get_command(build_app(args))
     try:
-        code = command.main(
-            args=sys.argv[1:] if argv is None else argv, prog_name="envdoctor", standalone_mode=False
-        )
+        code = command.main(args=args, prog_name="envdoctor", standalone_mode=False)
         sys.stdout.flush()  # a full disk or a closed pipe shows here, not as a traceback at exit
         return code if isinstance(code, int) else 0
     except EnvdoctorError as exc:

@@ -3,8 +3,6 @@
 Parses options and renders; the work is envdoctor.build (Dockerfile, context, engine, validation).
 """
 
-from __future__ import annotations
-
 import sys
 from pathlib import Path
 from typing import Annotated

@@ -3,8 +3,6 @@
 Parses options and renders; the work is envdoctor.sources, envdoctor.rules and envdoctor.report.
 """
 
-from __future__ import annotations
-
 import sys
 from pathlib import Path
 from typing import Annotated

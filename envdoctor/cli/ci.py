@@ -3,8 +3,6 @@
 Parses options; the templates are envdoctor.ci.
 """
 
-from __future__ import annotations
-
 import sys
 from pathlib import Path
 from typing import Annotated

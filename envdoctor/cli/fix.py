@@ -3,8 +3,6 @@
 Parses options and renders; the work is envdoctor.plan (the plan) and envdoctor.apply (the transaction).
 """
 
-from __future__ import annotations
-
 import sys
 from dataclasses import dataclass
 from pathlib import Path

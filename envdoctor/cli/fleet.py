@@ -3,8 +3,6 @@
 Parses options and renders; the work is envdoctor.fleet (hostlists, Slurm, k8s, the verdict).
 """
 
-from __future__ import annotations
-
 import sys
 from pathlib import Path
 from typing import Annotated

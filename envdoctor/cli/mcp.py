@@ -3,8 +3,6 @@
 The server is envdoctor.mcp_server; it needs the optional ``mcp`` SDK, imported only here.
 """
 
-from __future__ import annotations
-
 from typing import Annotated
 
 import typer

@@ -5,8 +5,6 @@ cannot drift between them. Choices are tuples of strings (shown in help, checked
 completion callbacks import the recipe and rule tables only when a shell asks for completions.
 """
 
-from __future__ import annotations
-
 import math
 from pathlib import Path
 from typing import Annotated

@@ -3,8 +3,6 @@
 Parses options and renders; the work is envdoctor.recipes.
 """
 
-from __future__ import annotations
-
 import sys
 from typing import Annotated
 

@@ -3,8 +3,6 @@
 Parses options; the work is envdoctor.smoke (training) and envdoctor.proof (a smoke-train as a verdict).
 """
 
-from __future__ import annotations
-
 from pathlib import Path
 from typing import Annotated
 

@@ -3,8 +3,6 @@
 Parses options and renders; the work is envdoctor.explain and envdoctor.diff.
 """
 
-from __future__ import annotations
-
 import os
 import sys
 from pathlib import Path
