@@ -129,6 +129,8 @@ def _run_concurrently(
     A probe that raises or outlives its timeout is recorded in ``facts.probe_errors`` (one line)
     and ``facts.timings``; the target probe's ``TargetNotPython`` is returned for the caller to raise.
     """
+    from envdoctor.probes.target import TargetNotPython
+
     threads: dict[str, threading.Thread] = {}
     outcomes: dict[str, tuple[Any, BaseException | None]] = {}
     started = time.monotonic()
@@ -148,7 +150,7 @@ def _run_concurrently(
             facts.timings[name] = round(time.monotonic() - started, 3)
             continue
         value, exc = outcomes[name]
-        if exc is not None and exc.__class__.__name__ != "TargetNotPython":
+        if exc is not None and not isinstance(exc, TargetNotPython):
             facts.probe_errors[name] = _one_line(exc)
         results[name] = exc if exc is not None else value
     return results
