@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 from typing import Annotated
 
+import click
 import typer
 
 from envdoctor.cli import options as o
@@ -53,8 +54,8 @@ def ci_init(
     """Write a workflow: check --json, HTML/JSON artifacts, fail on error findings (optionally smoke-train on a GPU runner)."""
     from envdoctor import ci as templates
 
-    if github == gitlab:
-        raise UsageError(
+    if github == gitlab:  # a usage error: printed after the usage line, like click's own
+        raise click.UsageError(
             "argument --gitlab: not allowed with argument --github"
             if github
             else "one of the arguments --github --gitlab is required"
