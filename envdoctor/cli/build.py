@@ -153,7 +153,7 @@ def build(
     return EXIT_PROBLEM if problems else EXIT_OK
 
 
-def _require_local_image(client, tag: str) -> None:  # noqa: ANN001 - docker.DockerClient
+def _require_local_image(client, tag: str) -> None:
     """Fail with a one-line error when ``tag`` is not an image of the engine."""
     import docker
 

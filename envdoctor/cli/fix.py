@@ -151,7 +151,7 @@ def _fix_rollback(prefix: str, timeout: float | None) -> int:
     return EXIT_OK if done.ok else EXIT_PROBLEM
 
 
-def _fix_plan(args: _Run, selection, smoke) -> int:  # noqa: ANN001 - plan.Selection, proof.SmokeOptions
+def _fix_plan(args: _Run, selection, smoke) -> int:
     """Plan (dry run), or plan and apply under the lock the caller holds."""
     import json
 
@@ -217,7 +217,7 @@ def _fix_plan(args: _Run, selection, smoke) -> int:  # noqa: ANN001 - plan.Selec
     return EXIT_OK if result.ok and not result.errors_after else EXIT_PROBLEM
 
 
-def _fix_nothing_to_do(as_json: bool, plan, smoke) -> int:  # noqa: ANN001
+def _fix_nothing_to_do(as_json: bool, plan, smoke) -> int:
     """No step to run; with --smoke the environment as it is still gets its proof."""
     import json
 

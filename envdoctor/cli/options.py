@@ -7,13 +7,16 @@ completion callbacks import the recipe and rule tables only when a shell asks fo
 
 import math
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import click
 import typer
 from typer.core import TyperCommand, TyperGroup
 
 from envdoctor.errors import UsageError
+
+if TYPE_CHECKING:
+    from envdoctor.redact import Redactor
 
 
 class HelpFormatter(click.HelpFormatter):
@@ -45,7 +48,7 @@ def new_app() -> typer.Typer:
     return typer.Typer(cls=Group, context_settings=SETTINGS, rich_markup_mode=None, add_completion=False)
 
 
-def command(app: typer.Typer, name: str):  # noqa: ANN201 - typer's decorator
+def command(app: typer.Typer, name: str):
     """Register the decorated function as ``name`` of ``app``."""
     return app.command(name, cls=Command, context_settings=SETTINGS)
 
@@ -100,7 +103,7 @@ class Shown(click.Choice):
     their own (``unknown task 'sort' (choose local, recall, assoc, add)``), with the same exit code.
     """
 
-    def convert(self, value, param, ctx):  # noqa: ANN001, ANN201 - click's signature
+    def convert(self, value: str, param: click.Parameter | None, ctx: click.Context | None) -> str:
         return value
 
 
@@ -165,7 +168,7 @@ SmokePrecision = Annotated[
 Nproc = Annotated[int, typer.Option("--nproc", help="--smoke: processes (>1 runs under torchrun).")]
 
 
-def redactor(keep_hostnames: bool, sample: str | None = None):  # noqa: ANN201 - envdoctor.redact.Redactor
+def redactor(keep_hostnames: bool, sample: str | None = None) -> "Redactor":
     """The redactor for output that gets pasted: home, user, credentials, and hosts unless kept."""
     from envdoctor.redact import Redactor
 

@@ -4,19 +4,22 @@ Parses options; the work is envdoctor.smoke (training) and envdoctor.proof (a sm
 """
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from envdoctor.cli import options as o
 from envdoctor.errors import UsageError
 
+if TYPE_CHECKING:
+    from envdoctor.proof import Proof, SmokeOptions
+
 
 def register(app: typer.Typer) -> None:
     o.command(app, "smoke-train")(smoke_train)
 
 
-def smoke_options(device: str, precision: str, nproc: int, timeout: float | None):  # noqa: ANN201
+def smoke_options(device: str, precision: str, nproc: int, timeout: float | None) -> "SmokeOptions":
     """The --smoke options of a command line (proof.SmokeOptions), checked before anything runs."""
     from envdoctor.proof import SmokeOptions, validate
 
@@ -25,7 +28,7 @@ def smoke_options(device: str, precision: str, nproc: int, timeout: float | None
     return options
 
 
-def run_smoke(python: str, options, quiet: bool):  # noqa: ANN001, ANN201 - proof.SmokeOptions -> Proof
+def run_smoke(python: str, options: "SmokeOptions", quiet: bool) -> "Proof":
     """A smoke-train of ``python`` as a verdict; says what it runs unless ``quiet``."""
     import sys
 
