@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from envdoctor.errors import EnvdoctorError
+
 DEFAULT_INSTALL = (
     "if [ -f requirements.txt ]; then python -m pip install -r requirements.txt; "
     "elif [ -f pyproject.toml ] || [ -f setup.py ]; then python -m pip install -e .; fi"
@@ -26,7 +28,7 @@ SMOKE_FILES = ("envdoctor-smoke.json", "envdoctor-smoke/loss.svg")
 BUILTIN_LABELS = frozenset({"self-hosted", "linux", "macos", "windows", "x64", "arm", "arm64"})
 
 
-class CIError(ValueError):
+class CIError(EnvdoctorError, ValueError):
     """A workflow that cannot be written (the file exists, a bad label): one line for the user."""
 
 

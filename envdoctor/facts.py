@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from envdoctor.errors import EnvdoctorError
+
 # 2: cuda.toolkits, cuda.path_nvcc, system.missing_dirs and the toolchain section (all optional:
 # a version-1 file reads as those facts unknown).
 SCHEMA_VERSION = 2
@@ -255,7 +257,7 @@ class Facts:
         return _build(cls, data)
 
 
-class FactsError(ValueError):
+class FactsError(EnvdoctorError, ValueError):
     """Facts that cannot be read: the message is one line naming the problem."""
 
 

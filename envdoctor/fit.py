@@ -29,6 +29,7 @@ import re
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
+from envdoctor.errors import EnvdoctorError
 from envdoctor.facts import Facts
 from envdoctor.knowledge import load_table
 
@@ -41,7 +42,7 @@ RESERVE_BYTES = 1 * GiB
 TIGHT_SHARE = 0.9
 
 
-class FitError(ValueError):
+class FitError(EnvdoctorError, ValueError):
     """A size, GPU name or option that cannot be estimated: the message says which and why."""
 
 

@@ -45,7 +45,7 @@ def run_cli(argv: list[str]) -> tuple[int, Any]:
     with _cli_lock, contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
         try:
             code = main(argv)
-        except SystemExit as exc:  # argparse's own usage errors
+        except SystemExit as exc:  # none expected: main returns every exit code
             code = exc.code if isinstance(exc.code, int) else 2
     if code == 2:
         raise ToolFailure(err.getvalue().strip() or f"envdoctor {argv[0]}: bad input")

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.version import InvalidVersion, Version
 
+from envdoctor.errors import EnvdoctorError
 from envdoctor.facts import Facts
 from envdoctor.yamlio import load_yaml
 
@@ -33,7 +34,7 @@ NAME_RE = re.compile(r"^[a-z0-9][a-z0-9.-]*$")
 ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
-class RecipeError(ValueError):
+class RecipeError(EnvdoctorError, ValueError):
     """A recipe that cannot be read or is invalid: one line, ``file: field: reason``."""
 
 

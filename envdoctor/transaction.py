@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
+from envdoctor.errors import EnvdoctorError
 from envdoctor.plan import STATE_DIR
 from envdoctor.probes._process import run_python
 
@@ -44,7 +45,7 @@ LOCK_POLL_S = 0.2
 Log = Callable[[str], None]
 
 
-class ApplyError(RuntimeError):
+class ApplyError(EnvdoctorError, RuntimeError):
     """The target cannot be inspected, locked, snapshotted or changed (one-line message)."""
 
 

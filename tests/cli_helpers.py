@@ -27,7 +27,7 @@ class Result:
 def invoke(args: list[str], input: str | None = None, env: dict[str, str] | None = None) -> Result:
     """``envdoctor ARGS`` with ``input`` on stdin and ``env`` added to the environment.
 
-    argparse's own exits (bad usage, --help) become the exit code.
+    A SystemExit (none is expected: main returns every exit code) becomes the exit code.
     """
     out, err = io.StringIO(), io.StringIO()
     stdin = sys.stdin

@@ -1,4 +1,4 @@
-"""The command tree itself: usage errors exit 2 with argparse's one-line message, help exits 0."""
+"""The command tree itself: usage errors exit 2 with one error line, help exits 0."""
 
 from __future__ import annotations
 

@@ -18,13 +18,14 @@ from pathlib import Path
 from typing import BinaryIO
 
 from envdoctor.build.dockerfile import CERT_DIR, SOURCE_FILES, SOURCE_PATHS, WHEEL_DIR
+from envdoctor.errors import EnvdoctorError
 
 HOST_CA_DIR = Path("/usr/local/share/ca-certificates")
 PEM_MARKER = b"-----BEGIN CERTIFICATE-----"
 SKIPPED_PARTS = {"__pycache__", ".pytest_cache", ".ruff_cache", ".mypy_cache"}
 
 
-class ContextError(Exception):
+class ContextError(EnvdoctorError):
     """The context cannot be assembled (no source tree, an unreadable certificate): one line."""
 
 

@@ -17,6 +17,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
+from envdoctor.errors import EnvdoctorError
 from envdoctor.findings import Finding, Manual, Severity
 
 PROBE_LABEL = "io.envdoctor.probe"
@@ -40,7 +41,7 @@ GPU_ERRORS: tuple[tuple[str, str], ...] = (
 )
 
 
-class EngineError(Exception):
+class EngineError(EnvdoctorError):
     """The engine cannot be used: one line saying why and what to do."""
 
 

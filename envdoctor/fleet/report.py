@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from envdoctor.diff import BREAKING, NOT_INSTALLED, breaking_values
+from envdoctor.errors import EnvdoctorError
 from envdoctor.facts import Facts, FactsError
 from envdoctor.fleet.hostlist import compress
 
@@ -27,7 +28,7 @@ UNKNOWN = "unknown"
 TORCH = BREAKING[0].label  # "torch version"
 
 
-class FleetInputError(ValueError):
+class FleetInputError(EnvdoctorError, ValueError):
     """The input as a whole cannot be read (exit 2); one node's bad file only makes that node unknown."""
 
 

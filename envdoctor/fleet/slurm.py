@@ -18,8 +18,10 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from envdoctor.errors import EnvdoctorError
 
-class SlurmError(RuntimeError):
+
+class SlurmError(EnvdoctorError, RuntimeError):
     """Slurm cannot be used here (no srun, sbatch refused the job): one line, exit 2."""
 
 

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import envdoctor
+from envdoctor.errors import EnvdoctorError
 from envdoctor.facts import Facts, NvidiaError, NvidiaFacts, TorchFacts, TorchStatus
 
 # Seconds a probe may take (torch gets longer: a cold import from a network filesystem is slow).
@@ -32,7 +33,7 @@ _GRACE = 2.0
 _TIMED_OUT = "timed out after"
 
 
-class ProbeTargetError(Exception):
+class ProbeTargetError(EnvdoctorError):
     """The ``--python`` target is not a runnable Python interpreter (the message is one line)."""
 
 
@@ -130,6 +131,8 @@ def _run_concurrently(
     A probe that raises or outlives its timeout is recorded in ``facts.probe_errors`` (one line)
     and ``facts.timings``; the target probe's ``TargetNotPython`` is returned for the caller to raise.
     """
+    from envdoctor.probes.target import TargetNotPython
+
     threads: dict[str, threading.Thread] = {}
     outcomes: dict[str, tuple[Any, BaseException | None]] = {}
     started = time.monotonic()
@@ -149,7 +152,7 @@ def _run_concurrently(
             facts.timings[name] = round(time.monotonic() - started, 3)
             continue
         value, exc = outcomes[name]
-        if exc is not None and exc.__class__.__name__ != "TargetNotPython":
+        if exc is not None and not isinstance(exc, TargetNotPython):
             facts.probe_errors[name] = _one_line(exc)
         results[name] = exc if exc is not None else value
     return results

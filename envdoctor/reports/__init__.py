@@ -14,6 +14,7 @@ import re
 import sys
 from pathlib import Path
 
+from envdoctor.errors import EnvdoctorError
 from envdoctor.facts import Facts
 from envdoctor.redact import strip_controls
 from envdoctor.reports import collect_env, detectron2, hf_env, nvidia_smi, packages, prose, repl, toolchain
@@ -47,7 +48,7 @@ _ERRORISH = re.compile(
 )
 
 
-class ReportError(ValueError):
+class ReportError(EnvdoctorError, ValueError):
     """A report that cannot be read: the message is one line naming the input and the problem."""
 
 

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from envdoctor.errors import EnvdoctorError
+
 PRECISIONS = ("fp32", "bf16", "fp16", "fp8")
 STRATEGIES = ("ddp", "fsdp", "deepspeed")
 TASKS = ("add", "recall", "local", "assoc")  # kept in step with reference_model.tasks.TASKS (tested)
@@ -35,7 +37,7 @@ START_SECONDS = 120  # import torch, build the model, evaluate, checkpoint round
 TIMEOUT_MARGIN = 4
 
 
-class ConfigError(ValueError):
+class ConfigError(EnvdoctorError, ValueError):
     """A bad option combination, reported as a one-line error (exit 2)."""
 
 

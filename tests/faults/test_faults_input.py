@@ -113,7 +113,7 @@ FAULTS = [
         "test_timeout_not_finite",
         "--timeout inf / nan / 0",
         "envdoctor smoke-train --timeout inf ; envdoctor fix --timeout nan",
-        "argparse's one-line usage error, exit 2",
+        "a one-line usage error, exit 2",
         2,
         20,
     ),
