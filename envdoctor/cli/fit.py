@@ -74,7 +74,7 @@ def fit(
         capacity = estimator.capacity_from_facts(gather_facts(None, facts, quick=True))
     est = estimator.estimate(run)
     verdict = estimator.verdict(est, capacity) if capacity else "unknown"
-    tight = capacity is not None and verdict in ("tight", "does-not-fit")
+    tight = verdict in ("tight", "does-not-fit")
     change = estimator.smallest_change(run, capacity) if tight and capacity is not None else None
     if as_json:
         sys.stdout.write(json.dumps(estimator.to_dict(run, est, capacity, change), indent=2) + "\n")
