@@ -594,7 +594,14 @@ def build(args: argparse.Namespace) -> int:
 
     from envdoctor.build import render
     from envdoctor.build.choose import choose_recipe
-    from envdoctor.build.context import ContextError, find_wheels, make_context, read_ca_certs, source_root
+    from envdoctor.build.context import (
+        ContextError,
+        InstalledWheel,
+        find_wheels,
+        make_context,
+        own_source,
+        read_ca_certs,
+    )
     from envdoctor.build.context import host_ca_certs as host_certs
     from envdoctor.build.dockerfile import default_tag, local_torch_wheel, render_dockerfile
     from envdoctor.build.engine import EngineError, connect, container_gpu_finding, probe_container_gpu
@@ -611,12 +618,14 @@ def build(args: argparse.Namespace) -> int:
         chosen, why = choose_recipe(args.recipe)
         certs = read_ca_certs([*args.ca_cert, *(host_certs() if args.host_ca_certs else [])])
         wheel_files = find_wheels(args.wheels) if args.wheels is not None else []
+        own = own_source()
     except (RecipeError, ContextError) as exc:
         raise Fail(str(exc)) from None
     wheel_names = [w.name for w in wheel_files]
     install_torch = not args.no_torch
+    own_wheel = own.name if isinstance(own, InstalledWheel) else None
     dockerfile = render_dockerfile(
-        chosen, ca_certs=sorted(certs), install_torch=install_torch, wheels=wheel_names
+        chosen, ca_certs=sorted(certs), install_torch=install_torch, wheels=wheel_names, own_wheel=own_wheel
     )
     if args.print_dockerfile:
         sys.stdout.write(dockerfile)
@@ -637,7 +646,7 @@ def build(args: argparse.Namespace) -> int:
         return EXIT_OK if finding is None else EXIT_PROBLEM
 
     try:
-        context = make_context(dockerfile, source_root(), certs, wheels=wheel_files)
+        context = make_context(dockerfile, own, certs, wheels=wheel_files)
     except ContextError as exc:
         raise Fail(str(exc)) from None
     base = args.base_image or chosen.base_image
