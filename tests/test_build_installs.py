@@ -31,10 +31,10 @@ from envdoctor import __version__
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 INSTALLERS = ("pip", "pipx", "uv")
-TORCH = "torch==2.13.0"
-LOCAL_WHEELS = Path(
-    "/opt/wheels"
-)  # where this machine keeps the torch CPU wheel (pip finds it via its config)
+# The CPU build from the local wheel folder: a plain torch==2.13.0 from PyPI is the 4 GB CUDA one.
+TORCH = "torch==2.13.0+cpu"
+LOCAL_WHEELS = "/opt/wheels"
+# Enough steps for smoke-train's "loss fell by half" on the tiny model (about 8 s on one thread).
 TINY_RUN = [
     "--task",
     "local",
@@ -42,10 +42,10 @@ TINY_RUN = [
     "16",
     "--batch-size",
     "16",
-    "--steps",
-    "30",
     "--min-accuracy",
     "0",
+    "--steps",
+    "120",
 ]
 # Printed from inside the tool's interpreter: the build context `envdoctor build` would send, as a file.
 CONTEXT_SCRIPT = """
