@@ -292,25 +292,35 @@ def test_check_and_smoke_train_from_install(installer, installs, tmp_path):
     assert json.loads(smoke.stdout)["ok"] is True
 
 
+@pytest.fixture(scope="module")
+def image_tags():
+    """Tags to remove once every build of the module ran: until then the three builds share layers
+    (the same wheel from each install), so only the first pays for the venv and envdoctor steps."""
+    import docker
+
+    tags: list[str] = []
+    yield tags
+    client = docker_client()
+    for tag in tags:
+        with contextlib.suppress(docker.errors.ImageNotFound):
+            client.images.remove(tag, force=True)
+
+
 @pytest.mark.docker
 @pytest.mark.slow
 @pytest.mark.parametrize("installer", INSTALLERS)
-def test_build_from_install_and_check_inside(installer, installs, tmp_path):
-    import docker
-
+def test_build_from_install_and_check_inside(installer, installs, image_tags, tmp_path):
     client = docker_client()
     base = debian_python_image(client)
     tag = f"local/envdoctor-install-{installer}:{os.getpid()}"
+    image_tags.append(tag)
     command = [installs[installer] / "envdoctor", "build", "--recipe", "torch213-cpu", "--no-torch"]
     command += ["--base-image", base, "--host-ca-certs", "--network", "host", "--tag", tag]
-    try:
-        result = _run(command, cwd=tmp_path, timeout=400)
-        output = result.stdout + result.stderr
-        assert result.returncode in (0, 1), output
-        assert f"✓ built {tag}" in result.stdout, output
-        assert "Inside the image" in result.stdout, output
-        assert f"envdoctor  {__version__}" in result.stdout, output
-        assert client.images.get(tag).labels["io.envdoctor.version"] == __version__
-    finally:
-        with contextlib.suppress(docker.errors.ImageNotFound):
-            client.images.remove(tag, force=True)
+    result = _run(command, cwd=tmp_path, timeout=400)
+    output = result.stdout + result.stderr
+    assert result.returncode in (0, 1), output
+    assert f"✓ built {tag}" in result.stdout, output
+    assert "COPY envdoctor-wheel/ /opt/envdoctor-src/" in result.stderr, output
+    assert "Inside the image" in result.stdout, output
+    assert f"envdoctor  {__version__}" in result.stdout, output
+    assert client.images.get(tag).labels["io.envdoctor.version"] == __version__
