@@ -104,6 +104,9 @@ def own_wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def installs(tmp_path_factory: pytest.TempPathFactory, own_wheel: Path) -> dict[str, Path]:
     """``{installer: folder of its envdoctor command}``, each with torch added the installer's way."""
+    if not (BIN / "pipx").exists() or not (BIN / "uv").exists():
+        reason = "pipx and uv are not installed in the test venv (.ci/run installs them)"
+        pytest.fail(reason) if os.environ.get("CI") else pytest.skip(reason)
     tmp = tmp_path_factory.mktemp("installs")
     bins = {}
 
@@ -113,8 +116,6 @@ def installs(tmp_path_factory: pytest.TempPathFactory, own_wheel: Path) -> dict[
     _ok(_run([*pip_install, own_wheel, TORCH], cwd=tmp, timeout=600))
     bins["pip"] = venv / "bin"
 
-    if not (BIN / "pipx").exists() or not (BIN / "uv").exists():
-        pytest.skip("pipx and uv are not installed in the test venv (.ci/run installs them)")
     pipx_env = {"PIPX_HOME": str(tmp / "pipx"), "PIPX_BIN_DIR": str(tmp / "pipx-bin")}
     pipx_env["PIPX_MAN_DIR"] = str(tmp / "pipx-man")
     # pipx's uv backend (its default when uv is installed) would not look in the local wheel folder.
