@@ -20,6 +20,7 @@ from envdoctor.recipes import all_recipes, load_recipe, recipe_hash
 
 ROOT = Path(__file__).resolve().parent.parent
 PEM = b"-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
+OWN_WHEEL = "envdoctor-0.1.0-py3-none-any.whl"
 CPU_WHEEL = "torch-2.13.0+cpu-cp311-cp311-manylinux_2_28_x86_64.whl"
 
 
@@ -46,6 +47,8 @@ def test_hadolint_passes_on_every_shipped_recipe(recipe, tmp_path):
             recipe, ca_certs=["00-proxy.crt"], wheels=["numpy-2.4.6-py3-none-any.whl"]
         ),
         "torch-wheel": render_dockerfile(recipe, wheels=[CPU_WHEEL]),
+        "own-wheel": render_dockerfile(recipe, own_wheel=OWN_WHEEL),
+        "own-wheel-wheels": render_dockerfile(recipe, wheels=[CPU_WHEEL], own_wheel=OWN_WHEEL),
     }.items():
         path = tmp_path / f"Dockerfile.{variant}"
         path.write_text(text, encoding="utf-8")
@@ -205,6 +208,21 @@ def test_wheels_are_installed_in_a_stage_the_image_does_not_keep():
     # The image: the venv copied out of the stage, no wheel, the same labels as without --wheels.
     assert "wheels" not in image_stage and "COPY --from=venv /opt/venv /opt/venv" in image_stage
     assert 'io.envdoctor.torch="2.13.0+cpu"' in image_stage and "\nUSER 10001\n" in image_stage
+
+
+def test_installed_envdoctor_is_installed_from_its_wheel_in_the_venv_stage():
+    recipe = load_recipe("torch213-cpu")
+    plain = render_dockerfile(recipe, own_wheel=OWN_WHEEL)
+    assert "\nCOPY envdoctor-wheel/ /opt/envdoctor-src/\n" in plain and "pyproject.toml" not in plain
+    assert (
+        f"RUN pip install --no-cache-dir /opt/envdoctor-src/{OWN_WHEEL} \\\n    && rm -rf /opt/envdoctor-src"
+        in plain
+    )
+    venv_stage, image_stage = render_dockerfile(recipe, wheels=[CPU_WHEEL], own_wheel=OWN_WHEEL).split(
+        "\nFROM "
+    )[2:]
+    assert f"pip install --no-cache-dir --find-links /tmp/wheels /opt/envdoctor-src/{OWN_WHEEL}" in venv_stage
+    assert "envdoctor-wheel" not in image_stage and "envdoctor-src" not in image_stage
 
 
 def test_wheels_without_the_torch_build_take_torch_from_the_index_only():

@@ -3,7 +3,8 @@
 The steps are separate modules so that each can be tested against a real engine on its own:
 
 - :mod:`envdoctor.build.dockerfile` renders the Dockerfile from a recipe (pure text, no engine);
-- :mod:`envdoctor.build.context` assembles the small build context (source tree + CA certificates);
+- :mod:`envdoctor.build.context` assembles the small build context (envdoctor's source tree, or
+  the wheel of an installed envdoctor, + CA certificates);
 - :mod:`envdoctor.build.engine` connects to the engine and probes GPU passthrough (``container-gpu``);
 - :mod:`envdoctor.build.stream` runs the build, parses the stream, cleans up after a failure;
 - :mod:`envdoctor.build.validate` runs ``envdoctor check --json`` (and ``smoke-train``) in the image;

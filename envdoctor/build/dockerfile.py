@@ -27,6 +27,7 @@ VENV = "/opt/venv"
 SOURCE_DIR = "/opt/envdoctor-src"
 CERT_DIR = "ca-certificates"  # folder of the build context that holds extra CA certificates
 WHEEL_DIR = "wheels"  # folder of the build context that holds local wheels (--wheels)
+OWN_WHEEL_DIR = "envdoctor-wheel"  # folder of the build context that holds envdoctor's own wheel
 WHEELS_IN_STAGE = "/tmp/wheels"  # where the venv stage sees them
 CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"  # what update-ca-certificates writes
 USER_NAME = "trainer"
@@ -85,7 +86,11 @@ def local_torch_wheel(recipe: Recipe, wheels: Sequence[str]) -> str | None:
 
 
 def render_dockerfile(
-    recipe: Recipe, ca_certs: Sequence[str] = (), install_torch: bool = True, wheels: Sequence[str] = ()
+    recipe: Recipe,
+    ca_certs: Sequence[str] = (),
+    install_torch: bool = True,
+    wheels: Sequence[str] = (),
+    own_wheel: str | None = None,
 ) -> str:
     """The Dockerfile of ``recipe``.
 
@@ -95,6 +100,8 @@ def render_dockerfile(
     Python and envdoctor, to check a container setup before a multi-GB build.
     ``wheels`` are file names under ``wheels/`` in the build context: every ``pip install``
     looks there too, and torch comes from there alone when one of them is the recipe's build.
+    ``own_wheel`` is the file name of envdoctor's wheel under ``envdoctor-wheel/`` (an installed
+    envdoctor); None means the context holds envdoctor's source tree (a checkout).
     """
     py = f"python{recipe.python}"
     regenerate = " --no-torch" if not install_torch else ""
@@ -102,7 +109,12 @@ def render_dockerfile(
     lines = [
         f"# envdoctor {__version__}, recipe {recipe.name}: {recipe.description}",
         f"# Regenerate with: envdoctor build --recipe {recipe.name} --print-dockerfile{regenerate}",
-        "# Build context: the envdoctor source tree (pyproject.toml, README.md, envdoctor/, ...).",
+        "# Build context: "
+        + (
+            f"envdoctor's wheel ({OWN_WHEEL_DIR}/{own_wheel})."
+            if own_wheel
+            else "the envdoctor source tree (pyproject.toml, README.md, envdoctor/, ...)."
+        ),
         f"ARG BASE_IMAGE={recipe.base_image}",
         "FROM ${BASE_IMAGE}" + (" AS base" if wheels else ""),
         "",
@@ -160,14 +172,19 @@ def render_dockerfile(
     else:
         lines.append(_run(venv))
     user = f"useradd --create-home --no-log-init --uid {USER_UID} --shell /bin/bash {USER_NAME}"
-    lines += [
-        "",
-        f"COPY {' '.join(SOURCE_FILES)} {SOURCE_DIR}/",
-        *(f"COPY {p}/ {SOURCE_DIR}/{p}/" for p in SOURCE_PATHS),
-    ]
+    if own_wheel:
+        lines += ["", f"COPY {OWN_WHEEL_DIR}/ {SOURCE_DIR}/"]
+        install_own = f"{pip_local} {SOURCE_DIR}/{own_wheel}"
+    else:
+        lines += [
+            "",
+            f"COPY {' '.join(SOURCE_FILES)} {SOURCE_DIR}/",
+            *(f"COPY {p}/ {SOURCE_DIR}/{p}/" for p in SOURCE_PATHS),
+        ]
+        install_own = f"{pip_local} {SOURCE_DIR}"
     if wheels:
         lines += [
-            _run([f"{pip_local} {SOURCE_DIR}"]),
+            _run([install_own]),
             "",
             "FROM base",
             f"COPY --from=venv {VENV} {VENV}",
@@ -175,7 +192,7 @@ def render_dockerfile(
             "",
         ]
     else:
-        lines += [_run([f"{pip_local} {SOURCE_DIR}", f"rm -rf {SOURCE_DIR}", user]), ""]
+        lines += [_run([install_own, f"rm -rf {SOURCE_DIR}", user]), ""]
     if recipe.env:
         lines.append(_env_block(recipe.env))
     labels = image_labels(recipe, install_torch)

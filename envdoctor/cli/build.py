@@ -66,7 +66,7 @@ def build(
 
     from envdoctor.build import render
     from envdoctor.build.choose import choose_recipe
-    from envdoctor.build.context import find_wheels, make_context, read_ca_certs, source_root
+    from envdoctor.build.context import InstalledWheel, find_wheels, make_context, own_source, read_ca_certs
     from envdoctor.build.context import host_ca_certs as host_certs
     from envdoctor.build.dockerfile import default_tag, local_torch_wheel, render_dockerfile
     from envdoctor.build.engine import connect, container_gpu_finding, probe_container_gpu
@@ -81,10 +81,12 @@ def build(
     chosen, why = choose_recipe(recipe)
     certs = read_ca_certs([*ca_cert, *(host_certs() if host_ca_certs else [])])
     wheel_files = find_wheels(wheels) if wheels is not None else []
+    own = own_source()  # the source tree of a checkout, or a wheel rebuilt from the installed files
     wheel_names = [w.name for w in wheel_files]
     install_torch = not no_torch
+    own_wheel = own.name if isinstance(own, InstalledWheel) else None
     dockerfile = render_dockerfile(
-        chosen, ca_certs=sorted(certs), install_torch=install_torch, wheels=wheel_names
+        chosen, ca_certs=sorted(certs), install_torch=install_torch, wheels=wheel_names, own_wheel=own_wheel
     )
     if print_dockerfile:
         sys.stdout.write(dockerfile)
@@ -101,7 +103,7 @@ def build(
             render.print_findings(out, [finding])
         return EXIT_OK if finding is None else EXIT_PROBLEM
 
-    context = make_context(dockerfile, source_root(), certs, wheels=wheel_files)
+    context = make_context(dockerfile, own, certs, wheels=wheel_files)
     base = base_image or chosen.base_image
     err.print(
         f"Building {tag} from recipe {chosen.name} ({why}) on {base}, network {network}", highlight=False
