@@ -68,7 +68,7 @@ def smoke_train(cfg: SmokeConfig, launch: Launch, as_json: bool, plot: Path | No
     from envdoctor.smoke import render
     from envdoctor.smoke.verdict import passed, verdict
 
-    err = Console(stderr=True)
+    err = Console(stderr=True, soft_wrap=True)  # log lines stay whole in a file or a pipe
     problem = out_dir_problem(Path(cfg.out_dir))
     if problem:
         print(f"envdoctor: error: {problem}", file=sys.stderr)
