@@ -29,7 +29,8 @@ from build_helpers import debian_python_image, docker_client
 from envdoctor import __version__
 
 ROOT = Path(__file__).resolve().parent.parent
-BIN = Path(sys.executable).parent
+# pipx and uv live in a venv of their own, off PATH (.ci/run): with uv on PATH, `fix` would run `uv pip`.
+TOOLS = ROOT / ".venv-tools" / "bin"
 INSTALLERS = ("pip", "pipx", "uv")
 # The CPU build from the local wheel folder: a plain torch==2.13.0 from PyPI is the 4 GB CUDA one.
 TORCH = "torch==2.13.0+cpu"
@@ -86,7 +87,7 @@ def _ok(result: subprocess.CompletedProcess) -> subprocess.CompletedProcess:
 def _not_source(folder: str, names: list[str]) -> set[str]:
     """What the copy of the checkout leaves out: the venv, git, build outputs and caches."""
     caches = shutil.ignore_patterns("__pycache__", ".*_cache", "*.egg-info")(folder, names)
-    top = {".venv", ".git", "build", "dist"} if Path(folder) == ROOT else set()
+    top = {".venv", ".venv-tools", ".git", "build", "dist"} if Path(folder) == ROOT else set()
     return caches | (top & set(names))
 
 
@@ -104,8 +105,8 @@ def own_wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def installs(tmp_path_factory: pytest.TempPathFactory, own_wheel: Path) -> dict[str, Path]:
     """``{installer: folder of its envdoctor command}``, each with torch added the installer's way."""
-    if not (BIN / "pipx").exists() or not (BIN / "uv").exists():
-        reason = "pipx and uv are not installed in the test venv (.ci/run installs them)"
+    if not (TOOLS / "pipx").exists() or not (TOOLS / "uv").exists():
+        reason = "pipx and uv are not installed in .venv-tools (.ci/run installs them)"
         pytest.fail(reason) if os.environ.get("CI") else pytest.skip(reason)
     tmp = tmp_path_factory.mktemp("installs")
     bins = {}
@@ -120,14 +121,14 @@ def installs(tmp_path_factory: pytest.TempPathFactory, own_wheel: Path) -> dict[
     pipx_env["PIPX_MAN_DIR"] = str(tmp / "pipx-man")
     # pipx's uv backend (its default when uv is installed) would not look in the local wheel folder.
     pipx_env["PIPX_DEFAULT_BACKEND"] = "pip"
-    _ok(_run([BIN / "pipx", "install", own_wheel], cwd=tmp, timeout=600, **pipx_env))
-    inject = [BIN / "pipx", "inject", f"--pip-args=--find-links {LOCAL_WHEELS}", "envdoctor", TORCH]
+    _ok(_run([TOOLS / "pipx", "install", own_wheel], cwd=tmp, timeout=600, **pipx_env))
+    inject = [TOOLS / "pipx", "inject", f"--pip-args=--find-links {LOCAL_WHEELS}", "envdoctor", TORCH]
     _ok(_run(inject, cwd=tmp, timeout=600, **pipx_env))
     bins["pipx"] = tmp / "pipx-bin"
 
     uv_env = {"UV_TOOL_DIR": str(tmp / "uv-tools"), "UV_TOOL_BIN_DIR": str(tmp / "uv-bin")}
     uv_env["UV_PYTHON_DOWNLOADS"] = "never"
-    install = [BIN / "uv", "tool", "install", "--python", sys.executable, "--find-links", LOCAL_WHEELS]
+    install = [TOOLS / "uv", "tool", "install", "--python", sys.executable, "--find-links", LOCAL_WHEELS]
     _ok(_run([*install, "--with", TORCH, own_wheel], cwd=tmp, timeout=600, **uv_env))
     bins["uv"] = tmp / "uv-bin"
     return bins
