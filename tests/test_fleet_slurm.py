@@ -128,7 +128,8 @@ def test_fleet_smoke_trains_on_two_nodes_through_sbatch(cluster, tmp_path):
     lines = result.stdout.splitlines()
     assert lines[1] == "envdoctor fleet smoke: 2 node(s), 2 reported, 2 passed"
     rows = {line.split()[0]: line.split() for line in lines[3:5]}
-    assert sorted(rows) == ["n1", "n2"] and {r[1] for r in rows.values()} == {"pass"}
+    # Any two nodes Slurm allocates (the drain test may have left one drained), each with its own row.
+    assert len(rows) == 2 and set(rows) <= {"n1", "n2", "n3"} and {r[1] for r in rows.values()} == {"pass"}
     assert sorted(r[2] for r in rows.values()) == ["0", "1"]  # each node reported by its own first rank
     assert all(r[-1] == "GB/s" for r in rows.values())
     assert "verdict: every node passed and agrees" in result.stdout
