@@ -286,7 +286,7 @@ class Explanation:
 
 def explain_text(text: str) -> Explanation:
     """Diagnose an error message (optionally with an environment report around it)."""
-    from envdoctor.reports import ReportError, facts_from_report
+    from envdoctor.paste import ReportError, facts_from_report
 
     try:
         facts = facts_from_report(text)

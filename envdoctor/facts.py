@@ -231,7 +231,7 @@ class Facts:
     probe_errors: dict[str, str] = field(default_factory=dict)
     # Probe name -> seconds it took (shown with -v).
     timings: dict[str, float] = field(default_factory=dict)
-    # Error lines found in a pasted report (envdoctor.reports); matched against error signatures.
+    # Error lines found in a pasted report (envdoctor.paste); matched against error signatures.
     error_lines: list[str] = field(default_factory=list)
     # Facts of a pasted report that a person wrote (prose, a quoted command) rather than a tool printed:
     # fact path ("torch.version", "nvidia.gpus") -> the words that stated it. Every other fact of a

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, Literal
 
-# The report groups a rule's findings fall under (envdoctor.report.AREAS gives their titles).
+# The report groups a rule's findings fall under (envdoctor.render.AREAS gives their titles).
 Area = Literal["system", "nvidia", "cuda", "torch", "packages", "container"]
 
 

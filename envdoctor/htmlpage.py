@@ -2,7 +2,7 @@
 
 Every page carries its CSS and its one script inline: it opens from a file, an e-mail or a CI artifact
 with no network, no external font, no external script. It prints (folds open, copy buttons hidden)
-and it passes the W3C validator. Nothing here knows about facts or findings: ``report_html`` builds
+and it passes the W3C validator. Nothing here knows about facts or findings: ``render_html`` builds
 the check and diff pages from these parts and ``fleet.html`` the fleet page, so all share one look::
 
     from envdoctor.htmlpage import page, section, table, fold, command, badge, tag

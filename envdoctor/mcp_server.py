@@ -75,8 +75,8 @@ def explain(text: str) -> dict[str, Any]:
 def diagnose_report(text: str) -> dict[str, Any]:
     """Diagnose a pasted report (collect_env, nvidia-smi, pip list, an error log): facts and findings."""
     from envdoctor.explain import diagnose
-    from envdoctor.report import has_errors, render_json
-    from envdoctor.reports import ReportError, facts_from_report
+    from envdoctor.paste import ReportError, facts_from_report
+    from envdoctor.render import has_errors, render_json
 
     try:
         facts = facts_from_report(text)

@@ -36,7 +36,7 @@ def gather_facts(
 
         return load_facts(facts_file)
     if report is not None:
-        from envdoctor.reports import facts_from_report
+        from envdoctor.paste import facts_from_report
 
         return facts_from_report(report)
     from envdoctor.probes import collect, running_probes
@@ -57,6 +57,6 @@ def target_python(python: Path | None) -> str:
 
 def read_input(path: Path) -> str:
     """A text input (a file, or stdin for '-'), with one-line errors for unreadable input."""
-    from envdoctor.reports import read_report_text
+    from envdoctor.paste import read_report_text
 
     return read_report_text(str(path))

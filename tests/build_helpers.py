@@ -28,7 +28,7 @@ BUSYBOX_APPLETS = ("sh", "true", "false", "echo", "cat", "ls", "sleep", "env", "
 
 def docker_client() -> Any:
     """A client for the test engine, or a skip naming why there is none."""
-    from envdoctor.build.engine import EngineError, connect
+    from envdoctor.image.engine import EngineError, connect
 
     try:
         return connect(timeout=600)

@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 from cli_helpers import invoke
 
-from envdoctor.build.choose import fallback_recipe
-from envdoctor.build.context import ContextError, find_wheels, make_context, read_ca_certs, source_root
-from envdoctor.build.dockerfile import default_tag, local_torch_wheel, render_dockerfile
+from envdoctor.image.choose import fallback_recipe
+from envdoctor.image.context import ContextError, find_wheels, make_context, read_ca_certs, source_root
+from envdoctor.image.dockerfile import default_tag, local_torch_wheel, render_dockerfile
 from envdoctor.recipes import all_recipes, load_recipe, recipe_hash
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -125,7 +125,7 @@ def test_build_context_holds_only_the_source_and_certs():
         names = tar.getnames()
     assert "Dockerfile" in names and "pyproject.toml" in names and "README.md" in names
     assert "ca-certificates/00-proxy.crt" in names
-    assert "envdoctor/build/stream.py" in names and "recipes/torch213-cpu.yaml" in names
+    assert "envdoctor/image/stream.py" in names and "recipes/torch213-cpu.yaml" in names
     assert not [n for n in names if "__pycache__" in n or n.endswith(".pyc")]
     top = {"Dockerfile", "pyproject.toml", "README.md", "envdoctor", "reference_model", "recipes"}
     assert {n.split("/")[0] for n in names} <= top | {"ca-certificates"}

@@ -19,7 +19,7 @@ import pytest
 from build_helpers import debian_python_image, docker_client, engine_objects
 
 from envdoctor import __version__
-from envdoctor.build.validate import validate_image
+from envdoctor.image.validate import validate_image
 from envdoctor.recipes import load_recipe, recipe_hash
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]

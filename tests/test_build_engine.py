@@ -13,11 +13,11 @@ import pytest
 from build_helpers import busybox_image, docker_client, engine_objects
 from cli_helpers import invoke
 
-from envdoctor.build.context import make_context
-from envdoctor.build.engine import container_gpu_finding, probe_container_gpu
-from envdoctor.build.stream import build_image
-from envdoctor.build.validate import run_in_container
 from envdoctor.findings import Severity
+from envdoctor.image.context import make_context
+from envdoctor.image.engine import container_gpu_finding, probe_container_gpu
+from envdoctor.image.stream import build_image
+from envdoctor.image.validate import run_in_container
 
 pytestmark = pytest.mark.docker
 ROOT = Path(__file__).resolve().parent.parent

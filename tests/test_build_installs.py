@@ -51,8 +51,8 @@ TINY_RUN = [
 # Printed from inside the tool's interpreter: the build context `envdoctor build` would send, as a file.
 CONTEXT_SCRIPT = """
 import sys
-from envdoctor.build.context import make_context, own_source
-from envdoctor.build.dockerfile import render_dockerfile
+from envdoctor.image.context import make_context, own_source
+from envdoctor.image.dockerfile import render_dockerfile
 from envdoctor.recipes import load_recipe
 own = own_source()
 dockerfile = render_dockerfile(load_recipe("torch213-cpu"), own_wheel=own.name)
@@ -151,19 +151,19 @@ def target_install(own_wheel: Path, tmp_path: Path) -> Path:
 def _own_source_in(site: Path, cwd: Path) -> subprocess.CompletedProcess:
     """``own_source()`` in a child that imports envdoctor from ``site``; its wheel goes to cwd."""
     script = (
-        "from envdoctor.build.context import own_source; s = own_source(); "
+        "from envdoctor.image.context import own_source; s = own_source(); "
         "open(s.name, 'wb').write(s.build()); print(s.name)"
     )
     return _run([sys.executable, "-c", script], cwd=cwd, PYTHONPATH=str(site))
 
 
 def test_checkout_sends_its_source_tree():
-    from envdoctor.build.context import make_context, own_source
+    from envdoctor.image.context import make_context, own_source
 
     assert own_source() == ROOT  # this checkout (an editable install)
     with tarfile.open(fileobj=make_context("FROM scratch\n", own_source())) as tar:
         names = tar.getnames()
-    assert "pyproject.toml" in names and "envdoctor/build/context.py" in names
+    assert "pyproject.toml" in names and "envdoctor/image/context.py" in names
     assert not any(n.startswith("envdoctor-wheel/") for n in names)
 
 
@@ -183,17 +183,17 @@ def test_installed_copy_sends_its_wheel_rebuilt(target_install, own_wheel, tmp_p
             cwd=tmp_path,
         )
     )
-    assert (again / "envdoctor/build/context.py").read_bytes() == (
-        target_install / "envdoctor/build/context.py"
+    assert (again / "envdoctor/image/context.py").read_bytes() == (
+        target_install / "envdoctor/image/context.py"
     ).read_bytes()
 
 
 def test_damaged_install_names_the_missing_file(target_install, tmp_path):
-    (target_install / "envdoctor/build/engine.py").unlink()
+    (target_install / "envdoctor/image/engine.py").unlink()
     result = _own_source_in(target_install, tmp_path)
     assert result.returncode == 1
     last = result.stderr.strip().splitlines()[-1]
-    assert "envdoctor.build.context.ContextError:" in last and "engine.py: cannot read" in last, result.stderr
+    assert "envdoctor.image.context.ContextError:" in last and "engine.py: cannot read" in last, result.stderr
     assert "reinstall envdoctor" in last
 
 

@@ -24,7 +24,7 @@ import pytest
 import yaml
 from build_helpers import debian_python_image, docker_client, engine_objects
 
-from envdoctor.build.validate import run_in_container
+from envdoctor.image.validate import run_in_container
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 ROOT = Path(__file__).resolve().parent.parent

@@ -102,16 +102,16 @@ def test_choices_shown_are_the_values_the_modules_accept() -> None:
 
 
 def test_the_errors_commands_raise_share_one_base_with_exit_2() -> None:
-    from envdoctor.build.context import ContextError
-    from envdoctor.build.engine import EngineError
     from envdoctor.ci import CIError
     from envdoctor.facts import FactsError
     from envdoctor.fit import FitError
     from envdoctor.fleet.report import FleetInputError
     from envdoctor.fleet.slurm import SlurmError
+    from envdoctor.image.context import ContextError
+    from envdoctor.image.engine import EngineError
+    from envdoctor.paste import ReportError
     from envdoctor.probes import ProbeTargetError
     from envdoctor.recipes import RecipeError
-    from envdoctor.reports import ReportError
     from envdoctor.smoke import ConfigError
     from envdoctor.transaction import ApplyError
 

@@ -17,7 +17,7 @@ import yaml
 
 from envdoctor.explain import rank
 from envdoctor.findings import Severity
-from envdoctor.reports import ReportError, facts_from_report
+from envdoctor.paste import ReportError, facts_from_report
 
 CORPUS = Path(__file__).parent / "corpus"
 CASES = sorted(CORPUS.glob("*.yaml"))

@@ -10,7 +10,7 @@ from __future__ import annotations
 from envdoctor.explain import rank
 from envdoctor.findings import Severity
 from envdoctor.knowledge import mined
-from envdoctor.reports import facts_from_report
+from envdoctor.paste import facts_from_report
 
 
 def _top(text: str):

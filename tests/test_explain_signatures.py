@@ -9,7 +9,7 @@ import pytest
 from cli_helpers import invoke
 
 from envdoctor.explain import explain_text, load_signatures, match_text, rank
-from envdoctor.reports import facts_from_report
+from envdoctor.paste import facts_from_report
 from envdoctor.rules import all_rules
 
 SIGNATURES = load_signatures()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from envdoctor.facts import is_fact_path
-from envdoctor.reports.builder import STATED, Builder
+from envdoctor.paste.builder import STATED, Builder
 from envdoctor.signatures import SignatureError, parse_signature
 
 

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from envdoctor.paste import facts_from_report
 from envdoctor.probes import cuda, system, toolchain
-from envdoctor.reports import facts_from_report
 from envdoctor.rules import evaluate
 
 

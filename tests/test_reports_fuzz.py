@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from envdoctor.facts import Facts
-from envdoctor.reports import ReportError, decode_report, facts_from_report
+from envdoctor.paste import ReportError, decode_report, facts_from_report
 
 CORPUS = Path(__file__).parent / "corpus"
 REPORTS = [

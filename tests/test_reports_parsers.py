@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from envdoctor.reports import ReportError, decode_report, facts_from_report, read_report_text
+from envdoctor.paste import ReportError, decode_report, facts_from_report, read_report_text
 from envdoctor.rules import evaluate
 
 FIXTURES = Path(__file__).parent / "reports_fixtures"

@@ -6,7 +6,7 @@ import json
 
 from envdoctor.explain import explain_text, rank, render_explanation
 from envdoctor.findings import Severity
-from envdoctor.reports import facts_from_report
+from envdoctor.paste import facts_from_report
 
 COLLECT_ENV = """PyTorch version: 2.1.0+cu121
 CUDA used to build PyTorch: 12.1

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from envdoctor.explain import rank
 from envdoctor.knowledge.cuda import min_driver_for_cuda
-from envdoctor.reports import facts_from_report
+from envdoctor.paste import facts_from_report
 
 
 def test_markdown_bold_bullets_with_gpu_and_inline_driver():

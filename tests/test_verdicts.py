@@ -16,8 +16,8 @@ from cli_helpers import invoke
 from envdoctor.explain import explain_text, match_text
 from envdoctor.facts import Facts, Gpu, load_facts
 from envdoctor.findings import Severity
-from envdoctor.report import area_lines
-from envdoctor.reports import facts_from_report
+from envdoctor.paste import facts_from_report
+from envdoctor.render import area_lines
 from envdoctor.rules import evaluate
 
 HERE = Path(__file__).parent

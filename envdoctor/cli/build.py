@@ -1,6 +1,6 @@
 """``build``: the recipe's Docker image, built through the Docker SDK and validated from the inside.
 
-Parses options and renders; the work is envdoctor.build (Dockerfile, context, engine, validation).
+Parses options and renders; the work is envdoctor.image (Dockerfile, context, engine, validation).
 """
 
 import sys
@@ -64,15 +64,15 @@ def build(
     """
     from rich.console import Console
 
-    from envdoctor.build import render
-    from envdoctor.build.choose import choose_recipe
-    from envdoctor.build.context import InstalledWheel, find_wheels, make_context, own_source, read_ca_certs
-    from envdoctor.build.context import host_ca_certs as host_certs
-    from envdoctor.build.dockerfile import default_tag, local_torch_wheel, render_dockerfile
-    from envdoctor.build.engine import connect, container_gpu_finding, probe_container_gpu
-    from envdoctor.build.stream import build_image
-    from envdoctor.build.validate import docker_run_line, smoke_in_image, validate_image
     from envdoctor.findings import Severity
+    from envdoctor.image import render
+    from envdoctor.image.choose import choose_recipe
+    from envdoctor.image.context import InstalledWheel, find_wheels, make_context, own_source, read_ca_certs
+    from envdoctor.image.context import host_ca_certs as host_certs
+    from envdoctor.image.dockerfile import default_tag, local_torch_wheel, render_dockerfile
+    from envdoctor.image.engine import connect, container_gpu_finding, probe_container_gpu
+    from envdoctor.image.stream import build_image
+    from envdoctor.image.validate import docker_run_line, smoke_in_image, validate_image
 
     if network not in ("host", "none"):
         raise UsageError(

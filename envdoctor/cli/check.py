@@ -1,6 +1,6 @@
 """``check`` (diagnose: probes -> facts -> findings, also on every node of a cluster) and ``rules``.
 
-Parses options and renders; the work is envdoctor.sources, envdoctor.rules and envdoctor.report.
+Parses options and renders; the work is envdoctor.sources, envdoctor.rules and envdoctor.render.
 """
 
 import sys
@@ -97,7 +97,7 @@ def check(
         snapshot = gather_facts(python, facts, quick=quick, report=report_text, while_probing=_preload_rules)
     except EnvdoctorError as exc:
         return _node_failed(write, health, exc)
-    from envdoctor import report
+    from envdoctor import render
     from envdoctor.rules import evaluate
 
     if report_text is not None:
@@ -113,7 +113,7 @@ def check(
             written = _write_node_file(write, node.result_document(snapshot, findings))
             if fmt == "json" and not health:
                 print(f"{node.host_name()}: wrote {written}")
-                return EXIT_PROBLEM if report.has_errors(findings) else EXIT_OK
+                return EXIT_PROBLEM if render.has_errors(findings) else EXIT_OK
         if health:
             code, line = node.health(snapshot, findings)
             print(line)
@@ -124,21 +124,21 @@ def check(
     if smoke_with is not None:
         return _check_then_smoke(python, fmt, verbose, shown, shown_findings, smoke_with)
     if fmt == "json":
-        sys.stdout.write(report.render_json(shown, shown_findings) + "\n")
+        sys.stdout.write(render.render_json(shown, shown_findings) + "\n")
     elif fmt == "markdown":
         sys.stdout.write(
-            report.render_markdown(
+            render.render_markdown(
                 shown, shown_findings, _advice(from_report, python, facts, snapshot, findings)
             )
         )
     elif fmt == "html":
-        from envdoctor.report_html import render_check
+        from envdoctor.render_html import render_check
 
         sys.stdout.write(render_check(shown, shown_findings))
     else:
         advice = _advice(from_report, python, facts, snapshot, findings)
-        report.print_text(shown, shown_findings, verbose=verbose, advice=advice)
-    return EXIT_PROBLEM if report.has_errors(findings) else EXIT_OK
+        render.print_text(shown, shown_findings, verbose=verbose, advice=advice)
+    return EXIT_PROBLEM if render.has_errors(findings) else EXIT_OK
 
 
 def _advice(from_report: Path | None, python: Path | None, facts: Path | None, snapshot, findings):
@@ -183,26 +183,26 @@ def _check_then_smoke(python: Path | None, fmt: str, verbose: bool, snapshot, fi
     """
     import json
 
-    from envdoctor import report
+    from envdoctor import render
     from envdoctor.cli.smoke import run_smoke
 
     interpreter = str(python) if python else sys.executable
     if fmt == "json":
-        doc = json.loads(report.render_json(snapshot, findings))
+        doc = json.loads(render.render_json(snapshot, findings))
         proof = run_smoke(interpreter, smoke, quiet=True)
         doc["smoke"] = proof.to_dict()
-        doc["ok"] = proof.ok and not report.has_errors(findings)
+        doc["ok"] = proof.ok and not render.has_errors(findings)
         sys.stdout.write(json.dumps(doc, indent=2) + "\n")
     else:
         if fmt == "markdown":
-            sys.stdout.write(report.render_markdown(snapshot, findings))
+            sys.stdout.write(render.render_markdown(snapshot, findings))
         else:
-            report.print_text(snapshot, findings, verbose=verbose)
+            render.print_text(snapshot, findings, verbose=verbose)
         from envdoctor.proof import print_proof
 
         proof = run_smoke(interpreter, smoke, quiet=False)
         print_proof(proof)
-    return EXIT_PROBLEM if report.has_errors(findings) or not proof.ok else EXIT_OK
+    return EXIT_PROBLEM if render.has_errors(findings) or not proof.ok else EXIT_OK
 
 
 def _preload_rules() -> None:
@@ -219,16 +219,16 @@ def rules(
     markdown: Annotated[bool, typer.Option("--markdown", help="Same as --format markdown.")] = False,
 ) -> int:
     """List every finding id envdoctor can report, with its meaning and fix."""
-    from envdoctor import report
+    from envdoctor import render
 
     fmt = o.one_format(as_json, fmt)
     if markdown and fmt not in ("text", "markdown"):
         raise UsageError(f"--markdown and --format {fmt} contradict each other: choose one")
     fmt = "markdown" if markdown else fmt
     if fmt == "markdown":
-        sys.stdout.write(report.rules_markdown())
+        sys.stdout.write(render.rules_markdown())
     elif fmt == "json":
-        sys.stdout.write(report.rules_json() + "\n")
+        sys.stdout.write(render.rules_json() + "\n")
     else:
-        sys.stdout.write(report.rules_text())
+        sys.stdout.write(render.rules_text())
     return EXIT_OK

@@ -99,7 +99,7 @@ def diff(
     results = [(str(p), differ.compare(ref, load_facts(p))) for p in others]
     redactor = o.redactor(keep_hostnames)  # facts files are untrusted text, and diffs get pasted too
     if fmt == "html":
-        from envdoctor.report_html import render_diff
+        from envdoctor.render_html import render_diff
 
         sys.stdout.write(redactor.text(render_diff(results, str(reference))))
     elif fmt == "json":

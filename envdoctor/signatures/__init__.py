@@ -4,7 +4,7 @@ Each ``*.yaml`` file next to this module lists signatures: a regex with named gr
 points to (or ``null`` for a message that has no single environment cause), a severity, a confidence,
 a message template, the URL of a real issue showing it, and optionally the facts its groups state.
 Text is matched with its whitespace collapsed, so a message wrapped over several lines still matches.
-Both the paste parser (:mod:`envdoctor.reports`) and the ranked diagnosis (:mod:`envdoctor.explain`)
+Both the paste parser (:mod:`envdoctor.paste`) and the ranked diagnosis (:mod:`envdoctor.explain`)
 use this module; it imports neither.
 """
 

@@ -33,7 +33,7 @@ CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"  # what update-ca-certificates 
 USER_NAME = "trainer"
 USER_UID = 10001
 LABEL_PREFIX = "io.envdoctor"
-# Source paths copied into the image, relative to the context root (see envdoctor.build.context).
+# Source paths copied into the image, relative to the context root (see envdoctor.image.context).
 SOURCE_PATHS = ("envdoctor", "reference_model", "recipes")
 SOURCE_FILES = ("pyproject.toml", "README.md")
 

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import re
 
-from envdoctor.reports.builder import STATED, Builder
-from envdoctor.reports.collect_env import platform
-from envdoctor.reports.text import key_values, truth, version_in
+from envdoctor.paste.builder import STATED, Builder
+from envdoctor.paste.collect_env import platform
+from envdoctor.paste.text import key_values, truth, version_in
 
 _PKG_KEY = re.compile(r"^(?P<name>[a-z][\w.-]*) version(?: \((?P<what>[^)]*)\))?$")
 _AVAILABLE = re.compile(r"\((?P<flag>[^)]*)\)\s*$")

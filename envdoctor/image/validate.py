@@ -12,9 +12,9 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from envdoctor.build.engine import PROBE_LABEL, gpu_device_request, remove_labelled_containers
 from envdoctor.facts import Facts, FactsError
 from envdoctor.findings import Finding
+from envdoctor.image.engine import PROBE_LABEL, gpu_device_request, remove_labelled_containers
 
 STACK_BYTES = 67108864  # 64 MiB, NVIDIA's recommendation for PyTorch containers
 RUN_FLAGS = ("--ipc=host", "--ulimit memlock=-1", f"--ulimit stack={STACK_BYTES}")

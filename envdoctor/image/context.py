@@ -26,8 +26,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import BinaryIO
 
-from envdoctor.build.dockerfile import CERT_DIR, OWN_WHEEL_DIR, SOURCE_FILES, SOURCE_PATHS, WHEEL_DIR
 from envdoctor.errors import EnvdoctorError
+from envdoctor.image.dockerfile import CERT_DIR, OWN_WHEEL_DIR, SOURCE_FILES, SOURCE_PATHS, WHEEL_DIR
 
 HOST_CA_DIR = Path("/usr/local/share/ca-certificates")
 PEM_MARKER = b"-----BEGIN CERTIFICATE-----"

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 
-from envdoctor.reports.builder import PROSE, Builder
+from envdoctor.paste.builder import PROSE, Builder
 
 _PACKAGES = (
     r"transformers|accelerate|peft|diffusers|numpy|xformers|flash[-_]attn|vllm|sglang|huggingface[-_]hub|"

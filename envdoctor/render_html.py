@@ -18,7 +18,7 @@ from envdoctor.facts import Facts
 from envdoctor.findings import Finding, Manual, PipInstall, PipUninstall, SetEnv, Severity
 from envdoctor.htmlpage import Markup, badge, card, command, fold, page, section, table, tag, verdict
 from envdoctor.redact import redact, redact_text
-from envdoctor.report import area_lines, flatten
+from envdoctor.render import area_lines, flatten
 
 ORIGINS = {"report": "from a pasted report", "file": "from a facts file", "probe": "probed live"}
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import re
 
-from envdoctor.reports.builder import STATED, Builder
-from envdoctor.reports.text import short_version, truth, version_in
+from envdoctor.paste.builder import STATED, Builder
+from envdoctor.paste.text import short_version, truth, version_in
 
 _EXPR = re.compile(
     r"torch\.__version__|torch\.version\.cuda|torch\.version\.hip|torch\.cuda\.is_available\(\)"

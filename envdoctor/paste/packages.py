@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import re
 
-from envdoctor.reports.builder import LISTING, Builder
-from envdoctor.reports.collect_env import conda_build
+from envdoctor.paste.builder import LISTING, Builder
+from envdoctor.paste.collect_env import conda_build
 
 # uv's install summary marks what it installed with "+ " (and removed with "- ", which is not kept).
 _FREEZE = re.compile(

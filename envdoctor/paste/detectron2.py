@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import re
 
-from envdoctor.reports.builder import STATED, TOOL, Builder
-from envdoctor.reports.text import is_unknown, key_values, short_version, truth, version_in
+from envdoctor.paste.builder import STATED, TOOL, Builder
+from envdoctor.paste.text import is_unknown, key_values, short_version, truth, version_in
 
 _SPACED = re.compile(r"^\s*(?P<key>[A-Za-z_][\w .,()/-]*?)\s{2,}(?P<value>\S.*?)\s*$")
 _GPU_KEY = re.compile(r"^gpu (?P<idx>\d{1,3}(?:\s*,\s*\d{1,3})*)$")  # not a PCI bus id

@@ -16,9 +16,9 @@ from pathlib import Path
 
 from envdoctor.errors import EnvdoctorError
 from envdoctor.facts import Facts
+from envdoctor.paste import collect_env, detectron2, hf_env, nvidia_smi, packages, prose, repl, toolchain
+from envdoctor.paste.builder import STATED, Builder
 from envdoctor.redact import strip_controls
-from envdoctor.reports import collect_env, detectron2, hf_env, nvidia_smi, packages, prose, repl, toolchain
-from envdoctor.reports.builder import STATED, Builder
 
 MAX_BYTES = 5 * 1024 * 1024
 MAX_LINE = 1000  # longer lines are cut: no report line a parser reads is this long, a minified blob is

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import re
 
-from envdoctor.reports.builder import LISTING, STATED, TOOL, Builder
-from envdoctor.reports.text import is_unknown, key_values, short_version, truth, version_in
+from envdoctor.paste.builder import LISTING, STATED, TOOL, Builder
+from envdoctor.paste.text import is_unknown, key_values, short_version, truth, version_in
 
 # An index of at most three digits: 'GPU 00000000:07:00.0' in `nvidia-smi -q` is a PCI bus id.
 _GPU_LINE = re.compile(r"^\s*GPU\s+(?P<idx>\d{1,3}(?:\s*,\s*\d{1,3})*)\s*:\s*(?P<name>\S.*?)\s*$")

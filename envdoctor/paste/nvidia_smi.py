@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import re
 
-from envdoctor.reports.builder import LISTING, TOOL, Builder
-from envdoctor.reports.text import key_values
+from envdoctor.paste.builder import LISTING, TOOL, Builder
+from envdoctor.paste.text import key_values
 
 _DRIVER = re.compile(r"Driver Version\s*:\s*(?P<v>\d{2,3}\.\d+(?:\.\d+)?)", re.I)
 # A driver named in prose or a hand-written list: "CUDA Version: 12.8 (Driver 570.181)".

@@ -1,7 +1,7 @@
 """Rendering for ``envdoctor build``: progress on stderr, what the image reported about itself.
 
 Progress is one line per finished step with its time and a live line for the current one.
-Formatting only: the numbers come from :class:`envdoctor.build.stream.BuildEvent`. ``verbose``
+Formatting only: the numbers come from :class:`envdoctor.image.stream.BuildEvent`. ``verbose``
 echoes every output line of every step (what ``docker build`` prints), otherwise only the step
 lines and, on failure, the tail of the failing step's log.
 """
@@ -14,9 +14,9 @@ from typing import Any
 from rich.console import Console
 from rich.markup import escape
 
-from envdoctor.build.stream import BuildEvent, BuildFailure
-from envdoctor.build.validate import SmokeRun, Validation
 from envdoctor.findings import Finding
+from envdoctor.image.stream import BuildEvent, BuildFailure
+from envdoctor.image.validate import SmokeRun, Validation
 
 
 class BuildProgress:

@@ -8,8 +8,8 @@ from __future__ import annotations
 import re
 
 from envdoctor.facts import Toolkit
+from envdoctor.paste.builder import DERIVED, LISTING, STATED, Builder
 from envdoctor.probes.system import reported_env
-from envdoctor.reports.builder import DERIVED, LISTING, STATED, Builder
 
 _NVCC = re.compile(r"Cuda compilation tools, release (?P<v>\d+\.\d+)", re.I)
 # collect_env's "GCC version: (Ubuntu 11.4.0-1ubuntu1~22.04) 11.4.0" and `gcc --version` / `g++ --version`

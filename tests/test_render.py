@@ -6,7 +6,7 @@ from pathlib import Path
 from cli_helpers import invoke
 
 from envdoctor.facts import Facts, load_facts
-from envdoctor.report import render_json, render_markdown, rules_markdown
+from envdoctor.render import render_json, render_markdown, rules_markdown
 from envdoctor.rules import all_rules, evaluate
 
 ROOT = Path(__file__).resolve().parents[1]
