@@ -9,7 +9,9 @@ Exit codes: 0 fine, 1 a problem was found (error finding, failed check), 2 bad u
 
 import importlib
 import os
+import signal
 import sys
+import threading
 from typing import Annotated
 
 import click
@@ -71,6 +73,7 @@ def main(argv: list[str] | None = None) -> int:
         print("envdoctor: error: stdout is closed; redirect it to a file or /dev/null", file=sys.stderr)
         return EXIT_USAGE
     args = sys.argv[1:] if argv is None else argv
+    _exit_on_sigterm()
     command = typer.main.get_command(build_app(args))
     try:
         code = command.main(args=args, prog_name="envdoctor", standalone_mode=False)
@@ -94,6 +97,20 @@ def main(argv: list[str] | None = None) -> int:
         where = f" ({exc.filename})" if exc.filename else " (writing the output)"
         print(f"envdoctor: error: {exc.strerror or exc}{where}", file=sys.stderr)
         return EXIT_USAGE
+
+
+def _exit_on_sigterm() -> None:
+    """Let SIGTERM (``timeout``, a job scheduler) unwind like Ctrl-C, exit 143.
+
+    Python's default is to die at once, which leaves the probe children (each in a session of its
+    own, so that a timeout can kill its whole group) running; unwinding lets ``check`` end them.
+    ``fix`` and ``smoke-train`` install their own handlers while they change or train.
+    """
+    if (
+        threading.current_thread() is threading.main_thread()
+        and signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+    ):
+        signal.signal(signal.SIGTERM, lambda signum, _frame: sys.exit(128 + signum))
 
 
 def _drop_stdout() -> None:

@@ -23,6 +23,7 @@ from typing import Any
 import envdoctor
 from envdoctor.errors import EnvdoctorError
 from envdoctor.facts import Facts, NvidiaError, NvidiaFacts, TorchFacts, TorchStatus
+from envdoctor.probes import _process
 
 # Seconds a probe may take (torch gets longer: a cold import from a network filesystem is slow).
 # Overridable with ENVDOCTOR_PROBE_TIMEOUT / ENVDOCTOR_TORCH_TIMEOUT or collect()'s arguments.
@@ -131,8 +132,6 @@ def _run_concurrently(
     A probe that raises or outlives its timeout is recorded in ``facts.probe_errors`` (one line)
     and ``facts.timings``; the target probe's ``TargetNotPython`` is returned for the caller to raise.
     """
-    from envdoctor.probes.target import TargetNotPython
-
     threads: dict[str, threading.Thread] = {}
     outcomes: dict[str, tuple[Any, BaseException | None]] = {}
     started = time.monotonic()
@@ -141,6 +140,24 @@ def _run_concurrently(
             target=_complete, args=(outcomes, fn, name, facts), name=f"probe-{name}", daemon=True
         )
         threads[name].start()
+    try:
+        return _join(threads, probes, outcomes, facts, started, while_waiting)
+    except BaseException:  # Ctrl-C or SIGTERM: the children live in sessions of their own
+        _process.kill_all()
+        raise
+
+
+def _join(
+    threads: dict[str, threading.Thread],
+    probes: dict[str, tuple[Callable[[], Any], float]],
+    outcomes: dict[str, tuple[Any, BaseException | None]],
+    facts: Facts,
+    started: float,
+    while_waiting: Callable[[], object] | None,
+) -> dict[str, Any]:
+    """Wait for every probe thread up to its own bound; collect results and one-line errors."""
+    from envdoctor.probes.target import TargetNotPython
+
     if while_waiting is not None:
         while_waiting()
     results: dict[str, Any] = {}

@@ -12,11 +12,17 @@ import json
 import os
 import signal
 import subprocess
+import threading
 from dataclasses import dataclass
 from typing import Any
 
 # The line prefix a child script puts before its JSON payload (anything else on stdout is noise).
 PAYLOAD_MARK = "@@envdoctor-payload@@"
+
+# Children started and not yet collected. They run in sessions of their own, so a terminal's Ctrl-C
+# does not reach them: :func:`kill_all` ends them when envdoctor itself is interrupted.
+_live: set[subprocess.Popen] = set()
+_live_lock = threading.Lock()
 
 
 @dataclass
@@ -66,7 +72,7 @@ def run(
 
 def start(argv: list[str], cwd: str | None = "/", env: dict[str, str] | None = None) -> subprocess.Popen:
     """Start ``argv`` in its own session (so that :func:`wait` can kill the whole group); may raise OSError."""
-    return subprocess.Popen(
+    proc = subprocess.Popen(
         argv,
         cwd=cwd,
         env=env,
@@ -75,6 +81,9 @@ def start(argv: list[str], cwd: str | None = "/", env: dict[str, str] | None = N
         stderr=subprocess.PIPE,
         start_new_session=True,
     )
+    with _live_lock:
+        _live.add(proc)
+    return proc
 
 
 def wait(proc: subprocess.Popen, timeout: float) -> Completed:
@@ -89,7 +98,22 @@ def wait(proc: subprocess.Popen, timeout: float) -> Completed:
         _kill_group(proc)
         proc.wait()
         raise
+    finally:
+        with _live_lock:
+            _live.discard(proc)
     return Completed(proc.returncode, _text(out), _text(err))
+
+
+def kill_all() -> None:
+    """Kill the process group of every child still running (envdoctor was interrupted while probing).
+
+    Probe threads wait on their children; only the main thread sees Ctrl-C, so it ends them here
+    rather than leaving a hung ``import torch`` or NVML call running after envdoctor has exited.
+    """
+    with _live_lock:
+        running = list(_live)
+    for proc in running:
+        _kill_group(proc)
 
 
 def run_python(python: str, source: str, timeout: float) -> Completed:

@@ -3,8 +3,15 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
 
-from fault_helpers import Fault, rows_by_test, run_fault
+import pytest
+from fault_helpers import ROOT, Fault, rows_by_test, run_fault
 
 FAULTS = [
     Fault(
@@ -14,6 +21,14 @@ FAULTS = [
         "its process group is killed at the probe timeout; probe-failed (error) and torch-import-error",
         1,
         20,
+    ),
+    Fault(
+        "test_check_interrupted_while_torch_import_hangs",
+        "Ctrl-C (SIGINT) or SIGTERM while `import torch` hangs in the probe child",
+        "envdoctor check, then Ctrl-C / `kill -TERM`",
+        "exits at once (130 / 143) and kills the probe children, which run in sessions of their own",
+        130,
+        10,
     ),
 ]
 ROW = rows_by_test(FAULTS)
@@ -29,3 +44,47 @@ def test_python_target_hangs(tmp_path) -> None:
     assert findings["probe-failed"]["severity"] == "error"
     assert str(hang) in findings["probe-failed"]["message"]
     assert findings["torch-import-error"]["evidence"]["torch.status"] == "timeout"
+
+
+def _alive(pid: int) -> bool:
+    """Whether ``pid`` still runs (a zombie nobody has reaped yet counts as ended)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, IndexError):
+        return False
+    return state != "Z"
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_check_interrupted_while_torch_import_hangs(tmp_path, sig) -> None:
+    row = ROW["test_check_interrupted_while_torch_import_hangs"]
+    fake = tmp_path / "site" / "torch"
+    fake.mkdir(parents=True)
+    pid_file = tmp_path / "torch-child.pid"
+    fake.joinpath("__init__.py").write_text(
+        f"import os, time\nopen({str(pid_file)!r}, 'w').write(str(os.getpid()))\ntime.sleep(300)\n"
+    )
+    env = dict(os.environ, PYTHONPATH=f"{ROOT}{os.pathsep}{tmp_path / 'site'}")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "envdoctor", "check", "--json"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        start_new_session=True,  # as a terminal's foreground job: the signal goes to its group
+    )
+    deadline = time.monotonic() + 60
+    while not pid_file.exists() or not pid_file.read_text():  # the probe child is inside `import torch`
+        assert proc.poll() is None and time.monotonic() < deadline, "the torch probe never started"
+        time.sleep(0.05)
+    child = int(pid_file.read_text())
+    started = time.monotonic()
+    os.killpg(proc.pid, sig)
+    out, err = proc.communicate(timeout=row.bound_s * 3)
+    assert proc.returncode == 128 + sig, (proc.returncode, err)
+    assert time.monotonic() - started < row.bound_s
+    assert "Traceback" not in out + err
+    gone = time.monotonic() + 5
+    while _alive(child) and time.monotonic() < gone:
+        time.sleep(0.05)
+    assert not _alive(child), f"the torch probe child {child} outlived envdoctor"
