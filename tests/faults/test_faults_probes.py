@@ -25,7 +25,7 @@ FAULTS = [
     Fault(
         "test_check_interrupted_while_torch_import_hangs",
         "Ctrl-C (SIGINT) or SIGTERM while `import torch` hangs in the probe child",
-        "envdoctor check, then Ctrl-C / `kill -TERM`",
+        "envdoctor check, then Ctrl-C or kill -TERM",
         "exits at once (130 / 143) and kills the probe children, which run in sessions of their own",
         130,
         10,
