@@ -54,10 +54,8 @@ def container_gpu(facts: Facts) -> Iterator[Finding]:
     no_gpu = nv.error in NO_GPU_ERRORS or (nv.gpus is not None and not nv.gpus and nv.error is None)
     if facts.system.in_container and _cuda_torch(facts) and no_gpu:
         fix = "Restart the container with --gpus all (or --device nvidia.com/gpu=all with CDI)."
-        yield Finding(
-            id="container-gpu",
-            severity=Severity.WARNING,
-            message=(
+        yield container_gpu.finding(
+            (
                 f"Running in a {facts.system.container_kind or 'container'} with CUDA torch "
                 f"{installed_torch(facts)} but no GPU is visible ({nv.error or 'NVML lists no GPU'})"
             ),
@@ -70,7 +68,6 @@ def container_gpu(facts: Facts) -> Iterator[Finding]:
             },
             fix=fix,
             actions=[Manual(fix)],
-            sources=list(TOOLKIT_SOURCES),
         )
     docker = facts.docker
     if docker.status != "ok" or docker.runtimes is None or not nv.gpus:
@@ -78,10 +75,8 @@ def container_gpu(facts: Facts) -> Iterator[Finding]:
     if "nvidia" in docker.runtimes or docker.cdi_spec_dirs:
         return
     fix = "sudo nvidia-ctk runtime configure --runtime=docker && sudo systemctl restart docker"
-    yield Finding(
-        id="container-gpu",
-        severity=Severity.WARNING,
-        message=(
+    yield container_gpu.finding(
+        (
             f"Docker{' ' + docker.server_version if docker.server_version else ''} has no nvidia runtime "
             f"({', '.join(docker.runtimes) or 'none'}) and no CDI spec directory, "
             f"but this host has {len(nv.gpus)} GPU(s)"
@@ -93,7 +88,6 @@ def container_gpu(facts: Facts) -> Iterator[Finding]:
         },
         fix=fix,
         actions=[Manual(fix)],
-        sources=list(TOOLKIT_SOURCES),
     )
 
 
@@ -123,10 +117,8 @@ def shm_too_small(facts: Facts) -> Iterator[Finding]:
     fix = (
         "Restart the container with --ipc=host or --shm-size=16g (Kubernetes: a Memory emptyDir on /dev/shm)."
     )
-    yield Finding(
-        id="shm-too-small",
-        severity=Severity.WARNING,
-        message=f"/dev/shm is {size} MiB in this container: DataLoader workers and NCCL need more (>= 1 GiB)",
+    yield shm_too_small.finding(
+        f"/dev/shm is {size} MiB in this container: DataLoader workers and NCCL need more (>= 1 GiB)",
         evidence={
             "system.shm_size_mib": size,
             "system.in_container": True,
@@ -134,5 +126,4 @@ def shm_too_small(facts: Facts) -> Iterator[Finding]:
         },
         fix=fix,
         actions=[Manual(fix)],
-        sources=list(SHM_SOURCES),
     )

@@ -97,20 +97,18 @@ def cuda_lib_conflict(facts: Facts) -> Iterator[Finding]:
     missing = [u for u in facts.packages.unmet or [] if is_torch_cuda_dependency(u)]
     if missing:
         specs = tuple(requirement_spec(u.requirement) for u in missing)
-        yield Finding(
-            id="cuda-lib-conflict",
-            severity=Severity.ERROR,
-            message=(
+        yield cuda_lib_conflict.finding(
+            (
                 f"torch {installed_torch(facts)} needs {len(specs)} CUDA library wheel(s) that are not "
                 f"installed or differ: {', '.join(specs)}"
             ),
+            severity=Severity.ERROR,
             evidence={
                 "packages.unmet": [u.requirement for u in missing],
                 "torch.version": installed_torch(facts),
             },
             fix="pip install " + " ".join(f"'{s}'" for s in specs),
             actions=[PipInstall(specs)],
-            sources=list(SHADOW_SOURCES),
         )
     if not _pip_cuda_torch(facts):
         return
@@ -122,11 +120,11 @@ def cuda_lib_conflict(facts: Facts) -> Iterator[Finding]:
         actions: list[Action] = (
             [action] if action else [Manual(f"Remove {', '.join(sorted(dirs))} from LD_LIBRARY_PATH.")]
         )
-        yield Finding(
-            id="cuda-lib-conflict",
-            severity=Severity.WARNING,
-            message="LD_LIBRARY_PATH injects CUDA libraries that differ from torch's wheels: "
-            + "; ".join(why for _, why in shadowing),
+        yield cuda_lib_conflict.finding(
+            (
+                "LD_LIBRARY_PATH injects CUDA libraries that differ from torch's wheels: "
+                + "; ".join(why for _, why in shadowing)
+            ),
             evidence={
                 "system.env.LD_LIBRARY_PATH": env,
                 "cuda.libraries": [
@@ -136,26 +134,23 @@ def cuda_lib_conflict(facts: Facts) -> Iterator[Finding]:
             },
             fix=f"Remove {', '.join(sorted(dirs))} from LD_LIBRARY_PATH.",
             actions=actions,
-            sources=list(SHADOW_SOURCES),
         )
         return
     toolkit_dirs = {e for e in env.split(":") if e and TOOLKIT_DIR.search(e)}
     if toolkit_dirs:
         action = _ld_path_without(facts, toolkit_dirs)
-        yield Finding(
-            id="cuda-lib-conflict",
-            severity=Severity.INFO,
-            message=(
+        yield cuda_lib_conflict.finding(
+            (
                 f"LD_LIBRARY_PATH contains {', '.join(sorted(toolkit_dirs))} while torch uses pip CUDA "
                 "wheels: libraries there override the wheels' RUNPATH"
             ),
+            severity=Severity.INFO,
             evidence={
                 "system.env.LD_LIBRARY_PATH": env,
                 "packages.nvidia_wheels": facts.packages.nvidia_wheels,
             },
             fix=f"Remove {', '.join(sorted(toolkit_dirs))} from LD_LIBRARY_PATH unless another tool needs it",
             actions=[action] if action else [],
-            sources=list(SHADOW_SOURCES),
         )
 
 
@@ -187,15 +182,13 @@ def nvcc_mismatch(facts: Facts) -> Iterator[Finding]:
     major = ours.split(".")[0] != theirs.split(".")[0]
     want = theirs
     fix = f"Use a CUDA {want} toolkit for extension builds (CUDA_HOME=/usr/local/cuda-{want})."
-    yield Finding(
-        id="nvcc-mismatch",
-        severity=Severity.WARNING if major else Severity.INFO,
-        message=(
+    yield nvcc_mismatch.finding(
+        (
             f"nvcc is CUDA {nvcc} but torch was built with CUDA {cuda}: "
             + ("building CUDA extensions fails" if major else "a minor mismatch, extension builds only warn")
         ),
+        severity=Severity.WARNING if major else Severity.INFO,
         evidence={"cuda.nvcc_version": nvcc, "cuda.nvcc_path": facts.cuda.nvcc_path, "torch.cuda": cuda},
         fix=fix,
         actions=[Manual(fix)],
-        sources=[NVCC_SOURCE],
     )

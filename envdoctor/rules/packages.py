@@ -87,10 +87,8 @@ def numpy_abi(facts: Facts) -> Iterator[Finding]:
         evidence["torch.warnings"] = signals
     detail = f"torch {torch_version} needs torch{floor.torch} for NumPy {numpy}" if floor and too_old else ""
     seen = "import torch reported the NumPy 1.x/2.x ABI break" if signals else ""
-    yield Finding(
-        id="numpy-abi",
-        severity=Severity.ERROR,
-        message="NumPy 2 with a torch built for NumPy 1: " + "; ".join(p for p in (detail, seen) if p),
+    yield numpy_abi.finding(
+        "NumPy 2 with a torch built for NumPy 1: " + "; ".join(p for p in (detail, seen) if p),
         evidence=evidence,
         fix="pip install 'numpy<2' (or upgrade torch to >= 2.3).",
         actions=[PipInstall(("numpy<2",))],
@@ -180,17 +178,15 @@ def ext_abi_mismatch(facts: Facts) -> Iterator[Finding]:
         if why is None:
             continue
         fix, actions = _companion_fix(facts, package)
-        yield Finding(
-            id="ext-abi-mismatch",
+        yield ext_abi_mismatch.finding(
+            why,
             severity=ext_abi_severity(facts, package),
-            message=why,
             evidence={
                 "packages.versions.torch": installed_torch(facts),
                 f"packages.versions.{package}": package_version(facts, package),
             },
             fix=fix,
             actions=actions,
-            sources=list(COMPANION_SOURCES),
         )
 
 
@@ -239,10 +235,8 @@ def requirement_conflict(facts: Facts) -> Iterator[Finding]:
         else:
             fix = f"pip install '{spec}'"
             actions = [PipInstall((spec,))]
-        yield Finding(
-            id="requirement-conflict",
-            severity=Severity.ERROR,
-            message=f"{unmet.package} {unmet.package_version} requires {spec}, but {have}",
+        yield requirement_conflict.finding(
+            f"{unmet.package} {unmet.package_version} requires {spec}, but {have}",
             evidence={
                 "packages.unmet": {
                     "package": unmet.package,
@@ -253,7 +247,6 @@ def requirement_conflict(facts: Facts) -> Iterator[Finding]:
             },
             fix=fix,
             actions=actions,
-            sources=[PIP_CHECK_SOURCE],
         )
 
 
@@ -297,10 +290,8 @@ def transformers_torch_incompat(facts: Facts) -> Iterator[Finding]:
     else:
         fix = f"Upgrade torch to {floor.torch.lstrip('>=')} or newer."
         actions = [Manual(fix)]
-    yield Finding(
-        id="transformers-torch-incompat",
-        severity=Severity.ERROR,
-        message=(
+    yield transformers_torch_incompat.finding(
+        (
             f"transformers {version} needs torch{floor.torch} but torch is {public_version(torch_version)}: "
             "it disables PyTorch at import"
         ),

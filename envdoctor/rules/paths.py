@@ -75,15 +75,14 @@ def cuda_path_shadowing(facts: Facts) -> Iterator[Finding]:
         first = bins[0][2]
         newer = [b for b in bins[1:] if b[2] and first and version_tuple(b[2]) > version_tuple(first)]
         fix = f"Keep one CUDA bin folder on PATH ({facts.cuda.cuda_home or bins[-1][1]}/bin); remove the others."
-        yield Finding(
-            id="cuda-path-shadowing",
-            severity=Severity.WARNING if newer else Severity.INFO,
-            message=(
+        yield cuda_path_shadowing.finding(
+            (
                 f"PATH puts CUDA {first} ({bins[0][1]}) ahead of newer CUDA {newer[0][2]} ({newer[0][1]}): "
                 "nvcc and ptxas come from the older toolkit"
                 if newer
                 else f"PATH lists {len(bins)} CUDA bin folders: {_listed(bins)}"
             ),
+            severity=Severity.WARNING if newer else Severity.INFO,
             evidence={"system.env.PATH": [e for _, e, _ in bins], "cuda.nvcc_path": facts.cuda.nvcc_path},
             fix=fix,
             actions=[Manual(fix)],
@@ -100,10 +99,8 @@ def cuda_path_shadowing(facts: Facts) -> Iterator[Finding]:
     ]
     if system:
         keep = [e for e in libs if e not in {s for _, s in system}]
-        yield Finding(
-            id="cuda-path-shadowing",
-            severity=Severity.WARNING,
-            message=(
+        yield cuda_path_shadowing.finding(
+            (
                 f"LD_LIBRARY_PATH puts {', '.join(f'{e} (#{i + 1})' for i, e in system)} ahead of the pip "
                 f"wheel folder {libs[wheel_at]} (#{wheel_at + 1}): the system CUDA/cuDNN is loaded first"
             ),
@@ -148,12 +145,8 @@ def nvcc_path_mismatch(facts: Facts) -> Iterator[Finding]:
     if not path_version or version_tuple(path_version)[:2] == version_tuple(build_version)[:2]:
         return
     fix = f"Put {os.path.dirname(used)} first on PATH, or set CUDA_HOME to {os.path.dirname(os.path.dirname(on_path))}."
-    yield Finding(
-        id="nvcc-path-mismatch",
-        severity=Severity.WARNING,
-        message=(
-            f"`nvcc` on PATH is {on_path} (CUDA {path_version}) but builds use {used} (CUDA {build_version})"
-        ),
+    yield nvcc_path_mismatch.finding(
+        f"`nvcc` on PATH is {on_path} (CUDA {path_version}) but builds use {used} (CUDA {build_version})",
         evidence={
             "cuda.path_nvcc": on_path,
             "build nvcc": used,
@@ -162,7 +155,6 @@ def nvcc_path_mismatch(facts: Facts) -> Iterator[Finding]:
         },
         fix=fix,
         actions=[Manual(fix)],
-        sources=[CPP_EXTENSION, POST_INSTALL],
     )
 
 
@@ -187,17 +179,14 @@ def cuda_toolkits_several(facts: Facts) -> Iterator[Finding]:
         return
     listed = ", ".join(f"{t.path} ({t.version})" for t in toolkits)
     used = facts.cuda.nvcc_path or facts.cuda.cuda_home
-    yield Finding(
-        id="cuda-toolkits-several",
-        severity=Severity.INFO,
-        message=f"{len(toolkits)} CUDA toolkits installed: {listed}; builds use {used or 'none (no nvcc found)'}",
+    yield cuda_toolkits_several.finding(
+        f"{len(toolkits)} CUDA toolkits installed: {listed}; builds use {used or 'none (no nvcc found)'}",
         evidence={
             "cuda.toolkits": [t.path for t in toolkits],
             "cuda.cuda_home": facts.cuda.cuda_home,
             "cuda.nvcc_version": facts.cuda.nvcc_version,
         },
         fix="Set CUDA_HOME and PATH to the toolkit you build with; remove toolkits nothing uses.",
-        sources=[POST_INSTALL],
     )
 
 
@@ -228,13 +217,10 @@ def path_entries(facts: Facts) -> Iterator[Finding]:
         parts.append(f"not a folder: {', '.join(missing)}")
     if repeats:
         parts.append(f"listed twice: {', '.join(repeats)}")
-    yield Finding(
-        id="path-entries",
-        severity=Severity.INFO,
-        message="; ".join(parts),
+    yield path_entries.finding(
+        "; ".join(parts),
         evidence={"system.missing_dirs": missing, "repeated": repeats},
         fix="Remove these entries from the shell profile (~/.bashrc, /etc/profile.d) that sets them.",
-        sources=[LD_SO],
     )
 
 
@@ -270,17 +256,14 @@ def cuda_home_invalid(facts: Facts) -> Iterator[Finding]:
             else f"Set {var} to one CUDA toolkit folder (holding bin/nvcc)."
         )
         why = "is a list, not one folder" if ":" in value else "has no bin/nvcc"
-        yield Finding(
-            id="cuda-home-invalid",
-            severity=Severity.WARNING,
-            message=f"{var}={value} {why}: extension builds run {var}/bin/nvcc and fail",
+        yield cuda_home_invalid.finding(
+            f"{var}={value} {why}: extension builds run {var}/bin/nvcc and fail",
             evidence={
                 f"system.env.{var}": value,
                 "cuda.toolkits": [t.path for t in facts.cuda.toolkits or []],
             },
             fix=fix,
             actions=[Manual(fix)],
-            sources=[CPP_EXTENSION, POST_INSTALL],
         )
 
 

@@ -261,39 +261,32 @@ def alloc_conf_invalid(facts: Facts) -> Iterator[Finding]:
         if conf.problems:
             fixed = actions if both_differ else [_conf_fix(name, conf)]
             target = fixed[0]
-            yield Finding(
-                id="alloc-conf-invalid",
-                severity=Severity.ERROR,
-                message=f"{name}={text!r} is rejected by torch: {'; '.join(conf.problems)}",
+            yield alloc_conf_invalid.finding(
+                f"{name}={text!r} is rejected by torch: {'; '.join(conf.problems)}",
                 evidence={f"system.env.{name}": text},
                 fix=f"export {target.name}={target.value}" if target.value else f"unset {target.name}",
                 actions=list(fixed),
-                sources=list(ALLOC_SOURCES),
             )
         keys = {k for k, _ in conf.entries}
         if ("backend", "cudaMallocAsync") in conf.entries and keys & set(NATIVE_ONLY):
             ignored = sorted(keys & set(NATIVE_ONLY))
-            yield Finding(
-                id="alloc-conf-invalid",
+            yield alloc_conf_invalid.finding(
+                f"{name}: backend:cudaMallocAsync ignores {', '.join(ignored)}",
                 severity=Severity.INFO,
-                message=f"{name}: backend:cudaMallocAsync ignores {', '.join(ignored)}",
                 evidence={f"system.env.{name}": text},
                 fix=f"Drop {', '.join(ignored)} from {name} or use the native backend.",
                 actions=[],
-                sources=list(ALLOC_SOURCES),
             )
     if both_differ:
-        yield Finding(
-            id="alloc-conf-invalid",
-            severity=Severity.WARNING,
-            message=(
+        yield alloc_conf_invalid.finding(
+            (
                 f"PYTORCH_CUDA_ALLOC_CONF={old!r} and PYTORCH_ALLOC_CONF={new!r} differ: which one "
                 "applies depends on the key and the torch version"
             ),
+            severity=Severity.WARNING,
             evidence={"system.env.PYTORCH_CUDA_ALLOC_CONF": old, "system.env.PYTORCH_ALLOC_CONF": new},
             fix=f"export PYTORCH_ALLOC_CONF={actions[0].value}; unset PYTORCH_CUDA_ALLOC_CONF",
             actions=list(actions),
-            sources=list(ALLOC_SOURCES),
         )
 
 
@@ -339,10 +332,8 @@ def cuda_visible_devices_empty(facts: Facts) -> Iterator[Finding]:
     visible = visible_gpu_count(value, len(gpus))
     if visible != 0:
         return
-    yield Finding(
-        id="cuda-visible-devices-empty",
-        severity=Severity.WARNING,
-        message=f"CUDA_VISIBLE_DEVICES={value!r} hides all {len(gpus)} GPU(s) the driver sees",
+    yield cuda_visible_devices_empty.finding(
+        f"CUDA_VISIBLE_DEVICES={value!r} hides all {len(gpus)} GPU(s) the driver sees",
         evidence={
             "system.env.CUDA_VISIBLE_DEVICES": value,
             "nvidia.gpus": [g.name for g in gpus],
@@ -350,5 +341,4 @@ def cuda_visible_devices_empty(facts: Facts) -> Iterator[Finding]:
         },
         fix="unset CUDA_VISIBLE_DEVICES",
         actions=[SetEnv("CUDA_VISIBLE_DEVICES", None)],
-        sources=[VISIBLE_SOURCE],
     )

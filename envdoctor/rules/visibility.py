@@ -179,12 +179,9 @@ def torch_sees_no_gpu(facts: Facts) -> Iterator[Finding]:
     evidence["probable causes"] = [f"{c.verdict}: {c.text}" for c in likely]
     evidence["ruled out"] = [c.text for c in ranked if c.verdict == "ruled out"]
     steps = [f"{c.text}: {c.step}" for c in likely if c.step]
-    yield Finding(
-        id="torch-sees-no-gpu",
-        severity=Severity.ERROR,
-        message=message + ".",
+    yield torch_sees_no_gpu.finding(
+        message + ".",
         evidence=evidence,
         fix=top.step if top is not None and top.step else "See the probable causes in the evidence.",
         actions=[Manual(s) for s in steps[:3]],
-        sources=[TORCH_CUDA_NOTES, MVC_DOC, FABRIC_MANAGER],
     )
