@@ -21,6 +21,7 @@ every rule, :func:`rules_of` those of one module.
 from __future__ import annotations
 
 import importlib
+import inspect
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -63,7 +64,8 @@ class Rule:
 
     @property
     def doc(self) -> str:
-        return (self.check.__doc__ or "").strip()
+        """The rule's docstring, dedented (the template above)."""
+        return inspect.cleandoc(self.check.__doc__ or "")
 
     def finding(
         self,
@@ -119,10 +121,8 @@ def rule(
 
 
 def all_rules() -> list[Rule]:
-    """Every rule, in the order they run."""
-    for module in RULE_MODULES:
-        importlib.import_module(module)
-    return list(_REGISTRY.values())
+    """Every rule, in the order they run: that of RULE_MODULES, whichever module was imported first."""
+    return [r for module in RULE_MODULES for r in rules_of(module)]
 
 
 def rules_of(module: str | ModuleType) -> list[Rule]:

@@ -1,4 +1,7 @@
-"""Rules about the NVIDIA driver: absent, too old for the torch build, or out of step with its module."""
+"""Rules about the NVIDIA driver: absent, too old for the torch build, or out of step with its module.
+
+Facts read: nvidia, packages, stated, torch (some through envdoctor.readers).
+"""
 
 from __future__ import annotations
 

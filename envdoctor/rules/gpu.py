@@ -1,4 +1,7 @@
-"""Rules about torch and the GPUs: CPU wheel on a GPU box, missing kernels, FP8 and bf16 support."""
+"""Rules about torch and the GPUs: CPU wheel on a GPU box, missing kernels, FP8 and bf16 support.
+
+Facts read: cuda, nvidia, packages, python, stated, system, torch (some through envdoctor.readers).
+"""
 
 from __future__ import annotations
 

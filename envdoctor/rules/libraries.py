@@ -1,5 +1,8 @@
 """CUDA library rules: system libraries shadowing torch's pip wheels, missing wheels, and an nvcc
-that does not match torch's CUDA."""
+that does not match torch's CUDA.
+
+Facts read: cuda, packages, system, torch (some through envdoctor.readers).
+"""
 
 from __future__ import annotations
 
@@ -76,11 +79,15 @@ def _ld_path_without(facts: Facts, dirs: set[str]) -> SetEnv | None:
     verify='python -c "import torch; print(torch.backends.cudnn.version(), torch.cuda.is_available())"',
 )
 def cuda_lib_conflict(facts: Facts) -> Iterator[Finding]:
-    """torch's Linux CUDA wheels take cuDNN, cuBLAS, NCCL, nvJitLink... from ``nvidia-*`` pip
+    """Detects CUDA libraries that reach a pip CUDA torch from elsewhere than its ``nvidia-*``
+    wheels (through LD_LIBRARY_PATH), and wheels torch requires that are not installed.
+
+    Why: torch's Linux CUDA wheels take cuDNN, cuBLAS, NCCL, nvJitLink... from ``nvidia-*`` pip
     wheels. Those wheels find each other through RUNPATH, which ``LD_LIBRARY_PATH`` overrides:
     a CUDA toolkit or conda ``lib`` directory there injects another libnvJitLink/libcudnn into
     the process ("undefined symbol: __nvJitLinkComplete_12_4, version libnvJitLink.so.12",
     cuDNN sub-library version mismatches; pytorch#138460, #145580).
+    Severity:
 
     - WARNING: a library found through LD_LIBRARY_PATH has another soname major than the wheel
       torch pins (cuDNN 8 from /usr/local/cuda-11.8 next to torch's cuDNN 9), or the same
@@ -164,14 +171,15 @@ def cuda_lib_conflict(facts: Facts) -> Iterator[Finding]:
     sources=(NVCC_SOURCE,),
 )
 def nvcc_mismatch(facts: Facts) -> Iterator[Finding]:
-    """``torch.utils.cpp_extension`` (used by flash-attn, apex, DeepSpeed ops, any
-    ``setup.py`` with CUDAExtension) runs ``$CUDA_HOME/bin/nvcc --version`` and compares it with
+    """Detects an nvcc (``$CUDA_HOME/bin/nvcc``) whose CUDA version differs from
+    ``torch.version.cuda``. Nothing is reported for CPU-only torch or when nvcc is absent.
+
+    Why: ``torch.utils.cpp_extension`` (used by flash-attn, apex, DeepSpeed ops, any ``setup.py``
+    with CUDAExtension) runs ``$CUDA_HOME/bin/nvcc --version`` and compares it with
     ``torch.version.cuda``: a different major raises "The detected CUDA version (X) mismatches
     the version that was used to compile PyTorch (Y)"; a different minor only logs "has a minor
-    version mismatch ... Most likely this shouldn't be a problem". Hence WARNING for a major
-    difference (builds fail) and INFO for a minor one. Nothing is reported for CPU-only torch
-    or when nvcc is absent.
-
+    version mismatch ... Most likely this shouldn't be a problem".
+    Severity: warning for a major difference (builds fail), info for a minor one.
     Fix: set CUDA_HOME to a toolkit matching torch's CUDA (or install torch built for nvcc's
     CUDA); the runtime itself does not use nvcc.
     """

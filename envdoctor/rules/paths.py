@@ -2,6 +2,8 @@
 
 Every finding names the exact entries, in the order the variable lists them. Toolkit versions come
 from ``cuda.toolkits`` (the probe reads each toolkit's version.json) or from a ``cuda-X.Y`` folder name.
+
+Facts read: cuda, packages, system, torch (some through envdoctor.readers).
 """
 
 from __future__ import annotations
@@ -65,6 +67,8 @@ def cuda_path_shadowing(facts: Facts) -> Iterator[Finding]:
     - LD_LIBRARY_PATH lists a system CUDA or cuDNN ``lib`` folder ahead of the ``nvidia/*/lib``
       folders of torch's pip wheels: the dynamic linker takes the system copy first (warning).
 
+    Why: what runs is then not what the user installed last: an old nvcc builds the extensions, an
+    old libcudnn or libnvJitLink is loaded into torch's process in place of its wheel's copy.
     Fix: edit the shell profile so that PATH holds only ``$CUDA_HOME/bin``, and remove the system
     CUDA/cuDNN folders from LD_LIBRARY_PATH (the wheels find their libraries through RUNPATH).
     """
@@ -173,6 +177,7 @@ def cuda_toolkits_several(facts: Facts) -> Iterator[Finding]:
 
     Why: with several toolkits the one a build picks depends on CUDA_HOME, PATH and the
     /usr/local/cuda symlink; saying which is which saves a round of ``ls /usr/local``.
+    Fix: none needed; remove the toolkits nothing uses, or set CUDA_HOME to the one builds should take.
     """
     toolkits = [t for t in facts.cuda.toolkits or [] if t.version]
     if len({t.version for t in toolkits}) < 2:
@@ -201,9 +206,12 @@ def cuda_toolkits_several(facts: Facts) -> Iterator[Finding]:
     verify="echo $PATH | tr : '\\n'; echo $LD_LIBRARY_PATH | tr : '\\n'",
 )
 def path_entries(facts: Facts) -> Iterator[Finding]:
-    """Lists entries of PATH / LD_LIBRARY_PATH that are not folders (probed on this machine only) and
-    entries listed twice. Harmless alone, but a missing ``/usr/local/cuda-11.2/lib64`` is the trace of
-    a removed toolkit that a profile still expects, and repeats hide which copy wins.
+    """Lists entries of PATH / LD_LIBRARY_PATH that are not folders (probed on this machine only)
+    and entries listed twice.
+
+    Why: harmless alone, but a missing ``/usr/local/cuda-11.2/lib64`` is the trace of a removed
+    toolkit that a profile still expects, and repeats hide which copy wins.
+    Fix: remove those entries from the shell profile that sets them.
     """
     missing = [m for m in facts.system.missing_dirs or [] if m.startswith(("PATH:", "LD_LIBRARY_PATH:"))]
     repeats = []
@@ -235,8 +243,8 @@ def path_entries(facts: Facts) -> Iterator[Finding]:
     verify='ls -l "$CUDA_HOME/bin/nvcc"',
 )
 def cuda_home_invalid(facts: Facts) -> Iterator[Finding]:
-    """Detects a CUDA_HOME / CUDA_PATH that cannot be a toolkit: it contains ':' (written like PATH,
-    "export CUDA_HOME=/usr/local/cuda-9.0:$CUDA_HOME"), or (probed here) has no ``bin/nvcc``.
+    """Detects a CUDA_HOME / CUDA_PATH that cannot be a toolkit: it contains ':' (written like
+    PATH, "export CUDA_HOME=/usr/local/cuda-9.0:$CUDA_HOME"), or (probed here) has no ``bin/nvcc``.
 
     Why: ``torch.utils.cpp_extension`` takes CUDA_HOME as is and runs ``$CUDA_HOME/bin/nvcc``: the
     build stops with "':/usr/local/cuda-9.0/bin/nvcc': No such file or directory" or "nvcc: not

@@ -4,6 +4,8 @@ A check whose NVML call hung or whose interpreter never answered knows nothing a
 the environment; reporting it as healthy would be a wrong green. These rules turn the probe's
 failure (kept in the facts as ``nvidia.error`` / ``nvidia.nvml_error`` / ``probe_errors``) into a
 finding that carries the failure as evidence.
+
+Facts read: nvidia, probe_errors.
 """
 
 from __future__ import annotations

@@ -1,5 +1,8 @@
 """Rules about what builds and runs CUDA code beside torch: the toolkit (nvcc) against the driver, the
-GPU against the driver, and the host compiler and build tools against the toolkit."""
+GPU against the driver, and the host compiler and build tools against the toolkit.
+
+Facts read: cuda, nvidia, packages, system, toolchain, torch (some through envdoctor.readers).
+"""
 
 from __future__ import annotations
 

@@ -3,6 +3,8 @@
 Each cause this symptom can have is weighed against the other facts: a cause the facts prove is
 *likely*, one they cannot judge is *possible*, one they contradict is *ruled out* (with the reason).
 The finding lists them in that order, so the first line is what to look at first.
+
+Facts read: error_lines, nvidia, origin, packages, stated, system, torch (some through envdoctor.readers).
 """
 
 from __future__ import annotations
