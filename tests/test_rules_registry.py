@@ -10,16 +10,16 @@ from __future__ import annotations
 import ast
 import dataclasses
 import importlib
-import re
+import json
 from pathlib import Path
+
+from cli_helpers import invoke
 
 from envdoctor import readers
 from envdoctor.facts import Facts
 from envdoctor.findings import Severity
-from envdoctor.rules import RULE_MODULES, Rule, all_rules, rule, rules_of
+from envdoctor.rules import DOC_SECTION, RULE_MODULES, Rule, all_rules, rule, rules_of
 
-# A section starts a line: "Why:", "Why (an error):", "Fix (on the host, ...):".
-SECTION = re.compile(r"^(Why|Severity|Fix)\b[^:\n]*:", re.MULTILINE)
 WHAT_OPENINGS = ("Detects ", "Lists ")
 
 
@@ -28,7 +28,7 @@ def template_problems(doc: str) -> list[str]:
     problems = []
     if not doc.startswith(WHAT_OPENINGS):
         problems.append("what it detects (first line 'Detects ...' or 'Lists ...')")
-    found = [(m.group(1), m.end()) for m in SECTION.finditer(doc)]
+    found = [(m.group(1), m.end()) for m in DOC_SECTION.finditer(doc)]
     names = [name for name, _ in found]
     for needed in ("Why", "Fix"):
         if names.count(needed) != 1:
@@ -36,7 +36,7 @@ def template_problems(doc: str) -> list[str]:
     if not problems and names != sorted(names, key=("Why", "Severity", "Fix").index):
         problems.append(f"sections in the order Why, Severity, Fix (found {', '.join(names)})")
     for name, start in found:
-        end = SECTION.search(doc, start)
+        end = DOC_SECTION.search(doc, start)
         if not doc[start : end.start() if end else len(doc)].strip():
             problems.append(f"text in its '{name}:' section")
     return problems
@@ -156,3 +156,33 @@ def test_every_rules_module_says_what_it_checks_and_the_facts_it_reads() -> None
         if len(doc.splitlines()[0]) < 20 or declared != used or not declared <= FACT_FIELDS:
             wrong[name] = f"declares {sorted(declared)}, reads {sorted(used)}"
     assert not wrong, "fix the 'Facts read:' line of each module's docstring"
+
+
+# --- `envdoctor rules ID` prints the documentation the template holds ----------------------------------
+
+
+def test_rules_id_prints_the_rules_whole_documentation_in_every_format() -> None:
+    r = next(r for r in all_rules() if r.id == "cuda-lib-conflict")
+    text = invoke(["rules", r.id])
+    assert text.exit_code == 0 and text.stderr == ""
+    assert text.stdout.startswith(f"{r.id}  [warning, CUDA toolkit & libraries]\n    {r.name}\n")
+    for line in r.doc.splitlines():
+        assert f"    {line}".rstrip() + "\n" in text.stdout
+    assert f"    verify: {r.verify}\n" in text.stdout and all(
+        f"      {s}\n" in text.stdout for s in r.sources
+    )
+    data = json.loads(invoke(["rules", r.id, "--json"]).stdout)
+    row = next(row for row in json.loads(invoke(["rules", "--json"]).stdout) if row["id"] == r.id)
+    assert data == {**row, "name": r.name, "verify": r.verify, "doc": r.doc}
+    markdown = invoke(["rules", r.id, "--format", "markdown"]).stdout
+    assert markdown.startswith(f"### `{r.id}` (warning, CUDA toolkit & libraries)\n\n**{r.name}**\n")
+    assert "\n\nWhy: " in markdown and "\n\nSeverity:" in markdown and "\n\nFix: " in markdown
+    assert "\n\n\n" not in markdown
+
+
+def test_rules_with_an_unknown_id_is_a_usage_error_that_suggests_the_close_one() -> None:
+    typo = invoke(["rules", "shm-to-small"])
+    assert (typo.exit_code, typo.stdout) == (2, "")
+    assert typo.stderr == "envdoctor: error: no rule 'shm-to-small' (did you mean shm-too-small?)\n"
+    unknown = invoke(["rules", "no-such-rule-at-all"])
+    assert unknown.exit_code == 2 and "`envdoctor rules` lists them" in unknown.stderr

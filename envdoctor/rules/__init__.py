@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import re
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -30,6 +31,9 @@ from typing import Any
 
 from envdoctor.facts import Facts
 from envdoctor.findings import Action, Area, Finding, Severity, sort_findings
+
+# A section of the docstring template starts a line: "Why:", "Severity:", "Fix (on the host):".
+DOC_SECTION = re.compile(r"^(Why|Severity|Fix)\b[^:\n]*:", re.MULTILINE)
 
 # Rule modules, imported on first use so that `envdoctor --help` stays fast. Their order is the order in
 # which rules run and findings of one severity are listed.
