@@ -13,7 +13,8 @@ Every rule's docstring follows one template (a test holds all of them to it)::
     Severity: <when a finding is milder or harsher than the rule's>.     (optional)
     Fix: <what to do>.
 
-``envdoctor rules`` and docs/findings.md are generated from the declarations. Rules read facts only
+``envdoctor rules`` and docs/findings.md are generated from the declarations, ``envdoctor rules ID``
+from the docstring as well. Rules read facts only
 and treat an unknown fact (``None``) as unknown: no finding, never a guess. :func:`all_rules` lists
 every rule, :func:`rules_of` those of one module.
 """
