@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from envdoctor.advice import Advice
 from envdoctor.facts import SCHEMA_VERSION, Facts
 from envdoctor.findings import Area, Finding, Severity
 from envdoctor.readers import torch_build_version, torch_cuda, torch_hip
+
+if TYPE_CHECKING:
+    from envdoctor.rules import Rule
 
 AREAS: dict[Area, str] = {
     "system": "System",
@@ -346,15 +349,37 @@ def rules_text() -> str:
 
 def rules_json() -> str:
     """Every rule as data: id, severity, area, meaning, fix, sources."""
-    rows = [
-        {
-            "id": r.id,
-            "severity": r.severity.value,
-            "area": r.area,
-            "summary": r.summary,
-            "fix": r.fix,
-            "sources": list(r.sources),
-        }
-        for r in _rules_by_area()
-    ]
-    return json.dumps(rows, indent=2)
+    return json.dumps([_rule_row(r) for r in _rules_by_area()], indent=2)
+
+
+def _rule_row(r: Rule) -> dict[str, Any]:
+    return {
+        "id": r.id,
+        "severity": r.severity.value,
+        "area": r.area,
+        "summary": r.summary,
+        "fix": r.fix,
+        "sources": list(r.sources),
+    }
+
+
+def rule_page(rule_id: str, fmt: str) -> str:
+    """One rule's whole documentation (``envdoctor rules ID``): its docstring (what it detects, why it
+    matters, the fix), its verify command and sources. Raises KeyError for an unknown id."""
+    from envdoctor.rules import get_rule
+
+    r = get_rule(rule_id)  # KeyError for an unknown id
+    where = f"{r.severity.value}, {AREAS.get(r.area, r.area)}"
+    if fmt == "json":
+        return json.dumps({**_rule_row(r), "name": r.name, "verify": r.verify, "doc": r.doc}, indent=2) + "\n"
+    if fmt == "markdown":
+        from envdoctor.rules import DOC_SECTION
+
+        doc = DOC_SECTION.sub(r"\n\g<0>", r.doc).replace("\n\n\n", "\n\n")  # a paragraph per section
+        out = [f"### `{r.id}` ({where})", "", f"**{r.name}**", "", doc, ""]
+        out += [f"Verify: `{r.verify}`", ""] if r.verify else []
+        return "\n".join(out + ["Sources:", *(f"- <{s}>" for s in r.sources)]) + "\n"
+    out = [f"{r.id}  [{where}]", f"    {r.name}", ""]
+    out += [f"    {line}".rstrip() for line in r.doc.splitlines()]
+    out += ["", f"    verify: {r.verify}"] if r.verify else []
+    return "\n".join(out + ["", "    sources:", *(f"      {s}" for s in r.sources)]) + "\n"

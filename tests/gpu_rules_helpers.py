@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 from pathlib import Path
 
 from envdoctor import rules
@@ -29,9 +28,7 @@ GPU_RULE_IDS = (
 
 def gpu_rules() -> list[rules.Rule]:
     """The registered rules of the torch/driver/GPU modules (independent of the other rule modules)."""
-    for module in GPU_RULE_MODULES:
-        importlib.import_module(module)
-    return [r for r in rules._REGISTRY.values() if r.check.__module__ in GPU_RULE_MODULES]
+    return [r for module in GPU_RULE_MODULES for r in rules.rules_of(module)]
 
 
 def run(facts: Facts) -> list[Finding]:

@@ -212,20 +212,40 @@ def _preload_rules() -> None:
 
 
 def rules(
+    rule_id: Annotated[
+        str | None,
+        typer.Argument(
+            metavar="[ID]",
+            help="Show this rule's whole documentation: what it detects, why it matters, the fix.",
+            autocompletion=o.complete_finding_id,
+        ),
+    ] = None,
     as_json: Annotated[
         bool, typer.Option("--json", help="Print the rules as JSON. Same as --format json.")
     ] = False,
     fmt: o.TextMarkdownJson = None,
     markdown: Annotated[bool, typer.Option("--markdown", help="Same as --format markdown.")] = False,
 ) -> int:
-    """List every finding id envdoctor can report, with its meaning and fix."""
+    """List every finding id envdoctor can report, with its meaning and fix; with ID, print that rule's
+    whole documentation (what it detects, why it matters, the fix, how to verify, sources)."""
     from envdoctor import render
 
     fmt = o.one_format(as_json, fmt)
     if markdown and fmt not in ("text", "markdown"):
         raise UsageError(f"--markdown and --format {fmt} contradict each other: choose one")
     fmt = "markdown" if markdown else fmt
-    if fmt == "markdown":
+    if rule_id is not None:
+        try:
+            sys.stdout.write(render.rule_page(rule_id, fmt))
+        except KeyError:
+            from difflib import get_close_matches
+
+            from envdoctor.rules import all_rules
+
+            close = get_close_matches(rule_id, [r.id for r in all_rules()], n=1)
+            hint = f"did you mean {close[0]}?" if close else "`envdoctor rules` lists them"
+            raise UsageError(f"no rule {rule_id!r} ({hint})") from None
+    elif fmt == "markdown":
         sys.stdout.write(render.rules_markdown())
     elif fmt == "json":
         sys.stdout.write(render.rules_json() + "\n")

@@ -1,19 +1,40 @@
 """The rule registry: each rule is a small documented unit (id, severity, message, fix, sources).
 
-A rule is a function ``(facts) -> Iterable[Finding]`` registered with :func:`rule`. Its docstring
-is its documentation (``envdoctor rules`` and docs/findings.md are generated from it). Rules read
-facts only and treat an unknown fact (``None``) as unknown: no finding, never a guess.
+A rule is a function ``(facts) -> Iterable[Finding]`` declared with :func:`rule`, which registers it
+and puts the :class:`Rule` in its place. The body builds its findings with ``<name>.finding(...)``, so
+the id, the usual severity and the sources are stated once, in the declaration; a finding says only
+what is its own (message, evidence, fix, and a severity or sources that differ for its case).
+
+Every rule's docstring follows one template (a test holds all of them to it)::
+
+    Detects <what, in the facts>.            (or "Lists ..." for an informational rule)
+
+    Why: <what goes wrong for the user when it is present>.
+    Severity: <when a finding is milder or harsher than the rule's>.     (optional)
+    Fix: <what to do>.
+
+``envdoctor rules`` and docs/findings.md are generated from the declarations, ``envdoctor rules ID``
+from the docstring as well. Rules read facts only
+and treat an unknown fact (``None``) as unknown: no finding, never a guess. :func:`all_rules` lists
+every rule, :func:`rules_of` those of one module.
 """
 
 from __future__ import annotations
 
 import importlib
+import inspect
+import re
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from types import ModuleType
+from typing import Any
 
 from envdoctor.facts import Facts
-from envdoctor.findings import Area, Finding, Severity, sort_findings
+from envdoctor.findings import Action, Area, Finding, Severity, sort_findings
+
+# A section of the docstring template starts a line: "Why:", "Severity:", "Fix (on the host):".
+DOC_SECTION = re.compile(r"^(Why|Severity|Fix)\b[^:\n]*:", re.MULTILINE)
 
 # Rule modules, imported on first use so that `envdoctor --help` stays fast. Their order is the order in
 # which rules run and findings of one severity are listed.
@@ -48,7 +69,32 @@ class Rule:
 
     @property
     def doc(self) -> str:
-        return (self.check.__doc__ or "").strip()
+        """The rule's docstring, dedented (the template above)."""
+        return inspect.cleandoc(self.check.__doc__ or "")
+
+    def finding(
+        self,
+        message: str,
+        *,
+        evidence: Mapping[str, Any] | None = None,
+        fix: str = "",
+        actions: Iterable[Action] = (),
+        severity: Severity | None = None,
+        sources: Iterable[str] | None = None,
+        inferred: bool = False,
+    ) -> Finding:
+        """A finding of this rule: its id, severity, sources and verify command unless the case has its own."""
+        return Finding(
+            id=self.id,
+            severity=severity or self.severity,
+            message=message,
+            evidence=dict(evidence or {}),
+            fix=fix,
+            actions=list(actions),
+            sources=list(self.sources if sources is None else sources),
+            inferred=inferred,
+            verify=self.verify,
+        )
 
 
 _REGISTRY: dict[str, Rule] = {}
@@ -64,25 +110,31 @@ def rule(
     fix: str,
     sources: Iterable[str],
     verify: str = "",
-) -> Callable[[CheckFn], CheckFn]:
-    """Register a rule function under a stable id.
+) -> Callable[[CheckFn], Rule]:
+    """Register a rule function under a stable id; the decorated name becomes the :class:`Rule`.
 
     ``verify`` is one shell line the user can run to confirm the diagnosis; every error rule has one.
     """
 
-    def register(fn: CheckFn) -> CheckFn:
+    def register(fn: CheckFn) -> Rule:
         if id in _REGISTRY and _REGISTRY[id].check.__qualname__ != fn.__qualname__:
             raise ValueError(f"duplicate rule id {id!r}")
         _REGISTRY[id] = Rule(id, name, severity, area, summary, fix, tuple(sources), fn, verify)
-        return fn
+        return _REGISTRY[id]
 
     return register
 
 
 def all_rules() -> list[Rule]:
-    for module in RULE_MODULES:
-        importlib.import_module(module)
-    return list(_REGISTRY.values())
+    """Every rule, in the order they run: that of RULE_MODULES, whichever module was imported first."""
+    return [r for module in RULE_MODULES for r in rules_of(module)]
+
+
+def rules_of(module: str | ModuleType) -> list[Rule]:
+    """The rules declared in one module (``"envdoctor.rules.gpu"`` or the module itself), in their order."""
+    name = module if isinstance(module, str) else module.__name__
+    importlib.import_module(name)
+    return [r for r in _REGISTRY.values() if r.check.__module__ == name]
 
 
 def preload() -> threading.Thread:
@@ -112,9 +164,7 @@ def evaluate(facts: Facts) -> list[Finding]:
     findings: list[Finding] = []
     for r in all_rules():
         try:
-            for f in r.check(facts):
-                f.verify = f.verify or r.verify
-                findings.append(f)
+            findings.extend(r.check(facts))
         except Exception as exc:  # a buggy rule must not take the whole check down
             findings.append(
                 Finding(

@@ -1,4 +1,7 @@
-"""Container rules: no GPU inside a container, Docker without the NVIDIA runtime, a tiny /dev/shm."""
+"""Container rules: no GPU inside a container, Docker without the NVIDIA runtime, a tiny /dev/shm.
+
+Facts read: docker, nvidia, packages, system, torch (some through envdoctor.readers).
+"""
 
 from __future__ import annotations
 
@@ -37,27 +40,28 @@ def _cuda_torch(facts: Facts) -> bool:
     sources=TOOLKIT_SOURCES,
 )
 def container_gpu(facts: Facts) -> Iterator[Finding]:
-    """Inside a container the GPU and the driver's user-space libraries are injected by the
+    """Detects a container that no GPU reaches, or a Docker engine that cannot hand GPUs to
+    containers:
+
+    - in a container, torch is a CUDA build, and NVML reports no driver / no device (or lists no GPU);
+    - the Docker engine is reachable on a host whose driver sees GPUs, but it has no ``nvidia``
+      runtime and no CDI spec directory.
+
+    Why: inside a container the GPU and the driver's user-space libraries are injected by the
     NVIDIA Container Toolkit only when asked for (``docker run --gpus all``, CDI ``--device
     nvidia.com/gpu=all``, Kubernetes ``nvidia.com/gpu`` limits). Without that, a CUDA build of
     torch reports ``cuda.is_available() == False`` ("Found no NVIDIA driver on your system")
-    although the host has GPUs.
-
-    - WARNING: in a container, torch is a CUDA build, and NVML reports no driver / no device
-      (or lists no GPU).
-    - WARNING: the Docker engine is reachable on a host whose driver sees GPUs, but it has no
-      ``nvidia`` runtime and no CDI spec directory: ``docker run --gpus`` fails with 'could not
-      select device driver "" with capabilities: [[gpu]]' unless the toolkit's hook is installed.
-      Fix: ``sudo nvidia-ctk runtime configure --runtime=docker`` and restart dockerd.
+    although the host has GPUs; and without the toolkit's hook ``docker run --gpus`` fails with
+    'could not select device driver "" with capabilities: [[gpu]]'.
+    Fix: restart the container with ``--gpus all`` (CDI: ``--device nvidia.com/gpu=all``); on the
+    host, ``sudo nvidia-ctk runtime configure --runtime=docker`` and restart dockerd.
     """
     nv = facts.nvidia
     no_gpu = nv.error in NO_GPU_ERRORS or (nv.gpus is not None and not nv.gpus and nv.error is None)
     if facts.system.in_container and _cuda_torch(facts) and no_gpu:
         fix = "Restart the container with --gpus all (or --device nvidia.com/gpu=all with CDI)."
-        yield Finding(
-            id="container-gpu",
-            severity=Severity.WARNING,
-            message=(
+        yield container_gpu.finding(
+            (
                 f"Running in a {facts.system.container_kind or 'container'} with CUDA torch "
                 f"{installed_torch(facts)} but no GPU is visible ({nv.error or 'NVML lists no GPU'})"
             ),
@@ -70,7 +74,6 @@ def container_gpu(facts: Facts) -> Iterator[Finding]:
             },
             fix=fix,
             actions=[Manual(fix)],
-            sources=list(TOOLKIT_SOURCES),
         )
     docker = facts.docker
     if docker.status != "ok" or docker.runtimes is None or not nv.gpus:
@@ -78,10 +81,8 @@ def container_gpu(facts: Facts) -> Iterator[Finding]:
     if "nvidia" in docker.runtimes or docker.cdi_spec_dirs:
         return
     fix = "sudo nvidia-ctk runtime configure --runtime=docker && sudo systemctl restart docker"
-    yield Finding(
-        id="container-gpu",
-        severity=Severity.WARNING,
-        message=(
+    yield container_gpu.finding(
+        (
             f"Docker{' ' + docker.server_version if docker.server_version else ''} has no nvidia runtime "
             f"({', '.join(docker.runtimes) or 'none'}) and no CDI spec directory, "
             f"but this host has {len(nv.gpus)} GPU(s)"
@@ -93,7 +94,6 @@ def container_gpu(facts: Facts) -> Iterator[Finding]:
         },
         fix=fix,
         actions=[Manual(fix)],
-        sources=list(TOOLKIT_SOURCES),
     )
 
 
@@ -107,13 +107,14 @@ def container_gpu(facts: Facts) -> Iterator[Finding]:
     sources=SHM_SOURCES,
 )
 def shm_too_small(facts: Facts) -> Iterator[Finding]:
-    """PyTorch passes tensors between DataLoader worker processes through shared memory, and
+    """Detects a container whose /dev/shm is under 1 GiB.
+
+    Why: PyTorch passes tensors between DataLoader worker processes through shared memory, and
     NCCL uses /dev/shm for intra-node transport. Docker gives a container 64 MB of /dev/shm
     unless told otherwise, so training with ``num_workers > 0`` dies with "ERROR: Unexpected bus
     error encountered in worker. This might be caused by insufficient shared memory (shm)" or
     "unable to write to file </torch_...>", and NCCL with "Error while creating shared memory
-    segment". Reported when the process runs in a container and /dev/shm is under 1 GiB.
-
+    segment".
     Fix (on the host, envdoctor cannot change it from inside): ``docker run --ipc=host`` or
     ``--shm-size=16g``; on Kubernetes mount an ``emptyDir`` with ``medium: Memory`` at /dev/shm.
     """
@@ -123,10 +124,8 @@ def shm_too_small(facts: Facts) -> Iterator[Finding]:
     fix = (
         "Restart the container with --ipc=host or --shm-size=16g (Kubernetes: a Memory emptyDir on /dev/shm)."
     )
-    yield Finding(
-        id="shm-too-small",
-        severity=Severity.WARNING,
-        message=f"/dev/shm is {size} MiB in this container: DataLoader workers and NCCL need more (>= 1 GiB)",
+    yield shm_too_small.finding(
+        f"/dev/shm is {size} MiB in this container: DataLoader workers and NCCL need more (>= 1 GiB)",
         evidence={
             "system.shm_size_mib": size,
             "system.in_container": True,
@@ -134,5 +133,4 @@ def shm_too_small(facts: Facts) -> Iterator[Finding]:
         },
         fix=fix,
         actions=[Manual(fix)],
-        sources=list(SHM_SOURCES),
     )

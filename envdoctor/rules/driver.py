@@ -1,4 +1,7 @@
-"""Rules about the NVIDIA driver: absent, too old for the torch build, or out of step with its module."""
+"""Rules about the NVIDIA driver: absent, too old for the torch build, or out of step with its module.
+
+Facts read: nvidia, packages, stated, torch (some through envdoctor.readers).
+"""
 
 from __future__ import annotations
 
@@ -72,14 +75,8 @@ def driver_missing(facts: Facts) -> Iterator[Finding]:
         step = (
             "Make a GPU visible: check CUDA_VISIBLE_DEVICES / NVIDIA_VISIBLE_DEVICES, --gpus all, nvidia-smi."
         )
-    yield Finding(
-        id="driver-missing",
-        severity=severity,
-        message=message,
-        evidence=evidence,
-        fix=step,
-        actions=[Manual(step)] if variant else [],
-        sources=[CONTAINER_TOOLKIT, MVC_DOC],
+    yield driver_missing.finding(
+        message, severity=severity, evidence=evidence, fix=step, actions=[Manual(step)] if variant else []
     )
 
 
@@ -130,11 +127,12 @@ def driver_too_old(facts: Facts) -> Iterator[Finding]:
         # CUDA initialised, so this runs through CUDA forward compatibility (the cuda-compat package,
         # data-center GPUs only): it works, but only while that package matches.
         evidence["torch.cuda_available"] = True
-        yield Finding(
-            id="driver-too-old",
+        yield driver_too_old.finding(
+            (
+                f"NVIDIA driver {driver} is below the floor of torch {build.version} ({variant} needs "
+                f">= {floor}), yet CUDA is available: it runs through CUDA forward compatibility (cuda-compat)."
+            ),
             severity=Severity.WARNING,
-            message=f"NVIDIA driver {driver} is below the floor of torch {build.version} ({variant} needs "
-            f">= {floor}), yet CUDA is available: it runs through CUDA forward compatibility (cuda-compat).",
             evidence=evidence,
             fix=fix,
             actions=actions,
@@ -142,14 +140,11 @@ def driver_too_old(facts: Facts) -> Iterator[Finding]:
             inferred=any(g.inferred for g in gpu_list),
         )
         return
-    yield Finding(
-        id="driver-too-old",
-        severity=Severity.ERROR,
-        message=f"NVIDIA driver {driver} is too old for torch {build.version} ({variant} needs >= {floor}).",
+    yield driver_too_old.finding(
+        f"NVIDIA driver {driver} is too old for torch {build.version} ({variant} needs >= {floor}).",
         evidence=evidence,
         fix=fix,
         actions=actions,
-        sources=[MVC_DOC, RELEASE_NOTES],
         inferred=any(g.inferred for g in gpu_list),
     )
 
@@ -180,15 +175,9 @@ def driver_library_mismatch(facts: Facts) -> Iterator[Finding]:
         "Reboot, or stop all GPU processes and reload the driver: "
         "sudo rmmod nvidia_uvm nvidia_drm nvidia_modeset nvidia && sudo modprobe nvidia"
     )
-    yield Finding(
-        id="driver-library-mismatch",
-        severity=Severity.ERROR,
-        message="NVIDIA driver/library version mismatch: the loaded kernel module is not the installed one.",
+    yield driver_library_mismatch.finding(
+        "NVIDIA driver/library version mismatch: the loaded kernel module is not the installed one.",
         evidence={"nvidia.error": nv.error, "nvidia.error_detail": nv.error_detail},
         fix="Reboot (or reload the nvidia kernel modules) so the module matches the installed driver.",
         actions=[Manual(step)],
-        sources=[
-            DRIVER_GUIDE,
-            RELEASE_NOTES,
-        ],
     )

@@ -1,4 +1,7 @@
-"""Rules about torch and the GPUs: CPU wheel on a GPU box, missing kernels, FP8 and bf16 support."""
+"""Rules about torch and the GPUs: CPU wheel on a GPU box, missing kernels, FP8 and bf16 support.
+
+Facts read: cuda, nvidia, packages, python, stated, system, torch (some through envdoctor.readers).
+"""
 
 from __future__ import annotations
 
@@ -68,16 +71,15 @@ def torch_cpu_build(facts: Facts) -> Iterator[Finding]:
     driver = facts.nvidia.driver_version
     action = _move_forward(build.version, driver, caps, facts.python.version) if build.version else None
     actions: list = [action] if action else [Manual(f"Install a CUDA build of torch: {PYTORCH_LOCAL}")]
-    yield Finding(
-        id="torch-cpu-build",
-        severity=Severity.ERROR,
-        message=f"torch {build.version or '(version not stated)'} is a CPU-only build but {len(gpu_list)} "
-        "NVIDIA GPU(s) are present "
-        f"({', '.join(sorted({g.name for g in gpu_list}))}).",
+    yield torch_cpu_build.finding(
+        (
+            f"torch {build.version or '(version not stated)'} is a CPU-only build but {len(gpu_list)} "
+            "NVIDIA GPU(s) are present "
+            f"({', '.join(sorted({g.name for g in gpu_list}))})."
+        ),
         evidence={**build.evidence, "nvidia.driver_version": driver, **_gpu_evidence(gpu_list)},
         fix=describe_install(action) if action else f"Install a CUDA build of torch: {PYTORCH_LOCAL}",
         actions=actions,
-        sources=[PYTORCH_LOCAL],
         inferred=any(g.inferred for g in gpu_list),
     )
 
@@ -142,10 +144,8 @@ def arch_not_in_wheel(facts: Facts) -> Iterator[Finding]:
     evidence = {**build.evidence, **arch_evidence, **_gpu_evidence(uncovered)}
     if driver_cuda:
         evidence["nvidia.cuda_driver_version"] = driver_cuda
-    yield Finding(
-        id="arch-not-in-wheel",
-        severity=Severity.ERROR,
-        message=f"torch {build.version} has no kernels for {names}; its arch list is {';'.join(entries)}.",
+    yield arch_not_in_wheel.finding(
+        f"torch {build.version} has no kernels for {names}; its arch list is {';'.join(entries)}.",
         evidence=evidence,
         fix=describe_install(action) if action else NO_WHEEL,
         actions=[action] if action else [Manual(NO_WHEEL)],
@@ -174,10 +174,9 @@ def _outside_toolkit(build: TorchBuild, gpu_list: list[GpuInfo], variant: str) -
     )
     if not below:
         message += " (only PTX, if the wheel ships it, could be JIT-compiled)"
-    yield Finding(
-        id="arch-not-in-wheel",
+    yield arch_not_in_wheel.finding(
+        message + ".",
         severity=Severity.ERROR if below else Severity.WARNING,
-        message=message + ".",
         evidence={
             **build.evidence,
             f"knowledge.cuda_toolkit_archs[{cuda}]": f"{low}..{high}",
@@ -216,13 +215,10 @@ def fp8_unsupported(facts: Facts) -> Iterator[Finding]:
         return
     scaled = facts.torch.scaled_mm
     capable = [g for g in gpu_list if g.capability and kb.fp8_supported(g.capability)]
-    sources = ["https://github.com/pytorch/pytorch/blob/main/test/test_scaled_matmul_cuda.py", TE_QUANT]
     if scaled is not None and not scaled.ok and capable:
-        yield Finding(
-            id="fp8-unsupported",
+        yield fp8_unsupported.finding(
+            f"FP8 matmul (torch._scaled_mm) failed on {capable[0].name}: {scaled.error or 'no error text'}",
             severity=Severity.ERROR,
-            message=f"FP8 matmul (torch._scaled_mm) failed on {capable[0].name}: "
-            f"{scaled.error or 'no error text'}",
             evidence={
                 "torch.scaled_mm.ok": False,
                 "torch.scaled_mm.error": scaled.error,
@@ -230,7 +226,6 @@ def fp8_unsupported(facts: Facts) -> Iterator[Finding]:
             },
             fix="The GPU has FP8 tensor cores: check the torch CUDA build (Ada needs >= 12.1) and the error.",
             actions=[Manual("Install a torch CUDA build with FP8 support for this GPU; rerun the check.")],
-            sources=sources,
         )
         return
     installed = facts.packages.versions or {}
@@ -241,16 +236,16 @@ def fp8_unsupported(facts: Facts) -> Iterator[Finding]:
     evidence: dict[str, object] = {f"packages.versions.{lib}": installed[lib] for lib in libs}
     if known and not capable:
         only_torchao = libs == ["torchao"]
-        yield Finding(
-            id="fp8-unsupported",
+        yield fp8_unsupported.finding(
+            (
+                f"{', '.join(libs)} installed, but no GPU supports FP8 "
+                f"({', '.join(sorted({f'{g.name} CC {g.capability}' for g in known}))}; FP8 needs CC >= "
+                f"{kb.fp8_min_capability()})."
+            ),
             severity=Severity.INFO if only_torchao else Severity.WARNING,
-            message=f"{', '.join(libs)} installed, but no GPU supports FP8 "
-            f"({', '.join(sorted({f'{g.name} CC {g.capability}' for g in known}))}; FP8 needs CC >= "
-            f"{kb.fp8_min_capability()}).",
             evidence={**evidence, **_gpu_evidence(known)},
             fix="Train in bf16 on this GPU (FP8 recipes need Ada/Hopper/Blackwell).",
             actions=[Manual("Switch the FP8 recipe to bf16 autocast, or run it on a GPU with CC >= 8.9.")],
-            sources=sources,
             inferred=any(g.inferred for g in known),
         )
         return
@@ -259,15 +254,14 @@ def fp8_unsupported(facts: Facts) -> Iterator[Finding]:
     if ada and torch_cuda and len(capable) == len(ada):
         need = kb.fp8_min_cuda(ada[0].capability or "") or ""
         if version_tuple(torch_cuda) < version_tuple(need):
-            yield Finding(
-                id="fp8-unsupported",
-                severity=Severity.WARNING,
-                message=f"FP8 on Ada ({ada[0].name}) needs a CUDA >= {need} build; "
-                f"torch is built with CUDA {torch_cuda}.",
+            yield fp8_unsupported.finding(
+                (
+                    f"FP8 on Ada ({ada[0].name}) needs a CUDA >= {need} build; "
+                    f"torch is built with CUDA {torch_cuda}."
+                ),
                 evidence={**evidence, "torch.cuda": torch_cuda, **_gpu_evidence(ada)},
                 fix=f"Install a torch build with CUDA >= {need}.",
                 actions=[Manual(f"Install a torch build with CUDA >= {need} (any cu12x/cu13x index).")],
-                sources=sources,
             )
 
 
@@ -297,26 +291,23 @@ def bf16_unsupported(facts: Facts) -> Iterator[Finding]:
         return
     step = "Use float16 autocast with torch.amp.GradScaler instead of bf16 on this GPU."
     if refused:
-        yield Finding(
-            id="bf16-unsupported",
-            severity=Severity.WARNING,
-            message=f"torch reports no bfloat16 support on {', '.join(sorted({d.name for d in refused}))}.",
+        yield bf16_unsupported.finding(
+            f"torch reports no bfloat16 support on {', '.join(sorted({d.name for d in refused}))}.",
             evidence={f"torch.devices[{devices.index(d)}].bf16_supported": False for d in refused},
             fix=step,
             actions=[Manual(step)],
-            sources=[AMP_DOC, NVIDIA_GPUS],
         )
         return
-    yield Finding(
-        id="bf16-unsupported",
+    yield bf16_unsupported.finding(
+        (
+            "No bf16 tensor cores on "
+            f"{', '.join(sorted({f'{g.name} (CC {g.capability})' for g in old}))}: bf16 runs emulated (slow); "
+            "prefer float16 with a GradScaler."
+        ),
         severity=Severity.INFO,
-        message="No bf16 tensor cores on "
-        f"{', '.join(sorted({f'{g.name} (CC {g.capability})' for g in old}))}: bf16 runs emulated (slow); "
-        "prefer float16 with a GradScaler.",
         evidence=_gpu_evidence(old),
         fix=step,
         actions=[Manual(step)],
-        sources=[AMP_DOC, NVIDIA_GPUS],
         inferred=any(g.inferred for g in old),
     )
 
@@ -361,12 +352,13 @@ def torch_cuda_variant_mismatch(facts: Facts) -> Iterator[Finding]:
     if release and system_variant in release.cuda_variants:
         actions.append(torch_install_action(build.version, system_variant))
     origin = "the plain PyPI wheel" if "+" not in build.version else "this wheel"
-    yield Finding(
-        id="torch-cuda-variant-mismatch",
+    yield torch_cuda_variant_mismatch.finding(
+        (
+            f"torch {build.version} is {origin} built for CUDA {torch_cuda} but the system CUDA "
+            f"toolkit is {system_cuda}; torch uses its own CUDA libraries, extensions built here use "
+            f"{system_cuda}."
+        ),
         severity=Severity.WARNING if major_differs else Severity.INFO,
-        message=f"torch {build.version} is {origin} built for CUDA {torch_cuda} but the system CUDA "
-        f"toolkit is {system_cuda}; torch uses its own CUDA libraries, extensions built here use "
-        f"{system_cuda}.",
         evidence={**build.evidence, path: system_cuda},
         fix=describe_install(actions[0]) if actions else f"Build extensions with CUDA {torch_cuda}.",
         actions=actions,

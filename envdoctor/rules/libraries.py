@@ -1,5 +1,8 @@
 """CUDA library rules: system libraries shadowing torch's pip wheels, missing wheels, and an nvcc
-that does not match torch's CUDA."""
+that does not match torch's CUDA.
+
+Facts read: cuda, packages, system, torch (some through envdoctor.readers).
+"""
 
 from __future__ import annotations
 
@@ -76,11 +79,15 @@ def _ld_path_without(facts: Facts, dirs: set[str]) -> SetEnv | None:
     verify='python -c "import torch; print(torch.backends.cudnn.version(), torch.cuda.is_available())"',
 )
 def cuda_lib_conflict(facts: Facts) -> Iterator[Finding]:
-    """torch's Linux CUDA wheels take cuDNN, cuBLAS, NCCL, nvJitLink... from ``nvidia-*`` pip
+    """Detects CUDA libraries that reach a pip CUDA torch from elsewhere than its ``nvidia-*``
+    wheels (through LD_LIBRARY_PATH), and wheels torch requires that are not installed.
+
+    Why: torch's Linux CUDA wheels take cuDNN, cuBLAS, NCCL, nvJitLink... from ``nvidia-*`` pip
     wheels. Those wheels find each other through RUNPATH, which ``LD_LIBRARY_PATH`` overrides:
     a CUDA toolkit or conda ``lib`` directory there injects another libnvJitLink/libcudnn into
     the process ("undefined symbol: __nvJitLinkComplete_12_4, version libnvJitLink.so.12",
     cuDNN sub-library version mismatches; pytorch#138460, #145580).
+    Severity:
 
     - WARNING: a library found through LD_LIBRARY_PATH has another soname major than the wheel
       torch pins (cuDNN 8 from /usr/local/cuda-11.8 next to torch's cuDNN 9), or the same
@@ -97,20 +104,18 @@ def cuda_lib_conflict(facts: Facts) -> Iterator[Finding]:
     missing = [u for u in facts.packages.unmet or [] if is_torch_cuda_dependency(u)]
     if missing:
         specs = tuple(requirement_spec(u.requirement) for u in missing)
-        yield Finding(
-            id="cuda-lib-conflict",
-            severity=Severity.ERROR,
-            message=(
+        yield cuda_lib_conflict.finding(
+            (
                 f"torch {installed_torch(facts)} needs {len(specs)} CUDA library wheel(s) that are not "
                 f"installed or differ: {', '.join(specs)}"
             ),
+            severity=Severity.ERROR,
             evidence={
                 "packages.unmet": [u.requirement for u in missing],
                 "torch.version": installed_torch(facts),
             },
             fix="pip install " + " ".join(f"'{s}'" for s in specs),
             actions=[PipInstall(specs)],
-            sources=list(SHADOW_SOURCES),
         )
     if not _pip_cuda_torch(facts):
         return
@@ -122,11 +127,11 @@ def cuda_lib_conflict(facts: Facts) -> Iterator[Finding]:
         actions: list[Action] = (
             [action] if action else [Manual(f"Remove {', '.join(sorted(dirs))} from LD_LIBRARY_PATH.")]
         )
-        yield Finding(
-            id="cuda-lib-conflict",
-            severity=Severity.WARNING,
-            message="LD_LIBRARY_PATH injects CUDA libraries that differ from torch's wheels: "
-            + "; ".join(why for _, why in shadowing),
+        yield cuda_lib_conflict.finding(
+            (
+                "LD_LIBRARY_PATH injects CUDA libraries that differ from torch's wheels: "
+                + "; ".join(why for _, why in shadowing)
+            ),
             evidence={
                 "system.env.LD_LIBRARY_PATH": env,
                 "cuda.libraries": [
@@ -136,26 +141,23 @@ def cuda_lib_conflict(facts: Facts) -> Iterator[Finding]:
             },
             fix=f"Remove {', '.join(sorted(dirs))} from LD_LIBRARY_PATH.",
             actions=actions,
-            sources=list(SHADOW_SOURCES),
         )
         return
     toolkit_dirs = {e for e in env.split(":") if e and TOOLKIT_DIR.search(e)}
     if toolkit_dirs:
         action = _ld_path_without(facts, toolkit_dirs)
-        yield Finding(
-            id="cuda-lib-conflict",
-            severity=Severity.INFO,
-            message=(
+        yield cuda_lib_conflict.finding(
+            (
                 f"LD_LIBRARY_PATH contains {', '.join(sorted(toolkit_dirs))} while torch uses pip CUDA "
                 "wheels: libraries there override the wheels' RUNPATH"
             ),
+            severity=Severity.INFO,
             evidence={
                 "system.env.LD_LIBRARY_PATH": env,
                 "packages.nvidia_wheels": facts.packages.nvidia_wheels,
             },
             fix=f"Remove {', '.join(sorted(toolkit_dirs))} from LD_LIBRARY_PATH unless another tool needs it",
             actions=[action] if action else [],
-            sources=list(SHADOW_SOURCES),
         )
 
 
@@ -169,14 +171,15 @@ def cuda_lib_conflict(facts: Facts) -> Iterator[Finding]:
     sources=(NVCC_SOURCE,),
 )
 def nvcc_mismatch(facts: Facts) -> Iterator[Finding]:
-    """``torch.utils.cpp_extension`` (used by flash-attn, apex, DeepSpeed ops, any
-    ``setup.py`` with CUDAExtension) runs ``$CUDA_HOME/bin/nvcc --version`` and compares it with
+    """Detects an nvcc (``$CUDA_HOME/bin/nvcc``) whose CUDA version differs from
+    ``torch.version.cuda``. Nothing is reported for CPU-only torch or when nvcc is absent.
+
+    Why: ``torch.utils.cpp_extension`` (used by flash-attn, apex, DeepSpeed ops, any ``setup.py``
+    with CUDAExtension) runs ``$CUDA_HOME/bin/nvcc --version`` and compares it with
     ``torch.version.cuda``: a different major raises "The detected CUDA version (X) mismatches
     the version that was used to compile PyTorch (Y)"; a different minor only logs "has a minor
-    version mismatch ... Most likely this shouldn't be a problem". Hence WARNING for a major
-    difference (builds fail) and INFO for a minor one. Nothing is reported for CPU-only torch
-    or when nvcc is absent.
-
+    version mismatch ... Most likely this shouldn't be a problem".
+    Severity: warning for a major difference (builds fail), info for a minor one.
     Fix: set CUDA_HOME to a toolkit matching torch's CUDA (or install torch built for nvcc's
     CUDA); the runtime itself does not use nvcc.
     """
@@ -187,15 +190,13 @@ def nvcc_mismatch(facts: Facts) -> Iterator[Finding]:
     major = ours.split(".")[0] != theirs.split(".")[0]
     want = theirs
     fix = f"Use a CUDA {want} toolkit for extension builds (CUDA_HOME=/usr/local/cuda-{want})."
-    yield Finding(
-        id="nvcc-mismatch",
-        severity=Severity.WARNING if major else Severity.INFO,
-        message=(
+    yield nvcc_mismatch.finding(
+        (
             f"nvcc is CUDA {nvcc} but torch was built with CUDA {cuda}: "
             + ("building CUDA extensions fails" if major else "a minor mismatch, extension builds only warn")
         ),
+        severity=Severity.WARNING if major else Severity.INFO,
         evidence={"cuda.nvcc_version": nvcc, "cuda.nvcc_path": facts.cuda.nvcc_path, "torch.cuda": cuda},
         fix=fix,
         actions=[Manual(fix)],
-        sources=[NVCC_SOURCE],
     )

@@ -1,5 +1,8 @@
 """Package rules: NumPy ABI, compiled companions built for another torch, unmet requirements,
-transformers releases that need a newer torch."""
+transformers releases that need a newer torch.
+
+Facts read: packages, torch (some through envdoctor.readers).
+"""
 
 from __future__ import annotations
 
@@ -62,15 +65,15 @@ PIP_CHECK_SOURCE = "https://pip.pypa.io/en/stable/cli/pip_check/"
     verify='python -c "import torch, numpy; print(numpy.__version__); torch.zeros(1).numpy()"',
 )
 def numpy_abi(facts: Facts) -> Iterator[Finding]:
-    """torch releases up to 2.2 were built against NumPy 1.x; torch 2.3.0 is the first that
+    """Detects NumPy 2 next to a torch built against NumPy 1.x: numpy >= 2 with torch < 2.3 (the
+    torch_floors table), or NumPy's warning about it seen when torch was imported.
+
+    Why: torch releases up to 2.2 were built against NumPy 1.x; torch 2.3.0 is the first that
     supports NumPy 2.0. torch declares no numpy dependency, so pip happily installs NumPy 2 next
     to an old torch. ``import torch`` then warns "A module that was compiled using NumPy 1.x cannot
     be run in NumPy 2.x" and ``tensor.numpy()`` / ``torch.from_numpy`` / DataLoader collation fail
     ("_ARRAY_API not found", "Numpy is not available").
-
-    Fires on the versions (numpy >= 2 with torch < 2.3, from the torch_floors table) or on that
-    warning text seen when torch was imported. Fix: ``pip install 'numpy<2'``; upgrading torch to
-    >= 2.3 also works but changes much more.
+    Fix: ``pip install 'numpy<2'``; upgrading torch to >= 2.3 also works but changes much more.
     """
     torch_version = installed_torch(facts)
     numpy = numpy_version(facts)
@@ -87,10 +90,8 @@ def numpy_abi(facts: Facts) -> Iterator[Finding]:
         evidence["torch.warnings"] = signals
     detail = f"torch {torch_version} needs torch{floor.torch} for NumPy {numpy}" if floor and too_old else ""
     seen = "import torch reported the NumPy 1.x/2.x ABI break" if signals else ""
-    yield Finding(
-        id="numpy-abi",
-        severity=Severity.ERROR,
-        message="NumPy 2 with a torch built for NumPy 1: " + "; ".join(p for p in (detail, seen) if p),
+    yield numpy_abi.finding(
+        "NumPy 2 with a torch built for NumPy 1: " + "; ".join(p for p in (detail, seen) if p),
         evidence=evidence,
         fix="pip install 'numpy<2' (or upgrade torch to >= 2.3).",
         actions=[PipInstall(("numpy<2",))],
@@ -163,34 +164,34 @@ def ext_abi_severity(facts: Facts, package: str) -> Severity:
     verify='python -c "import torch, torchvision; print(torch.__version__, torchvision.__version__)"',
 )
 def ext_abi_mismatch(facts: Facts) -> Iterator[Finding]:
-    """torchvision, torchaudio (before 2.11) and xformers ship C++/CUDA extensions linked against
-    exactly one torch release: torchvision 0.21.0 pins ``torch==2.6.0``, 0.26.0 pins 2.11.0,
-    xformers 0.0.29.post3 pins 2.6.0 (the torch_companions table, read from each wheel's
-    metadata). With another torch, importing them fails with ``undefined symbol`` errors or
-    ``operator torchvision::nms does not exist``. torchaudio 2.11 uses torch's stable ABI and
-    accepts any torch >= 2.11.
+    """Detects torchvision, torchaudio (before 2.11) or xformers built for another torch release
+    or another CUDA build than the installed torch.
 
-    The CUDA build must match too: a ``+cu121`` torchvision next to a ``+cu126`` torch is flagged
-    (a warning when only the CUDA minor differs, an error across CUDA majors, which torchvision
-    refuses at import: "compiled with different CUDA major versions"). Fix: install the paired
-    release; for a torch from the PyTorch index (``+cu126``) it must come from that index.
+    Why: these ship C++/CUDA extensions linked against exactly one torch release: torchvision
+    0.21.0 pins ``torch==2.6.0``, 0.26.0 pins 2.11.0, xformers 0.0.29.post3 pins 2.6.0 (the
+    torch_companions table, read from each wheel's metadata). With another torch, importing them
+    fails with ``undefined symbol`` errors or ``operator torchvision::nms does not exist``.
+    torchaudio 2.11 uses torch's stable ABI and accepts any torch >= 2.11. The CUDA build must
+    match too: a ``+cu121`` torchvision next to a ``+cu126`` torch is flagged.
+    Severity: an error for another torch release or across CUDA majors (torchvision refuses at
+    import: "compiled with different CUDA major versions"); a warning when only the CUDA minor differs.
+    Fix: install the paired release; for a torch from the PyTorch index (``+cu126``) it must come
+    from that index.
     """
     for package in companion_packages():
         why = companion_mismatch(facts, package)
         if why is None:
             continue
         fix, actions = _companion_fix(facts, package)
-        yield Finding(
-            id="ext-abi-mismatch",
+        yield ext_abi_mismatch.finding(
+            why,
             severity=ext_abi_severity(facts, package),
-            message=why,
             evidence={
                 "packages.versions.torch": installed_torch(facts),
                 f"packages.versions.{package}": package_version(facts, package),
             },
             fix=fix,
             actions=actions,
-            sources=list(COMPANION_SOURCES),
         )
 
 
@@ -217,16 +218,17 @@ def _explained_elsewhere(facts: Facts, unmet: Requirement) -> bool:
     verify="python -m pip check",
 )
 def requirement_conflict(facts: Facts) -> Iterator[Finding]:
-    """Every ``Requires-Dist`` of an installed distribution that the environment does not
-    satisfy: a missing project or a version outside the specifier (``pip check``'s view, read
-    from metadata without importing anything). pip installs with ``--no-deps``, later installs
-    that downgrade a shared dependency, and conda/pip mixing leave these behind; the failure
-    shows up later as ImportError/AttributeError deep inside the dependent package. Always an
-    error: a tool that exits 0 on a broken environment hides exactly this.
+    """Detects every ``Requires-Dist`` of an installed distribution that the environment does
+    not satisfy: a missing project or a version outside the specifier (``pip check``'s view, read
+    from metadata without importing anything).
 
-    Unmet torch pins of torchvision/torchaudio/xformers and missing nvidia-* wheels of torch are
-    reported by ``ext-abi-mismatch`` and ``cuda-lib-conflict`` instead. Fix: install what the
-    requirement asks for (for torch itself: pick a torch release deliberately, not implicitly).
+    Why: pip installs with ``--no-deps``, later installs that downgrade a shared dependency, and
+    conda/pip mixing leave these behind; the failure shows up later as ImportError/AttributeError
+    deep inside the dependent package. Always an error: a tool that exits 0 on a broken
+    environment hides exactly this. Unmet torch pins of torchvision/torchaudio/xformers and missing
+    nvidia-* wheels of torch are reported by ``ext-abi-mismatch`` and ``cuda-lib-conflict`` instead.
+    Fix: install what the requirement asks for (for torch itself: pick a torch release
+    deliberately, not implicitly).
     """
     for unmet in facts.packages.unmet or []:
         if _explained_elsewhere(facts, unmet):
@@ -239,10 +241,8 @@ def requirement_conflict(facts: Facts) -> Iterator[Finding]:
         else:
             fix = f"pip install '{spec}'"
             actions = [PipInstall((spec,))]
-        yield Finding(
-            id="requirement-conflict",
-            severity=Severity.ERROR,
-            message=f"{unmet.package} {unmet.package_version} requires {spec}, but {have}",
+        yield requirement_conflict.finding(
+            f"{unmet.package} {unmet.package_version} requires {spec}, but {have}",
             evidence={
                 "packages.unmet": {
                     "package": unmet.package,
@@ -253,7 +253,6 @@ def requirement_conflict(facts: Facts) -> Iterator[Finding]:
             },
             fix=fix,
             actions=actions,
-            sources=[PIP_CHECK_SOURCE],
         )
 
 
@@ -273,15 +272,17 @@ def requirement_conflict(facts: Facts) -> Iterator[Finding]:
     ),
 )
 def transformers_torch_incompat(facts: Facts) -> Iterator[Finding]:
-    """transformers keeps torch in an extra, so pip never checks it; at import it compares
+    """Detects a transformers release whose torch floor the installed torch is below.
+
+    Why: transformers keeps torch in an extra, so pip never checks it; at import it compares
     torch's version with its floor and, below it, logs "Disabling PyTorch because PyTorch >= X is
     required but found Y" and exposes no model classes (``AutoModel...`` raise, Trainer imports
     fail). Floors per release line (torch_floors table, from wheel metadata): 4.48-4.51 need
-    torch 2.0, 4.52-4.55 2.1, 4.56-5.0 2.2, 5.1-5.14 2.4, 5.15-5.19 2.5, 5.20+ 2.6.
-
-    The comparison is PEP 440 like transformers' own: a pre-release build such as NGC's
-    ``2.1.0a0+nv`` is older than 2.1. Fix: ``pip install 'transformers<N'`` where N is the first
-    line that needs a newer torch (keeps torch untouched), or upgrade torch.
+    torch 2.0, 4.52-4.55 2.1, 4.56-5.0 2.2, 5.1-5.14 2.4, 5.15-5.19 2.5, 5.20+ 2.6. The comparison
+    is PEP 440 like transformers' own: a pre-release build such as NGC's ``2.1.0a0+nv`` is older
+    than 2.1.
+    Fix: ``pip install 'transformers<N'`` where N is the first line that needs a newer torch
+    (keeps torch untouched), or upgrade torch.
     """
     version, torch_version = package_version(facts, "transformers"), installed_torch(facts)
     if not version or not torch_version or parse_version(torch_version) is None:
@@ -297,10 +298,8 @@ def transformers_torch_incompat(facts: Facts) -> Iterator[Finding]:
     else:
         fix = f"Upgrade torch to {floor.torch.lstrip('>=')} or newer."
         actions = [Manual(fix)]
-    yield Finding(
-        id="transformers-torch-incompat",
-        severity=Severity.ERROR,
-        message=(
+    yield transformers_torch_incompat.finding(
+        (
             f"transformers {version} needs torch{floor.torch} but torch is {public_version(torch_version)}: "
             "it disables PyTorch at import"
         ),

@@ -2,6 +2,8 @@
 
 Every finding names the exact entries, in the order the variable lists them. Toolkit versions come
 from ``cuda.toolkits`` (the probe reads each toolkit's version.json) or from a ``cuda-X.Y`` folder name.
+
+Facts read: cuda, packages, system, torch (some through envdoctor.readers).
 """
 
 from __future__ import annotations
@@ -65,6 +67,8 @@ def cuda_path_shadowing(facts: Facts) -> Iterator[Finding]:
     - LD_LIBRARY_PATH lists a system CUDA or cuDNN ``lib`` folder ahead of the ``nvidia/*/lib``
       folders of torch's pip wheels: the dynamic linker takes the system copy first (warning).
 
+    Why: what runs is then not what the user installed last: an old nvcc builds the extensions, an
+    old libcudnn or libnvJitLink is loaded into torch's process in place of its wheel's copy.
     Fix: edit the shell profile so that PATH holds only ``$CUDA_HOME/bin``, and remove the system
     CUDA/cuDNN folders from LD_LIBRARY_PATH (the wheels find their libraries through RUNPATH).
     """
@@ -75,15 +79,14 @@ def cuda_path_shadowing(facts: Facts) -> Iterator[Finding]:
         first = bins[0][2]
         newer = [b for b in bins[1:] if b[2] and first and version_tuple(b[2]) > version_tuple(first)]
         fix = f"Keep one CUDA bin folder on PATH ({facts.cuda.cuda_home or bins[-1][1]}/bin); remove the others."
-        yield Finding(
-            id="cuda-path-shadowing",
-            severity=Severity.WARNING if newer else Severity.INFO,
-            message=(
+        yield cuda_path_shadowing.finding(
+            (
                 f"PATH puts CUDA {first} ({bins[0][1]}) ahead of newer CUDA {newer[0][2]} ({newer[0][1]}): "
                 "nvcc and ptxas come from the older toolkit"
                 if newer
                 else f"PATH lists {len(bins)} CUDA bin folders: {_listed(bins)}"
             ),
+            severity=Severity.WARNING if newer else Severity.INFO,
             evidence={"system.env.PATH": [e for _, e, _ in bins], "cuda.nvcc_path": facts.cuda.nvcc_path},
             fix=fix,
             actions=[Manual(fix)],
@@ -100,10 +103,8 @@ def cuda_path_shadowing(facts: Facts) -> Iterator[Finding]:
     ]
     if system:
         keep = [e for e in libs if e not in {s for _, s in system}]
-        yield Finding(
-            id="cuda-path-shadowing",
-            severity=Severity.WARNING,
-            message=(
+        yield cuda_path_shadowing.finding(
+            (
                 f"LD_LIBRARY_PATH puts {', '.join(f'{e} (#{i + 1})' for i, e in system)} ahead of the pip "
                 f"wheel folder {libs[wheel_at]} (#{wheel_at + 1}): the system CUDA/cuDNN is loaded first"
             ),
@@ -148,12 +149,8 @@ def nvcc_path_mismatch(facts: Facts) -> Iterator[Finding]:
     if not path_version or version_tuple(path_version)[:2] == version_tuple(build_version)[:2]:
         return
     fix = f"Put {os.path.dirname(used)} first on PATH, or set CUDA_HOME to {os.path.dirname(os.path.dirname(on_path))}."
-    yield Finding(
-        id="nvcc-path-mismatch",
-        severity=Severity.WARNING,
-        message=(
-            f"`nvcc` on PATH is {on_path} (CUDA {path_version}) but builds use {used} (CUDA {build_version})"
-        ),
+    yield nvcc_path_mismatch.finding(
+        f"`nvcc` on PATH is {on_path} (CUDA {path_version}) but builds use {used} (CUDA {build_version})",
         evidence={
             "cuda.path_nvcc": on_path,
             "build nvcc": used,
@@ -162,7 +159,6 @@ def nvcc_path_mismatch(facts: Facts) -> Iterator[Finding]:
         },
         fix=fix,
         actions=[Manual(fix)],
-        sources=[CPP_EXTENSION, POST_INSTALL],
     )
 
 
@@ -181,23 +177,21 @@ def cuda_toolkits_several(facts: Facts) -> Iterator[Finding]:
 
     Why: with several toolkits the one a build picks depends on CUDA_HOME, PATH and the
     /usr/local/cuda symlink; saying which is which saves a round of ``ls /usr/local``.
+    Fix: none needed; remove the toolkits nothing uses, or set CUDA_HOME to the one builds should take.
     """
     toolkits = [t for t in facts.cuda.toolkits or [] if t.version]
     if len({t.version for t in toolkits}) < 2:
         return
     listed = ", ".join(f"{t.path} ({t.version})" for t in toolkits)
     used = facts.cuda.nvcc_path or facts.cuda.cuda_home
-    yield Finding(
-        id="cuda-toolkits-several",
-        severity=Severity.INFO,
-        message=f"{len(toolkits)} CUDA toolkits installed: {listed}; builds use {used or 'none (no nvcc found)'}",
+    yield cuda_toolkits_several.finding(
+        f"{len(toolkits)} CUDA toolkits installed: {listed}; builds use {used or 'none (no nvcc found)'}",
         evidence={
             "cuda.toolkits": [t.path for t in toolkits],
             "cuda.cuda_home": facts.cuda.cuda_home,
             "cuda.nvcc_version": facts.cuda.nvcc_version,
         },
         fix="Set CUDA_HOME and PATH to the toolkit you build with; remove toolkits nothing uses.",
-        sources=[POST_INSTALL],
     )
 
 
@@ -212,9 +206,12 @@ def cuda_toolkits_several(facts: Facts) -> Iterator[Finding]:
     verify="echo $PATH | tr : '\\n'; echo $LD_LIBRARY_PATH | tr : '\\n'",
 )
 def path_entries(facts: Facts) -> Iterator[Finding]:
-    """Lists entries of PATH / LD_LIBRARY_PATH that are not folders (probed on this machine only) and
-    entries listed twice. Harmless alone, but a missing ``/usr/local/cuda-11.2/lib64`` is the trace of
-    a removed toolkit that a profile still expects, and repeats hide which copy wins.
+    """Lists entries of PATH / LD_LIBRARY_PATH that are not folders (probed on this machine only)
+    and entries listed twice.
+
+    Why: harmless alone, but a missing ``/usr/local/cuda-11.2/lib64`` is the trace of a removed
+    toolkit that a profile still expects, and repeats hide which copy wins.
+    Fix: remove those entries from the shell profile that sets them.
     """
     missing = [m for m in facts.system.missing_dirs or [] if m.startswith(("PATH:", "LD_LIBRARY_PATH:"))]
     repeats = []
@@ -228,13 +225,10 @@ def path_entries(facts: Facts) -> Iterator[Finding]:
         parts.append(f"not a folder: {', '.join(missing)}")
     if repeats:
         parts.append(f"listed twice: {', '.join(repeats)}")
-    yield Finding(
-        id="path-entries",
-        severity=Severity.INFO,
-        message="; ".join(parts),
+    yield path_entries.finding(
+        "; ".join(parts),
         evidence={"system.missing_dirs": missing, "repeated": repeats},
         fix="Remove these entries from the shell profile (~/.bashrc, /etc/profile.d) that sets them.",
-        sources=[LD_SO],
     )
 
 
@@ -249,8 +243,8 @@ def path_entries(facts: Facts) -> Iterator[Finding]:
     verify='ls -l "$CUDA_HOME/bin/nvcc"',
 )
 def cuda_home_invalid(facts: Facts) -> Iterator[Finding]:
-    """Detects a CUDA_HOME / CUDA_PATH that cannot be a toolkit: it contains ':' (written like PATH,
-    "export CUDA_HOME=/usr/local/cuda-9.0:$CUDA_HOME"), or (probed here) has no ``bin/nvcc``.
+    """Detects a CUDA_HOME / CUDA_PATH that cannot be a toolkit: it contains ':' (written like
+    PATH, "export CUDA_HOME=/usr/local/cuda-9.0:$CUDA_HOME"), or (probed here) has no ``bin/nvcc``.
 
     Why: ``torch.utils.cpp_extension`` takes CUDA_HOME as is and runs ``$CUDA_HOME/bin/nvcc``: the
     build stops with "':/usr/local/cuda-9.0/bin/nvcc': No such file or directory" or "nvcc: not
@@ -270,17 +264,14 @@ def cuda_home_invalid(facts: Facts) -> Iterator[Finding]:
             else f"Set {var} to one CUDA toolkit folder (holding bin/nvcc)."
         )
         why = "is a list, not one folder" if ":" in value else "has no bin/nvcc"
-        yield Finding(
-            id="cuda-home-invalid",
-            severity=Severity.WARNING,
-            message=f"{var}={value} {why}: extension builds run {var}/bin/nvcc and fail",
+        yield cuda_home_invalid.finding(
+            f"{var}={value} {why}: extension builds run {var}/bin/nvcc and fail",
             evidence={
                 f"system.env.{var}": value,
                 "cuda.toolkits": [t.path for t in facts.cuda.toolkits or []],
             },
             fix=fix,
             actions=[Manual(fix)],
-            sources=[CPP_EXTENSION, POST_INSTALL],
         )
 
 

@@ -4,6 +4,8 @@ A check whose NVML call hung or whose interpreter never answered knows nothing a
 the environment; reporting it as healthy would be a wrong green. These rules turn the probe's
 failure (kept in the facts as ``nvidia.error`` / ``nvidia.nvml_error`` / ``probe_errors``) into a
 finding that carries the failure as evidence.
+
+Facts read: nvidia, probe_errors.
 """
 
 from __future__ import annotations
@@ -53,10 +55,8 @@ def nvidia_probe_failed(facts: Facts) -> Iterator[Finding]:
     else:
         return
     step = "Run nvidia-smi by hand, check `sudo dmesg | grep -i xid`, then reload the driver or reboot."
-    yield Finding(
-        id="nvidia-probe-failed",
-        severity=Severity.WARNING,
-        message=message,
+    yield nvidia_probe_failed.finding(
+        message,
         evidence={
             "nvidia.source": nv.source,
             "nvidia.error": nv.error,
@@ -65,7 +65,6 @@ def nvidia_probe_failed(facts: Facts) -> Iterator[Finding]:
         },
         fix=step,
         actions=[Manual(step)],
-        sources=[NVML_DOC, XID_DOC],
     )
 
 
@@ -98,12 +97,10 @@ def probe_failed(facts: Facts) -> Iterator[Finding]:
             if target
             else "Rerun with -v to see the probe's timing; raise ENVDOCTOR_PROBE_TIMEOUT if it is only slow."
         )
-        yield Finding(
-            id="probe-failed",
+        yield probe_failed.finding(
+            f"The {probe} probe failed: {error}",
             severity=Severity.ERROR if target else Severity.WARNING,
-            message=f"The {probe} probe failed: {error}",
             evidence={"probe": probe, "probe_error": error},
             fix=step,
             actions=[Manual(step)],
-            sources=[PYTHON_STARTUP_DOC],
         )

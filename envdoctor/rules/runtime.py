@@ -1,4 +1,7 @@
-"""Runtime environment-variable rules: the CUDA caching allocator config and CUDA_VISIBLE_DEVICES."""
+"""Runtime environment-variable rules: the CUDA caching allocator config and CUDA_VISIBLE_DEVICES.
+
+Facts read: nvidia, system, torch.
+"""
 
 from __future__ import annotations
 
@@ -228,7 +231,10 @@ def _conf_fix(name: str, conf: AllocConf) -> SetEnv:
     verify="python -c \"import torch; torch.zeros(1, device='cuda')\"",
 )
 def alloc_conf_invalid(facts: Facts) -> Iterator[Finding]:
-    """torch parses ``PYTORCH_ALLOC_CONF`` (the generic name; ``PYTORCH_CUDA_ALLOC_CONF`` is the
+    """Detects a ``PYTORCH_ALLOC_CONF`` / ``PYTORCH_CUDA_ALLOC_CONF`` value torch rejects, the two
+    set to different values, or options the chosen allocator ignores.
+
+    Why: torch parses ``PYTORCH_ALLOC_CONF`` (the generic name; ``PYTORCH_CUDA_ALLOC_CONF`` is the
     older alias) only when the CUDA caching allocator initialises, so a typo passes ``import
     torch`` and kills the job at its first ``.cuda()``: "Unrecognized key 'x' in CUDA allocator
     config", "Expected 'True' or 'False'", "max_split_size_mb too small, must be >= 20",
@@ -237,10 +243,9 @@ def alloc_conf_invalid(facts: Facts) -> Iterator[Finding]:
     c10/cuda/CUDAAllocatorConfig.cpp (``expandable_segments`` wants ``True``/``False`` exactly,
     ``roundup_power2_divisions`` a power of 2 or ``[256:1,>:8]``, ``pinned_num_register_threads``
     a power of 2 up to 128).
-
-    ERROR for a value torch rejects. WARNING when both variables are set to different values:
-    CUDA-specific keys are read from PYTORCH_CUDA_ALLOC_CONF first while the generic ones come
-    from PYTORCH_ALLOC_CONF, and torch before the rename reads only the CUDA name. INFO when
+    Severity: error for a value torch rejects. Warning when both variables are set to different
+    values: CUDA-specific keys are read from PYTORCH_CUDA_ALLOC_CONF first while the generic ones
+    come from PYTORCH_ALLOC_CONF, and torch before the rename reads only the CUDA name. Info when
     ``backend:cudaMallocAsync`` is combined with native-allocator options it ignores.
     Fix: the variable rewritten with only its valid entries (unset if none is left); with both
     set, every valid option moves to PYTORCH_ALLOC_CONF (its value wins) and the alias is unset.
@@ -261,39 +266,32 @@ def alloc_conf_invalid(facts: Facts) -> Iterator[Finding]:
         if conf.problems:
             fixed = actions if both_differ else [_conf_fix(name, conf)]
             target = fixed[0]
-            yield Finding(
-                id="alloc-conf-invalid",
-                severity=Severity.ERROR,
-                message=f"{name}={text!r} is rejected by torch: {'; '.join(conf.problems)}",
+            yield alloc_conf_invalid.finding(
+                f"{name}={text!r} is rejected by torch: {'; '.join(conf.problems)}",
                 evidence={f"system.env.{name}": text},
                 fix=f"export {target.name}={target.value}" if target.value else f"unset {target.name}",
                 actions=list(fixed),
-                sources=list(ALLOC_SOURCES),
             )
         keys = {k for k, _ in conf.entries}
         if ("backend", "cudaMallocAsync") in conf.entries and keys & set(NATIVE_ONLY):
             ignored = sorted(keys & set(NATIVE_ONLY))
-            yield Finding(
-                id="alloc-conf-invalid",
+            yield alloc_conf_invalid.finding(
+                f"{name}: backend:cudaMallocAsync ignores {', '.join(ignored)}",
                 severity=Severity.INFO,
-                message=f"{name}: backend:cudaMallocAsync ignores {', '.join(ignored)}",
                 evidence={f"system.env.{name}": text},
                 fix=f"Drop {', '.join(ignored)} from {name} or use the native backend.",
                 actions=[],
-                sources=list(ALLOC_SOURCES),
             )
     if both_differ:
-        yield Finding(
-            id="alloc-conf-invalid",
-            severity=Severity.WARNING,
-            message=(
+        yield alloc_conf_invalid.finding(
+            (
                 f"PYTORCH_CUDA_ALLOC_CONF={old!r} and PYTORCH_ALLOC_CONF={new!r} differ: which one "
                 "applies depends on the key and the torch version"
             ),
+            severity=Severity.WARNING,
             evidence={"system.env.PYTORCH_CUDA_ALLOC_CONF": old, "system.env.PYTORCH_ALLOC_CONF": new},
             fix=f"export PYTORCH_ALLOC_CONF={actions[0].value}; unset PYTORCH_CUDA_ALLOC_CONF",
             actions=list(actions),
-            sources=list(ALLOC_SOURCES),
         )
 
 
@@ -324,12 +322,14 @@ def visible_gpu_count(value: str, gpu_count: int) -> int | None:
     sources=(VISIBLE_SOURCE,),
 )
 def cuda_visible_devices_empty(facts: Facts) -> Iterator[Finding]:
-    """CUDA enumerates only the devices listed in ``CUDA_VISIBLE_DEVICES`` and stops at the
-    first invalid entry, so ``""``, ``-1``, ``none`` or an index past the last GPU leave torch
-    with ``torch.cuda.is_available() == False`` on a machine whose driver sees GPUs. Schedulers
-    and notebooks set this silently (``CUDA_VISIBLE_DEVICES=""`` to "free" a GPU).
+    """Detects a ``CUDA_VISIBLE_DEVICES`` that hides every GPU the driver sees: ``""``, ``-1``,
+    ``none``, or an index past the last GPU. Needs the driver's GPU list (NVML) to know the GPUs
+    exist; GPU UUID lists are not judged.
 
-    Needs the driver's GPU list (NVML) to know the GPUs exist; GPU UUID lists are not judged.
+    Why: CUDA enumerates only the devices listed in ``CUDA_VISIBLE_DEVICES`` and stops at the
+    first invalid entry, so torch is left with ``torch.cuda.is_available() == False`` on a machine
+    whose driver sees GPUs. Schedulers and notebooks set this silently (``CUDA_VISIBLE_DEVICES=""``
+    to "free" a GPU).
     Fix: unset the variable or list valid indices.
     """
     value = (facts.system.env or {}).get("CUDA_VISIBLE_DEVICES")
@@ -339,10 +339,8 @@ def cuda_visible_devices_empty(facts: Facts) -> Iterator[Finding]:
     visible = visible_gpu_count(value, len(gpus))
     if visible != 0:
         return
-    yield Finding(
-        id="cuda-visible-devices-empty",
-        severity=Severity.WARNING,
-        message=f"CUDA_VISIBLE_DEVICES={value!r} hides all {len(gpus)} GPU(s) the driver sees",
+    yield cuda_visible_devices_empty.finding(
+        f"CUDA_VISIBLE_DEVICES={value!r} hides all {len(gpus)} GPU(s) the driver sees",
         evidence={
             "system.env.CUDA_VISIBLE_DEVICES": value,
             "nvidia.gpus": [g.name for g in gpus],
@@ -350,5 +348,4 @@ def cuda_visible_devices_empty(facts: Facts) -> Iterator[Finding]:
         },
         fix="unset CUDA_VISIBLE_DEVICES",
         actions=[SetEnv("CUDA_VISIBLE_DEVICES", None)],
-        sources=[VISIBLE_SOURCE],
     )

@@ -1,5 +1,8 @@
 """Rules about what builds and runs CUDA code beside torch: the toolkit (nvcc) against the driver, the
-GPU against the driver, and the host compiler and build tools against the toolkit."""
+GPU against the driver, and the host compiler and build tools against the toolkit.
+
+Facts read: cuda, nvidia, packages, system, toolchain, torch (some through envdoctor.readers).
+"""
 
 from __future__ import annotations
 
@@ -101,28 +104,24 @@ def toolkit_newer_than_driver(facts: Facts) -> Iterator[Finding]:
             message = message.replace(
                 "cannot run", "run only through CUDA forward compatibility (cuda-compat)"
             )
-        yield Finding(
-            id="toolkit-newer-than-driver",
+        yield toolkit_newer_than_driver.finding(
+            message,
             severity=Severity.WARNING if forward else Severity.ERROR,
-            message=message,
             evidence=evidence,
             fix=fix,
             actions=[Manual(fix)],
-            sources=[MVC_DOC, RELEASE_NOTES],
         )
     elif full and not kb.driver_at_least(driver, full):
         fix = f"Build with {use}, or upgrade the NVIDIA driver to >= {full}; or build without +PTX."
-        yield Finding(
-            id="toolkit-newer-than-driver",
-            severity=Severity.INFO,
-            message=(
+        yield toolkit_newer_than_driver.finding(
+            (
                 f"nvcc is CUDA {nvcc} but driver {driver} runs CUDA <= {limit or 'unknown'}: its builds run "
                 f"only by minor-version compatibility; PTX from it cannot be JIT-compiled (needs >= {full})"
             ),
+            severity=Severity.INFO,
             evidence=evidence,
             fix=fix,
             actions=[Manual(fix)],
-            sources=[MVC_DOC, RELEASE_NOTES],
         )
 
 
@@ -159,10 +158,8 @@ def gpu_newer_than_driver(facts: Facts) -> Iterator[Finding]:
     need = max((a for _, a in behind), key=lambda a: version_tuple(a.min_driver))
     names = sorted({f"{g.name} ({a.name}, sm {g.capability})" for g, a in behind})
     fix = f"Upgrade the NVIDIA driver to >= {need.min_driver} ({need.branch} or a newer branch)."
-    yield Finding(
-        id="gpu-newer-than-driver",
-        severity=Severity.ERROR,
-        message=(
+    yield gpu_newer_than_driver.finding(
+        (
             f"Driver {driver} predates {', '.join(names)}: the first driver for {need.name} is "
             f"{need.branch} (>= {need.min_driver})"
         ),
@@ -217,10 +214,8 @@ def host_compiler_unsupported(facts: Facts) -> Iterator[Finding]:
     fix = f"Build with gcc-{limit}: CC=gcc-{limit} CXX=g++-{limit} NVCC_CCBIN=gcc-{limit}" + (
         f" (or use a CUDA >= {newer} toolkit)." if newer else "."
     )
-    yield Finding(
-        id="host-compiler-unsupported",
-        severity=Severity.WARNING,
-        message=(
+    yield host_compiler_unsupported.finding(
+        (
             f"gcc {compiler} is newer than CUDA {nvcc}'s nvcc accepts (gcc <= {limit}): CUDA extension "
             "builds stop with 'unsupported GNU version'"
         ),
@@ -270,13 +265,12 @@ def build_tools_missing(facts: Facts) -> Iterator[Finding]:
             Manual(f"Install {' and '.join(system)} (Debian/Ubuntu: apt install build-essential).")
         )
     severity = Severity.WARNING if set(wanted) - {"cmake"} else Severity.INFO
-    yield Finding(
-        id="build-tools-missing",
-        severity=severity,
-        message=(
+    yield build_tools_missing.finding(
+        (
             f"{', '.join(wanted)} not found on PATH, though nvcc and a CUDA torch are here: CUDA extension "
             "builds (flash-attn, xformers, torch.utils.cpp_extension) fail or crawl"
         ),
+        severity=severity,
         evidence={
             "toolchain.missing": missing,
             "cuda.nvcc_version": facts.cuda.nvcc_version,
@@ -286,5 +280,4 @@ def build_tools_missing(facts: Facts) -> Iterator[Finding]:
         + ("; " if pip and system else "")
         + ("apt install build-essential" if system else ""),
         actions=actions,
-        sources=[CPP_EXTENSION],
     )

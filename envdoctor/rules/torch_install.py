@@ -2,6 +2,8 @@
 
 This module also holds the torch install action and its one-line description, which the driver and
 GPU rules share; the facts they read (torch build, GPUs) come from :mod:`envdoctor.readers`.
+
+Facts read: nvidia, packages, python, stated, torch (some through envdoctor.readers).
 """
 
 from __future__ import annotations
@@ -88,14 +90,11 @@ def torch_missing(facts: Facts) -> Iterator[Finding]:
         no_gpu = gpu_list == [] or facts.nvidia.error in ("driver-missing", "no-device")
         install = torch_install_action(candidates[-1].latest, "cpu" if no_gpu else None, reinstall=False)
     fix = describe_install(install) if install else "Install torch following " + PYTORCH_GET_STARTED
-    yield Finding(
-        id="torch-missing",
-        severity=Severity.WARNING,
-        message=f"torch is not installed in this interpreter (Python {py or 'unknown'}).",
+    yield torch_missing.finding(
+        f"torch is not installed in this interpreter (Python {py or 'unknown'}).",
         evidence=evidence,
         fix=fix,
         actions=[install] if install else [],
-        sources=[PYTORCH_GET_STARTED],
     )
 
 
@@ -130,10 +129,8 @@ def torch_import_error(facts: Facts) -> Iterator[Finding]:
     text = (error or "").strip()
     first_line = text.splitlines()[0] if text else "no error text"
     if status == "timeout":
-        yield Finding(
-            id="torch-import-error",
-            severity=Severity.ERROR,
-            message=f"`import torch` did not finish in time ({first_line}).",
+        yield torch_import_error.finding(
+            f"`import torch` did not finish in time ({first_line}).",
             evidence=evidence,
             fix="Run `python -X importtime -c 'import torch'` to see what hangs (network FS, CUDA init).",
             actions=[Manual("Find what `import torch` waits for: python -X importtime -c 'import torch'")],
@@ -141,15 +138,14 @@ def torch_import_error(facts: Facts) -> Iterator[Finding]:
         )
         return
     install = torch_install_action(build.version, _index_of_installed(build)) if build else None
-    yield Finding(
-        id="torch-import-error",
-        severity=Severity.ERROR,
-        message=f"torch is installed but `import torch` {'crashed' if status == 'crashed' else 'failed'}: "
-        f"{first_line}",
+    yield torch_import_error.finding(
+        (
+            f"torch is installed but `import torch` {'crashed' if status == 'crashed' else 'failed'}: "
+            f"{first_line}"
+        ),
         evidence=evidence,
         fix=describe_install(install) if install else "Reinstall torch; see the error text.",
         actions=[install] if install else [],
-        sources=["https://pytorch.org/get-started/locally/#linux-verification"],
     )
 
 
@@ -185,11 +181,12 @@ def python_unsupported(facts: Facts) -> Iterator[Finding]:
         if facts.torch.status != "missing" or supporting:
             return
         newest = releases[-1]
-        yield Finding(
-            id="python-unsupported",
+        yield python_unsupported.finding(
+            (
+                f"No torch release ships wheels for Python {py_minor} yet "
+                f"(newest torch {newest.minor} supports {', '.join(newest.python)})."
+            ),
             severity=Severity.WARNING,
-            message=f"No torch release ships wheels for Python {py_minor} yet "
-            f"(newest torch {newest.minor} supports {', '.join(newest.python)}).",
             evidence={**evidence, "torch.status": "missing"},
             fix=f"Use Python {newest.python[-1]} for torch {newest.minor}.",
             actions=[
@@ -213,11 +210,11 @@ def python_unsupported(facts: Facts) -> Iterator[Finding]:
     else:
         fix = f"Use Python {release.python[-1]} (the newest that torch {release.minor} supports)."
         actions.append(Manual(f"Recreate the environment with Python {release.python[-1]}."))
-    yield Finding(
-        id="python-unsupported",
-        severity=Severity.ERROR,
-        message=f"torch {release.minor} has no wheel for Python {py_minor} "
-        f"(it supports {', '.join(release.python)}).",
+    yield python_unsupported.finding(
+        (
+            f"torch {release.minor} has no wheel for Python {py_minor} "
+            f"(it supports {', '.join(release.python)})."
+        ),
         evidence=evidence,
         fix=fix,
         actions=actions,
@@ -258,12 +255,9 @@ def mixed_torch_installs(facts: Facts) -> Iterator[Finding]:
         )
     reinstall = torch_install_action(keep, _index_of_installed(build) if build else None, reinstall=True)
     actions.append(reinstall)
-    yield Finding(
-        id="mixed-torch-installs",
-        severity=Severity.ERROR,
-        message=f"{len(installs)} torch installs in one environment: {'; '.join(listed)}.",
+    yield mixed_torch_installs.finding(
+        f"{len(installs)} torch installs in one environment: {'; '.join(listed)}.",
         evidence={"packages.torch_installs": listed},
         fix=f"pip uninstall -y {' '.join(names)} (until none is left), then {describe_install(reinstall)}",
         actions=actions,
-        sources=["https://pip.pypa.io/en/stable/cli/pip_uninstall/"],
     )

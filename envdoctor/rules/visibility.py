@@ -3,6 +3,8 @@
 Each cause this symptom can have is weighed against the other facts: a cause the facts prove is
 *likely*, one they cannot judge is *possible*, one they contradict is *ruled out* (with the reason).
 The finding lists them in that order, so the first line is what to look at first.
+
+Facts read: error_lines, nvidia, origin, packages, stated, system, torch (some through envdoctor.readers).
 """
 
 from __future__ import annotations
@@ -179,12 +181,9 @@ def torch_sees_no_gpu(facts: Facts) -> Iterator[Finding]:
     evidence["probable causes"] = [f"{c.verdict}: {c.text}" for c in likely]
     evidence["ruled out"] = [c.text for c in ranked if c.verdict == "ruled out"]
     steps = [f"{c.text}: {c.step}" for c in likely if c.step]
-    yield Finding(
-        id="torch-sees-no-gpu",
-        severity=Severity.ERROR,
-        message=message + ".",
+    yield torch_sees_no_gpu.finding(
+        message + ".",
         evidence=evidence,
         fix=top.step if top is not None and top.step else "See the probable causes in the evidence.",
         actions=[Manual(s) for s in steps[:3]],
-        sources=[TORCH_CUDA_NOTES, MVC_DOC, FABRIC_MANAGER],
     )
