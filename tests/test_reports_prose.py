@@ -98,11 +98,13 @@ def test_driver_below_floor_with_cuda_available_is_forward_compatibility_not_an_
 def test_unrecognised_text_says_what_was_read_and_asks_for_the_report_that_settles_it():
     ex = explain_text("I have a RTX3060 but I couldn't use cuda")
     assert ex.candidates == []
-    assert ex.recognised == ["nvidia.gpus: NVIDIA GeForce RTX 3060 (stated in prose)"]
-    assert "python -m torch.utils.collect_env" in ex.ask
+    assert ex.settle is not None
+    assert ex.settle.recognised == ["nvidia.gpus: NVIDIA GeForce RTX 3060 (stated in prose)"]
+    assert "python -m torch.utils.collect_env" in ex.settle.ask_for
     text = render_explanation(ex)
     assert "read: nvidia.gpus" in text and "To settle it, paste" in text
     data = ex.to_dict()
-    assert data["ask_for"] == ex.ask and data["recognised"] == ex.recognised
+    assert data["ask_for"] == ex.settle.ask_for and data["recognised"] == ex.settle.recognised
     full = explain_text(COLLECT_ENV + "\nSegmentation fault somewhere\n")  # a complete, healthy report
-    assert full.candidates == [] and "complete error output" in full.ask
+    assert full.candidates == [] and full.settle is not None
+    assert "complete error output" in full.settle.ask_for
