@@ -34,6 +34,15 @@ def test_prose_versions_gpu_and_driver_are_read_and_marked_stated():
     assert json.loads(facts.to_json())["stated"]["python.version"].startswith("I am on")
 
 
+def test_a_build_tag_written_apart_from_the_version_is_read():
+    """ComfyUI#9929: '**Versions:** PyTorch 2.8.0 + cu129' on a GTX 1070 (the cu129 build lacks sm_61)."""
+    facts = facts_from_report(
+        "**Setup:** i7-8750H, GTX 1070, 16 GB RAM.\n**Versions:** PyTorch 2.8.0 + cu129\n"
+    )
+    assert (facts.torch.version, facts.torch.cuda) == ("2.8.0+cu129", "12.9")
+    assert rank(facts)[0].finding.id == "arch-not-in-wheel"
+
+
 def test_tool_output_wins_over_prose_and_is_not_marked_stated():
     facts = facts_from_report(COLLECT_ENV + "\nI think I have torch 2.0.1 and an RTX 3090.\n")
     assert facts.torch.version == "2.1.0+cu121"
