@@ -57,3 +57,12 @@ def test_a_live_check_never_asks_for_a_report():
     path = sorted(facts.glob("*.json"))[0]
     doc = json.loads(invoke(["check", "--facts", path, "--json"]).output)
     assert "ask_for" not in doc
+
+
+def test_mcp_diagnose_report_carries_the_same_request():
+    from envdoctor import mcp_server
+
+    doc = mcp_server.diagnose_report(UNDIAGNOSED)
+    assert doc["has_errors"] is False
+    assert "nvidia.gpus: NVIDIA GeForce RTX 5080 (stated in prose)" in doc["recognised"]
+    assert COLLECT_ENV in doc["ask_for"]
