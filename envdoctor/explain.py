@@ -23,12 +23,14 @@ __all__ = [
     "Match",
     "Signature",
     "SignatureError",
+    "Unsettled",
     "diagnose",
     "explain_text",
     "load_signatures",
     "match_text",
     "rank",
     "render_explanation",
+    "unsettled",
 ]
 
 CONFIDENCE_SCORE = {"high": 3.0, "low": 1.0}
@@ -238,14 +240,37 @@ COLLECT_ENV = "python -m torch.utils.collect_env"
 
 
 @dataclass
+class Unsettled:
+    """A paste that left the cause undiagnosed: what was read from it and the one report that would
+    settle it. ``explain`` and ``check --from-report`` both say it, in every format."""
+
+    recognised: list[str]
+    ask_for: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"recognised": self.recognised, "ask_for": self.ask_for}
+
+    def lines(self) -> list[str]:
+        """Plain text: one line per fact or error line read, then the request."""
+        return [f"  read: {line}" for line in self.recognised] + [f"To settle it, paste {self.ask_for}."]
+
+
+def unsettled(facts: Facts, findings: list[Finding]) -> Unsettled | None:
+    """What was read and what to ask for while no finding is an error (nothing explains a failure
+    yet); None once one does."""
+    if any(f.severity is Severity.ERROR for f in findings):
+        return None
+    return Unsettled(_recognised(facts), _ask_for(facts))
+
+
+@dataclass
 class Explanation:
     """What ``envdoctor explain`` prints: ranked candidates and recognised messages without an id;
-    without a candidate, what was recognised and the one report that would settle it."""
+    without an error candidate, what was recognised and the one report that would settle it."""
 
     candidates: list[Diagnosis]
     notes: list[Match]
-    recognised: list[str] = field(default_factory=list)
-    ask: str | None = None
+    settle: Unsettled | None = None
 
     @property
     def has_errors(self) -> bool:
@@ -279,8 +304,8 @@ class Explanation:
                 }
                 for m in self.notes
             ],
-            "recognised": self.recognised,
-            "ask_for": self.ask,
+            "recognised": self.settle.recognised if self.settle else [],
+            "ask_for": self.settle.ask_for if self.settle else None,
         }
 
 
@@ -294,10 +319,8 @@ def explain_text(text: str) -> Explanation:
         facts = Facts(origin="report")
     matches = match_text(text)
     candidates = rank(facts, matches)
-    ex = Explanation(candidates, [m for m in matches if m.signature.id is None])
-    if not candidates:
-        ex.recognised, ex.ask = _recognised(facts), _ask_for(facts)
-    return ex
+    notes = [m for m in matches if m.signature.id is None]
+    return Explanation(candidates, notes, unsettled(facts, [d.finding for d in candidates]))
 
 
 def _recognised(facts: Facts) -> list[str]:
@@ -363,9 +386,9 @@ def render_explanation(ex: Explanation) -> str:
     for m in ex.notes:
         out.append(f"- {m.severity.value}, recognised, no single environment cause: {m.excerpt}")
         out.append(f"   {m.signature.message} (see {m.signature.source})")
-    if not out:
-        out.append("No known error message or environment problem recognised.")
-        out += [f"  read: {line}" for line in ex.recognised]
-        if ex.ask:
-            out.append(f"To settle it, paste {ex.ask}.")
+    if ex.settle is not None:
+        out.append(
+            "No known error message or environment problem recognised." if not out else "No error diagnosed."
+        )
+        out += ex.settle.lines()
     return "\n".join(out) + "\n"

@@ -73,8 +73,9 @@ def explain(text: str) -> dict[str, Any]:
 
 
 def diagnose_report(text: str) -> dict[str, Any]:
-    """Diagnose a pasted report (collect_env, nvidia-smi, pip list, an error log): facts and findings."""
-    from envdoctor.explain import diagnose
+    """Diagnose a pasted report (collect_env, nvidia-smi, pip list, an error log): facts and findings;
+    without an error finding, also what was read (``recognised``) and the report to ask for (``ask_for``)."""
+    from envdoctor.explain import diagnose, unsettled
     from envdoctor.paste import ReportError, facts_from_report
     from envdoctor.render import has_errors, render_json
 
@@ -83,7 +84,8 @@ def diagnose_report(text: str) -> dict[str, Any]:
     except ReportError as exc:
         raise ToolFailure(str(exc)) from None
     findings = diagnose(facts)
-    return redact(json.loads(render_json(facts, findings)) | {"has_errors": has_errors(findings)})
+    payload = json.loads(render_json(facts, findings, unsettled(facts, findings)))
+    return redact(payload | {"has_errors": has_errors(findings)})
 
 
 def recommend(python: str | None = None) -> dict[str, Any]:

@@ -16,6 +16,7 @@ from envdoctor.findings import Area, Finding, Severity
 from envdoctor.readers import torch_build_version, torch_cuda, torch_hip
 
 if TYPE_CHECKING:
+    from envdoctor.explain import Unsettled
     from envdoctor.rules import Rule
 
 AREAS: dict[Area, str] = {
@@ -219,9 +220,14 @@ def _fix_lines(finding: Finding, advice: Advice | None) -> list[str]:
 
 
 def print_text(
-    facts: Facts, findings: list[Finding], verbose: bool = False, advice: Advice | None = None
+    facts: Facts,
+    findings: list[Finding],
+    verbose: bool = False,
+    advice: Advice | None = None,
+    settle: Unsettled | None = None,
 ) -> None:
-    """The grouped, coloured report (rich) on stdout; ``advice`` gives the planned fix commands."""
+    """The grouped, coloured report (rich) on stdout; ``advice`` gives the planned fix commands,
+    ``settle`` what a paste that left the cause undiagnosed gave and the report to ask for."""
     from rich.console import Console
     from rich.markup import escape
 
@@ -250,6 +256,10 @@ def print_text(
             console.print(f"    [cyan]verify[/] {escape(f.verify)}")
         for url in f.sources[:2]:
             console.print(f"    [dim]see[/] {escape(url)}")
+    if settle is not None:
+        console.print("\n[bold]Not diagnosed[/]: no finding explains a failure.")
+        for asked in settle.lines():
+            console.print(escape(asked))
     errors = sum(f.severity is Severity.ERROR for f in findings)
     warnings = sum(f.severity is Severity.WARNING for f in findings)
     hint = f" {advice.hint}" if advice is not None and advice.hint else ""
@@ -281,16 +291,21 @@ def flatten(data: Any, prefix: str = "") -> list[tuple[str, Any]]:
     return [(prefix, data)]
 
 
-def render_json(facts: Facts, findings: list[Finding]) -> str:
-    payload = {
+def render_json(facts: Facts, findings: list[Finding], settle: Unsettled | None = None) -> str:
+    """``{schema_version, facts, findings}``, plus ``recognised`` and ``ask_for`` when ``settle`` is given."""
+    payload: dict[str, Any] = {
         "schema_version": SCHEMA_VERSION,
         "facts": facts.to_dict(),
         "findings": [f.to_dict() for f in findings],
     }
+    if settle is not None:
+        payload |= settle.to_dict()
     return json.dumps(payload, indent=2)
 
 
-def render_markdown(facts: Facts, findings: list[Finding], advice: Advice | None = None) -> str:
+def render_markdown(
+    facts: Facts, findings: list[Finding], advice: Advice | None = None, settle: Unsettled | None = None
+) -> str:
     """A report fit to paste into a GitHub issue: areas, findings, and the facts folded away."""
     out = [f"## envdoctor check{_interpreter(facts)}", ""]
     out += ["| | area | summary |", "|---|---|---|"]
@@ -312,6 +327,10 @@ def render_markdown(facts: Facts, findings: list[Finding], advice: Advice | None
             out.append(f"  - verify: `{f.verify}`")
         if f.sources:
             out.append(f"  - source: {f.sources[0]}")
+    if settle is not None:
+        out += ["### Not diagnosed", "", "No finding explains a failure. Read from the paste:", ""]
+        out += [f"- {_md_cell(line)}" for line in settle.recognised]
+        out += ["", f"To settle it, paste {settle.ask_for}."]
     out += ["", "<details><summary>facts (envdoctor check --json)</summary>", "", "```json"]
     out += [facts.to_json(), "```", "", "</details>", ""]
     return "\n".join(out)

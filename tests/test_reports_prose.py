@@ -34,6 +34,15 @@ def test_prose_versions_gpu_and_driver_are_read_and_marked_stated():
     assert json.loads(facts.to_json())["stated"]["python.version"].startswith("I am on")
 
 
+def test_a_build_tag_written_apart_from_the_version_is_read():
+    """ComfyUI#9929: '**Versions:** PyTorch 2.8.0 + cu129' on a GTX 1070 (the cu129 build lacks sm_61)."""
+    facts = facts_from_report(
+        "**Setup:** i7-8750H, GTX 1070, 16 GB RAM.\n**Versions:** PyTorch 2.8.0 + cu129\n"
+    )
+    assert (facts.torch.version, facts.torch.cuda) == ("2.8.0+cu129", "12.9")
+    assert rank(facts)[0].finding.id == "arch-not-in-wheel"
+
+
 def test_tool_output_wins_over_prose_and_is_not_marked_stated():
     facts = facts_from_report(COLLECT_ENV + "\nI think I have torch 2.0.1 and an RTX 3090.\n")
     assert facts.torch.version == "2.1.0+cu121"
@@ -98,11 +107,13 @@ def test_driver_below_floor_with_cuda_available_is_forward_compatibility_not_an_
 def test_unrecognised_text_says_what_was_read_and_asks_for_the_report_that_settles_it():
     ex = explain_text("I have a RTX3060 but I couldn't use cuda")
     assert ex.candidates == []
-    assert ex.recognised == ["nvidia.gpus: NVIDIA GeForce RTX 3060 (stated in prose)"]
-    assert "python -m torch.utils.collect_env" in ex.ask
+    assert ex.settle is not None
+    assert ex.settle.recognised == ["nvidia.gpus: NVIDIA GeForce RTX 3060 (stated in prose)"]
+    assert "python -m torch.utils.collect_env" in ex.settle.ask_for
     text = render_explanation(ex)
     assert "read: nvidia.gpus" in text and "To settle it, paste" in text
     data = ex.to_dict()
-    assert data["ask_for"] == ex.ask and data["recognised"] == ex.recognised
+    assert data["ask_for"] == ex.settle.ask_for and data["recognised"] == ex.settle.recognised
     full = explain_text(COLLECT_ENV + "\nSegmentation fault somewhere\n")  # a complete, healthy report
-    assert full.candidates == [] and "complete error output" in full.ask
+    assert full.candidates == [] and full.settle is not None
+    assert "complete error output" in full.settle.ask_for

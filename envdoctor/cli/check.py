@@ -123,12 +123,17 @@ def check(
     shown, shown_findings = redact_check(snapshot, findings, o.redactor(keep_hostnames, report_text))
     if smoke_with is not None:
         return _check_then_smoke(python, fmt, verbose, shown, shown_findings, smoke_with)
+    settle = None
+    if report_text is not None:
+        from envdoctor.explain import unsettled
+
+        settle = unsettled(shown, shown_findings)  # what was read, and the report that would settle it
     if fmt == "json":
-        sys.stdout.write(render.render_json(shown, shown_findings) + "\n")
+        sys.stdout.write(render.render_json(shown, shown_findings, settle) + "\n")
     elif fmt == "markdown":
         sys.stdout.write(
             render.render_markdown(
-                shown, shown_findings, _advice(from_report, python, facts, snapshot, findings)
+                shown, shown_findings, _advice(from_report, python, facts, snapshot, findings), settle
             )
         )
     elif fmt == "html":
@@ -137,7 +142,7 @@ def check(
         sys.stdout.write(render_check(shown, shown_findings))
     else:
         advice = _advice(from_report, python, facts, snapshot, findings)
-        render.print_text(shown, shown_findings, verbose=verbose, advice=advice)
+        render.print_text(shown, shown_findings, verbose=verbose, advice=advice, settle=settle)
     return EXIT_PROBLEM if render.has_errors(findings) else EXIT_OK
 
 

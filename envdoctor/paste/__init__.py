@@ -16,7 +16,17 @@ from pathlib import Path
 
 from envdoctor.errors import EnvdoctorError
 from envdoctor.facts import Facts
-from envdoctor.paste import collect_env, detectron2, hf_env, nvidia_smi, packages, prose, repl, toolchain
+from envdoctor.paste import (
+    apps,
+    collect_env,
+    detectron2,
+    hf_env,
+    nvidia_smi,
+    packages,
+    prose,
+    repl,
+    toolchain,
+)
 from envdoctor.paste.builder import STATED, Builder
 from envdoctor.redact import strip_controls
 
@@ -28,7 +38,7 @@ MAX_ERROR_LINES = 60
 # searched in every line.
 MAX_REPORT_LINES = 8000
 # prose comes last: it reads what people wrote, and never extends a GPU list a tool printed.
-PARSERS = (collect_env, hf_env, detectron2, nvidia_smi, toolchain, packages, repl, prose)
+PARSERS = (collect_env, hf_env, apps, detectron2, nvidia_smi, toolchain, packages, repl, prose)
 
 _QUOTE = re.compile(r"^\s*(?:>\s?)+")
 _HTML_ENTITY = re.compile(r"&(?:gt|lt|amp|quot|#39|#x27|nbsp);")
@@ -37,6 +47,8 @@ _HTML_ENTITY = re.compile(r"&(?:gt|lt|amp|quot|#39|#x27|nbsp);")
 _TABLE_ROW = re.compile(
     r"^\s*\|\s*(?P<key>[A-Za-z`*](?:[^|]*[^|\s])?)\s*\|\s*(?P<value>(?:[^|]*[^|\s])?)\s*\|\s*$"
 )
+# ComfyUI's log stamps every write, often several to a line ("** Python version:<stamp> -  <stamp> - 3.10").
+_LOG_STAMP = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)? - ")
 _TABLE_RULE = re.compile(r"^\s*\|?\s*:?-{3,}:?\s*(?:\|\s*:?-{3,}:?\s*)+\|?\s*$")
 # A traceback frame inside an installed package: it names the package that made the failing call.
 _PACKAGE_FRAME = re.compile(r'^\s*File "[^"]*[/\\](?:site|dist)-packages[/\\]')
@@ -95,7 +107,8 @@ def report_lines(text: str) -> list[str]:
 
     A full-width colon (``GPU 0： Tesla P100``, typed with a CJK input method) reads as ``:``; HTML
     entities (``&gt;``) are decoded, tabs and non-breaking spaces become spaces, and a two-cell markdown
-    table row (``| PyTorch version | 2.1.0 |``) reads as ``PyTorch version: 2.1.0``.
+    table row (``| PyTorch version | 2.1.0 |``) reads as ``PyTorch version: 2.1.0``; ComfyUI's log
+    timestamps (``2025-02-15T18:39:38.433370 - ``) are removed.
     """
     if _HTML_ENTITY.search(text):  # a paste copied from rendered HTML: "&gt; PyTorch version: ..."
         text = html.unescape(text)
@@ -104,6 +117,8 @@ def report_lines(text: str) -> list[str]:
     for raw in text.splitlines():
         line = _QUOTE.sub("", strip_controls(raw[:MAX_LINE].expandtabs(4)[:MAX_LINE])).rstrip()
         line = line.replace("\uff1a", ": ").replace("\u00a0", " ").replace("\u3000", " ")
+        if " - " in line:
+            line = _LOG_STAMP.sub("", line)
         if line.lstrip().startswith("```") or _TABLE_RULE.match(line):
             continue
         row = _TABLE_ROW.match(line)
