@@ -248,7 +248,16 @@ def test_max_gcc_holds_from_its_row_to_the_next(cuda, max_gcc) -> None:
 
 @pytest.mark.parametrize(
     ("capability", "branch"),
-    [("7.5", "R410"), ("8.0", "R450"), ("8.6", "R455"), ("8.9", "R520"), ("9.0", "R520"), ("12.0", "R570")],
+    [
+        ("7.5", "R410"),
+        ("8.0", "R450"),
+        ("8.6", "R455"),
+        ("8.9", "R520"),
+        ("9.0", "R520"),
+        ("12.0", "R570"),
+        ("10.3", "R575"),
+        ("12.1", "R575"),  # ptxas 12.9 already targets sm_121
+    ],
 )
 def test_first_driver_branch_per_architecture(capability, branch) -> None:
     arch = kb.gpu_arch(capability)
