@@ -239,7 +239,18 @@ def test_unknown_facts_raise_nothing() -> None:
 
 @pytest.mark.parametrize(
     ("cuda", "max_gcc"),
-    [("10.2", 8), ("11.8", 11), ("12.2", 12), ("12.6", 13), ("12.9", 14), ("13.0", 15), ("13.1", None)],
+    [
+        ("10.2", 8),
+        ("11.8", 11),
+        ("12.2", 12),
+        ("12.6", 13),
+        ("12.9", 14),
+        ("13.0", 15),
+        ("13.3", 15),
+        ("13.4", 16),
+        ("13.5", 16),
+        ("13.6", None),
+    ],
 )
 def test_max_gcc_holds_from_its_row_to_the_next(cuda, max_gcc) -> None:
     known = kb.max_gcc_for_cuda(cuda)
