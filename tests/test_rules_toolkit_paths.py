@@ -239,7 +239,18 @@ def test_unknown_facts_raise_nothing() -> None:
 
 @pytest.mark.parametrize(
     ("cuda", "max_gcc"),
-    [("10.2", 8), ("11.8", 11), ("12.2", 12), ("12.6", 13), ("12.9", 14), ("13.0", 15), ("13.1", None)],
+    [
+        ("10.2", 8),
+        ("11.8", 11),
+        ("12.2", 12),
+        ("12.6", 13),
+        ("12.9", 14),
+        ("13.0", 15),
+        ("13.3", 15),
+        ("13.4", 16),
+        ("13.5", 16),
+        ("13.6", None),
+    ],
 )
 def test_max_gcc_holds_from_its_row_to_the_next(cuda, max_gcc) -> None:
     known = kb.max_gcc_for_cuda(cuda)
@@ -248,7 +259,16 @@ def test_max_gcc_holds_from_its_row_to_the_next(cuda, max_gcc) -> None:
 
 @pytest.mark.parametrize(
     ("capability", "branch"),
-    [("7.5", "R410"), ("8.0", "R450"), ("8.6", "R455"), ("8.9", "R520"), ("9.0", "R520"), ("12.0", "R570")],
+    [
+        ("7.5", "R410"),
+        ("8.0", "R450"),
+        ("8.6", "R455"),
+        ("8.9", "R520"),
+        ("9.0", "R520"),
+        ("12.0", "R570"),
+        ("10.3", "R575"),
+        ("12.1", "R575"),  # ptxas 12.9 already targets sm_121
+    ],
 )
 def test_first_driver_branch_per_architecture(capability, branch) -> None:
     arch = kb.gpu_arch(capability)
