@@ -60,6 +60,7 @@ def derive(facts: Facts) -> list[Derived]:
         out += _api_findings(facts, text)
     if "No matching distribution" in text:
         out += _wheel_findings(facts, text)
+        out += _requires_python_findings(facts, text)
     if "xFormers was built for" in text:
         out += _extension_arch_findings(facts, text)
     return out
@@ -242,6 +243,63 @@ def _wheel_findings(facts: Facts, text: str) -> Iterator[Derived]:
             sources=[mined.release_url(package, version)],
         )
         yield Derived(finding, m.group(0))
+
+
+# pip's own listing of the releases it skipped for their Requires-Python, and the request it then failed.
+_IGNORED_PYTHON = re.compile(
+    r"Ignored the following versions that require a different python version: (?P<list>.*)"
+)
+_REQUIRES = re.compile(
+    r"(?P<version>\d+(?:\.\d+)*(?:\.?(?:post|rc|a|b)\d+)?) Requires-Python (?P<spec>[^;]+)"
+)
+_NO_DIST_ANY = re.compile(
+    r"No matching distribution found for (?P<package>[A-Za-z0-9][\w.-]*)(?:===?(?P<version>\d[\w.]*))?"
+)
+
+
+def _requires_python_findings(facts: Facts, text: str) -> Iterator[Derived]:
+    """pip skipped the requested release because its Requires-Python excludes this Python, and said so
+    ("Ignored the following versions that require a different python version: 0.10.0 Requires-Python
+    <3.13,>=3.9"). That holds for every package, and for wheels whose tags cannot tell (``abi3`` wheels
+    install on any newer CPython as far as their tags go; Requires-Python is what stops them)."""
+    from envdoctor.versions import version_tuple
+
+    skipped: dict[str, str] = {}
+    for listing in _IGNORED_PYTHON.finditer(text):
+        for r in _REQUIRES.finditer(listing.group("list")):
+            skipped[r.group("version")] = r.group("spec").strip()
+    if not skipped:
+        return
+    for m in _NO_DIST_ANY.finditer(text):
+        package, wanted = m.group("package"), m.group("version")
+        if wanted:
+            version = next((v for v in skipped if not _older(v, wanted) and not _older(wanted, v)), None)
+        else:  # unpinned: the newest release pip skipped
+            version = max(skipped, key=version_tuple)
+        if version is None:
+            continue
+        spec = skipped[version]
+        py = facts.python.version
+        message = f"pip skipped {package} {version}: it requires Python {spec}" + (
+            f", and this environment has Python {py}" if py else ", which this Python is not"
+        )
+        fix = f"Use a Python that satisfies {spec} for {package} {version}, or a {package} release made for this Python."
+        finding = Finding(
+            id="python-unsupported",
+            severity=Severity.ERROR,
+            message=message,
+            evidence={
+                "python.version": py,
+                "requested": f"{package}=={wanted}" if wanted else package,
+                "requires-python": f"{package} {version}: {spec} (pip's own listing)",
+                "error message": m.group(0),
+            },
+            fix=fix,
+            actions=[Manual(fix)],
+            sources=[f"https://pypi.org/project/{package}/{version}/"],
+        )
+        yield Derived(finding, m.group(0))
+        return
 
 
 _XFORMERS_CUDA = re.compile(

@@ -90,6 +90,29 @@ def test_no_matching_distribution_for_a_python_the_release_has_no_wheel_for():
     assert not [d for d in rank(linux) if "derived" in d.support]
 
 
+def test_pip_skipping_the_release_for_its_requires_python_is_python_unsupported():
+    """vllm's wheels are abi3 (their tags fit any newer CPython); pip's own Requires-Python listing
+    says why vllm==0.10 is not installable on Debian 13's Python 3.13 (phoronix test-profiles#337)."""
+    text = (
+        "It's not possible to install `vllm` on Debian 13 (trixie) because it ships with Python 3.13\n"
+        "ERROR: Ignored the following versions that require a different python version: "
+        "0.10.0 Requires-Python <3.13,>=3.9; 0.10.1 Requires-Python <3.13,>=3.9; "
+        "0.8.5.post1 Requires-Python <3.13,>=3.9\n"
+        "ERROR: Could not find a version that satisfies the requirement vllm==0.10 (from versions: 0.0.1)\n"
+        "ERROR: No matching distribution found for vllm==0.10\n"
+    )
+    f = _top(text)
+    assert f.id == "python-unsupported" and f.severity is Severity.ERROR
+    assert (
+        f.message
+        == "pip skipped vllm 0.10.0: it requires Python <3.13,>=3.9, and this environment has Python 3.13"
+    )
+    assert f.evidence["requires-python"] == "vllm 0.10.0: <3.13,>=3.9 (pip's own listing)"
+    assert mined.wheel_pythons("vllm", "0.10.0") == ["cp38-abi3"]  # the tags alone cannot tell
+    other = text.replace("vllm==0.10", "vllm==0.7.3")  # a release pip did not skip for its Python
+    assert not [d for d in rank(facts_from_report(other)) if d.finding.id == "python-unsupported"]
+
+
 def test_toolkit_arch_range_bounds_a_wheel_without_a_known_arch_list():
     report = (
         "PyTorch version: {torch}\nCUDA used to build PyTorch: {cuda}\nIs CUDA available: True\n"
