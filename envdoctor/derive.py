@@ -261,20 +261,23 @@ def _requires_python_findings(facts: Facts, text: str) -> Iterator[Derived]:
     """pip skipped the requested release because its Requires-Python excludes this Python, and said so
     ("Ignored the following versions that require a different python version: 0.10.0 Requires-Python
     <3.13,>=3.9"). That holds for every package, and for wheels whose tags cannot tell (``abi3`` wheels
-    install on any newer CPython as far as their tags go; Requires-Python is what stops them)."""
+    install on any newer CPython as far as their tags go; Requires-Python is what stops them). pip
+    prints the listing just before its "No matching distribution" for the same request (a wrapper's
+    log may quote that line first: then the nearest one before the listing is taken)."""
     from envdoctor.versions import version_tuple
 
-    skipped: dict[str, str] = {}
     for listing in _IGNORED_PYTHON.finditer(text):
-        for r in _REQUIRES.finditer(listing.group("list")):
-            skipped[r.group("version")] = r.group("spec").strip()
-    if not skipped:
-        return
-    for m in _NO_DIST_ANY.finditer(text):
+        before = list(_NO_DIST_ANY.finditer(text, 0, listing.start()))
+        m = _NO_DIST_ANY.search(text, listing.end()) or (before[-1] if before else None)
+        skipped = {
+            r.group("version"): r.group("spec").strip() for r in _REQUIRES.finditer(listing.group("list"))
+        }
+        if m is None or not skipped:
+            continue
         package, wanted = m.group("package"), m.group("version")
         if wanted:
             version = next((v for v in skipped if not _older(v, wanted) and not _older(wanted, v)), None)
-        else:  # unpinned: the newest release pip skipped
+        else:  # unpinned: no release fitted, the newest one pip skipped says why
             version = max(skipped, key=version_tuple)
         if version is None:
             continue

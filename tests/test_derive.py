@@ -111,6 +111,9 @@ def test_pip_skipping_the_release_for_its_requires_python_is_python_unsupported(
     assert mined.wheel_pythons("vllm", "0.10.0") == ["cp38-abi3"]  # the tags alone cannot tell
     other = text.replace("vllm==0.10", "vllm==0.7.3")  # a release pip did not skip for its Python
     assert not [d for d in rank(facts_from_report(other)) if d.finding.id == "python-unsupported"]
+    # The listing belongs to the request pip reports next, not to an earlier failure of another one.
+    earlier = "ERROR: No matching distribution found for flash-attn==0.10.0\n" + text
+    assert _top(earlier).evidence["requested"] == "vllm==0.10"
 
 
 def test_toolkit_arch_range_bounds_a_wheel_without_a_known_arch_list():
