@@ -266,9 +266,10 @@ def _requires_python_findings(facts: Facts, text: str) -> Iterator[Derived]:
     log may quote that line first: then the nearest one before the listing is taken)."""
     from envdoctor.versions import version_tuple
 
+    requests = list(_NO_DIST_ANY.finditer(text))
     for listing in _IGNORED_PYTHON.finditer(text):
-        before = list(_NO_DIST_ANY.finditer(text, 0, listing.start()))
-        m = _NO_DIST_ANY.search(text, listing.end()) or (before[-1] if before else None)
+        before = [r for r in requests if r.end() <= listing.start()]
+        m = next((r for r in requests if r.start() >= listing.end()), before[-1] if before else None)
         skipped = {
             r.group("version"): r.group("spec").strip() for r in _REQUIRES.finditer(listing.group("list"))
         }
