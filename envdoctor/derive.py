@@ -211,7 +211,8 @@ def _wheel_findings(facts: Facts, text: str) -> Iterator[Derived]:
         if not pythons or py is None:
             continue
         cp = "cp" + py.replace(".", "")
-        if mined.supports(pythons, cp):
+        excluded = mined.python_allowed(package, version, py) is False
+        if mined.supports(pythons, cp) and not excluded:
             continue
         releases = mined.releases_with_python(package, cp, family)
         newer = [r for r in releases if _older(version, r)]
@@ -220,6 +221,12 @@ def _wheel_findings(facts: Facts, text: str) -> Iterator[Derived]:
         supported = ", ".join(_py(p) for p in cpython) or ", ".join(pythons)
         where = f" on {family.capitalize() if family != 'macos' else 'macOS'}" if family else ""
         message = f"{package} {version} has no wheel for Python {py}{where} (it ships {supported})"
+        if excluded:
+            supported = mined.python_range(package, version) or supported
+            message = (
+                f"{package} {version} requires Python {supported}{where} "
+                f"(its wheels' Requires-Python; pip skips it on Python {py})"
+            )
         if newest:
             first = f"the first newer release with a Python {py} wheel is {newer[0]}, " if newer else ""
             message += f"; {first}the newest is {newest}"
