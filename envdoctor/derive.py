@@ -60,6 +60,7 @@ def derive(facts: Facts) -> list[Derived]:
         out += _api_findings(facts, text)
     if "No matching distribution" in text:
         out += _wheel_findings(facts, text)
+        out += _requires_python_findings(facts, text)
     if "xFormers was built for" in text:
         out += _extension_arch_findings(facts, text)
     return out
@@ -210,7 +211,8 @@ def _wheel_findings(facts: Facts, text: str) -> Iterator[Derived]:
         if not pythons or py is None:
             continue
         cp = "cp" + py.replace(".", "")
-        if mined.supports(pythons, cp):
+        excluded = mined.python_allowed(package, version, py) is False
+        if mined.supports(pythons, cp) and not excluded:
             continue
         releases = mined.releases_with_python(package, cp, family)
         newer = [r for r in releases if _older(version, r)]
@@ -219,6 +221,12 @@ def _wheel_findings(facts: Facts, text: str) -> Iterator[Derived]:
         supported = ", ".join(_py(p) for p in cpython) or ", ".join(pythons)
         where = f" on {family.capitalize() if family != 'macos' else 'macOS'}" if family else ""
         message = f"{package} {version} has no wheel for Python {py}{where} (it ships {supported})"
+        if excluded:
+            supported = mined.python_range(package, version) or supported
+            message = (
+                f"{package} {version} requires Python {supported}{where} "
+                f"(its wheels' Requires-Python; pip skips it on Python {py})"
+            )
         if newest:
             first = f"the first newer release with a Python {py} wheel is {newer[0]}, " if newer else ""
             message += f"; {first}the newest is {newest}"
@@ -242,6 +250,67 @@ def _wheel_findings(facts: Facts, text: str) -> Iterator[Derived]:
             sources=[mined.release_url(package, version)],
         )
         yield Derived(finding, m.group(0))
+
+
+# pip's own listing of the releases it skipped for their Requires-Python, and the request it then failed.
+_IGNORED_PYTHON = re.compile(
+    r"Ignored the following versions that require a different python version: (?P<list>.*)"
+)
+_REQUIRES = re.compile(
+    r"(?P<version>\d+(?:\.\d+)*(?:\.?(?:post|rc|a|b)\d+)?) Requires-Python (?P<spec>[^;]+)"
+)
+_NO_DIST_ANY = re.compile(
+    r"No matching distribution found for (?P<package>[A-Za-z0-9][\w.-]*)(?:===?(?P<version>\d[\w.]*))?"
+)
+
+
+def _requires_python_findings(facts: Facts, text: str) -> Iterator[Derived]:
+    """pip skipped the requested release because its Requires-Python excludes this Python, and said so
+    ("Ignored the following versions that require a different python version: 0.10.0 Requires-Python
+    <3.13,>=3.9"). That holds for every package, and for wheels whose tags cannot tell (``abi3`` wheels
+    install on any newer CPython as far as their tags go; Requires-Python is what stops them). pip
+    prints the listing just before its "No matching distribution" for the same request (a wrapper's
+    log may quote that line first: then the nearest one before the listing is taken)."""
+    from envdoctor.versions import version_tuple
+
+    requests = list(_NO_DIST_ANY.finditer(text))
+    for listing in _IGNORED_PYTHON.finditer(text):
+        before = [r for r in requests if r.end() <= listing.start()]
+        m = next((r for r in requests if r.start() >= listing.end()), before[-1] if before else None)
+        skipped = {
+            r.group("version"): r.group("spec").strip() for r in _REQUIRES.finditer(listing.group("list"))
+        }
+        if m is None or not skipped:
+            continue
+        package, wanted = m.group("package"), m.group("version")
+        if wanted:
+            version = next((v for v in skipped if not _older(v, wanted) and not _older(wanted, v)), None)
+        else:  # unpinned: no release fitted, the newest one pip skipped says why
+            version = max(skipped, key=version_tuple)
+        if version is None:
+            continue
+        spec = skipped[version]
+        py = facts.python.version
+        message = f"pip skipped {package} {version}: it requires Python {spec}" + (
+            f", and this environment has Python {py}" if py else ", which this Python is not"
+        )
+        fix = f"Use a Python that satisfies {spec} for {package} {version}, or a {package} release made for this Python."
+        finding = Finding(
+            id="python-unsupported",
+            severity=Severity.ERROR,
+            message=message,
+            evidence={
+                "python.version": py,
+                "requested": f"{package}=={wanted}" if wanted else package,
+                "requires-python": f"{package} {version}: {spec} (pip's own listing)",
+                "error message": m.group(0),
+            },
+            fix=fix,
+            actions=[Manual(fix)],
+            sources=[f"https://pypi.org/project/{package}/{version}/"],
+        )
+        yield Derived(finding, m.group(0))
+        return
 
 
 _XFORMERS_CUDA = re.compile(

@@ -7,6 +7,8 @@ public issues.
 
 from __future__ import annotations
 
+import pytest
+
 from envdoctor.explain import rank
 from envdoctor.findings import Severity
 from envdoctor.knowledge import mined
@@ -70,8 +72,10 @@ def test_no_finding_when_the_installed_release_has_the_name_or_the_name_was_neve
 def test_the_index_is_not_loaded_without_an_error_line_that_needs_it():
     mined.api_index.cache_clear()
     mined.wheel_tags.cache_clear()
+    mined.requires_python.cache_clear()
     rank(facts_from_report("PyTorch version: 2.1.0+cu121\nRuntimeError: CUDA error: out of memory\n"))
     assert mined.api_index.cache_info().currsize == 0 and mined.wheel_tags.cache_info().currsize == 0
+    assert mined.requires_python.cache_info().currsize == 0
 
 
 def test_no_matching_distribution_for_a_python_the_release_has_no_wheel_for():
@@ -88,6 +92,59 @@ def test_no_matching_distribution_for_a_python_the_release_has_no_wheel_for():
     )
     linux = facts_from_report(text.replace("windows 11", "ubuntu 22.04"))  # 1.13.1 has a Linux cp311 wheel
     assert not [d for d in rank(linux) if "derived" in d.support]
+
+
+@pytest.fixture
+def without_mined_requires_python(tmp_path, monkeypatch):
+    monkeypatch.setattr(mined, "REQUIRES_PYTHON", tmp_path / "absent.json.gz")
+    mined.requires_python.cache_clear()
+    yield
+    mined.requires_python.cache_clear()
+
+
+def test_pip_skipping_the_release_for_its_requires_python_is_python_unsupported(
+    without_mined_requires_python,
+):
+    """vllm's wheels are abi3 (their tags fit any newer CPython); pip's own Requires-Python listing
+    says why vllm==0.10 is not installable on Debian 13's Python 3.13 (phoronix test-profiles#337),
+    also where the mined Requires-Python does not cover the package (here: taken away)."""
+    text = (
+        "It's not possible to install `vllm` on Debian 13 (trixie) because it ships with Python 3.13\n"
+        "ERROR: Ignored the following versions that require a different python version: "
+        "0.10.0 Requires-Python <3.13,>=3.9; 0.10.1 Requires-Python <3.13,>=3.9; "
+        "0.8.5.post1 Requires-Python <3.13,>=3.9\n"
+        "ERROR: Could not find a version that satisfies the requirement vllm==0.10 (from versions: 0.0.1)\n"
+        "ERROR: No matching distribution found for vllm==0.10\n"
+    )
+    f = _top(text)
+    assert f.id == "python-unsupported" and f.severity is Severity.ERROR
+    assert (
+        f.message
+        == "pip skipped vllm 0.10.0: it requires Python <3.13,>=3.9, and this environment has Python 3.13"
+    )
+    assert f.evidence["requires-python"] == "vllm 0.10.0: <3.13,>=3.9 (pip's own listing)"
+    assert mined.wheel_pythons("vllm", "0.10.0") == ["cp38-abi3"]  # the tags alone cannot tell
+    other = text.replace("vllm==0.10", "vllm==0.7.3")  # a release pip did not skip for its Python
+    assert not [d for d in rank(facts_from_report(other)) if d.finding.id == "python-unsupported"]
+    # The listing belongs to the request pip reports next, not to an earlier failure of another one.
+    earlier = "ERROR: No matching distribution found for flash-attn==0.10.0\n" + text
+    assert _top(earlier).evidence["requested"] == "vllm==0.10"
+
+
+def test_mined_requires_python_decides_where_abi3_tags_fit_every_python():
+    """Without pip's own listing: vllm 0.10.0's abi3 wheels fit CPython 3.13 by their tags, but their
+    Requires-Python (<3.13,>=3.9, mined from PyPI) excludes it; 0.10.2 is the first to admit 3.13."""
+    text = "Debian 13 ships Python 3.13.5\nERROR: No matching distribution found for vllm==0.10.0\n"
+    f = _top(text)
+    assert f.id == "python-unsupported"
+    assert f.message.startswith(
+        "vllm 0.10.0 requires Python <3.13,>=3.9 on Linux (its wheels' Requires-Python; pip skips it on "
+        "Python 3.13); the first newer release with a Python 3.13 wheel is 0.10.2"
+    )
+    assert mined.python_allowed("vllm", "0.10.0", "3.12.4") is True
+    assert not [
+        d for d in rank(facts_from_report(text.replace("3.13.5", "3.12.4"))) if "derived" in d.support
+    ]
 
 
 def test_toolkit_arch_range_bounds_a_wheel_without_a_known_arch_list():

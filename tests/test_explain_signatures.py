@@ -57,6 +57,27 @@ def test_nvml_mismatch_inside_docker_is_the_driver_not_the_toolkit():
     assert ex.candidates[0].finding.id == "driver-library-mismatch"
 
 
+def test_deepspeed_op_builder_mismatch_states_both_cuda_versions_and_the_rule_agrees():
+    """DeepSpeed's refusal (deepspeedai/DeepSpeedExamples#370) names nvcc's CUDA and torch's: both become
+    facts, so the nvcc-mismatch rule fires on them and the finding is supported by error and facts."""
+    text = (
+        "Exception: >- DeepSpeed Op Builder: Installed CUDA version 12.0 does not match the version "
+        "torch was compiled with 11.8, unable to compile cuda/cpp extensions without a matching cuda version."
+    )
+    facts = facts_from_report(text)
+    assert facts.cuda.nvcc_version == "12.0" and facts.torch.cuda == "11.8"
+    top = rank(facts)[0]
+    assert top.finding.id == "nvcc-mismatch" and top.support == ("error", "facts")
+
+
+def test_retyped_and_paraphrased_messages_still_match():
+    nccl = "VllM ： NCCLerror: unhandled system error (run withNCCL DEBUG=INFo for details)"
+    assert explain_text(nccl).candidates[0].finding.id == "shm-too-small"
+    said = "When compiling the model, it prompts that the driver version is too low."
+    assert explain_text(said).candidates[0].finding.id == "driver-too-old"
+    assert not explain_text("my GPU is too old for this PyTorch").candidates  # not a driver
+
+
 def test_fixture_rtx5090_cu121_id_supported_by_error_and_facts_comes_first():
     facts = facts_from_report((FIXTURES / "collect_env_rtx5090_cu121.txt").read_text())
     top = rank(facts)[0]

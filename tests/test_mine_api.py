@@ -172,6 +172,24 @@ def test_release_tags_read_platforms_per_python(monkeypatch):
     assert mined.releases_with_python("torch", "cp312", "windows") == []
 
 
+def test_release_requires_python_is_kept_where_the_wheels_agree_on_it():
+    tool = _tool()
+    wheel = "vllm-{v}-cp38-abi3-manylinux1_x86_64.whl"
+    releases = {
+        "0.10.0": [
+            {"filename": wheel.format(v="0.10.0"), "requires_python": "<3.13,>=3.9"},
+            {"filename": "vllm-0.10.0.tar.gz", "requires_python": ">=3.8"},  # an sdist: not read
+        ],
+        "0.10.1": [
+            {"filename": wheel.format(v="0.10.1"), "requires_python": "<3.13,>=3.9"},
+            {"filename": "vllm-0.10.1-cp38-abi3-win_amd64.whl", "requires_python": ">=3.9"},
+        ],
+        "0.10.2": [{"filename": wheel.format(v="0.10.2"), "requires_python": "<3.14,>=3.9", "yanked": True}],
+        "0.11.0rc1": [{"filename": wheel.format(v="0.11.0rc1"), "requires_python": "<3.14,>=3.9"}],
+    }
+    assert tool.release_requires_python(releases) == {"0.10.0": "<3.13,>=3.9"}
+
+
 def test_mine_two_real_releases_of_packaging(tmp_path):
     """packaging 21.3 has LegacyVersion, 22.0 removed it; Version is in both (from PyPI)."""
     tool = _tool()

@@ -43,6 +43,11 @@ def test_a_build_tag_written_apart_from_the_version_is_read():
     assert rank(facts)[0].finding.id == "arch-not-in-wheel"
 
 
+def test_driver_written_as_driver_is_version_is_read():
+    facts = facts_from_report("the cluster GPU driver is version 470.82. Is there any way?")
+    assert facts.nvidia.driver_version == "470.82" and "nvidia.driver_version" in facts.stated
+
+
 def test_tool_output_wins_over_prose_and_is_not_marked_stated():
     facts = facts_from_report(COLLECT_ENV + "\nI think I have torch 2.0.1 and an RTX 3090.\n")
     assert facts.torch.version == "2.1.0+cu121"

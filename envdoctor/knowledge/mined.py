@@ -5,8 +5,10 @@
   spans of those releases that have it (``[first, last, first, last...]`` indices).
 * ``wheel_tags.json.gz``: for each release of torch, torchvision, torchaudio, xformers, flash-attn and
   vllm, the CPython versions and platforms of its wheels on PyPI.
+* ``requires_python.json.gz``: the Requires-Python of those releases' wheels, which decides where the
+  tags cannot (an ``abi3`` wheel fits every newer CPython by its tags; pip still skips it outside the range).
 
-Both files are a few MB uncompressed and read only when an error line needs them (``check`` never
+The files are a few MB uncompressed and read only when an error line needs them (``check`` never
 does): loading costs tens of milliseconds.
 """
 
@@ -24,6 +26,7 @@ from envdoctor.versions import version_tuple
 DIR = Path(__file__).parent
 API_INDEX = DIR / "api_index.json.gz"
 WHEEL_TAGS = DIR / "wheel_tags.json.gz"
+REQUIRES_PYTHON = DIR / "requires_python.json.gz"
 PYPI_RELEASE = "https://pypi.org/project/{package}/{version}/"
 # Import name -> distribution name, for the packages the index covers.
 DISTRIBUTIONS = {"huggingface_hub": "huggingface-hub"}
@@ -79,6 +82,45 @@ def wheel_tags() -> dict[str, Any]:
     return _load(WHEEL_TAGS)
 
 
+@cache
+def requires_python() -> dict[str, Any]:
+    return _load(REQUIRES_PYTHON)
+
+
+def python_range(package: str, version: str) -> str | None:
+    """The Requires-Python of ``package`` ``version``'s wheels ('<3.13,>=3.9'), None when not mined."""
+    spec = _release(requires_python().get(package, {}), version)
+    return spec if isinstance(spec, str) else None
+
+
+def _release(table: dict[str, Any], version: str) -> Any:
+    """``table[version]``, where '0.10' names the release '0.10.0' (pip reads them as one version)."""
+    if version in table:
+        return table[version]
+    want = version_tuple(version)
+    for key, value in table.items():
+        have = version_tuple(key)
+        width = max(len(want), len(have))
+        if want + (0,) * (width - len(want)) == have + (0,) * (width - len(have)):
+            return value
+    return None
+
+
+def python_allowed(package: str, version: str, python: str) -> bool | None:
+    """Whether Python ``python`` ('3.13', '3.11.9') is inside the release's Requires-Python; None when
+    the range is not known or cannot be read."""
+    from packaging.specifiers import InvalidSpecifier, SpecifierSet
+    from packaging.version import InvalidVersion, Version
+
+    spec = python_range(package, version)
+    if spec is None:
+        return None
+    try:
+        return Version(python) in SpecifierSet(spec)
+    except (InvalidSpecifier, InvalidVersion):
+        return None
+
+
 def distribution_of(module: str) -> str | None:
     """The indexed distribution a dotted module path belongs to ('torch.nn' -> 'torch'), or None."""
     top = module.split(".", 1)[0]
@@ -123,7 +165,7 @@ PLATFORM_PREFIXES = {"windows": ("win",), "macos": ("macosx",), "linux": ("manyl
 def wheel_pythons(package: str, version: str, family: str | None = None) -> list[str] | None:
     """Python tags ('cp310', 'py3', 'cp38-abi3') of the wheels of ``package`` ``version`` on PyPI, for
     one platform family ('windows', 'macos', 'linux') or any; None if the release was not mined."""
-    release = wheel_tags().get(package, {}).get(version)
+    release = _release(wheel_tags().get(package, {}), version)
     if release is None:
         return None
     prefixes = PLATFORM_PREFIXES.get(family or "", ("",))
@@ -141,9 +183,14 @@ def supports(pythons: list[str], cp: str) -> bool:
 
 
 def releases_with_python(package: str, cp: str, family: str | None = None) -> list[str]:
-    """The releases of ``package`` with a wheel for the CPython tag ``cp`` ('cp311') on the family, oldest first."""
+    """The releases of ``package`` that pip installs on CPython ``cp`` ('cp311') on the family: a wheel
+    for it, and a Requires-Python that admits it; oldest first."""
+    python = f"{cp[2]}.{cp[3:]}"
     releases = [
-        v for v in wheel_tags().get(package, {}) if supports(wheel_pythons(package, v, family) or [], cp)
+        v
+        for v in wheel_tags().get(package, {})
+        if supports(wheel_pythons(package, v, family) or [], cp)
+        and python_allowed(package, v, python) is not False
     ]
     return sorted(releases, key=version_tuple)
 

@@ -37,7 +37,8 @@ _PYTHON = re.compile(
 )
 _PYTHON_PATH = re.compile(r"[/\\]python(?P<v>3\.\d{1,2})[/\\](?:site|dist)-packages")
 _DRIVER = re.compile(
-    r"\bdriver(?:\s+version)?(?:\s+is)?\s*[:=]?\s*[`*]*(?P<v>\d{3}(?:\.\d{1,3}){0,2})(?!\.?\d)", re.IGNORECASE
+    r"\bdriver(?:\s+version)?(?:\s+is)?(?:\s+version)?\s*[:=]?\s*[`*]*(?P<v>\d{3}(?:\.\d{1,3}){0,2})(?!\.?\d)",
+    re.IGNORECASE,
 )
 _GPU = re.compile(
     r"\b(?:(?:NVIDIA|GeForce|Tesla|Quadro)\s+)*(?:RTX|GTX)\s?\d{3,4}(?:\s?(?:Ti|SUPER|D)\b)*"
