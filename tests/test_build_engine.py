@@ -13,6 +13,7 @@ import pytest
 from build_helpers import busybox_image, docker_client, engine_objects
 from cli_helpers import invoke
 
+from envdoctor.errors import UsageError
 from envdoctor.findings import Severity
 from envdoctor.image.context import make_context
 from envdoctor.image.engine import container_gpu_finding, probe_container_gpu
@@ -200,3 +201,55 @@ def test_rebuilding_a_tag_removes_the_image_it_replaced(client, busybox, unchang
         assert first.image_id not in {i["Id"] for i in client.api.images(all=True)}
     finally:
         client.images.remove(tag)
+
+
+class _Recorder:
+    """A Progress that keeps what the pipeline reports."""
+
+    def __init__(self) -> None:
+        self.events: list = []
+        self.failures: list = []
+
+    def __enter__(self) -> _Recorder:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        pass
+
+    def event(self, event) -> None:
+        self.events.append(event)
+
+    def fail(self, failure) -> None:
+        self.failures.append(failure)
+
+
+def test_pipeline_outcome_of_a_built_image_without_envdoctor_and_of_a_failed_step(
+    client, busybox, unchanged_engine
+):
+    """The pipeline's outcome says what happened; ``build`` maps it to the exit code (ok -> 0, else 1)."""
+    import dataclasses
+
+    from envdoctor.image import pipeline
+
+    prepared = pipeline.prepare("torch213-cpu", tag="local/envdoctor-test:pipeline", network="none")
+    built = dataclasses.replace(prepared, dockerfile=f"FROM {busybox}\nRUN echo built\n")
+    progress = _Recorder()
+    try:
+        outcome = pipeline.build(client, built, progress)
+        assert outcome.result.ok and progress.failures == []
+        assert [e.step for e in progress.events if e.kind == "step"] == [1, 2]
+        # busybox has no envdoctor: the image is built, but its check cannot run inside.
+        assert outcome.validation is not None and not outcome.validation.ok and outcome.validation.error
+        assert outcome.smoke is None and not outcome.ok
+    finally:
+        client.images.remove("local/envdoctor-test:pipeline")
+
+    failing = dataclasses.replace(prepared, dockerfile=f"FROM {busybox}\nRUN exit 5\n")
+    progress = _Recorder()
+    outcome = pipeline.build(client, failing, progress)
+    assert [f.exit_code for f in progress.failures] == [5]
+    assert outcome.result.failure is progress.failures[0]
+    assert outcome.validation is None and outcome.gpu_finding is None and not outcome.ok
+
+    with pytest.raises(UsageError, match="base image local/missing:none is not available locally"):
+        pipeline.build(client, dataclasses.replace(prepared, base_image="local/missing:none"), _Recorder())
