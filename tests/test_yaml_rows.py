@@ -14,7 +14,7 @@ def test_a_file_without_the_list_or_with_a_row_that_is_no_mapping_names_file_and
         load_rows("gpus.yaml", "- a\n- b\n", "rows", KnowledgeError)
     with pytest.raises(SignatureError, match=r"^gpu\.yaml: row 1: not a mapping$"):
         load_rows("gpu.yaml", "signatures:\n  - {name: a}\n  - just text\n", "signatures", SignatureError)
-    with pytest.raises(KnowledgeError, match=r"^gpus\.yaml: cannot load"):
+    with pytest.raises(KnowledgeError, match=r"^gpus\.yaml: line 2: not valid YAML \("):
         load_rows("gpus.yaml", "rows: [unclosed\n", "rows", KnowledgeError)
 
 
@@ -26,3 +26,12 @@ def test_a_named_row_is_named_and_the_field_follows():
         parse_signature("gpu.yaml", 0, {"name": "too-old", "severity": "error"})
     with pytest.raises(SignatureError, match=r"^gpu\.yaml: row 3: name: missing$"):
         parse_signature("gpu.yaml", 3, {"pattern": "x"})
+
+
+def test_signature_fields_read_through_the_shared_field_reader():
+    row = {k: "x" for k in ("name", "pattern", "severity", "message", "example")}
+    row |= {"source": "https://example.org/", "confidence": "maybe"}
+    with pytest.raises(SignatureError, match=r"^gpu\.yaml: x: confidence: 'maybe' is not one of high, low$"):
+        parse_signature("gpu.yaml", 0, row)
+    with pytest.raises(SignatureError, match=r"^gpu\.yaml: x: message: expected a non-empty string, got 3$"):
+        parse_signature("gpu.yaml", 0, row | {"message": 3})
