@@ -1,6 +1,6 @@
 """``envdoctor build``: options in, :mod:`envdoctor.image.pipeline` does the work, its outcome rendered.
 
-Touches what the pipeline touches: the Docker engine (one image under the tag, short-lived containers
+Touches: what the pipeline touches: the Docker engine (one image under the tag, short-lived containers
 of it) and the recipe, certificate and wheel files named; ``--print-dockerfile`` only prints.
 """
 

@@ -1,5 +1,8 @@
 """``envdoctor build``: a recipe rendered to a Dockerfile, built through the Docker SDK, validated inside.
 
+Touches: see :mod:`envdoctor.image.pipeline`: the Docker engine (one image, short-lived containers)
+and the files named on the command line; nothing else on the host.
+
 The steps are separate modules so that each can be tested against a real engine on its own:
 
 - :mod:`envdoctor.image.dockerfile` renders the Dockerfile from a recipe (pure text, no engine);

@@ -1,5 +1,7 @@
 """Rendering for ``envdoctor build``: progress on stderr, what the image reported about itself.
 
+Touches: the console only (progress on stderr, results on stdout).
+
 Progress is one line per finished step with its time and a live line for the current one.
 Formatting only: the numbers come from :class:`envdoctor.image.stream.BuildEvent`. ``verbose``
 echoes every output line of every step (what ``docker build`` prints), otherwise only the step

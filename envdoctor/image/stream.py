@@ -1,5 +1,8 @@
 """Run a build through the SDK's low-level streaming API and make sense of the stream.
 
+Touches: the Docker engine: builds one image under the tag and removes the untagged images the build
+left (failed steps' layers, finished stages, the image the tag named before).
+
 ``client.api.build(decode=True)`` yields chunks as the legacy builder writes them:
 ``{"stream": "Step 3/6 : RUN ..."}``, the step's output (stderr lines arrive as ``stream`` too,
 wrapped in ANSI colour codes), `` ---> <layer id>`` and, on success, ``{"aux": {"ID": ...}}``.
