@@ -253,3 +253,55 @@ def test_pipeline_outcome_of_a_built_image_without_envdoctor_and_of_a_failed_ste
 
     with pytest.raises(UsageError, match="base image local/missing:none is not available locally"):
         pipeline.build(client, dataclasses.replace(prepared, base_image="local/missing:none"), _Recorder())
+
+
+def _slow_apt_image(client, tag: str) -> str:
+    """busybox whose ``apt-get`` sleeps: a build of a recipe on it hangs in its first RUN step."""
+    import io
+    import tarfile
+
+    busybox = shutil.which("busybox")
+    if busybox is None:
+        pytest.skip("busybox-static is not installed")
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        tar.add(busybox, arcname="bin/busybox")
+        for applet in ("sh", "sleep", "rm"):
+            link = tarfile.TarInfo(f"bin/{applet}")
+            link.type, link.linkname = tarfile.SYMTYPE, "busybox"
+            tar.addfile(link)
+        script = b"#!/bin/sh\nexec sleep 120\n"
+        info = tarfile.TarInfo("bin/apt-get")
+        info.size, info.mode = len(script), 0o755
+        tar.addfile(info, io.BytesIO(script))
+    repository, _, version = tag.partition(":")
+    client.api.import_image(src=buf.getvalue(), repository=repository, tag=version)
+    return tag
+
+
+def test_ctrl_c_during_build_exits_130_and_leaves_no_layer_or_container(client, busybox, unchanged_engine):
+    """SIGINT while the recipe's apt step runs: the ARG step's layer is removed once the engine has
+    stopped the step (the connection closes with the interrupted read), and build says so in one line."""
+    import signal
+    import time
+
+    base = _slow_apt_image(client, "local/envdoctor-test:slow-apt")
+    command = [sys.executable, "-m", "envdoctor", "build", "--recipe", "torch213-cpu", "--no-torch"]
+    command += ["--base-image", base, "--network", "none", "--tag", "local/envdoctor-test:interrupted"]
+    child = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while not client.containers.list(filters={"ancestor": base}) and time.monotonic() < deadline:
+            time.sleep(0.2)  # until the apt step's container runs
+        running = client.containers.list(filters={"ancestor": base})
+        child.send_signal(signal.SIGINT)
+        _, stderr = child.communicate(timeout=60)
+    finally:
+        child.kill()
+        client.images.remove(base)
+    assert running, f"the build never reached its apt step: {stderr}"
+    assert child.returncode == 130, stderr
+    assert (
+        stderr.splitlines()[-1]
+        == "✗ interrupted: no container and no layer of an unfinished build is left behind"
+    )

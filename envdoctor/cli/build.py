@@ -91,6 +91,10 @@ def build(
             render.print_findings(out, [finding])
         return EXIT_OK if finding is None else EXIT_PROBLEM
     render.print_start(err, prepared)
-    outcome = pipeline.build(client, prepared, render.BuildProgress(err, verbose=verbose), smoke=smoke)
+    try:
+        outcome = pipeline.build(client, prepared, render.BuildProgress(err, verbose=verbose), smoke=smoke)
+    except KeyboardInterrupt:  # the pipeline has removed its containers and an unfinished build's layers
+        err.print("[red]✗[/] interrupted: no container and no layer of an unfinished build is left behind")
+        return 130  # 128 + SIGINT, what a shell reports for Ctrl-C
     render.print_outcome(out, err, outcome)
     return EXIT_OK if outcome.ok else EXIT_PROBLEM
