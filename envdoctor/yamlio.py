@@ -80,6 +80,11 @@ class Fields:
             if key not in fields:
                 self.fail(f"{prefix}{key}", f"unknown field (expected one of {', '.join(sorted(fields))})")
 
+    def require(self, data: dict, keys: list[str]) -> None:
+        """Fail on the first of ``keys`` that ``data`` lacks (or holds as null)."""
+        for key in keys:
+            self._get(data, key, key, True)
+
     def _get(self, data: dict, key: str, label: str, required: bool) -> Any:
         if key not in data or data[key] is None:
             if required:

@@ -35,3 +35,30 @@ def test_signature_fields_read_through_the_shared_field_reader():
         parse_signature("gpu.yaml", 0, row)
     with pytest.raises(SignatureError, match=r"^gpu\.yaml: x: message: expected a non-empty string, got 3$"):
         parse_signature("gpu.yaml", 0, row | {"message": 3})
+
+
+def test_every_shipped_table_declares_its_fields():
+    import envdoctor.knowledge as knowledge
+
+    assert {name for name, _, _ in knowledge._table_files()} == set(knowledge.TABLE_FIELDS)
+
+
+@pytest.mark.parametrize(
+    ("table", "old", "new", "error"),
+    [
+        ("torch_releases", "  - minor: \"2.13\"\n", "  - minor: \"2.13\"\n    lastest: \"2.13.1\"\n",
+         r"^torch_releases\.yaml: row \d+: lastest: unknown field \(expected one of also, checked, "),
+        ("torch_releases", "    cuda_variants: [cu126, cu130, cu132]\n", "",
+         r"^torch_releases\.yaml: row \d+: cuda_variants: missing$"),
+        ("gpus", "    cc: ", "    cc: null  # ", r"^gpus\.yaml: [^:]+: cc: missing$"),
+    ],
+)  # fmt: skip
+def test_a_hand_edited_table_names_file_row_and_field(tmp_path, monkeypatch, table, old, new, error):
+    import envdoctor.knowledge as knowledge
+
+    text = (knowledge.TABLES_DIR / f"{table}.yaml").read_text(encoding="utf-8")
+    assert old in text
+    (tmp_path / f"{table}.yaml").write_text(text.replace(old, new, 1), encoding="utf-8")
+    monkeypatch.setattr(knowledge, "TABLES_DIR", tmp_path)
+    with pytest.raises(KnowledgeError, match=error):
+        knowledge._parse_table(table)
