@@ -16,14 +16,13 @@ import re
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any
 
 from packaging.requirements import InvalidRequirement, Requirement
-from packaging.version import InvalidVersion, Version
 
 from envdoctor.errors import EnvdoctorError
 from envdoctor.facts import Facts
-from envdoctor.yamlio import load_yaml
+from envdoctor.yamlio import Fields, read_document
 
 if TYPE_CHECKING:
     from envdoctor.plan import Plan
@@ -115,19 +114,7 @@ def load_recipe(name_or_path: str | Path) -> Recipe:
             shown = text_name if len(text_name) <= 80 else text_name[:77] + "..."
             raise RecipeError(f"{shown}: unknown recipe (known: {known})")
         path = found[0]
-    import yaml
-
-    try:
-        data = load_yaml(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise RecipeError(f"{path}: no such file") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise RecipeError(f"{path}: cannot read ({exc.__class__.__name__})") from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}: " if mark is not None else ""
-        reason = getattr(exc, "problem", None) or exc.__class__.__name__
-        raise RecipeError(f"{path}: {where}not valid YAML ({reason})") from None
+    data = read_document(path, RecipeError)
     return parse_recipe(data, str(path))
 
 
@@ -141,13 +128,10 @@ def _is_file(path: Path) -> bool:
 
 def parse_recipe(data: Any, where: str) -> Recipe:
     """Validate recipe data (as loaded from YAML); ``where`` names the file in error messages."""
-    v = _Validator(where)
+    v = Fields(where, RecipeError)
     if not isinstance(data, dict):
         raise RecipeError(f"{where}: expected a mapping at the top level")
-    known = {f.name for f in dataclasses.fields(Recipe)} - {"path"}
-    for key in data:
-        if key not in known:
-            v.fail(str(key), f"unknown field (expected one of {', '.join(sorted(known))})")
+    v.known(data, {f.name for f in dataclasses.fields(Recipe)} - {"path"})
     name = v.string(data, "name")
     if not NAME_RE.match(name):
         v.fail("name", f"{name!r} must be lower-case letters, digits, '.' and '-'")
@@ -157,6 +141,7 @@ def parse_recipe(data: Any, where: str) -> Recipe:
     if not re.match(r"^3\.\d+$", python):
         v.fail("python", f"{python!r} is not a major.minor Python version like '3.12'")
     torch_data = v.mapping(data, "torch")
+    v.known(torch_data, {f.name for f in dataclasses.fields(TorchSpec)}, "torch.")
     torch = TorchSpec(
         version=v.version(torch_data, "version", "torch.version"),
         variant=v.string(torch_data, "variant", "torch.variant"),
@@ -182,6 +167,7 @@ def parse_recipe(data: Any, where: str) -> Recipe:
         if not isinstance(value, str):
             v.fail(f"env.{key}", f"value must be a string, got {type(value).__name__}")
     hw = v.mapping(data, "hardware")
+    v.known(hw, {f.name for f in dataclasses.fields(Hardware)}, "hardware.")
     gpu = hw.get("gpu")
     if not isinstance(gpu, bool):
         v.fail("hardware.gpu", "must be true or false")
@@ -226,62 +212,6 @@ def recipe_hash(recipe: Recipe) -> str:
     """First 12 hex digits of the sha256 of the canonical recipe (sorted-key JSON, no path)."""
     canonical = json.dumps(recipe.to_dict(), sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:12]
-
-
-class _Validator:
-    """Typed field access that raises one-line ``file: field: reason`` errors."""
-
-    def __init__(self, where: str) -> None:
-        self.where = where
-
-    def fail(self, field_name: str, reason: str) -> NoReturn:
-        raise RecipeError(f"{self.where}: {field_name}: {reason}")
-
-    def _get(self, data: dict, key: str, label: str, required: bool) -> Any:
-        if key not in data or data[key] is None:
-            if required:
-                self.fail(label, "missing")
-            return None
-        return data[key]
-
-    def string(self, data: dict, key: str, label: str | None = None) -> str:
-        value = self._get(data, key, label or key, True)
-        if not isinstance(value, str) or not value.strip():
-            self.fail(label or key, f"expected a non-empty string, got {value!r}")
-        return value.strip()
-
-    def version(self, data: dict, key: str, label: str) -> str:
-        value = self._get(data, key, label, True)
-        text = str(value) if isinstance(value, (str, int)) and not isinstance(value, bool) else None
-        if text is None:
-            self.fail(label, f"expected a version string, got {value!r}")
-        try:
-            Version(text)
-        except InvalidVersion:
-            self.fail(label, f"{text!r} is not a version")
-        return text
-
-    def url(self, data: dict, key: str, label: str) -> str:
-        value = self.string(data, key, label)
-        if not value.startswith(("https://", "http://")):
-            self.fail(label, f"{value!r} is not an http(s) URL")
-        return value.rstrip("/")
-
-    def mapping(self, data: dict, key: str, required: bool = True) -> dict:
-        value = self._get(data, key, key, required)
-        if value is None:
-            return {}
-        if not isinstance(value, dict):
-            self.fail(key, f"expected a mapping, got {type(value).__name__}")
-        return value
-
-    def string_list(self, data: dict, key: str, label: str | None = None, required: bool = True) -> list[str]:
-        value = self._get(data, key, label or key, required)
-        if value is None:
-            return []
-        if not isinstance(value, list) or not all(isinstance(x, str) and x.strip() for x in value):
-            self.fail(label or key, "expected a list of non-empty strings")
-        return [x.strip() for x in value]
 
 
 # --- recommending ----------------------------------------------------------------------------

@@ -13,6 +13,7 @@ import pytest
 from build_helpers import busybox_image, docker_client, engine_objects
 from cli_helpers import invoke
 
+from envdoctor.errors import UsageError
 from envdoctor.findings import Severity
 from envdoctor.image.context import make_context
 from envdoctor.image.engine import container_gpu_finding, probe_container_gpu
@@ -200,3 +201,107 @@ def test_rebuilding_a_tag_removes_the_image_it_replaced(client, busybox, unchang
         assert first.image_id not in {i["Id"] for i in client.api.images(all=True)}
     finally:
         client.images.remove(tag)
+
+
+class _Recorder:
+    """A Progress that keeps what the pipeline reports."""
+
+    def __init__(self) -> None:
+        self.events: list = []
+        self.failures: list = []
+
+    def __enter__(self) -> _Recorder:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        pass
+
+    def event(self, event) -> None:
+        self.events.append(event)
+
+    def fail(self, failure) -> None:
+        self.failures.append(failure)
+
+
+def test_pipeline_outcome_of_a_built_image_without_envdoctor_and_of_a_failed_step(
+    client, busybox, unchanged_engine
+):
+    """The pipeline's outcome says what happened; ``build`` maps it to the exit code (ok -> 0, else 1)."""
+    import dataclasses
+
+    from envdoctor.image import pipeline
+
+    prepared = pipeline.prepare("torch213-cpu", tag="local/envdoctor-test:pipeline", network="none")
+    built = dataclasses.replace(prepared, dockerfile=f"FROM {busybox}\nRUN echo built\n")
+    progress = _Recorder()
+    try:
+        outcome = pipeline.build(client, built, progress)
+        assert outcome.result.ok and progress.failures == []
+        assert [e.step for e in progress.events if e.kind == "step"] == [1, 2]
+        # busybox has no envdoctor: the image is built, but its check cannot run inside.
+        assert outcome.validation is not None and not outcome.validation.ok and outcome.validation.error
+        assert outcome.smoke is None and not outcome.ok
+    finally:
+        client.images.remove("local/envdoctor-test:pipeline")
+
+    failing = dataclasses.replace(prepared, dockerfile=f"FROM {busybox}\nRUN exit 5\n")
+    progress = _Recorder()
+    outcome = pipeline.build(client, failing, progress)
+    assert [f.exit_code for f in progress.failures] == [5]
+    assert outcome.result.failure is progress.failures[0]
+    assert outcome.validation is None and outcome.gpu_finding is None and not outcome.ok
+
+    with pytest.raises(UsageError, match="base image local/missing:none is not available locally"):
+        pipeline.build(client, dataclasses.replace(prepared, base_image="local/missing:none"), _Recorder())
+
+
+def _slow_apt_image(client, tag: str) -> str:
+    """busybox whose ``apt-get`` sleeps: a build of a recipe on it hangs in its first RUN step."""
+    import io
+    import tarfile
+
+    busybox = shutil.which("busybox")
+    if busybox is None:
+        pytest.skip("busybox-static is not installed")
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        tar.add(busybox, arcname="bin/busybox")
+        for applet in ("sh", "sleep", "rm"):
+            link = tarfile.TarInfo(f"bin/{applet}")
+            link.type, link.linkname = tarfile.SYMTYPE, "busybox"
+            tar.addfile(link)
+        script = b"#!/bin/sh\nexec sleep 120\n"
+        info = tarfile.TarInfo("bin/apt-get")
+        info.size, info.mode = len(script), 0o755
+        tar.addfile(info, io.BytesIO(script))
+    repository, _, version = tag.partition(":")
+    client.api.import_image(src=buf.getvalue(), repository=repository, tag=version)
+    return tag
+
+
+def test_ctrl_c_during_build_exits_130_and_leaves_no_layer_or_container(client, busybox, unchanged_engine):
+    """SIGINT while the recipe's apt step runs: the ARG step's layer is removed once the engine has
+    stopped the step (the connection closes with the interrupted read), and build says so in one line."""
+    import signal
+    import time
+
+    base = _slow_apt_image(client, "local/envdoctor-test:slow-apt")
+    command = [sys.executable, "-m", "envdoctor", "build", "--recipe", "torch213-cpu", "--no-torch"]
+    command += ["--base-image", base, "--network", "none", "--tag", "local/envdoctor-test:interrupted"]
+    child = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while not client.containers.list(filters={"ancestor": base}) and time.monotonic() < deadline:
+            time.sleep(0.2)  # until the apt step's container runs
+        running = client.containers.list(filters={"ancestor": base})
+        child.send_signal(signal.SIGINT)
+        _, stderr = child.communicate(timeout=60)
+    finally:
+        child.kill()
+        client.images.remove(base)
+    assert running, f"the build never reached its apt step: {stderr}"
+    assert child.returncode == 130, stderr
+    assert (
+        stderr.splitlines()[-1]
+        == "✗ interrupted: no container and no layer of an unfinished build is left behind"
+    )

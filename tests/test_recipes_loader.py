@@ -182,3 +182,65 @@ def test_recipes_keep_up_with_the_newest_stable_torch_the_tables_know():
         ]
         on_variant = [version_tuple(r.torch.version) for r in recipes if r.torch.variant == variant]
         assert max(on_variant) == max(shipping), f"no recipe for the newest torch with {variant}"
+
+
+# Hand edits of a shipped recipe file, as a user editing it would make them: (file, old, new) -> field, reason.
+EDITS = [
+    ("torch213-cpu", "name: torch213-cpu\n", "name: torch213-cpu\n  oops: 1\n", "line 3", "not valid YAML"),
+    ("torch213-cpu", 'python: "3.11"', 'python: "3"', "python", "not a major.minor Python version"),
+    ("torch213-cpu", 'python: "3.11"', "python: [3, 11]", "python", "expected a non-empty string"),
+    ("torch213-cpu", "torch:\n  version: \"2.13.0\"\n  variant: cpu\n  index_url: https://download.pytorch.org/whl/cpu",
+     "torch: 2.13", "torch", "expected a mapping, got float"),
+    ("torch213-cpu", "variant: cpu", "variant: cpu\n  index-url: x", "torch.index-url", "unknown field"),
+    ("torch213-cpu", 'version: "2.13.0"', "version: two", "torch.version", "'two' is not a version"),
+    ("torch213-cpu", 'version: "2.13.0"', "version: true", "torch.version", "expected a version string"),
+    ("torch213-cpu", "index_url: https://", "index_url: ftp://", "torch.index_url", "not an http(s) URL"),
+    ("torch213-cpu", "gpu: false", "gpu: no-idea", "hardware.gpu", "must be true or false"),
+    ("torch213-cpu", "driver_min: null", 'driver_min: "525.60.13"', "hardware", "a CPU recipe has no driver_min"),
+    ("torch213-cpu", "variant: cpu", "variant: cu126", "torch.variant", "on a recipe with gpu: false"),
+    ("torch213-cpu", "env: {}", "env: {OMP_NUM_THREADS: 4}", "env.OMP_NUM_THREADS", "must be a string"),
+    ("torch213-cpu", "packages:\n  - transformers==5.24.0\n  - accelerate==1.15.0\n  - numpy==2.4.6",
+     "packages: numpy==2.4.6", "packages", "list of non-empty strings"),
+    ("torch213-cpu", "  - https://hub.docker.com/_/python", "  - hub.docker.com", "sources[2]", "is not a URL"),
+    ("torch213-cpu", "name: torch213-cpu", "name: Torch213_CPU", "name", "must be lower-case letters"),
+    ("torch213-cu126", "gpu: true", "gpu: true\n  compute_capabilites: []", "hardware.compute_capabilites",
+     "unknown field"),
+    ("torch213-cu126", "variant: cu126", "variant: cpu", "torch.variant", "needs a CUDA or ROCm build"),
+    ("torch213-cu126", '  compute_capabilities: ["5.0", "6.0", "7.0", "7.5", "8.0", "8.6", "9.0"]',
+     "  compute_capabilities: []", "hardware.compute_capabilities", "must list the architectures"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("recipe", "old", "new", "field", "reason"), EDITS)
+def test_hand_edited_recipe_fails_in_one_line_naming_file_field_and_reason(
+    tmp_path, recipe, old, new, field, reason
+):
+    text = Path(load_recipe(recipe).path).read_text(encoding="utf-8")
+    assert old in text
+    path = tmp_path / f"{recipe}.yaml"
+    path.write_text(text.replace(old, new, 1), encoding="utf-8")
+    result = invoke(["recipes", "show", str(path)])
+    assert result.exit_code == 2, result.output
+    assert result.stdout == ""
+    assert re.fullmatch(
+        rf"envdoctor: error: {re.escape(str(path))}: {re.escape(field)}: [^\n]*\n", result.stderr
+    )
+    assert reason in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("content", "reason"),
+    [
+        (None, "no such file"),
+        (b"name: torch213-cpu\ndescription: caf\xe9\n", "cannot read (UnicodeDecodeError)"),
+        (b"- name: torch213-cpu\n", "expected a mapping at the top level"),
+        (b"", "expected a mapping at the top level"),
+    ],
+)
+def test_unreadable_or_shapeless_recipe_file_is_one_line(tmp_path, content, reason):
+    path = tmp_path / "torch213-cpu.yaml"
+    if content is not None:
+        path.write_bytes(content)
+    result = invoke(["build", "--print-dockerfile", "--recipe", str(path)])
+    assert result.exit_code == 2, result.output
+    assert result.stderr == f"envdoctor: error: {path}: {reason}\n"

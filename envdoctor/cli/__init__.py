@@ -1,5 +1,7 @@
 """Command-line interface (typer): one module per command family; they parse options and render.
 
+Touches: nothing itself; each command module's docstring says what its command may touch.
+
 The work lives in plain modules that each command imports inside its body, so that ``check --quick``
 loads typer, click and the check command's own modules, nothing else. ``main`` runs the command tree
 and turns every error into an exit code once: ``EnvdoctorError`` and click's usage errors become one

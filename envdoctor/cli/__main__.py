@@ -1,4 +1,7 @@
-"""``python -m envdoctor.cli``: the same as ``envdoctor``."""
+"""``python -m envdoctor.cli``: the same as ``envdoctor``.
+
+Touches: what the command it runs touches.
+"""
 
 import sys
 

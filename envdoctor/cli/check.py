@@ -1,5 +1,8 @@
 """``check`` (diagnose: probes -> facts -> findings, also on every node of a cluster) and ``rules``.
 
+Touches: starts the probes (child processes, see envdoctor.probes), writes the knowledge-table cache in
+~/.cache/envdoctor and, when asked, --write's file; --smoke also trains (see cli/smoke.py). No network.
+
 Parses options and renders; the work is envdoctor.sources, envdoctor.rules and envdoctor.render.
 """
 

@@ -1,5 +1,8 @@
 """``ci init``: write a CI workflow (GitHub Actions or GitLab CI) that runs envdoctor on every push.
 
+Touches: writes one workflow file (--output, else the CI system's default path; never replaced
+without --force); --print only prints.
+
 Parses options; the templates are envdoctor.ci.
 """
 

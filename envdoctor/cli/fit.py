@@ -1,5 +1,7 @@
 """``fit``: will a training run fit in GPU memory, and the smallest change that makes it fit.
 
+Touches: reads --facts, else starts the probes (child processes, see envdoctor.probes). Writes nothing.
+
 Parses options and renders; the work is envdoctor.fit (the estimator).
 """
 

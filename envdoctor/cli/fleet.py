@@ -1,5 +1,8 @@
 """``fleet``: check a whole cluster (Slurm or Kubernetes) and find the odd node (docs/fleet.md).
 
+Touches: ``fleet run``/``smoke`` start Slurm jobs (srun, sbatch) whose nodes write into --out;
+``report`` reads files or stdin; ``manifest``/``health-script`` only print. Nothing on this node is changed.
+
 Parses options and renders; the work is envdoctor.fleet (hostlists, Slurm, k8s, the verdict).
 """
 

@@ -1,5 +1,8 @@
 """``mcp``: serve envdoctor's tools to coding agents (a Model Context Protocol server over stdio).
 
+Touches: stdin and stdout (the protocol); its tools start the probes, and only with --allow-apply
+change environments (fix apply/rollback, after a snapshot).
+
 The server is envdoctor.mcp_server; it needs the optional ``mcp`` SDK, imported only here.
 """
 

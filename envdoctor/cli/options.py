@@ -1,5 +1,7 @@
 """What the commands share: the command classes, option aliases declared once, choices and completion.
 
+Touches: nothing; the completion callbacks read the shipped recipes and rules.
+
 An option used by several commands is one ``Annotated`` alias here, so its name, help and default
 cannot drift between them. Choices are tuples of strings (shown in help, checked by click); the
 completion callbacks import the recipe and rule tables only when a shell asks for completions.

@@ -1,5 +1,8 @@
 """``recipes`` (list known-good stacks, ``show`` one) and ``recommend`` (the newest one this machine runs).
 
+Touches: reads recipe files; ``recommend`` starts the probes (child processes, see envdoctor.probes)
+unless given --facts. Writes nothing.
+
 Parses options and renders; the work is envdoctor.recipes.
 """
 

@@ -1,5 +1,8 @@
 """``smoke-train`` (train the reference model briefly and judge it), and the --smoke options of check/fix.
 
+Touches: starts training processes (the target interpreter, torchrun workers that meet on a rendezvous
+port: local, or --rdzv-endpoint), writes checkpoints and loss.svg under --out (default ~/.cache/envdoctor/smoke-train).
+
 Parses options; the work is envdoctor.smoke (training) and envdoctor.proof (a smoke-train as a verdict).
 """
 

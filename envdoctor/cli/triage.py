@@ -1,5 +1,7 @@
 """Triage: ``explain`` (an error message -> finding ids) and ``diff`` (facts of nodes that disagree).
 
+Touches: reads the message, facts files and reports it is given (or stdin). Starts nothing, writes nothing.
+
 Parses options and renders; the work is envdoctor.explain and envdoctor.diff.
 """
 

@@ -1,5 +1,8 @@
 """Which recipe ``envdoctor build`` builds when none is named.
 
+Touches: reads the shipped recipes; without --recipe, starts the quick probes (child processes, see
+envdoctor.probes). Writes nothing.
+
 What ``recommend`` picks for this machine (its driver and GPUs), else the newest CUDA 13 stack:
 the one the top-level Dockerfile is rendered from, the right default for a current driver.
 """

@@ -1,5 +1,8 @@
 """The build context: a small tar with the Dockerfile, envdoctor (source or wheel) and CA certificates.
 
+Touches: reads the source tree or the installed distribution's files, the certificates and wheels
+named; writes one temporary file (the context tar, deleted when closed).
+
 Sending the whole checkout (a venv, .git, caches) would make every build upload hundreds of MB;
 the image needs only what ``pip install`` of envdoctor needs. Extra CA certificates (a
 TLS-inspecting proxy, as on machines whose pip fails with ``CERTIFICATE_VERIFY_FAILED``) travel

@@ -1,5 +1,7 @@
 """Render a recipe as a Dockerfile for the legacy builder (what the Docker SDK drives).
 
+Touches: nothing: text in, text out.
+
 No BuildKit-only syntax (heredocs, ``RUN --mount``, ``# syntax=``). Layers go from the least to
 the most often changed: system Python, torch, the recipe's pins, envdoctor itself. torch comes
 from the recipe's wheel index and nothing else does (``--index-url`` on that one ``pip install``

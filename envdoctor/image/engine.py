@@ -1,5 +1,8 @@
 """The Docker engine: connecting with one-line errors, and whether containers can get a GPU.
 
+Touches: the Docker engine: connects, and for the GPU probe creates, starts and removes one labelled
+container (network none).
+
 Connection failures are mapped to the few causes a user can act on (no engine, no permission on
 the socket) instead of the SDK's nested ``('Connection aborted.', FileNotFoundError(...))`` text.
 

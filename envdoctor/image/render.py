@@ -1,5 +1,7 @@
 """Rendering for ``envdoctor build``: progress on stderr, what the image reported about itself.
 
+Touches: the console only (progress on stderr, results on stdout).
+
 Progress is one line per finished step with its time and a live line for the current one.
 Formatting only: the numbers come from :class:`envdoctor.image.stream.BuildEvent`. ``verbose``
 echoes every output line of every step (what ``docker build`` prints), otherwise only the step
@@ -15,8 +17,9 @@ from rich.console import Console
 from rich.markup import escape
 
 from envdoctor.findings import Finding
+from envdoctor.image.pipeline import BuildOutcome, Prepared
 from envdoctor.image.stream import BuildEvent, BuildFailure
-from envdoctor.image.validate import SmokeRun, Validation
+from envdoctor.image.validate import SmokeRun, Validation, docker_run_line
 
 
 class BuildProgress:
@@ -91,8 +94,49 @@ def print_findings(console: Console, findings: list[Finding]) -> None:
             console.print(f"      fix: {escape(finding.fix)}", highlight=False)
 
 
-def print_validation(console: Console, validation: Validation) -> None:
-    """What the image reported about itself: Python, container, envdoctor, torch, then its findings."""
+def print_start(console: Console, prepared: Prepared) -> None:
+    """What is about to be built, from what and how; with local wheels, where torch comes from."""
+    recipe = prepared.recipe
+    console.print(
+        f"Building {prepared.tag} from recipe {recipe.name} ({prepared.why}) on {prepared.base}, "
+        f"network {prepared.network}",
+        highlight=False,
+    )
+    if prepared.wheels:
+        torch_from = prepared.local_torch or recipe.torch.index_url
+        console.print(
+            f"{len(prepared.wheels)} local wheels from {prepared.wheels_dir}; torch from {torch_from}",
+            highlight=False,
+        )
+
+
+def print_outcome(out: Console, err: Console, outcome: BuildOutcome) -> None:
+    """The build's end: a failure not shown by the progress yet, or the image, what it reported about
+    itself, smoke-train's verdict and the ``docker run`` line to use it."""
+    result, failure = outcome.result, outcome.result.failure
+    if failure is not None:
+        if failure.kind != "step-failed":  # a failed step is already on screen (BuildProgress.fail)
+            err.print(f"[red]✗[/] build failed at step {failure.step}: {failure.message}", highlight=False)
+        return
+    out.print(f"[green]✓[/] built {outcome.prepared.tag} ({(result.image_id or '')[:19]})", highlight=False)
+    if outcome.validation is None:
+        return
+    print_validation(out, outcome.validation, outcome.findings)
+    if outcome.smoke is not None:
+        print_smoke(out, outcome.smoke)
+    refused = outcome.validation.ulimits_refused
+    if refused:
+        out.print(f"[yellow]![/] this engine refuses the memlock/stack ulimits: {refused}")
+    out.print("Run it with:", highlight=False)
+    run_line = docker_run_line(
+        outcome.prepared.tag, gpu=outcome.prepared.recipe.hardware.gpu, ulimits=not refused
+    )
+    out.print(f"  {run_line}", highlight=False)
+
+
+def print_validation(console: Console, validation: Validation, findings: list[Finding] | None = None) -> None:
+    """What the image reported about itself: Python, container, envdoctor, torch, then the findings
+    (``findings``, else the check's own)."""
     if validation.facts is None:
         console.print(
             f"[red]✗[/] validation failed: {escape(validation.error or 'no facts')}", highlight=False
@@ -118,7 +162,7 @@ def print_validation(console: Console, validation: Validation) -> None:
     console.print("Inside the image ([dim]envdoctor check --json[/]):", highlight=False)
     for name, value in rows:
         console.print(f"  {name:<10} {escape(value)}", highlight=False)
-    print_findings(console, validation.findings)
+    print_findings(console, validation.findings if findings is None else findings)
 
 
 def print_smoke(console: Console, smoke: SmokeRun) -> None:

@@ -1,5 +1,8 @@
 """Run a build through the SDK's low-level streaming API and make sense of the stream.
 
+Touches: the Docker engine: builds one image under the tag and removes the untagged images the build
+left (failed steps' layers, finished stages, the image the tag named before).
+
 ``client.api.build(decode=True)`` yields chunks as the legacy builder writes them:
 ``{"stream": "Step 3/6 : RUN ..."}``, the step's output (stderr lines arrive as ``stream`` too,
 wrapped in ANSI colour codes), `` ---> <layer id>`` and, on success, ``{"aux": {"ID": ...}}``.
@@ -15,6 +18,7 @@ it is removed too.
 from __future__ import annotations
 
 import re
+import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -24,6 +28,7 @@ ANSI_RE = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 STEP_RE = re.compile(r"^Step (\d+)/(\d+) : (.*)$")
 LAYER_RE = re.compile(r"^ ---> ([0-9a-f]{12,64})$")
 TAIL_LINES = 30
+HANG_UP_WAIT = 30.0  # seconds an interrupted build may take to stop before its layers are left behind
 
 
 @dataclass
@@ -103,6 +108,10 @@ def build_image(
             result.failure = BuildFailure(kind="rejected", message=_one_line(exc.explanation or str(exc)))
             return result
         raise
+    except BaseException:  # Ctrl-C, a dropped connection: remove what the finished steps built
+        # urllib3 has closed the connection on the way out, so the engine cancels the running step.
+        remove_dangling_layers(client, result.layers[1:], wait=HANG_UP_WAIT)
+        raise
     parser.finish()
     if result.failure is None and result.image_id is None:
         result.failure = BuildFailure(kind="step-error", message="the build stream ended without an image id")
@@ -125,26 +134,33 @@ def _image_id(client: Any, reference: str) -> str | None:
         return None
 
 
-def remove_dangling_layers(client: Any, layer_ids: list[str]) -> list[str]:
+def remove_dangling_layers(client: Any, layer_ids: list[str], wait: float = 0.0) -> list[str]:
     """Remove the untagged images among ``layer_ids``, newest first; return the ids removed.
 
     Tagged images (the base image) and layers other images build on (cached steps of an earlier
-    build: the engine answers 409) are left alone.
+    build: the engine answers 409) are left alone. A layer a container still uses (the step an
+    interrupted build was running, until the engine has removed its container) is tried again for
+    up to ``wait`` seconds.
     """
     import docker
 
+    deadline = time.monotonic() + wait
     removed = []
     for layer in reversed(layer_ids):
-        try:
-            if client.images.get(layer).tags:
-                continue
-            client.images.remove(layer, noprune=False)
-            removed.append(layer)
-        except docker.errors.NotFound:
-            continue
-        except docker.errors.APIError as exc:
-            if exc.status_code != 409:
-                raise
+        while True:
+            try:
+                if not client.images.get(layer).tags:
+                    client.images.remove(layer, noprune=False)
+                    removed.append(layer)
+            except docker.errors.NotFound:
+                pass
+            except docker.errors.APIError as exc:
+                if exc.status_code != 409:
+                    raise
+                if "container" in str(exc.explanation) and time.monotonic() < deadline:
+                    time.sleep(0.2)
+                    continue
+            break
     return removed
 
 

@@ -1,5 +1,8 @@
 """Validate a built image from the inside: ``envdoctor check --json`` (and ``smoke-train``) in a container.
 
+Touches: the Docker engine: creates, runs and removes containers of the image (network none).
+Writes nothing on the host.
+
 The container runs with the flags of the ``docker run`` line envdoctor recommends (``--ipc=host``,
 unlimited memlock, a 64 MiB stack; a GPU request when the engine can serve one), so the check sees
 what a training run in that image will see. Every container is removed afterwards.

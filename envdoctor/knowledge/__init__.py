@@ -18,9 +18,27 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from envdoctor.yamlio import load_rows, row_name
+from envdoctor.yamlio import Fields, load_rows, row_name
 
 STATUSES = ("verified", "secondary", "unverified")
+# Each table's own fields, (required, optional), besides source and status and the optional notes that
+# any row may carry: a misspelt or missing field is an error naming the file, the row and the field.
+ANY_ROW = ("source", "status", "quote", "also", "note", "checked")
+TABLE_FIELDS: dict[str, tuple[str, str]] = {
+    "arch_lists": ("torch variants arch_list", ""),
+    "cuda_drivers": ("cuda", "min_driver toolkit_driver"),
+    "cuda_libraries": ("family soname wheel", ""),
+    "cuda_toolkit_archs": ("cuda min max", ""),
+    "fp8": ("key value", ""),
+    "gpu_drivers": ("arch branch capabilities first_cuda min_driver", ""),
+    "gpu_memory": ("name match memory_gib", ""),
+    "gpus": ("name match cc", ""),
+    "host_compilers": ("cuda max_gcc", ""),
+    "model_shapes": ("name model hidden layers heads kv_heads ffn vocab mlp tied", ""),
+    "torch_companions": ("package torch version", ""),
+    "torch_floors": ("package torch versions", ""),
+    "torch_releases": ("minor python cuda_variants", "latest released pypi_default_cuda"),
+}
 
 # The package is installed unpacked: the tables are plain files next to this module.
 TABLES_DIR = Path(__file__).parent
@@ -112,7 +130,15 @@ def _parse_table(name: str) -> Rows:
         text = (TABLES_DIR / filename).read_text(encoding="utf-8")
     except OSError as exc:
         raise KnowledgeError(f"{filename}: cannot load ({exc})") from None
-    return _validated(filename, load_rows(filename, text, "rows", KnowledgeError))
+    rows = _validated(filename, load_rows(filename, text, "rows", KnowledgeError))
+    schema = TABLE_FIELDS.get(name)
+    if schema is not None:  # every shipped table has one (tests/test_yaml_rows.py)
+        required, optional = schema[0].split(), schema[1].split()
+        for i, row in enumerate(rows):
+            check = Fields(row_name(filename, i, row), KnowledgeError)
+            check.known(row, {*required, *optional, *ANY_ROW})
+            check.require(row, required)
+    return rows
 
 
 def _validated(filename: str, rows: list[Any]) -> Rows:

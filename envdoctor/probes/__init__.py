@@ -1,5 +1,8 @@
 """Probes: everything ``envdoctor check`` learns about an environment, gathered into :class:`Facts`.
 
+Touches: runs the probes below in threads; through them, child processes (the target interpreter,
+envdoctor's own for NVML, nvidia-smi, nvcc, gcc) and reads of files and the Docker socket. Writes nothing.
+
 Each probe is isolated (its crash becomes one line in ``Facts.probe_errors``), bounded by a timeout
 and run concurrently with the others. The torch child starts first because it is the slowest: the
 whole check takes about one ``import torch``. Probes never decide anything; rules read the facts.

@@ -1,5 +1,8 @@
 """Subprocesses that can never hang a probe.
 
+Touches: starts the processes it is given (own session, stdin closed, cwd /) and kills their whole
+process group on timeout. Nothing else.
+
 ``subprocess.run(timeout=...)`` kills only the direct child: a shell script (a wrapper ``nvidia-smi``,
 a ``python`` shim) that started a grandchild keeps the output pipe open and ``communicate()`` then
 waits for the grandchild. Every probe subprocess therefore runs in its own session and the whole

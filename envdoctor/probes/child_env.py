@@ -1,6 +1,7 @@
 # Runs inside the TARGET interpreter as ``python -c <this file's text>`` (or, when the target is the
 # interpreter running envdoctor, is imported and ``payload()`` called in process): standard library only,
 # Python 3.8+ syntax, never imports an installed package (a broken one cannot crash it).
+# Touches: reads files on the interpreter's sys.path (package metadata); writes nothing, starts nothing.
 # Prints one line: the payload mark followed by JSON with the interpreter's facts, the metadata
 # header of every distribution on sys.path, the torch package directories and where nvidia-* wheels
 # keep their libraries. Requirements are returned raw: the parent evaluates them with `packaging`.

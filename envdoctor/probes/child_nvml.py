@@ -2,6 +2,7 @@
 # code that can crash (a broken libnvidia-ml) or hang (a wedged driver), and either must kill or stall
 # only this child, never envdoctor. Prints one line: the payload mark followed by JSON with the driver,
 # the CUDA version it supports and every GPU, or the NVML error (its class name and text).
+# Touches: loads libnvidia-ml and makes read-only NVML queries; writes nothing, changes no GPU setting.
 import contextlib
 import json
 import sys

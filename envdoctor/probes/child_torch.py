@@ -2,6 +2,7 @@
 # Imports torch (only here, never in envdoctor's own process) and prints one line: the payload mark
 # followed by JSON with what torch reports about itself and the GPUs. Every step is guarded so that
 # one failing call is recorded and the rest still runs; a crash in native code kills only this child.
+# Touches: imports torch; on a GPU, tiny kernels (a 16x16 float8 matmul on GPU 0); writes nothing.
 import json
 import os
 import sys

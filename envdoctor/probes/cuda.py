@@ -1,5 +1,8 @@
 """The CUDA toolkit (nvcc) and the CUDA libraries a process could load, with where each comes from.
 
+Touches: reads LD_LIBRARY_PATH folders, /etc/ld.so.cache and CUDA toolkit folders; runs ``nvcc --version``
+(and ``ldconfig -p`` only when the cache cannot be parsed). Writes nothing.
+
 Libraries are looked up on LD_LIBRARY_PATH, in the dynamic linker's cache (/etc/ld.so.cache, parsed
 directly: reading it takes well under a millisecond where ``ldconfig -p`` costs a process) and in the
 ``nvidia-*`` wheels of the target environment.

@@ -1,5 +1,8 @@
 """The Docker engine: reachable or not, its version and runtimes (is ``nvidia`` registered?), CDI specs.
 
+Touches: one ``GET /info`` to the Docker engine (its unix socket, or the DOCKER_HOST it names). Starts
+no container, writes nothing.
+
 A local engine (a unix socket, the usual case) is asked ``GET /info`` with the standard library: the
 Docker SDK pulls in ``requests`` and costs over 100 ms of CPU before the first byte. The SDK is
 imported only for other DOCKER_HOST schemes (tcp with TLS, ssh). Without a socket the status is

@@ -1,5 +1,8 @@
 """The NVIDIA driver and GPUs, through NVML (``nvidia-ml-py``), with ``nvidia-smi`` as a fallback.
 
+Touches: one child process of envdoctor's interpreter that loads NVML (read-only queries), else
+``nvidia-smi``. Writes nothing; changes no GPU setting.
+
 NVML is queried in a child process (``child_nvml.py``) with a timeout: it is native code, and a
 broken ``libnvidia-ml`` can crash the process that loads it while a wedged driver makes it hang.
 Either then costs this probe only (the status ``crashed`` / ``timeout`` and a finding), never

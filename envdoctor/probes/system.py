@@ -1,5 +1,7 @@
 """The machine: OS, kernel, glibc, CPU, memory, container, /dev/shm and allow-listed variables.
 
+Touches: reads files under /proc, /etc and /run and the environment. Starts nothing, writes nothing.
+
 Only plain files under /proc, /etc and /run are read: no subprocess, a few milliseconds.
 """
 

@@ -1,5 +1,8 @@
 """The target interpreter's facts and packages, from one child process of that interpreter.
 
+Touches: one child process of the target interpreter (reads package metadata on its sys.path).
+Imports nothing of the target's packages, writes nothing.
+
 The child (``child_env.py``) reads metadata headers only, so it takes tens of milliseconds and no
 broken package can crash it. Requirement markers are evaluated here with ``packaging`` (the target
 may not have it), using the marker variables the child reported.

@@ -1,5 +1,7 @@
 """The host build tools of a CUDA extension build: gcc, g++, ninja and cmake on PATH.
 
+Touches: PATH lookups; ``gcc -dumpfullversion`` only where a CUDA toolkit is found. Writes nothing.
+
 The tools are only looked up (``shutil.which``). The compiler's version matters only to nvcc, so it is
 asked (``gcc -dumpfullversion -dumpversion``, one short process, bounded by the probe timeout) only
 where a CUDA toolkit can be found: nvcc on PATH, CUDA_HOME / CUDA_PATH set, or /usr/local/cuda.

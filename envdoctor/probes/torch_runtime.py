@@ -1,5 +1,8 @@
 """torch as the target interpreter really imports it, in a child process with a timeout.
 
+Touches: one child process of the target interpreter that imports torch (and on a GPU runs a few tiny
+kernels, see ``child_torch.py``). Writes nothing.
+
 ``import torch`` can raise, hang (a stuck driver, a network filesystem) or kill the process
 (a segfault in a mismatched native library): each becomes a status, never envdoctor's own crash.
 """

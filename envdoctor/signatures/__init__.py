@@ -22,7 +22,7 @@ from typing import Any, Literal
 
 from envdoctor.facts import is_fact_path
 from envdoctor.findings import Severity
-from envdoctor.yamlio import load_rows, row_name
+from envdoctor.yamlio import Fields, load_rows, row_name
 
 Confidence = Literal["high", "low"]
 CONFIDENCES: tuple[Confidence, ...] = ("high", "low")
@@ -104,13 +104,12 @@ def parse_signature(filename: str, i: int, item: Any) -> Signature:
     where = row_name(filename, i, item)
     if not isinstance(item, dict):
         raise SignatureError(f"{where}: not a mapping")
-    for key in ("name", "pattern", "severity", "confidence", "message", "source", "example"):
-        if not isinstance(item.get(key), str) or not item[key]:
-            raise SignatureError(f"{where}: {key}: missing")
+    fields = Fields(where, SignatureError)
+    for key in ("name", "pattern", "severity", "message", "source", "example"):
+        fields.string(item, key)
     if not item["source"].startswith("https://"):
-        raise SignatureError(f"{where}: source: not an https URL")
-    if item["confidence"] not in CONFIDENCES:
-        raise SignatureError(f"{where}: confidence: {item['confidence']!r} is not one of {list(CONFIDENCES)}")
+        fields.fail("source", "not an https URL")
+    fields.choice(item, "confidence", CONFIDENCES)
     try:
         severity = Severity(item["severity"])
     except ValueError as exc:
