@@ -59,24 +59,28 @@ def collect(
     probe_timeout = probe_timeout or _env_seconds("ENVDOCTOR_PROBE_TIMEOUT", PROBE_TIMEOUT)
     torch_timeout = torch_timeout or _env_seconds("ENVDOCTOR_TORCH_TIMEOUT", TORCH_TIMEOUT)
     probes: dict[str, tuple[Callable[[], Any], float]] = {}
-    if not quick:  # the child is spawned before anything else is imported: it is the critical path
-        from envdoctor.probes import torch_runtime
+    try:
+        if not quick:  # the child is spawned before anything else is imported: it is the critical path
+            from envdoctor.probes import torch_runtime
 
-        torch_done = torch_runtime.start(target)
-        probes["torch"] = (lambda: torch_done(torch_timeout), torch_timeout + _GRACE)
+            torch_done = torch_runtime.start(target)
+            probes["torch"] = (lambda: torch_done(torch_timeout), torch_timeout + _GRACE)
 
-    from envdoctor.probes import cuda, docker_engine, nvidia, system, toolchain
-    from envdoctor.probes import target as target_probe
+        from envdoctor.probes import cuda, docker_engine, nvidia, system, toolchain
+        from envdoctor.probes import target as target_probe
 
-    facts = Facts(envdoctor_version=envdoctor.__version__, origin="probe")
-    probes["target"] = (lambda: target_probe.probe(target, probe_timeout), probe_timeout + _GRACE)
-    probes["system"] = (system.probe, probe_timeout)
-    probes["nvidia"] = (lambda: nvidia.probe(probe_timeout), probe_timeout + _GRACE)
-    probes["cuda"] = (lambda: cuda.probe(probe_timeout), probe_timeout + _GRACE)
-    probes["docker"] = (lambda: docker_engine.probe(probe_timeout), probe_timeout + _GRACE)
-    probes["toolchain"] = (lambda: toolchain.probe(probe_timeout), probe_timeout + _GRACE)
+        facts = Facts(envdoctor_version=envdoctor.__version__, origin="probe")
+        probes["target"] = (lambda: target_probe.probe(target, probe_timeout), probe_timeout + _GRACE)
+        probes["system"] = (system.probe, probe_timeout)
+        probes["nvidia"] = (lambda: nvidia.probe(probe_timeout), probe_timeout + _GRACE)
+        probes["cuda"] = (lambda: cuda.probe(probe_timeout), probe_timeout + _GRACE)
+        probes["docker"] = (lambda: docker_engine.probe(probe_timeout), probe_timeout + _GRACE)
+        probes["toolchain"] = (lambda: toolchain.probe(probe_timeout), probe_timeout + _GRACE)
 
-    results = _run_concurrently(probes, facts, while_waiting)
+        results = _run_concurrently(probes, facts, while_waiting)
+    except BaseException:  # Ctrl-C or SIGTERM: the children live in sessions of their own
+        _process.kill_all()
+        raise
 
     env = results.get("target")
     if isinstance(env, target_probe.TargetNotPython):
@@ -135,6 +139,8 @@ def _run_concurrently(
     A probe that raises or outlives its timeout is recorded in ``facts.probe_errors`` (one line)
     and ``facts.timings``; the target probe's ``TargetNotPython`` is returned for the caller to raise.
     """
+    from envdoctor.probes.target import TargetNotPython
+
     threads: dict[str, threading.Thread] = {}
     outcomes: dict[str, tuple[Any, BaseException | None]] = {}
     started = time.monotonic()
@@ -143,24 +149,6 @@ def _run_concurrently(
             target=_complete, args=(outcomes, fn, name, facts), name=f"probe-{name}", daemon=True
         )
         threads[name].start()
-    try:
-        return _join(threads, probes, outcomes, facts, started, while_waiting)
-    except BaseException:  # Ctrl-C or SIGTERM: the children live in sessions of their own
-        _process.kill_all()
-        raise
-
-
-def _join(
-    threads: dict[str, threading.Thread],
-    probes: dict[str, tuple[Callable[[], Any], float]],
-    outcomes: dict[str, tuple[Any, BaseException | None]],
-    facts: Facts,
-    started: float,
-    while_waiting: Callable[[], object] | None,
-) -> dict[str, Any]:
-    """Wait for every probe thread up to its own bound; collect results and one-line errors."""
-    from envdoctor.probes.target import TargetNotPython
-
     if while_waiting is not None:
         while_waiting()
     results: dict[str, Any] = {}
