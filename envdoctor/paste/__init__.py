@@ -21,6 +21,7 @@ from envdoctor.paste import (
     collect_env,
     detectron2,
     hf_env,
+    lightning,
     nvidia_smi,
     packages,
     prose,
@@ -38,7 +39,7 @@ MAX_ERROR_LINES = 60
 # searched in every line.
 MAX_REPORT_LINES = 8000
 # prose comes last: it reads what people wrote, and never extends a GPU list a tool printed.
-PARSERS = (collect_env, hf_env, apps, detectron2, nvidia_smi, toolchain, packages, repl, prose)
+PARSERS = (collect_env, hf_env, lightning, apps, detectron2, nvidia_smi, toolchain, packages, repl, prose)
 
 _QUOTE = re.compile(r"^\s*(?:>\s?)+")
 _HTML_ENTITY = re.compile(r"&(?:gt|lt|amp|quot|#39|#x27|nbsp);")
