@@ -101,6 +101,12 @@ def _api_findings(facts: Facts, text: str) -> Iterator[Derived]:
                     dotted = f"{m.group('module')}.{m.group('name')}"
                 history = mined.name_history(dotted)
                 histories = [history] if history else []
+                if not histories and kind == "attr" and "cannot import" in m.group(0):
+                    internal = _internal_import(facts, m.group("module"), m.group("name"), text, m.start())
+                    if internal is not None and m.group(0) not in seen:
+                        seen.add(m.group(0))
+                        internal.evidence["error message"] = m.group(0)
+                        yield Derived(internal, m.group(0))
             for history in histories:
                 if history.name in seen:
                     continue
@@ -110,6 +116,46 @@ def _api_findings(facts: Facts, text: str) -> Iterator[Derived]:
                     finding.evidence["error message"] = m.group(0)
                     yield Derived(finding, m.group(0))
                     break
+
+
+def _internal_import(facts: Facts, module: str, name: str, text: str, at: int) -> Finding | None:
+    """``cannot import name 'X' from 'torch.utils._python_dispatch'``: an internal module of an indexed
+    package (a path part starting with ``_``) is not in the API index, and its names change between
+    releases, so the importer was written for another release. Which side is older is unknown: a warning.
+    """
+    from envdoctor.knowledge import mined
+
+    package = mined.distribution_of(module)
+    if package is None or not any(part.startswith("_") for part in module.split(".")[1:]):
+        return None
+    installed = _installed(facts, package)
+    caller = _caller(text, at, package)
+    have = f"{package} {installed} does not have it" if installed else f"the {package} here does not have it"
+    who = caller or "the importing package"
+    fix = (
+        f"Install the {package} release {who} was made for (its requirements name it), "
+        f"or a release of {who} made for the installed {package}."
+    )
+    evidence: dict[str, str | None] = {
+        "api": f"{module} is internal to {package} (not in the mined public API): its names change",
+        f"packages.versions.{package}": installed,
+    }
+    if caller:
+        evidence["caller"] = caller
+    return Finding(
+        id="requirement-conflict",
+        severity=Severity.WARNING,
+        message=(
+            f"{name} is imported from {module}, an internal module of {package} whose names change between "
+            f"releases; {have}: {who} was written for another {package} release"
+        ),
+        evidence=evidence,
+        fix=fix,
+        actions=[Manual(fix)],
+        sources=[
+            mined.release_url(package, installed) if installed else f"https://pypi.org/project/{package}/"
+        ],
+    )
 
 
 def _api_finding(facts: Facts, h: NameHistory, caller: str | None) -> Finding | None:

@@ -92,3 +92,16 @@ def test_build_tool_missing_in_words():
     built = _top("cmake: command not found")
     assert built is not None and built.id == "build-tools-missing"
     assert _top("I installed cmake and ninja, the build works") is None
+
+
+def test_a_name_missing_from_an_internal_module_is_a_release_mismatch_of_unknown_direction():
+    """Internal modules (a path part starting with ``_``) are not in the mined public API and change
+    between releases: the importer was written for another release, older or newer, so a warning."""
+    finding = _top(
+        "torch==2.1.0\n"
+        "ImportError: cannot import name 'return_and_correct_aliasing' from 'torch.utils._python_dispatch'"
+    )
+    assert finding is not None and finding.id == "requirement-conflict"
+    assert finding.severity is Severity.WARNING
+    assert "internal module of torch" in finding.message and "torch 2.1.0 does not have it" in finding.message
+    assert _top("ImportError: cannot import name 'helper' from 'mypkg._internal'") is None
