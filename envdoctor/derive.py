@@ -136,10 +136,9 @@ def _internal_import(facts: Facts, module: str, name: str, text: str, at: int) -
         f"Install the {package} release {who} was made for (its requirements name it), "
         f"or a release of {who} made for the installed {package}."
     )
-    evidence: dict[str, str | None] = {
-        "api": f"{module} is internal to {package} (not in the mined public API): its names change",
-        f"packages.versions.{package}": installed,
-    }
+    evidence = {"api": f"{module} is internal to {package} (not in the mined public API): its names change"}
+    if installed:
+        evidence[f"packages.versions.{package}"] = installed
     if caller:
         evidence["caller"] = caller
     return Finding(

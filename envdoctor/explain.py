@@ -260,7 +260,7 @@ def unsettled(facts: Facts, findings: list[Finding]) -> Unsettled | None:
     yet); None once one does."""
     if any(f.severity is Severity.ERROR for f in findings):
         return None
-    return Unsettled(_recognised(facts), _ask_for(facts))
+    return Unsettled(_recognised(facts), _ask_for(facts, findings))
 
 
 @dataclass
@@ -342,9 +342,17 @@ def _recognised(facts: Facts) -> list[str]:
     return out + [f"error line: {line}" for line in facts.error_lines]
 
 
-def _ask_for(facts: Facts) -> str:
-    """The one report that would settle it: the full environment when torch or the GPU is unknown,
-    else the complete error output."""
+PIP_LIST = "python -m pip list"
+
+
+def _ask_for(facts: Facts, findings: list[Finding]) -> str:
+    """The one report that would settle it: every installed release when the leading guess is two
+    packages made for different releases of each other, the full environment when torch or the GPU is
+    unknown, else the complete error output."""
+    if findings and findings[0].id == "requirement-conflict":
+        return (
+            f"the output of `{PIP_LIST}` (the installed release of every package, both sides of the mismatch)"
+        )
     if not facts.torch.version or "torch.version" in facts.stated:
         return f"the output of `{COLLECT_ENV}` (torch build, GPUs, driver, packages)"
     if not facts.nvidia.gpus or "nvidia.gpus" in facts.stated:

@@ -68,15 +68,20 @@ def _top(text: str):
     return ranked[0].finding if ranked else None
 
 
-def test_unexpected_keyword_argument_is_a_warning_even_in_a_traceback():
-    """Two packages written for different releases of each other, or the user's own code: a guess."""
-    finding = _top(
+def test_unexpected_keyword_argument_is_a_release_mismatch_an_error_once_raised():
+    """Two packages written for different releases of each other, or the user's own code: a guess, a
+    warning in words, an error once the line shows the program crashed (as every raised message)."""
+    raised = _top(
         'Traceback (most recent call last):\n  File "serve.py", line 3, in <module>\n'
         "TypeError: EngineArgs.__init__() got an unexpected keyword argument 'worker_extension_cls'"
     )
-    assert finding is not None and finding.id == "requirement-conflict"
-    assert finding.severity is Severity.WARNING
-    assert "EngineArgs does not take worker_extension_cls" in finding.message
+    assert raised is not None and raised.id == "requirement-conflict"
+    assert raised.severity is Severity.ERROR
+    assert "EngineArgs does not take worker_extension_cls" in raised.message
+    quoted = _top(
+        "it fails with EngineArgs.__init__() got an unexpected keyword argument 'worker_extension_cls'"
+    )
+    assert quoted is None  # only the raised TypeError is matched, not a sentence about it
 
 
 def test_extension_ops_missing_is_an_abi_mismatch_but_not_for_torch_own_ops():
@@ -105,3 +110,17 @@ def test_a_name_missing_from_an_internal_module_is_a_release_mismatch_of_unknown
     assert finding.severity is Severity.WARNING
     assert "internal module of torch" in finding.message and "torch 2.1.0 does not have it" in finding.message
     assert _top("ImportError: cannot import name 'helper' from 'mypkg._internal'") is None
+
+
+def test_a_release_mismatch_guess_asks_for_every_installed_release():
+    """A warning-level requirement-conflict settles with ``pip list`` (both sides), not collect_env."""
+    from envdoctor.explain import PIP_LIST, explain_text
+
+    ex = explain_text(
+        "ImportError: cannot import name 'return_and_correct_aliasing' from 'torch.utils._python_dispatch'"
+    )
+    assert ex.settle is not None and PIP_LIST in ex.settle.ask_for
+    gpu = explain_text(
+        "ValueError: Bfloat16 is only supported on GPUs with compute capability of at least 8.0."
+    )
+    assert gpu.settle is None or PIP_LIST not in gpu.settle.ask_for

@@ -73,13 +73,8 @@ class Match:
 
     @property
     def severity(self) -> Severity:
-        """The signature's severity, raised to an error when the message is a crash.
-
-        Not for a low-confidence signature: the crash proves the program failed, not that the guessed
-        cause is the one (a ``TypeError`` about a keyword argument may come from the user's own code).
-        """
-        raise_it = self.crash and self.signature.confidence != "low"
-        return Severity.ERROR if raise_it else self.signature.severity
+        """The signature's severity, raised to an error when the message is a crash."""
+        return Severity.ERROR if self.crash else self.signature.severity
 
 
 @cache
