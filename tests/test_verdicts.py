@@ -155,6 +155,24 @@ def test_explain_nccl_unhandled_system_error_raised_is_an_error():
     assert top["finding"]["severity"] == "error"
 
 
+@pytest.mark.parametrize(
+    "message",
+    [
+        "TypeError: build() got an unexpected keyword argument 'lr'",
+        "TypeError: Trainer.log() takes 2 positional arguments but 3 were given",
+    ],
+)
+def test_a_raised_message_users_own_code_also_raises_stays_a_warning(message):
+    """A TypeError about arguments crashes the program, but a bug in the user's own code raises it as
+    often as a package mismatch: the guess is a warning (exit 0) that says both, never an error."""
+    traceback = f'Traceback (most recent call last):\n  File "train.py", line 9, in <module>\n{message}'
+    result = invoke(["explain", traceback, "--json"])
+    assert result.exit_code == 0, result.stdout
+    top = json.loads(result.stdout)["candidates"][0]
+    assert (top["finding"]["id"], top["finding"]["severity"]) == ("requirement-conflict", "warning")
+    assert "your own code" in top["finding"]["message"]
+
+
 def test_a_warning_line_is_not_a_crash_and_a_raised_one_is():
     (warned,) = match_text("UserWarning: CUDA initialization: CUDA unknown error - Setting devices to zero")
     (raised,) = match_text("RuntimeError: CUDA unknown error")

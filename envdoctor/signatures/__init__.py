@@ -58,6 +58,9 @@ class Signature:
     facts: dict[str, str] = field(default_factory=dict)  # field -> fact key (see reports.errors)
     sets: dict[str, Any] = field(default_factory=dict)  # fact key -> constant
     anchors: tuple[str, ...] = ()  # literal texts a match must hold one of (lower case), see anchors()
+    # The same message is raised by users' own code (a TypeError about arguments): a crash does not
+    # make it an error, since the program died of a bug there as often as of its environment.
+    user_code: bool = False
 
 
 @dataclass
@@ -73,8 +76,8 @@ class Match:
 
     @property
     def severity(self) -> Severity:
-        """The signature's severity, raised to an error when the message is a crash."""
-        return Severity.ERROR if self.crash else self.signature.severity
+        """The signature's severity, raised to an error when the message is a crash (unless user_code)."""
+        return Severity.ERROR if self.crash and not self.signature.user_code else self.signature.severity
 
 
 @cache
@@ -134,6 +137,9 @@ def parse_signature(filename: str, i: int, item: Any) -> Signature:
             raise SignatureError(
                 f"{where}: {field_name}: {', '.join(map(repr, keys))} is not a fact (see envdoctor.facts)"
             )
+    user_code = item.get("user_code", False)
+    if not isinstance(user_code, bool):
+        raise SignatureError(f"{where}: user_code: not true or false")
     return Signature(
         name=item["name"],
         id=item.get("id"),
@@ -147,6 +153,7 @@ def parse_signature(filename: str, i: int, item: Any) -> Signature:
         facts=facts,
         sets=sets,
         anchors=anchors(pattern),
+        user_code=user_code,
     )
 
 
