@@ -128,3 +128,39 @@ def test_invokeai_dependency_json_states_torch_its_cuda_and_python():
     # The GPU comes from the form's "GPU model" field, typed by the user: it stays marked as stated.
     assert "nvidia.gpus" in facts.stated
     assert rank(facts)[0].finding.id == "arch-not-in-wheel"
+
+
+# `yolo checks` on Windows (SunOner/sunone_aimbot issue 36, verbatim, the package list cut after torchvision).
+YOLO_CHECKS = """Ultralytics YOLOv8.0.221 🚀 Python-3.11.6 torch-2.1.1+cu121 CUDA:0 (NVIDIA GeForce GTX 1650 SUPER, 4096MiB)
+Setup complete ✅ (12 CPUs, 15.9 GB RAM, 101.6/111.2 GB disk)
+
+OS                  Windows-10-10.0.18363-SP0
+Environment         Windows
+Python              3.11.6
+Install             pip
+RAM                 15.93 GB
+CPU                 AMD Ryzen 5 2600 Six-Core Processor
+CUDA                12.1
+
+matplotlib          ✅ 3.8.2>=3.3.0
+numpy               ✅ 1.26.2>=1.22.2
+opencv-python       ✅ 4.8.1.78>=4.6.0
+pillow              ✅ 10.1.0>=7.1.2
+pyyaml              ✅ 6.0.1>=5.3.1
+torch               ✅ 2.1.1+cu121>=1.8.0
+torchvision         ✅ 0.16.1>=0.9.0
+"""
+
+
+def test_yolo_checks_lists_installed_requirements_as_tool_output():
+    facts = facts_from_report(YOLO_CHECKS)
+    versions = facts.packages.versions
+    assert (versions["numpy"], versions["opencv-python"], versions["torchvision"]) == (
+        "1.26.2",
+        "4.8.1.78",
+        "0.16.1",
+    )
+    assert "setup" not in versions  # "Setup complete ✅ (12 CPUs, ...)" is no requirement
+    assert not [k for k in facts.stated if k.startswith("packages.") or k.startswith("torch.")]
+    assert facts.torch.cuda == "12.1" and facts.nvidia.gpus[0].name == "NVIDIA GeForce GTX 1650 SUPER"
+    assert not [d for d in rank(facts) if d.finding.severity is Severity.ERROR]

@@ -15,6 +15,8 @@ Tool output, not prose: the application asked torch itself. Read here:
   32120MiB)``, ``YOLOv5  2022-4-22 torch 1.11.0+cpu CPU``; one ``CUDA:1 (...)`` line per further GPU).
   A log that holds several (an old run and a new one) is read at its last: that is the environment
   now. ``CPU`` names the device chosen (``device=cpu`` prints it too), so it says nothing of CUDA;
+  under it, ``yolo checks`` lists each installed requirement (``numpy  ✅ 1.26.2>=1.22.2``) and torch's
+  CUDA (``CUDA  12.1``);
 - InvokeAI's "Python dependencies" (its About dialog, a JSON object: ``"torch": "2.4.1+cu124"``,
   ``"cuda": "12.4"`` (torch's CUDA), ``"python": "3.10.11"``, and the other packages' versions).
 """
@@ -45,6 +47,11 @@ _YOLO = re.compile(
 )
 # "CUDA:0 (NVIDIA GeForce RTX 5090, 32120MiB)"; YOLOv5 of 2021 wrote "4096.0MB".
 _YOLO_GPU = re.compile(r"\bCUDA:(?P<index>\d+) \((?P<name>[^,()]+), (?P<mem>\d+)(?:\.\d+)?Mi?B\)")
+# A requirement `yolo checks` found installed: "numpy               ✅ 1.26.2>=1.22.2", "psutil  ✅ 5.9.6".
+_YOLO_CHECK = re.compile(
+    r"^\s*(?P<name>[A-Za-z][\w.-]*)\s+\u2705 (?P<version>" + VERSION.pattern + r")(?:[<>=!~,].*)?$"
+)
+_YOLO_CUDA = re.compile(r"^CUDA\s{2,}(?P<cuda>\d+\.\d+)\s*$")
 # InvokeAI's dependency list: '"torch": "2.4.1+cu124",' (padded: '"torch"       : "2.6.0+cu124" ,').
 _JSON_VERSION = re.compile(
     r'^\s*"(?P<name>[A-Za-z][\w.-]*)"\s*:\s*"(?P<version>' + VERSION.pattern + r')"\s*,?\s*$'
@@ -103,6 +110,13 @@ def _ultralytics(lines: list[str], b: Builder) -> None:
             break
         for g in gpus:
             b.gpu(int(g.group("index")), g.group("name"), memory_mib=int(g.group("mem")))
+    for line in lines[i + 1 : i + 80]:  # `yolo checks` below its device line
+        check = _YOLO_CHECK.match(line) if "\u2705" in line else None
+        if check:
+            b.package(check.group("name"), check.group("version"), TOOL)
+        cuda = _YOLO_CUDA.match(line) if line.startswith("CUDA ") else None
+        if cuda:
+            b.torch_build(cuda.group("cuda"), TOOL)
 
 
 def _invokeai(lines: list[str], b: Builder) -> None:
