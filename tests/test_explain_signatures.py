@@ -78,7 +78,6 @@ def test_retyped_and_paraphrased_messages_still_match():
     assert not explain_text("my GPU is too old for this PyTorch").candidates  # not a driver
 
 
-
 def test_cuda_library_dlls_missing_on_windows_are_a_library_conflict():
     """CTranslate2's, and a retyped name (SYSTRAN/faster-whisper#1080); a DLL name in prose is not one."""
     for text in (
@@ -88,6 +87,7 @@ def test_cuda_library_dlls_missing_on_windows_are_a_library_conflict():
     ):
         assert explain_text(text).candidates[0].finding.id == "cuda-lib-conflict", text
     assert not explain_text("cudnn_ops64_9.dll ships with the cuDNN 9 installer").candidates
+
 
 def test_fixture_rtx5090_cu121_id_supported_by_error_and_facts_comes_first():
     facts = facts_from_report((FIXTURES / "collect_env_rtx5090_cu121.txt").read_text())
