@@ -89,6 +89,15 @@ def test_cuda_library_dlls_missing_on_windows_are_a_library_conflict():
     assert not explain_text("cudnn_ops64_9.dll ships with the cuDNN 9 installer").candidates
 
 
+def test_a_packages_own_python_range_refusing_the_interpreter_is_python_unsupported():
+    """pip's refusal names the interpreter (a fact); an installer's range message (InvokeAI) too."""
+    text = "ERROR: Package 'invokeai' requires a different Python: 3.11.0 not in '<3.11,>=3.9'"
+    assert facts_from_report(text).python.version == "3.11.0"
+    assert explain_text(text).candidates[0].finding.id == "python-unsupported"
+    installer = "Please install Python 3.10.0 or higher (maximum 3.11.100) before running this script."
+    assert explain_text(installer).candidates[0].finding.id == "python-unsupported"
+
+
 def test_fixture_rtx5090_cu121_id_supported_by_error_and_facts_comes_first():
     facts = facts_from_report((FIXTURES / "collect_env_rtx5090_cu121.txt").read_text())
     top = rank(facts)[0]
