@@ -98,6 +98,20 @@ def test_a_packages_own_python_range_refusing_the_interpreter_is_python_unsuppor
     assert explain_text(installer).candidates[0].finding.id == "python-unsupported"
 
 
+def test_torchs_windows_dll_loader_failing_is_a_torch_import_error():
+    """WinError 126 / 1114 in torch's own loader, in English and localised (1517005260/graph-rag-agent#54),
+    with a short path (intel/intel-extension-for-pytorch#665); another program's DLL is not torch's."""
+    for text in (
+        'OSError: [WinError 1114] 动态链接库(DLL)初始化例程失败。 Error loading "D:\\anaconda\\envs\\graphrag'
+        '\\lib\\site-packages\\torch\\lib\\c10.dll" or one of its dependencies.',
+        'OSError: [WinError 126] The specified module could not be found. Error loading "\\.venv\\Lib'
+        '\\site-packages\\torch\\lib\\fbgemm.dll" or one of its dependencies.',
+    ):
+        assert explain_text(text).candidates[0].finding.id == "torch-import-error", text
+    other = 'OSError: [WinError 126] Error loading "C:\\app\\lib\\foo.dll" or one of its dependencies.'
+    assert not explain_text(other).candidates
+
+
 def test_fixture_rtx5090_cu121_id_supported_by_error_and_facts_comes_first():
     facts = facts_from_report((FIXTURES / "collect_env_rtx5090_cu121.txt").read_text())
     top = rank(facts)[0]
