@@ -112,6 +112,15 @@ def test_torchs_windows_dll_loader_failing_is_a_torch_import_error():
     assert not explain_text(other).candidates
 
 
+def test_a_program_falling_back_to_the_cpu_is_recognised_without_a_cause():
+    """whisper's FP16 warning (mmguero/monkeyplug#4) says torch ran on the CPU, not why: no id is
+    claimed, and the paste that would settle it is asked for."""
+    result = explain_text("UserWarning: FP16 is not supported on CPU; using FP32 instead")
+    assert not result.candidates
+    assert [m.signature.name for m in result.notes] == ["ran-on-cpu"]
+    assert result.settle is not None and "collect_env" in result.settle.ask_for
+
+
 def test_fixture_rtx5090_cu121_id_supported_by_error_and_facts_comes_first():
     facts = facts_from_report((FIXTURES / "collect_env_rtx5090_cu121.txt").read_text())
     top = rank(facts)[0]
