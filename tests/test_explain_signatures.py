@@ -121,6 +121,16 @@ def test_a_program_falling_back_to_the_cpu_is_recognised_without_a_cause():
     assert result.settle is not None and "collect_env" in result.settle.ask_for
 
 
+def test_transformers_feature_requiring_a_newer_dependency_is_a_requirement_conflict():
+    text = (
+        "ImportError: Using the `Trainer` with `PyTorch` requires `accelerate>=0.20.1`: Please run "
+        "`pip install transformers[torch]` or `pip install accelerate -U`"
+    )
+    top = explain_text(text).candidates[0]
+    assert top.finding.id == "requirement-conflict" and "accelerate>=0.20.1" in top.finding.message
+    assert not explain_text("This fork requires `numpy<2` until the next release.").candidates
+
+
 def test_fixture_rtx5090_cu121_id_supported_by_error_and_facts_comes_first():
     facts = facts_from_report((FIXTURES / "collect_env_rtx5090_cu121.txt").read_text())
     top = rank(facts)[0]
