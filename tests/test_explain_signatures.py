@@ -78,6 +78,59 @@ def test_retyped_and_paraphrased_messages_still_match():
     assert not explain_text("my GPU is too old for this PyTorch").candidates  # not a driver
 
 
+def test_cuda_library_dlls_missing_on_windows_are_a_library_conflict():
+    """CTranslate2's, and a retyped name (SYSTRAN/faster-whisper#1080); a DLL name in prose is not one."""
+    for text in (
+        "Could not locate cudnn_ops_infer64_8.dll. Please make sure it is in your library path!",
+        "RuntimeError: Library cublas64_12.dll is not found or cannot be loaded",
+        "I got `cudnn ops64_9.dll is not found` error which means cuDNN version mismatch.",
+    ):
+        assert explain_text(text).candidates[0].finding.id == "cuda-lib-conflict", text
+    assert not explain_text("cudnn_ops64_9.dll ships with the cuDNN 9 installer").candidates
+
+
+def test_a_packages_own_python_range_refusing_the_interpreter_is_python_unsupported():
+    """pip's refusal names the interpreter (a fact); an installer's range message (InvokeAI) too."""
+    text = "ERROR: Package 'invokeai' requires a different Python: 3.11.0 not in '<3.11,>=3.9'"
+    assert facts_from_report(text).python.version == "3.11.0"
+    assert explain_text(text).candidates[0].finding.id == "python-unsupported"
+    installer = "Please install Python 3.10.0 or higher (maximum 3.11.100) before running this script."
+    assert explain_text(installer).candidates[0].finding.id == "python-unsupported"
+
+
+def test_torchs_windows_dll_loader_failing_is_a_torch_import_error():
+    """WinError 126 / 1114 in torch's own loader, in English and localised (1517005260/graph-rag-agent#54),
+    with a short path (intel/intel-extension-for-pytorch#665); another program's DLL is not torch's."""
+    for text in (
+        'OSError: [WinError 1114] 动态链接库(DLL)初始化例程失败。 Error loading "D:\\anaconda\\envs\\graphrag'
+        '\\lib\\site-packages\\torch\\lib\\c10.dll" or one of its dependencies.',
+        'OSError: [WinError 126] The specified module could not be found. Error loading "\\.venv\\Lib'
+        '\\site-packages\\torch\\lib\\fbgemm.dll" or one of its dependencies.',
+    ):
+        assert explain_text(text).candidates[0].finding.id == "torch-import-error", text
+    other = 'OSError: [WinError 126] Error loading "C:\\app\\lib\\foo.dll" or one of its dependencies.'
+    assert not explain_text(other).candidates
+
+
+def test_a_program_falling_back_to_the_cpu_is_recognised_without_a_cause():
+    """whisper's FP16 warning (mmguero/monkeyplug#4) says torch ran on the CPU, not why: no id is
+    claimed, and the paste that would settle it is asked for."""
+    result = explain_text("UserWarning: FP16 is not supported on CPU; using FP32 instead")
+    assert not result.candidates
+    assert [m.signature.name for m in result.notes] == ["ran-on-cpu"]
+    assert result.settle is not None and "collect_env" in result.settle.ask_for
+
+
+def test_transformers_feature_requiring_a_newer_dependency_is_a_requirement_conflict():
+    text = (
+        "ImportError: Using the `Trainer` with `PyTorch` requires `accelerate>=0.20.1`: Please run "
+        "`pip install transformers[torch]` or `pip install accelerate -U`"
+    )
+    top = explain_text(text).candidates[0]
+    assert top.finding.id == "requirement-conflict" and "accelerate>=0.20.1" in top.finding.message
+    assert not explain_text("This fork requires `numpy<2` until the next release.").candidates
+
+
 def test_fixture_rtx5090_cu121_id_supported_by_error_and_facts_comes_first():
     facts = facts_from_report((FIXTURES / "collect_env_rtx5090_cu121.txt").read_text())
     top = rank(facts)[0]

@@ -67,3 +67,100 @@ def test_comfyui_settings_panel_copy_reads_values_under_their_labels():
     assert [g.name for g in facts.nvidia.gpus] == ["NVIDIA GeForce RTX 5090 D"]
     _from_tools(facts)
     assert not [d for d in rank(facts) if d.finding.severity is Severity.ERROR]
+
+
+# A four-GPU training log (garylvov/garylvov.github.io, a blog post's log; verbatim, indentation kept).
+ULTRALYTICS_4_GPUS = """New https://pypi.org/project/ultralytics/8.3.78 available 😃 Update with 'pip install -U ultralytics'
+Ultralytics 8.3.75 🚀 Python-3.11.11 torch-2.2.2+cu121 CUDA:0 (NVIDIA GeForce RTX 3090 Ti, 24142MiB)
+                                                       CUDA:1 (NVIDIA GeForce RTX 3090 Ti, 24139MiB)
+                                                       CUDA:2 (NVIDIA GeForce RTX 3090, 24154MiB)
+                                                       CUDA:3 (NVIDIA GeForce RTX 3090, 24154MiB)
+engine/trainer: task=detect, mode=train, model=yolo11m.pt, device=0,1,2,3, workers=8
+"""
+# YOLOv5 of 2021 (ultralytics/yolov5 issue 5870, verbatim): a space after "torch" and MB with a decimal.
+YOLOV5_2021 = "YOLOv5  2021-10-12 torch 1.10.0 CUDA:0 (NVIDIA T600 Laptop GPU, 4096.0MB)\n"
+
+
+def test_ultralytics_device_line_is_tool_output_and_sm120_on_cu124_is_an_error_from_facts_alone():
+    facts = facts_from_report(_report("ultralytics-19833-rtx5090-torch260-cu124-image"))
+    assert (facts.torch.version, facts.torch.cuda, facts.python.version) == ("2.6.0+cu124", "12.4", "3.10.12")
+    assert [(g.index, g.name, g.memory_total_mib) for g in facts.nvidia.gpus] == [
+        (0, "NVIDIA GeForce RTX 5090", 32120)
+    ]
+    _from_tools(facts)
+    top = rank(facts)[0].finding
+    assert (top.id, top.severity) == ("arch-not-in-wheel", Severity.ERROR)
+
+
+def test_ultralytics_device_line_lists_every_gpu_under_it():
+    facts = facts_from_report(ULTRALYTICS_4_GPUS)
+    assert facts.torch.version == "2.2.2+cu121"
+    assert [(g.index, g.name) for g in facts.nvidia.gpus] == [
+        (0, "NVIDIA GeForce RTX 3090 Ti"),
+        (1, "NVIDIA GeForce RTX 3090 Ti"),
+        (2, "NVIDIA GeForce RTX 3090"),
+        (3, "NVIDIA GeForce RTX 3090"),
+    ]
+    _from_tools(facts)
+    assert not [d for d in rank(facts) if d.finding.severity is Severity.ERROR]
+
+
+def test_old_yolov5_device_line_with_mb_is_read():
+    facts = facts_from_report(YOLOV5_2021)
+    assert facts.torch.version == "1.10.0"
+    assert [(g.name, g.memory_total_mib) for g in facts.nvidia.gpus] == [("NVIDIA T600 Laptop GPU", 4096)]
+
+
+def test_a_log_with_two_ultralytics_runs_is_read_at_the_last_one():
+    """An old run on torch-1.8.1+cu111 and the new one on torch-2.0.0+cpu: the CPU build is now."""
+    facts = facts_from_report(_report("ultralytics-1495-torch200-cpu-after-update"))
+    assert (facts.torch.version, facts.torch.cuda, facts.python.version) == ("2.0.0+cpu", None, "3.10.6")
+    assert facts.packages.torch_installs is None  # one install, seen twice in time, not two at once
+    assert rank(facts)[0].finding.id == "torch-cpu-build"
+
+
+def test_invokeai_dependency_json_states_torch_its_cuda_and_python():
+    facts = facts_from_report(_report("invokeai-7683-rtx5090-torch241-cu124"))
+    assert (facts.torch.version, facts.torch.cuda, facts.python.version) == ("2.4.1+cu124", "12.4", "3.10.11")
+    assert facts.packages.versions["xformers"] == "0.0.28.post1"
+    assert "version" not in facts.packages.versions and "cuda" not in facts.packages.versions
+    assert "torch.version" not in facts.stated
+    # The GPU comes from the form's "GPU model" field, typed by the user: it stays marked as stated.
+    assert "nvidia.gpus" in facts.stated
+    assert rank(facts)[0].finding.id == "arch-not-in-wheel"
+
+
+# `yolo checks` on Windows (SunOner/sunone_aimbot issue 36, verbatim, the package list cut after torchvision).
+YOLO_CHECKS = """Ultralytics YOLOv8.0.221 🚀 Python-3.11.6 torch-2.1.1+cu121 CUDA:0 (NVIDIA GeForce GTX 1650 SUPER, 4096MiB)
+Setup complete ✅ (12 CPUs, 15.9 GB RAM, 101.6/111.2 GB disk)
+
+OS                  Windows-10-10.0.18363-SP0
+Environment         Windows
+Python              3.11.6
+Install             pip
+RAM                 15.93 GB
+CPU                 AMD Ryzen 5 2600 Six-Core Processor
+CUDA                12.1
+
+matplotlib          ✅ 3.8.2>=3.3.0
+numpy               ✅ 1.26.2>=1.22.2
+opencv-python       ✅ 4.8.1.78>=4.6.0
+pillow              ✅ 10.1.0>=7.1.2
+pyyaml              ✅ 6.0.1>=5.3.1
+torch               ✅ 2.1.1+cu121>=1.8.0
+torchvision         ✅ 0.16.1>=0.9.0
+"""
+
+
+def test_yolo_checks_lists_installed_requirements_as_tool_output():
+    facts = facts_from_report(YOLO_CHECKS)
+    versions = facts.packages.versions
+    assert (versions["numpy"], versions["opencv-python"], versions["torchvision"]) == (
+        "1.26.2",
+        "4.8.1.78",
+        "0.16.1",
+    )
+    assert "setup" not in versions  # "Setup complete ✅ (12 CPUs, ...)" is no requirement
+    assert not [k for k in facts.stated if k.startswith("packages.") or k.startswith("torch.")]
+    assert facts.torch.cuda == "12.1" and facts.nvidia.gpus[0].name == "NVIDIA GeForce GTX 1650 SUPER"
+    assert not [d for d in rank(facts) if d.finding.severity is Severity.ERROR]
