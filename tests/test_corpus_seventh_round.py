@@ -1,10 +1,12 @@
-"""The seventh blind round, part A (``batch: blind-7`` and ``blind-7b`` in tests/corpus; blind figures in
+"""The seventh blind round (``batch: blind-7`` and ``blind-7b`` in tests/corpus; blind figures in
 docs/triage.md): threads from the DeepSeek-R1 reproduction wave and RL / fine-tuning training stacks
-(R1-V, EasyR1 and projects on it, OpenRLHF, RL2, verl, trl, torchtune, NeMo-RL, instructlab, Lightning),
-scored with report + error and facts only, and no error finding on its healthy reports.
+(R1-V, EasyR1 and projects on it, OpenRLHF, RL2, verl, trl, torchtune, NeMo-RL, instructlab, Lightning)
+and from vision, speech and web-UI stacks (Ultralytics, whisper, PEFT, accelerate, InvokeAI, Fooocus,
+Forge, SAM 2, Windows and WSL users), scored with report + error and facts only, and no error finding
+on its healthy reports.
 
-The floor is the figure reached after the changes: 18 of 18 with the error lines (blind: 9 of 15, then
-0 of 3 for the three threads collected after the first changes)."""
+The floor is the figure reached after the changes: 50 of 51 with the error lines (blind: 27 of 35, then
+8 of 16 for the threads collected after the first changes)."""
 
 from __future__ import annotations
 
@@ -24,8 +26,8 @@ def test_seventh_round_report_and_error_rank_the_confirmed_id_first(capsys):
     with capsys.disabled():
         print(f"\nseventh round, report + error: {accuracy:.0%} of {len(BROKEN)}; misses: {misses}")
         print(f"seventh round, facts only: {facts_only:.0%}; complete reports: {len(full)}")
-    assert len(BROKEN) >= 18 and len(HEALTHY) >= 3
-    assert accuracy == 1.0, misses
+    assert len(BROKEN) >= 51 and len(HEALTHY) >= 10
+    assert accuracy >= 0.98, misses
 
 
 def test_seventh_round_healthy_reports_raise_no_error_finding_and_are_read_as_tool_output():
