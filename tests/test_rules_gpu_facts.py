@@ -182,3 +182,30 @@ def test_facts_variant_mismatch_defers_to_nvcc_mismatch_when_nvcc_is_known():
     facts.system.env = {"CUDA_VERSION": "12.4.1"}
     facts.cuda.nvcc_version = "12.4"
     assert "torch-cuda-variant-mismatch" not in by_id(run(facts))
+
+
+def _pasted_version_on(gpu_name: str, capability: str, torch_version: str) -> Facts:
+    """A paste stating torch's version without its build (+cuXXX), and one GPU."""
+    facts = _facts(torch_version=torch_version, status="unknown")
+    facts.nvidia = NvidiaFacts(
+        source="nvml",
+        driver_version="575.57.08",
+        cuda_driver_version="12.9",
+        gpus=[Gpu(index=0, name=gpu_name, compute_capability=capability)],
+    )
+    return facts
+
+
+def test_facts_a_gpu_no_cuda_build_of_the_release_covers_is_arch_not_in_wheel_whatever_the_build():
+    f = by_id(run(_pasted_version_on("NVIDIA GeForce RTX 5090", "12.0", "2.3.1")))["arch-not-in-wheel"]
+    assert f.severity is Severity.ERROR
+    assert "no CUDA build of torch 2.3" in f.message and "sm_120" in f.message
+    assert any(key.startswith("knowledge.arch_lists[2.3/") for key in f.evidence)
+    assert isinstance(f.actions[0], PipInstall) and "cu128" in f.actions[0].index_url
+
+
+def test_facts_an_unknown_build_of_a_release_that_has_a_covering_build_says_nothing():
+    found = by_id(run(_pasted_version_on("NVIDIA GeForce RTX 5090", "12.0", "2.7.1")))
+    assert "arch-not-in-wheel" not in found
+    found = by_id(run(_pasted_version_on("NVIDIA A100-SXM4-80GB", "8.0", "2.3.1")))
+    assert "arch-not-in-wheel" not in found

@@ -109,6 +109,9 @@ def arch_not_in_wheel(facts: Facts) -> Iterator[Finding]:
     """
     build = torch_build(facts)
     gpu_list = gpus(facts)
+    if build is not None and build.variant is None and gpu_list:
+        yield from _no_build_covers(build, gpu_list, facts)
+        return
     if build is None or not gpu_list or not (build.variant or "").startswith("cu"):
         return
     variant = build.variant or ""
@@ -150,6 +153,40 @@ def arch_not_in_wheel(facts: Facts) -> Iterator[Finding]:
         fix=describe_install(action) if action else NO_WHEEL,
         actions=[action] if action else [Manual(NO_WHEEL)],
         sources=[s for s in (CUDA_COMPAT, source) if s],
+        inferred=any(g.inferred for g in uncovered),
+    )
+
+
+def _no_build_covers(build: TorchBuild, gpu_list: list[GpuInfo], facts: Facts) -> Iterator[Finding]:
+    """With the build unknown (a pasted version without its +cuXXX), a GPU that no published CUDA build
+    of the release has kernels for cannot run this torch whichever build it is (a CPU build uses no GPU)."""
+    release = kb.torch_release(build.version)
+    if release is None or not release.cuda_variants:
+        return
+    tables = {v: kb.arch_list(release.minor, v) for v in release.cuda_variants}
+    if any(entries is None for entries in tables.values()):
+        return  # a build whose arch list is not known might cover it
+    uncovered = [
+        g
+        for g in gpu_list
+        if g.capability and not any(kb.arch_covers(g.capability, list(e or [])) for e in tables.values())
+    ]
+    if not uncovered:
+        return
+    caps = capabilities(gpu_list)
+    action = _move_forward(build.version, facts.nvidia.driver_version, caps, facts.python.version)
+    names = ", ".join(sorted({f"{g.name} (sm_{(g.capability or '').replace('.', '')})" for g in uncovered}))
+    yield arch_not_in_wheel.finding(
+        f"no CUDA build of torch {release.minor} ({', '.join(release.cuda_variants)}) has kernels for "
+        f"{names}, so whichever build torch {build.version} is, it cannot use that GPU.",
+        evidence={
+            **build.evidence,
+            **{f"knowledge.arch_lists[{release.minor}/{v}]": ";".join(e or []) for v, e in tables.items()},
+            **_gpu_evidence(uncovered),
+        },
+        fix=describe_install(action) if action else NO_WHEEL,
+        actions=[action] if action else [Manual(NO_WHEEL)],
+        sources=[CUDA_COMPAT, release.source],
         inferred=any(g.inferred for g in uncovered),
     )
 
