@@ -26,7 +26,7 @@ from envdoctor.facts import Facts
 from envdoctor.yamlio import load_yaml
 
 if TYPE_CHECKING:
-    from envdoctor.plan import Plan
+    from envdoctor.fix.model import Plan
 
 VARIANT_RE = re.compile(r"^(cpu|cu\d{3}|rocm\d+(\.\d+)*)$")
 CAPABILITY_RE = re.compile(r"^\d+\.\d+(\+PTX)?$")

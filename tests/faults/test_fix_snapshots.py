@@ -10,8 +10,8 @@ from pathlib import Path
 
 from fix_faults import REPO, envdoctor, plant_conflict, record_state
 
-from envdoctor import transaction
-from envdoctor.apply import inspect_target
+from envdoctor.fix import transaction
+from envdoctor.fix.target import inspect_target
 
 
 def _snapshots(python: Path) -> Path:
