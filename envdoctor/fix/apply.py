@@ -15,10 +15,10 @@ import signal
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from envdoctor.findings import Finding, PipInstall, PipUninstall, SetEnv, Severity
+from envdoctor.findings import Finding, Manual, PipInstall, PipUninstall, SetEnv, Severity
 from envdoctor.fix.activation import activated, activation_text, read_activation, write_activation
 from envdoctor.fix.installer import PIP_TIMEOUT_S, Interrupts, StepResult, run_pip
-from envdoctor.fix.model import Plan, needs_constraints, pip_args
+from envdoctor.fix.model import Plan, needs_constraints, pip_args, unknown_kind
 from envdoctor.fix.refusals import live_refusals
 from envdoctor.fix.rollback import RollbackResult, rollback
 from envdoctor.fix.state import ApplyError, locked, state_dir
@@ -126,22 +126,26 @@ def _run_steps(
 ) -> None:
     constraints = _write_constraints(target.prefix, plan.constraints)
     env_changes: dict[str, str | None] = {}
-    for step in plan.automatic_steps:
+    for step in plan.steps:
         action = step.action
         if guard.received:
             return
-        if isinstance(action, SetEnv):
-            env_changes[action.name] = action.value
-            continue
-        assert isinstance(action, (PipInstall, PipUninstall))  # automatic: not Manual
-        use_constraints = constraints if needs_constraints(action) else None
-        log(f"running: {plan.describe(step)}")
-        outcome = run_pip(target.python, pip_args(action, use_constraints), timeout, guard, lock_fd)
-        result.steps.append(outcome)
-        if not outcome.ok:
-            result.ok = False
-            result.reason = f"step failed: {plan.describe(step)}: {outcome.detail}"
-            return
+        match action:
+            case Manual():  # the user's to do: listed in the plan, never run
+                continue
+            case SetEnv():
+                env_changes[action.name] = action.value
+            case PipInstall() | PipUninstall():
+                use_constraints = constraints if needs_constraints(action) else None
+                log(f"running: {plan.describe(step)}")
+                outcome = run_pip(target.python, pip_args(action, use_constraints), timeout, guard, lock_fd)
+                result.steps.append(outcome)
+                if not outcome.ok:
+                    result.ok = False
+                    result.reason = f"step failed: {plan.describe(step)}: {outcome.detail}"
+                    return
+            case _:
+                unknown_kind(action)
     if env_changes and not guard.received:
         log(f"wrote {write_activation(target.prefix, env_changes)}")
 

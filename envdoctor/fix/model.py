@@ -2,15 +2,15 @@
 
 Pure data and the text of each step; touches nothing. A step holds one action of the closed set
 :data:`envdoctor.findings.Action` (``PipInstall``, ``PipUninstall``, ``SetEnv``, ``Manual``), so
-``Step[PipInstall]`` is known to have specs and an index; :meth:`Plan.describe` matches every kind
-and mypy checks that none is left out (a kind without a case is a missing return). Only manual steps are never run by ``--apply``.
+``Step[PipInstall]`` is known to have specs and an index; code that handles steps matches every kind
+and ends with :func:`unknown_kind`, so mypy reports a kind left out. Only manual steps are never run by ``--apply``.
 """
 
 from __future__ import annotations
 
 import shlex
 from dataclasses import dataclass, field
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, NoReturn, TypeVar
 
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
@@ -134,6 +134,14 @@ class Plan:
                 return f"export {action.name}={shlex.quote(action.value)} (in {where})"
             case Manual():
                 return f"MANUAL: {action.text}"
+            case _:
+                unknown_kind(action)
+
+
+def unknown_kind(action: NoReturn) -> NoReturn:
+    """The last case of a ``match`` over the action kinds: mypy rejects the call while a kind is left
+    out (``typing.assert_never``, which Python 3.10 lacks)."""
+    raise AssertionError(f"unknown kind of action: {action!r}")
 
 
 def pip_args(action: PipAction, constraints_file: str | None = None) -> list[str]:

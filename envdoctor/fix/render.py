@@ -5,13 +5,15 @@ Text and dictionaries only; touches nothing.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from envdoctor.findings import SetEnv, Severity
-from envdoctor.fix.apply import ApplyResult
 from envdoctor.fix.model import ACTIVATION_NAME, Plan
-from envdoctor.fix.rollback import RollbackResult
-from envdoctor.fix.run import FixOutcome, Undone
+
+if TYPE_CHECKING:
+    from envdoctor.fix.apply import ApplyResult
+    from envdoctor.fix.rollback import RollbackResult
+    from envdoctor.fix.run import FixOutcome, Undone
 
 
 def render_plan(plan: Plan) -> str:

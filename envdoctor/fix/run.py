@@ -28,6 +28,9 @@ from envdoctor.fix.rollback import RollbackResult, rollback
 from envdoctor.fix.state import locked
 from envdoctor.fix.target import inspect_target
 from envdoctor.fix.transaction import Snapshot, latest_snapshot, snapshot_dir
+from envdoctor.recipes import guard_recipe_plan, load_recipe
+from envdoctor.rules import evaluate
+from envdoctor.sources import gather_facts, target_python
 
 if TYPE_CHECKING:
     from envdoctor.proof import Proof, SmokeOptions
@@ -84,8 +87,6 @@ def run_fix(request: FixRequest, progress: Progress = SILENT) -> FixOutcome:
     """Plan, and with ``request.apply`` apply under the target's lock (taken before the facts)."""
     if not request.apply:
         return _plan_and_apply(request, progress)
-    from envdoctor.sources import target_python
-
     # absolute, not resolved (a venv's python is a symlink whose location decides sys.prefix)
     target = inspect_target(target_python(request.python))
     with locked(target.prefix, request.wait, progress.waiting):
@@ -93,10 +94,6 @@ def run_fix(request: FixRequest, progress: Progress = SILENT) -> FixOutcome:
 
 
 def _plan_and_apply(request: FixRequest, progress: Progress) -> FixOutcome:
-    from envdoctor.recipes import guard_recipe_plan, load_recipe
-    from envdoctor.rules import evaluate
-    from envdoctor.sources import gather_facts
-
     chosen = load_recipe(request.recipe) if request.recipe is not None else None
     facts = gather_facts(request.python, request.facts, quick=request.quick)
     findings = evaluate(facts)
@@ -161,8 +158,6 @@ def undo_last(
     python: Path | None, wait: float = 0.0, timeout: float | None = None, progress: Progress = SILENT
 ) -> Undone:
     """Roll the target back to its newest snapshot, under its lock; :class:`NoSnapshot` if none."""
-    from envdoctor.sources import target_python
-
     target = inspect_target(target_python(python))
     with locked(target.prefix, wait, progress.waiting):
         snap = latest_snapshot(target.prefix)
