@@ -21,11 +21,9 @@ from envdoctor.fix.installer import PIP_TIMEOUT_S, Interrupts, StepResult, run_p
 from envdoctor.fix.model import Plan, needs_constraints, pip_args, unknown_kind
 from envdoctor.fix.refusals import live_refusals
 from envdoctor.fix.rollback import RollbackResult, rollback
-from envdoctor.fix.state import ApplyError, locked, state_dir
+from envdoctor.fix.state import ApplyError, Log, locked, state_dir
 from envdoctor.fix.target import Target, inspect_target
 from envdoctor.fix.transaction import Snapshot, take_snapshot
-
-Log = Callable[[str], None]
 
 
 @dataclass

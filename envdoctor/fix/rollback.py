@@ -7,14 +7,13 @@ and its activation file. Refuses, before any change, a rollback that would remov
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from packaging.utils import canonicalize_name
 
 from envdoctor.fix.activation import restore_activation
 from envdoctor.fix.installer import PIP_TIMEOUT_S, StepResult, run_pip
-from envdoctor.fix.state import ApplyError, locked
+from envdoctor.fix.state import ApplyError, Log, locked
 from envdoctor.fix.target import inspect_target
 from envdoctor.fix.transaction import (
     INSTALLERS,
@@ -25,8 +24,6 @@ from envdoctor.fix.transaction import (
     read_layout,
     restore_files,
 )
-
-Log = Callable[[str], None]
 
 
 @dataclass

@@ -20,7 +20,7 @@ from envdoctor.errors import EnvdoctorError
 STATE_DIR = ".envdoctor"
 LOCK_POLL_S = 0.2
 
-Log = Callable[[str], None]
+Log = Callable[[str], None]  # where a step of the transaction is said (print, or nothing)
 
 
 class ApplyError(EnvdoctorError, RuntimeError):

@@ -28,20 +28,17 @@ import errno
 import json
 import os
 import shutil
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-from envdoctor.fix.state import ApplyError, state_dir, write_atomic
+from envdoctor.fix.state import ApplyError, Log, state_dir, write_atomic
 from envdoctor.probes._process import run_python
 
 SCHEMA = 2  # 1: versions only (reinstalled by version on rollback); 2: with a stash of the files
 KEEP = 3  # snapshots (and their stashes) kept per prefix; older ones are pruned
 INSTALLERS = ("pip", "setuptools")  # a rollback never removes these
 QUERY_TIMEOUT_S = 120.0
-
-Log = Callable[[str], None]
 
 
 # --- what the stash covers ---------------------------------------------------------------------
