@@ -119,8 +119,9 @@ def outcome_dict(outcome: FixOutcome) -> dict[str, Any] | None:
 def render_undone(undone: Undone) -> str:
     """The verdict of ``fix --rollback``: nothing was changed, restored exactly, or what is left."""
     done = undone.result
-    if done.note:
+    if done.ok and done.note:
         return f"nothing to roll back: {done.note}; the environment is as it was before it\n"
     if done.ok:
         return f"rolled back to {undone.snapshot.path}: environment restored exactly\n"
-    return f"rollback incomplete: {', '.join(done.remaining) or 'files'}; run `fix --rollback` again\n"
+    left = ", ".join(done.remaining) or done.note or "files"
+    return f"rollback incomplete: {left}; run `fix --rollback` again\n"
