@@ -156,6 +156,22 @@ def test_live_refusal_of_a_conda_managed_torch(tmp_path):
     assert live_refusals(target, allow_system=False, allow_conda=True) == []
 
 
+def test_refused_apply_with_json_prints_one_document_naming_the_refusal(tmp_path):
+    py = make_venv(tmp_path / "env", with_pip=False)
+    (tmp_path / "env" / "conda-meta").mkdir()
+    (tmp_path / "env" / "conda-meta" / "pytorch-2.2.2-0.json").write_text(
+        '{"name": "pytorch", "version": "2.2.2"}'
+    )
+    argv = ["fix", "--apply", "--json", "--quick", "--recipe", "torch213-cpu", "--python", str(py)]
+    result = invoke(argv)
+    assert result.exit_code == 1, result.output
+    doc = json.loads(result.stdout)
+    assert doc["ok"] is False and doc["steps"] == [] and doc["smoke"] is None
+    assert len(doc["refused"]) == 1 and "--allow-conda" in doc["refused"][0]
+    assert doc["plan"]["refusals"] == doc["refused"] and doc["plan"]["commands"]
+    assert not (tmp_path / "env" / ".envdoctor" / "snapshots").exists()
+
+
 def test_fix_in_a_venv_without_torch_shows_the_torch_install_but_does_not_run_it(venv_factory):
     """torch-missing is a warning: its 1-5 GB install is listed, and --apply leaves it alone."""
     py = venv_factory("fix-no-torch")  # without pip: nothing to install with, nothing installed

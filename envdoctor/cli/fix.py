@@ -142,9 +142,7 @@ def _render(outcome: "FixOutcome", as_json: bool) -> None:
     from envdoctor.fix.render import outcome_dict, render_result
 
     if as_json:
-        doc = outcome_dict(outcome)
-        if doc is not None:
-            sys.stdout.write(json.dumps(doc, indent=2) + "\n")
+        sys.stdout.write(json.dumps(outcome_dict(outcome), indent=2) + "\n")
     elif outcome.result is not None:
         sys.stdout.write(render_result(outcome.result))
 

@@ -100,16 +100,15 @@ def rollback_dict(rb: RollbackResult) -> dict[str, Any]:
     }
 
 
-def outcome_dict(outcome: FixOutcome) -> dict[str, Any] | None:
-    """``fix --json``: the plan (a dry run), or the plan and what applying it did; None for a
-    refused ``--apply``, whose reasons the plan's refusals hold."""
+def outcome_dict(outcome: FixOutcome) -> dict[str, Any]:
+    """``fix --json``: the plan (a dry run), or the plan and what applying it did (nothing, when it
+    was refused or had no automatic step)."""
     plan, result, proof = outcome.plan, outcome.result, outcome.proof
     if not outcome.apply:
         return plan.to_dict()
-    if plan.refusals:
-        return None
     if result is None:
-        doc: dict[str, Any] = {"plan": plan.to_dict(), "ok": proof is None or proof.ok, "steps": []}
+        ok = not plan.refusals and (proof is None or proof.ok)
+        doc: dict[str, Any] = {"plan": plan.to_dict(), "ok": ok, "refused": list(plan.refusals), "steps": []}
     else:
         doc = result_dict(plan, result)
     doc["smoke"] = proof.to_dict() if proof else None
