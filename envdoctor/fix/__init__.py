@@ -14,8 +14,8 @@ One concern per module, in the order a fix runs; the first lines of each say wha
 - :mod:`~envdoctor.fix.installer` the pip / uv process
 - :mod:`~envdoctor.fix.apply` and :mod:`~envdoctor.fix.rollback` the executor and its undo
 - :mod:`~envdoctor.fix.render` text and JSON of plans and outcomes
-- :mod:`~envdoctor.fix.run` the workflow the command line and the MCP server call, :mod:`~envdoctor.fix.progress`
-  what it says meanwhile
+- :mod:`~envdoctor.fix.run` the workflow the command line and the MCP server call;
+  :mod:`~envdoctor.fix.progress` what it says meanwhile
 
 Importing the package imports none of them (``check`` imports only what it uses).
 """

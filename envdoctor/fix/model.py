@@ -3,7 +3,8 @@
 Pure data and the text of each step; touches nothing. A step holds one action of the closed set
 :data:`envdoctor.findings.Action` (``PipInstall``, ``PipUninstall``, ``SetEnv``, ``Manual``), so
 ``Step[PipInstall]`` is known to have specs and an index; code that handles steps matches every kind
-and ends with :func:`unknown_kind`, so mypy reports a kind left out. Only manual steps are never run by ``--apply``.
+and ends with :func:`unknown_kind`, so mypy reports a kind left out. Every kind but a manual step is
+run by ``--apply``.
 """
 
 from __future__ import annotations
@@ -21,8 +22,7 @@ ACTIVATION_NAME = "envdoctor-activate.sh"  # in the target's prefix; the user so
 # Installed from the same index as torch: their builds must match torch's CUDA variant.
 TORCH_FAMILY = frozenset({"torch", "torchvision", "torchaudio", "triton", "pytorch-triton"})
 
-# The kind of action a step holds: the planner keeps installs, uninstalls, variables and manual steps
-# apart, and a Step[PipInstall] is known to have specs and an index.
+# The kind of action a step holds (the planner keeps installs, uninstalls, variables and manual steps apart).
 A = TypeVar("A", bound=Action, covariant=True)
 PipAction = PipInstall | PipUninstall
 

@@ -2,10 +2,11 @@
 
 :func:`run_fix` and :func:`undo_last` are what the command line and the MCP server call; each returns
 an outcome that the caller renders (:mod:`envdoctor.fix.render`) and says what it does meanwhile
-through a :class:`~envdoctor.fix.progress.Progress`. Touches what its parts touch: it probes the target (or reads a facts
-file) and, only with ``apply`` or for a rollback, changes the target environment through
-:mod:`envdoctor.fix.apply` and :mod:`envdoctor.fix.rollback`, holding the prefix's lock from before
-the facts are gathered (a run that waited plans from what the other one left) to the end.
+through a :class:`~envdoctor.fix.progress.Progress`. Touches what its parts touch: it probes the
+target (or reads a facts file) and, only with ``apply`` or for a rollback, changes the target
+environment through :mod:`envdoctor.fix.apply` and :mod:`envdoctor.fix.rollback`, holding the
+prefix's lock from before the facts are gathered (a run that waited plans from what the other one
+left) to the end.
 """
 
 from __future__ import annotations

@@ -53,9 +53,9 @@ def project_torch(facts: Facts, target: TorchTarget) -> Facts:
     """A copy of ``facts`` with the planned torch in place of the installed one.
 
     What only an import of the new build can tell (arch list, warnings, cuDNN, FP8 support, whether
-    and how many GPUs it sees) becomes unknown; the rules then read the knowledge tables instead. Requirements that torch itself
-    declares are pip's to satisfy while it installs torch, so they are no longer unmet; a pin on
-    torch is judged against the new version.
+    and how many GPUs it sees) becomes unknown; the rules then read the knowledge tables instead.
+    Requirements that torch itself declares are pip's to satisfy while it installs torch, so they
+    are no longer unmet; a pin on torch is judged against the new version.
     """
     from envdoctor.knowledge.cuda import cuda_of_variant
 
