@@ -169,7 +169,7 @@ def test_refused_apply_with_json_prints_one_document_naming_the_refusal(tmp_path
     assert doc["ok"] is False and doc["steps"] == [] and doc["smoke"] is None
     assert len(doc["refused"]) == 1 and "--allow-conda" in doc["refused"][0]
     assert doc["plan"]["refusals"] == doc["refused"] and doc["plan"]["commands"]
-    assert not (tmp_path / "env" / ".envdoctor" / "snapshots").exists()
+    assert not (tmp_path / "env" / ".envdoctor").exists()  # refused: not even a lock file written
 
 
 def test_fix_in_a_venv_without_torch_shows_the_torch_install_but_does_not_run_it(venv_factory):

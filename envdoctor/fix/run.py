@@ -25,6 +25,7 @@ from envdoctor.fix.model import ERRORS_ONLY, Plan, Selection
 from envdoctor.fix.planner import build_plan
 from envdoctor.fix.progress import SILENT, Progress
 from envdoctor.fix.recipe_plan import plan_for_recipe
+from envdoctor.fix.refusals import live_refusals
 from envdoctor.fix.rollback import RollbackResult, rollback
 from envdoctor.fix.state import locked
 from envdoctor.fix.target import inspect_target
@@ -90,6 +91,8 @@ def run_fix(request: FixRequest, progress: Progress = SILENT) -> FixOutcome:
         return _plan_and_apply(request, progress)
     # absolute, not resolved (a venv's python is a symlink whose location decides sys.prefix)
     target = inspect_target(target_python(request.python))
+    if live_refusals(target, request.allow_system, request.allow_conda):
+        return _plan_and_apply(request, progress)  # refused: nothing is written there, not even a lock
     with locked(target.prefix, request.wait, progress.waiting):
         return _plan_and_apply(request, progress)
 
