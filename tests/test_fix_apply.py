@@ -172,6 +172,17 @@ def test_refused_apply_with_json_prints_one_document_naming_the_refusal(tmp_path
     assert not (tmp_path / "env" / ".envdoctor").exists()  # refused: not even a lock file written
 
 
+def test_rollback_of_a_never_fixed_venv_is_a_usage_error_that_writes_nothing(tmp_path):
+    py = make_venv(tmp_path / "env", with_pip=False)
+    result = invoke(["fix", "--rollback", "--python", str(py)])
+    assert result.exit_code == 2
+    assert (
+        result.stderr
+        == f"envdoctor: error: no snapshot under {tmp_path / 'env' / '.envdoctor' / 'snapshots'}\n"
+    )
+    assert not (tmp_path / "env" / ".envdoctor").exists()
+
+
 def test_fix_in_a_venv_without_torch_shows_the_torch_install_but_does_not_run_it(venv_factory):
     """torch-missing is a warning: its 1-5 GB install is listed, and --apply leaves it alone."""
     py = venv_factory("fix-no-torch")  # without pip: nothing to install with, nothing installed

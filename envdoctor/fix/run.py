@@ -27,7 +27,7 @@ from envdoctor.fix.progress import SILENT, Progress
 from envdoctor.fix.recipe_plan import plan_for_recipe
 from envdoctor.fix.refusals import live_refusals
 from envdoctor.fix.rollback import RollbackResult, rollback
-from envdoctor.fix.state import locked
+from envdoctor.fix.state import locked, state_dir
 from envdoctor.fix.target import inspect_target
 from envdoctor.fix.transaction import Snapshot, latest_snapshot, snapshot_dir
 from envdoctor.recipes import guard_recipe_plan, load_recipe
@@ -161,10 +161,14 @@ class Undone:
 def undo_last(
     python: Path | None, wait: float = 0.0, timeout: float | None = None, progress: Progress = SILENT
 ) -> Undone:
-    """Roll the target back to its newest snapshot, under its lock; :class:`NoSnapshot` if none."""
+    """Roll the target back to its newest snapshot, under its lock; :class:`NoSnapshot` if none.
+
+    An environment no fix ever ran on has no state folder: nothing is written there, not even a lock.
+    """
     target = inspect_target(target_python(python))
-    with locked(target.prefix, wait, progress.waiting):
-        snap = latest_snapshot(target.prefix)
-        if snap is None:
-            raise NoSnapshot(f"no snapshot under {snapshot_dir(target.prefix)}")
-        return Undone(snap, rollback(snap, timeout=timeout or PIP_TIMEOUT_S, log=progress.log))
+    if state_dir(target.prefix).is_dir():
+        with locked(target.prefix, wait, progress.waiting):
+            snap = latest_snapshot(target.prefix)
+            if snap is not None:
+                return Undone(snap, rollback(snap, timeout=timeout or PIP_TIMEOUT_S, log=progress.log))
+    raise NoSnapshot(f"no snapshot under {snapshot_dir(target.prefix)}")
