@@ -26,7 +26,7 @@ class Advice:
 
 def shell_line(python: str, action: PipInstall | PipUninstall, constraints: list[str]) -> str:
     """A pip step as one pasteable line; torch pins reach pip as a constraints file on stdin."""
-    from envdoctor.plan import needs_constraints, pip_args
+    from envdoctor.fix.model import needs_constraints, pip_args
 
     if constraints and needs_constraints(action):
         pins = shlex.quote("\\n".join(constraints) + "\\n")
@@ -43,7 +43,8 @@ def advise(facts: Facts, findings: list[Finding], fix_command: str | None) -> Ad
     """
     if not any(isinstance(a, (PipInstall, PipUninstall)) for f in findings for a in f.actions):
         return Advice(hint=_hint(findings, fix_command))
-    from envdoctor.plan import Selection, build_plan
+    from envdoctor.fix.model import Selection
+    from envdoctor.fix.planner import build_plan
 
     plan = build_plan(findings, facts, {}, selection=Selection(include_warnings=True))
     python = facts.python.executable if facts.origin != "report" and facts.python.executable else "python"
@@ -68,7 +69,7 @@ def _hint(findings: list[Finding], fix_command: str | None) -> str | None:
     By default ``fix`` plans the automatic steps of errors and lists every manual step; a warning's
     steps need ``--include-warnings``, an info finding's ``--only ID``.
     """
-    from envdoctor.plan import Selection
+    from envdoctor.fix.model import Selection
 
     with_steps = [f for f in findings if f.actions]
     if not with_steps:

@@ -194,14 +194,14 @@ def fix_apply(python: str, only: list[str] | None = None, include_warnings: bool
 
 def fix_rollback(python: str) -> dict[str, Any]:
     """Restore the interpreter ``python`` to its last fix snapshot."""
-    from envdoctor import apply as executor
+    from envdoctor.fix.run import NoSnapshot, undo_last
 
-    target = executor.inspect_target(python)
-    snap = executor.latest_snapshot(target.prefix)
-    if snap is None:
-        raise ToolFailure(f"no snapshot under {executor.snapshot_dir(target.prefix)}")
-    done = executor.rollback(snap, timeout=1800.0, log=lambda _m: None)
-    return redact({"snapshot": str(snap.path), "ok": done.ok, "remaining": list(done.remaining)})
+    try:
+        undone = undo_last(Path(python))
+    except NoSnapshot as exc:
+        raise ToolFailure(str(exc)) from None
+    done = undone.result
+    return redact({"snapshot": str(undone.snapshot.path), "ok": done.ok, "remaining": list(done.remaining)})
 
 
 READ_ONLY = (check, explain, diagnose_report, recommend, fix_plan, rules, diff, fit)

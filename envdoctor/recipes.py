@@ -25,7 +25,7 @@ from envdoctor.facts import Facts
 from envdoctor.yamlio import Fields, read_document
 
 if TYPE_CHECKING:
-    from envdoctor.plan import Plan
+    from envdoctor.fix.model import Plan
 
 VARIANT_RE = re.compile(r"^(cpu|cu\d{3}|rocm\d+(\.\d+)*)$")
 CAPABILITY_RE = re.compile(r"^\d+\.\d+(\+PTX)?$")

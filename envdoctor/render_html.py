@@ -33,7 +33,7 @@ def _status(value: Severity | str) -> str:
 
 def action_commands(finding: Finding, python: str | None) -> tuple[list[str], list[str]]:
     """(shell commands to copy, manual steps to read) of a finding's fix actions."""
-    from envdoctor.plan import pip_args
+    from envdoctor.fix.model import pip_args
 
     commands, manual = [], []
     for action in finding.actions:

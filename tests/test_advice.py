@@ -12,7 +12,8 @@ from cli_helpers import invoke
 
 from envdoctor.advice import advise
 from envdoctor.facts import load_facts
-from envdoctor.plan import build_plan, render_plan
+from envdoctor.fix.planner import build_plan
+from envdoctor.fix.render import render_plan
 from envdoctor.rules import evaluate
 
 FACTS = Path(__file__).parent / "fixtures" / "facts"

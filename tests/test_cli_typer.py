@@ -105,6 +105,7 @@ def test_the_errors_commands_raise_share_one_base_with_exit_2() -> None:
     from envdoctor.ci import CIError
     from envdoctor.facts import FactsError
     from envdoctor.fit import FitError
+    from envdoctor.fix.state import ApplyError
     from envdoctor.fleet.report import FleetInputError
     from envdoctor.fleet.slurm import SlurmError
     from envdoctor.image.context import ContextError
@@ -113,7 +114,6 @@ def test_the_errors_commands_raise_share_one_base_with_exit_2() -> None:
     from envdoctor.probes import ProbeTargetError
     from envdoctor.recipes import RecipeError
     from envdoctor.smoke import ConfigError
-    from envdoctor.transaction import ApplyError
 
     classes = [
         ContextError, EngineError, CIError, FactsError, FitError, FleetInputError, SlurmError,

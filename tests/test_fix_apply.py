@@ -12,9 +12,13 @@ from pathlib import Path
 import pytest
 from cli_helpers import invoke
 
-from envdoctor import apply as executor
 from envdoctor.findings import Finding, PipInstall, PipUninstall, SetEnv, Severity
-from envdoctor.plan import build_plan
+from envdoctor.fix.activation import read_activation
+from envdoctor.fix.apply import apply_plan, count_errors
+from envdoctor.fix.planner import build_plan
+from envdoctor.fix.refusals import live_refusals
+from envdoctor.fix.render import render_result
+from envdoctor.fix.target import conda_meta_packages, inspect_target
 from envdoctor.probes import collect
 from envdoctor.rules import evaluate
 from tests.fix_helpers import freeze, make_venv, pip
@@ -98,10 +102,8 @@ def test_failing_step_rolls_back_to_the_same_distributions(requests_venv):
         Finding("bad", Severity.ERROR, "m", actions=[PipInstall(("envdoctor-no-such-package==0.0.1",))]),
         Finding("env", Severity.WARNING, "m", actions=[SetEnv("KEEP_ME", "no")]),
     )
-    errors = executor.count_errors(evaluate(facts))
-    result = executor.apply_plan(
-        plan, lambda: evaluate(collect(python=str(py), quick=True)), errors, timeout=300
-    )
+    errors = count_errors(evaluate(facts))
+    result = apply_plan(plan, lambda: evaluate(collect(python=str(py), quick=True)), errors, timeout=300)
     assert not result.ok and result.rolled_back and result.reason.startswith("step failed")
     assert [s.ok for s in result.steps] == [True, True, False]
     assert result.rollback.ok and result.rollback.restored == ["Pygments==2.12.0", "idna==2.10"]
@@ -117,12 +119,10 @@ def test_worse_recheck_rolls_back(requests_venv):
     before = freeze(py)
     # idna 3.7 breaks requests 2.25.1 (idna<3): the re-check finds a new error.
     plan, facts = _plan(py, Finding("up", Severity.ERROR, "m", actions=[PipInstall(("idna==3.7",))]))
-    errors = executor.count_errors(evaluate(facts))
-    result = executor.apply_plan(
-        plan, lambda: evaluate(collect(python=str(py), quick=True)), errors, timeout=300
-    )
+    errors = count_errors(evaluate(facts))
+    result = apply_plan(plan, lambda: evaluate(collect(python=str(py), quick=True)), errors, timeout=300)
     assert result.rolled_back and result.errors_after == errors + 1
-    assert "re-check found" in executor.render_result(result)
+    assert "re-check found" in render_result(result)
     assert freeze(py) == before
 
 
@@ -130,15 +130,15 @@ def test_live_refusal_of_an_externally_managed_system_python(tmp_path):
     system = Path("/usr/bin/python3")
     if not system.exists():
         pytest.skip("no system python3")
-    target = executor.inspect_target(str(system))
+    target = inspect_target(str(system))
     if target.in_venv or not Path(target.stdlib, "EXTERNALLY-MANAGED").exists():
         pytest.skip("/usr/bin/python3 is not externally managed here")
-    refused = executor.live_refusals(target, allow_system=False, allow_conda=False)
+    refused = live_refusals(target, allow_system=False, allow_conda=False)
     assert len(refused) == 1 and "(PEP 668)" in refused[0] and "--break-system-packages" in refused[0]
-    assert executor.live_refusals(target, allow_system=True, allow_conda=False) == []
+    assert live_refusals(target, allow_system=True, allow_conda=False) == []
     plan, _ = _plan(system, Finding("n", Severity.ERROR, "m", actions=[PipInstall(("idna==3.7",))]))
     plan.refusals = []  # the executor must refuse on its own, whatever the plan says
-    result = executor.apply_plan(plan, lambda: [], 0, timeout=60)
+    result = apply_plan(plan, lambda: [], 0, timeout=60)
     assert result.refused and result.snapshot is None and not result.steps
 
 
@@ -149,11 +149,38 @@ def test_live_refusal_of_a_conda_managed_torch(tmp_path):
     (meta / "pytorch-2.2.2-py3.11_cuda12.1_0.json").write_text(
         json.dumps({"name": "pytorch", "version": "2.2.2"})
     )
-    target = executor.inspect_target(str(py))
-    assert executor.conda_meta_packages(target.prefix) == {"pytorch": "2.2.2"}
-    refused = executor.live_refusals(target, allow_system=False, allow_conda=False)
+    target = inspect_target(str(py))
+    assert conda_meta_packages(target.prefix) == {"pytorch": "2.2.2"}
+    refused = live_refusals(target, allow_system=False, allow_conda=False)
     assert len(refused) == 1 and "--allow-conda" in refused[0]
-    assert executor.live_refusals(target, allow_system=False, allow_conda=True) == []
+    assert live_refusals(target, allow_system=False, allow_conda=True) == []
+
+
+def test_refused_apply_with_json_prints_one_document_naming_the_refusal(tmp_path):
+    py = make_venv(tmp_path / "env", with_pip=False)
+    (tmp_path / "env" / "conda-meta").mkdir()
+    (tmp_path / "env" / "conda-meta" / "pytorch-2.2.2-0.json").write_text(
+        '{"name": "pytorch", "version": "2.2.2"}'
+    )
+    argv = ["fix", "--apply", "--json", "--quick", "--recipe", "torch213-cpu", "--python", str(py)]
+    result = invoke(argv)
+    assert result.exit_code == 1, result.output
+    doc = json.loads(result.stdout)
+    assert doc["ok"] is False and doc["steps"] == [] and doc["smoke"] is None
+    assert len(doc["refused"]) == 1 and "--allow-conda" in doc["refused"][0]
+    assert doc["plan"]["refusals"] == doc["refused"] and doc["plan"]["commands"]
+    assert not (tmp_path / "env" / ".envdoctor").exists()  # refused: not even a lock file written
+
+
+def test_rollback_of_a_never_fixed_venv_is_a_usage_error_that_writes_nothing(tmp_path):
+    py = make_venv(tmp_path / "env", with_pip=False)
+    result = invoke(["fix", "--rollback", "--python", str(py)])
+    assert result.exit_code == 2
+    assert (
+        result.stderr
+        == f"envdoctor: error: no snapshot under {tmp_path / 'env' / '.envdoctor' / 'snapshots'}\n"
+    )
+    assert not (tmp_path / "env" / ".envdoctor").exists()
 
 
 def test_fix_in_a_venv_without_torch_shows_the_torch_install_but_does_not_run_it(venv_factory):
@@ -200,7 +227,7 @@ def test_fix_apply_with_uv_fixes_rechecks_and_rolls_back(tmp_path, uv_path, monk
     assert "Applied. Errors before: 2, after: 0." in result.stdout
     fixed = freeze(py)
     assert "idna==2.10" in fixed and "requests==2.25.1" in fixed
-    activation = executor.read_activation(str(tmp_path / "venv"))
+    activation = read_activation(str(tmp_path / "venv"))
     assert activation == {"PYTORCH_CUDA_ALLOC_CONF": None}  # its only entry is invalid: unset
     assert {"requirement-conflict", "alloc-conf-invalid"}.isdisjoint(_ids(py, uv_env))
 
@@ -214,10 +241,8 @@ def test_fix_apply_with_uv_fixes_rechecks_and_rolls_back(tmp_path, uv_path, monk
     monkeypatch.setenv("PATH", uv_path)
     monkeypatch.setenv("UV_CACHE_DIR", uv_env["UV_CACHE_DIR"])
     plan, facts = _plan(py, Finding("up", Severity.ERROR, "m", actions=[PipInstall(("urllib3==2.2.3",))]))
-    errors = executor.count_errors(evaluate(facts))
-    worse = executor.apply_plan(
-        plan, lambda: evaluate(collect(python=str(py), quick=True)), errors, timeout=300
-    )
+    errors = count_errors(evaluate(facts))
+    worse = apply_plan(plan, lambda: evaluate(collect(python=str(py), quick=True)), errors, timeout=300)
     assert worse.steps[0].ok and worse.steps[0].command.startswith(f"{uv} pip install --python {py}")
     assert worse.rolled_back and worse.errors_after == errors + 1
     assert worse.rollback.ok and worse.rollback.restored == ["urllib3==1.26.20"]

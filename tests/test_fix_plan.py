@@ -11,7 +11,10 @@ from cli_helpers import invoke
 
 from envdoctor.facts import Facts, Gpu, load_facts
 from envdoctor.findings import Finding, Manual, PipInstall, PipUninstall, SetEnv, Severity
-from envdoctor.plan import Selection, build_plan, plan_for_recipe, render_plan
+from envdoctor.fix.model import Selection
+from envdoctor.fix.planner import build_plan
+from envdoctor.fix.recipe_plan import plan_for_recipe
+from envdoctor.fix.render import render_plan
 from envdoctor.recipes import load_recipe
 from envdoctor.rules import evaluate
 
@@ -207,7 +210,7 @@ def test_fixture_healthy_h200_has_nothing_to_fix():
 
 
 def test_uv_is_used_when_on_path(monkeypatch):
-    from envdoctor import apply as executor
+    from envdoctor.fix import installer as executor
 
     monkeypatch.setattr(executor.shutil, "which", lambda name: "/usr/local/bin/uv" if name == "uv" else None)
     args = ["install", "--no-input", "--index-url", "https://x/cu126", "--force-reinstall", "torch==2.13.0"]
@@ -227,7 +230,7 @@ def test_uv_is_used_when_on_path(monkeypatch):
 
 
 def test_activation_file_round_trips_values_that_need_quoting(tmp_path):
-    from envdoctor import apply as executor
+    from envdoctor.fix import activation as executor
 
     env = {
         "PYTORCH_CUDA_ALLOC_CONF": "expandable_segments:True,max_split_size_mb:128",

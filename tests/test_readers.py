@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from envdoctor.facts import Facts, Gpu, TorchDevice
 from envdoctor.findings import Finding, Manual, PipInstall, Severity
-from envdoctor.plan import build_plan
+from envdoctor.fix.planner import build_plan
 from envdoctor.readers import (
     gpu_capabilities,
     gpus,

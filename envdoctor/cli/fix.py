@@ -1,17 +1,22 @@
 """``fix``: plan fixes for the findings (or a recipe); --apply runs them under a lock, --rollback undoes.
 
-Parses options and renders; the work is envdoctor.plan (the plan) and envdoctor.apply (the transaction).
+Parses options, calls :func:`envdoctor.fix.run.run_fix` (or ``undo_last``) and renders the outcome;
+the work is the package :mod:`envdoctor.fix`.
 """
 
 import sys
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from envdoctor.cli import options as o
-from envdoctor.errors import EXIT_OK, EXIT_PROBLEM, UsageError
+from envdoctor.errors import UsageError
+from envdoctor.fix.progress import Progress
+
+if TYPE_CHECKING:
+    from envdoctor.fix.model import Plan
+    from envdoctor.fix.run import FixOutcome
+    from envdoctor.proof import Proof, SmokeOptions
 
 
 def register(app: typer.Typer) -> None:
@@ -81,11 +86,10 @@ def fix(
     """Plan fixes for the findings (or a recipe); --apply runs them, re-checks, rolls back on failure."""
     import contextlib
 
-    from envdoctor import apply as executor
     from envdoctor.cli.smoke import smoke_options
-    from envdoctor.plan import Selection
+    from envdoctor.fix.model import Selection
+    from envdoctor.fix.run import FixRequest, run_fix, undo_last
     from envdoctor.rules import all_rules
-    from envdoctor.sources import target_python
 
     as_json = o.one_format(as_json, fmt) == "json"
     if facts is not None and (apply or rollback):
@@ -101,137 +105,72 @@ def fix(
         raise UsageError(f"--only: unknown finding id {', '.join(unknown)} (`envdoctor rules` lists them)")
     if not 0 <= wait < 1e9 or (timeout is not None and not 0 < timeout < 1e9):
         raise UsageError("--wait must be >= 0 seconds and --timeout a positive number of seconds")
-    run = _Run(python, facts, recipe, force, apply, as_json, break_system, allow_conda, quick, timeout)
-    selection = Selection(frozenset(ids) if ids else None, include_warnings)
+    request = FixRequest(
+        python,
+        facts,
+        recipe,
+        force,
+        apply,
+        Selection(frozenset(ids) if ids else None, include_warnings),
+        allow_system=break_system,
+        allow_conda=allow_conda,
+        quick=quick,
+        timeout=timeout,
+        wait=wait,
+        smoke=smoke_with,
+    )
     try:
-        if not (apply or rollback):
-            return _fix_plan(run, selection, None)
-        # The lock comes before the facts: a run that waited plans from what the other one left.
-        # absolute, not resolved (a venv's python is a symlink whose location decides sys.prefix)
-        target = executor.inspect_target(target_python(python))
-        with executor.locked(target.prefix, wait, log=lambda m: print(m, file=sys.stderr)):
-            if rollback:
-                return _fix_rollback(target.prefix, timeout)
-            return _fix_plan(run, selection, smoke_with)
+        if rollback:
+            from envdoctor.fix.render import render_undone
+
+            undone = undo_last(python, wait, timeout, _Text())
+            sys.stdout.write(render_undone(undone))
+            return undone.exit_code
+        outcome = run_fix(request, _Json() if as_json else _Text())
     except KeyboardInterrupt:  # before the transaction began or after it ended: nothing half-done
         with contextlib.suppress(OSError):
             print("envdoctor: interrupted; the environment was not changed by this run", file=sys.stderr)
         return 130
+    _render(outcome, as_json)
+    return outcome.exit_code
 
 
-@dataclass(frozen=True)
-class _Run:
-    """The options a plan and its application read."""
-
-    python: Path | None
-    facts: Path | None
-    recipe: str | None
-    force: bool
-    apply: bool
-    as_json: bool
-    break_system: bool
-    allow_conda: bool
-    quick: bool
-    timeout: float | None
-
-
-def _fix_rollback(prefix: str, timeout: float | None) -> int:
-    from envdoctor import apply as executor
-
-    snap = executor.latest_snapshot(prefix)
-    if snap is None:
-        raise UsageError(f"no snapshot under {executor.snapshot_dir(prefix)}")
-    done = executor.rollback(snap, timeout=timeout or executor.PIP_TIMEOUT_S, log=print)
-    if done.note:
-        print(f"nothing to roll back: {done.note}; the environment is as it was before it")
-    elif done.ok:
-        print(f"rolled back to {snap.path}: environment restored exactly")
-    else:
-        print(f"rollback incomplete: {', '.join(done.remaining) or 'files'}; run `fix --rollback` again")
-    return EXIT_OK if done.ok else EXIT_PROBLEM
-
-
-def _fix_plan(args: _Run, selection, smoke) -> int:
-    """Plan (dry run), or plan and apply under the lock the caller holds."""
+def _render(outcome: "FixOutcome", as_json: bool) -> None:
+    """The outcome after the run (text mode has already shown the plan, the steps and any proof)."""
     import json
 
-    from envdoctor import apply as executor
-    from envdoctor.cli.smoke import run_smoke
-    from envdoctor.plan import build_plan, plan_for_recipe, render_plan
-    from envdoctor.recipes import guard_recipe_plan, load_recipe
-    from envdoctor.rules import evaluate
-    from envdoctor.sources import gather_facts
+    from envdoctor.fix.render import outcome_dict, render_result
 
-    chosen = load_recipe(args.recipe) if args.recipe is not None else None
-    snapshot = gather_facts(args.python, args.facts, quick=args.quick)
-    findings = evaluate(snapshot)
-    activation = executor.read_activation(snapshot.python.prefix) if args.facts is None else {}
-    guards = (args.break_system, args.allow_conda)
-    if chosen is not None:
-        plan = plan_for_recipe(chosen, snapshot, activation, *guards)
-        guard_recipe_plan(plan, chosen, snapshot, args.force)
-    else:
-        plan = build_plan(findings, snapshot, activation, *guards, selection=selection)
-    if args.as_json and not args.apply:
-        sys.stdout.write(json.dumps(plan.to_dict(), indent=2) + "\n")
-    elif not args.as_json:
-        sys.stdout.write(render_plan(plan))
-    if not args.apply:
-        return EXIT_PROBLEM if plan.steps or plan.refusals else EXIT_OK
-    if plan.refusals:
-        return EXIT_PROBLEM
-    if not plan.automatic_steps:
-        return _fix_nothing_to_do(args.as_json, plan, smoke)
-    python = plan.python or sys.executable
-    proofs = []
-
-    def prove() -> str | None:
-        proofs.append(run_smoke(python, smoke, quiet=args.as_json))
-        if not args.as_json:
-            from envdoctor.proof import print_proof
-
-            print_proof(proofs[-1])  # before the rollback it may cause
-        return None if proofs[-1].ok else proofs[-1].reason()
-
-    result = executor.apply_plan(
-        plan,
-        lambda: evaluate(gather_facts(args.python, None, quick=args.quick)),
-        executor.count_errors(findings),
-        allow_system=args.break_system,
-        allow_conda=args.allow_conda,
-        timeout=args.timeout or executor.PIP_TIMEOUT_S,
-        log=print if not args.as_json else lambda _m: None,
-        prove=prove if smoke is not None else None,
-    )
-    proof = proofs[-1] if proofs else None
-    if args.as_json:
-        doc = executor.result_dict(plan, result)
-        doc["smoke"] = proof.to_dict() if proof else None
-        sys.stdout.write(json.dumps(doc, indent=2) + "\n")
-    else:
-        sys.stdout.write(executor.render_result(result))
-    if result.interrupted:
-        import signal
-
-        return 128 + signal.Signals[result.interrupted].value
-    return EXIT_OK if result.ok and not result.errors_after else EXIT_PROBLEM
-
-
-def _fix_nothing_to_do(as_json: bool, plan, smoke) -> int:
-    """No step to run; with --smoke the environment as it is still gets its proof."""
-    import json
-
-    from envdoctor.cli.smoke import run_smoke
-
-    if not as_json:
-        print("nothing to do")
-    proof = run_smoke(plan.python or sys.executable, smoke, quiet=as_json) if smoke else None
     if as_json:
-        doc = {"plan": plan.to_dict(), "ok": proof is None or proof.ok, "steps": []}
-        doc["smoke"] = proof.to_dict() if proof else None
-        sys.stdout.write(json.dumps(doc, indent=2) + "\n")
-    elif proof is not None:
+        sys.stdout.write(json.dumps(outcome_dict(outcome), indent=2) + "\n")
+    elif outcome.result is not None:
+        sys.stdout.write(render_result(outcome.result))
+
+
+class _Json(Progress):
+    """--json: only a wait for another fix's lock is said, on stderr."""
+
+    def waiting(self, message: str) -> None:
+        print(message, file=sys.stderr)
+
+
+class _Text(_Json):
+    """The plan, each step of the transaction and the smoke-train as they happen."""
+
+    def planned(self, plan: "Plan") -> None:
+        from envdoctor.fix.render import render_plan
+
+        sys.stdout.write(render_plan(plan))
+
+    def log(self, message: str) -> None:
+        print(message)
+
+    def proving(self, python: str, options: "SmokeOptions") -> None:
+        from envdoctor.cli.smoke import announce_smoke
+
+        announce_smoke(python, options)
+
+    def proved(self, proof: "Proof") -> None:
         from envdoctor.proof import print_proof
 
         print_proof(proof)
-    return EXIT_OK if proof is None or proof.ok else EXIT_PROBLEM

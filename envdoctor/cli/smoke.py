@@ -33,16 +33,19 @@ def smoke_options(device: str, precision: str, nproc: int, timeout: float | None
 
 def run_smoke(python: str, options: "SmokeOptions", quiet: bool) -> "Proof":
     """A smoke-train of ``python`` as a verdict; says what it runs unless ``quiet``."""
-    import sys
-
     from envdoctor.proof import smoke
 
     if not quiet:
-        print(
-            f"smoke-train with {python} ({options.device}, {options.precision}, up to {options.timeout:g} s)"
-        )
-        sys.stdout.flush()
+        announce_smoke(python, options)
     return smoke(python, options)
+
+
+def announce_smoke(python: str, options: "SmokeOptions") -> None:
+    """The line printed before a smoke-train that proves an environment (``check`` / ``fix --smoke``)."""
+    import sys
+
+    print(f"smoke-train with {python} ({options.device}, {options.precision}, up to {options.timeout:g} s)")
+    sys.stdout.flush()
 
 
 def smoke_train(

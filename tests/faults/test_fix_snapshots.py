@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from pathlib import Path
 
 from fix_faults import REPO, envdoctor, plant_conflict, record_state
 
-from envdoctor import transaction
-from envdoctor.apply import inspect_target
+from envdoctor.fix import transaction
+from envdoctor.fix.target import inspect_target
 
 
 def _snapshots(python: Path) -> Path:
@@ -101,3 +102,24 @@ def test_snapshot_stopped_before_pip_ran_means_nothing_to_undo(fresh_venv, isola
     done = envdoctor("fix", "--rollback", "--python", relative, env=isolated_env)
     assert done.returncode == 0 and "nothing to roll back" in done.stdout, done.stdout + done.stderr
     assert not snap.path.exists() and not snap.stash.exists()
+
+
+def test_rollback_stopped_half_way_says_incomplete_and_where(fresh_venv, isolated_env):
+    """A restore that stops (here a file where a stashed folder must come back) never claims the
+    environment is as it was: it names the path, exit 1; with the path cleared, it completes."""
+    py = fresh_venv()
+    start = record_state(py)
+    _take(py)
+    folder = next(py.parent.parent.glob("lib/python*/site-packages/_distutils_hack"))
+    shutil.rmtree(folder)
+    folder.write_text("a file where a folder must come back\n")
+    done = envdoctor("fix", "--rollback", "--python", str(py), env=isolated_env)
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert f"rollback incomplete: restoring stopped at {folder}" in done.stdout
+    assert "as it was" not in done.stdout and "Traceback" not in done.stderr
+    folder.unlink()
+    again = envdoctor("fix", "--rollback", "--python", str(py), env=isolated_env)
+    assert again.returncode == 0 and "environment restored exactly" in again.stdout, (
+        again.stdout + again.stderr
+    )
+    assert record_state(py) == start

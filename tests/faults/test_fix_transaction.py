@@ -14,9 +14,9 @@ import time
 import pytest
 from fix_faults import envdoctor, plant_conflict, processes_using, record_state, start_envdoctor, wait_for
 
-from envdoctor.apply import apply_plan
 from envdoctor.findings import PipInstall
-from envdoctor.plan import Plan, Step
+from envdoctor.fix.apply import apply_plan
+from envdoctor.fix.model import Plan, Step
 
 pytestmark = pytest.mark.slow
 
@@ -102,7 +102,7 @@ def test_sigkill_between_two_steps_of_a_plan_is_rolled_back(fresh_venv, isolated
     plant_conflict(py, isolated_env, fix_wheels)
     start = record_state(py)
     driver = (
-        "from envdoctor import apply; from envdoctor.findings import *; from envdoctor.plan import Plan, Step\n"
+        "from envdoctor.fix import apply; from envdoctor.findings import *; from envdoctor.fix.model import Plan, Step\n"
         f"plan = Plan({str(py)!r}, {str(prefix)!r}, [Step(PipUninstall(('alpha',))), Step(PipInstall(('beta==1.0',)))])\n"
         "apply.apply_plan(plan, lambda: [], 0, timeout=120)\n"
     )

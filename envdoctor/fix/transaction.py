@@ -1,5 +1,9 @@
-"""What makes ``fix --apply`` a transaction: a lock per prefix, snapshots written atomically, and a
-stash of the installed files that a rollback restores by rename.
+"""What makes ``fix --apply`` a transaction: snapshots written atomically and a stash of the installed
+files that a rollback restores by rename.
+
+Touches ``<prefix>/.envdoctor/snapshots/`` (snapshots, stashes) and, when restoring, the target's
+installed files; runs the target interpreter only to list where those files are. Callers hold the
+prefix's lock (:func:`envdoctor.fix.state.locked`).
 
 The shape is pip's own uninstall (``req_uninstall.StashedUninstallPathSet``): files go to a stash on
 the same file system and come back by rename, exact and offline. envdoctor cannot know in advance
@@ -21,97 +25,20 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import fcntl
 import json
 import os
 import shutil
-import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-from envdoctor.errors import EnvdoctorError
-from envdoctor.plan import STATE_DIR
+from envdoctor.fix.state import ApplyError, Log, state_dir, write_atomic
 from envdoctor.probes._process import run_python
 
 SCHEMA = 2  # 1: versions only (reinstalled by version on rollback); 2: with a stash of the files
 KEEP = 3  # snapshots (and their stashes) kept per prefix; older ones are pruned
 INSTALLERS = ("pip", "setuptools")  # a rollback never removes these
 QUERY_TIMEOUT_S = 120.0
-LOCK_POLL_S = 0.2
-
-Log = Callable[[str], None]
-
-
-class ApplyError(EnvdoctorError, RuntimeError):
-    """The target cannot be inspected, locked, snapshotted or changed (one-line message)."""
-
-
-# --- the lock --------------------------------------------------------------------------------
-
-_held: dict[str, tuple[int, int]] = {}  # prefix -> (fd, depth): the lock is re-entrant in one process
-
-
-def state_dir(prefix: str) -> Path:
-    return Path(prefix) / STATE_DIR
-
-
-@contextmanager
-def locked(prefix: str, wait_s: float, log: Log = lambda _m: None) -> Iterator[int]:
-    """Hold the exclusive lock of ``prefix`` (waiting up to ``wait_s``); yields the lock's fd.
-
-    An advisory ``flock`` on ``<prefix>/.envdoctor/lock``: the kernel drops it when its holders die,
-    SIGKILL included, so a stale lock cannot exist. pip is started holding it too (see apply).
-    """
-    key = os.path.realpath(prefix)
-    if key in _held:
-        fd, depth = _held[key]
-        _held[key] = (fd, depth + 1)
-        try:
-            yield fd
-        finally:
-            _held[key] = (fd, _held[key][1] - 1)
-        return
-    path = state_dir(prefix) / "lock"
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-    except OSError as exc:
-        raise ApplyError(f"{path}: cannot create the lock ({exc.strerror or exc})") from None
-    try:
-        _acquire(fd, prefix, wait_s, log)
-        with contextlib.suppress(OSError):  # the holder's pid is for messages only (a full disk)
-            os.ftruncate(fd, 0)
-            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
-        _held[key] = (fd, 1)
-        try:
-            yield fd
-        finally:
-            del _held[key]
-    finally:
-        os.close(fd)
-
-
-def _acquire(fd: int, prefix: str, wait_s: float, log: Log) -> None:
-    deadline = time.monotonic() + wait_s
-    said = False
-    while True:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            return
-        except BlockingIOError:
-            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
-            if time.monotonic() >= deadline:
-                raise ApplyError(
-                    f"{prefix} is being changed by another envdoctor fix (pid {holder}); "
-                    f"nothing was done, try again when it ends"
-                ) from None
-            if not said:
-                log(f"waiting up to {wait_s:.0f} s for another envdoctor fix on {prefix} (pid {holder})")
-                said = True
-            time.sleep(LOCK_POLL_S)
 
 
 # --- what the stash covers ---------------------------------------------------------------------
@@ -210,25 +137,6 @@ def snapshot_dir(prefix: str) -> Path:
     return state_dir(prefix) / "snapshots"
 
 
-def write_atomic(path: Path, text: str) -> None:
-    """Temporary file in the same folder, fsync, rename, fsync the folder: all of it or nothing."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        with open(tmp, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-        dir_fd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
-    except OSError:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
 def _save(snap: Snapshot) -> None:
     write_atomic(snap.path, json.dumps(snap.to_dict(), indent=1, sort_keys=True) + "\n")
 
@@ -242,7 +150,7 @@ def take_snapshot(
 ) -> Snapshot:
     """Stash the installed files by hard link and record versions, provenance and the activation file.
 
-    Must be called under :func:`locked`. Raises ApplyError (nothing changed, no partial snapshot
+    Must be called under the prefix's lock. Raises ApplyError (nothing changed, no partial snapshot
     left behind) when the state folder cannot be written: a full disk, a read-only prefix.
     """
     layout = read_layout(python)
