@@ -1,7 +1,10 @@
 """``fix``: plan fixes for the findings (or a recipe); --apply runs them under a lock, --rollback undoes.
 
-Parses options, calls :func:`envdoctor.fix.run.run_fix` (or ``undo_last``) and renders the outcome;
-the work is the package :mod:`envdoctor.fix`.
+Touches: nothing without --apply or --rollback (it probes the target, or reads a facts file); with
+them, the target environment (pip, its activation file) under the prefix's lock, after a snapshot
+it can roll back to (through :mod:`envdoctor.fix`).
+
+Parses options, calls :func:`envdoctor.fix.run.run_fix` (or ``undo_last``) and renders the outcome.
 """
 
 import sys
