@@ -54,7 +54,15 @@ def test_completion_offers_choices(tmp_path) -> None:
 
 
 def test_install_completion_writes_the_script_for_the_shell(tmp_path) -> None:
-    env = dict(os.environ, PYTHONPATH=str(ROOT), HOME=str(tmp_path), SHELL="/bin/bash")
+    # Without a shell among its ancestors (a test runner started by a service), typer's shell
+    # detection finds none; typer's own switch makes the option take the shell's name instead.
+    env = dict(
+        os.environ,
+        PYTHONPATH=str(ROOT),
+        HOME=str(tmp_path),
+        SHELL="/bin/bash",
+        _TYPER_COMPLETE_TEST_DISABLE_SHELL_DETECTION="1",
+    )
     done = subprocess.run(
         [sys.executable, "-m", "envdoctor", "--install-completion", "bash"],
         env=env,

@@ -140,3 +140,22 @@ def test_pip_show_blocks_give_package_versions():
     assert f.packages.versions["torch"] == "2.4.0+cu121"
     assert f.packages.versions["torchvision"] == "0.20.1+cu124"
     assert "ext-abi-mismatch" in {finding.id for finding in evaluate(f)}  # 0.20 is built for torch 2.5
+
+
+def test_the_errorish_prefilter_never_skips_a_line_the_pattern_matches():
+    """_errorish skips lines without any of its literal words before searching: on every line of the
+    corpus it must agree with the full pattern."""
+    import yaml
+
+    from envdoctor.paste import _ERRORISH, _errorish, report_lines
+
+    corpus = Path(__file__).parent / "corpus"
+    lines = [
+        line
+        for case in sorted(corpus.glob("*.yaml"))
+        for field in ("report", "error")
+        for line in report_lines(str(yaml.safe_load(case.read_text(encoding="utf-8")).get(field) or ""))
+    ]
+    assert len(lines) > 3000
+    disagree = [line for line in lines if _errorish(line) != bool(_ERRORISH.search(line))]
+    assert not disagree, disagree[:3]
