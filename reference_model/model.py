@@ -41,11 +41,9 @@ from typing import cast
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from torch.utils.checkpoint import checkpoint
 
 ATTENTIONS = ("pam", "full", "pam_naive")
 LOCAL_GATE_BIAS = 2.0  # initial gate logit of the local branch (others 0): e^2 / (e^2 + 2) = 79 % local
-SELECT_BUDGET = 16 * 2**20  # bytes of gathered keys per chunk of queries in the selected branch
 
 
 @dataclass
@@ -87,13 +85,19 @@ def local_windows(cfg: PAMConfig) -> list[int]:
     return [w, max(1, round(w / 2)), max(1, round(w / 4))]
 
 
-# ----------------------------------------------------------------------------- fast PAM branches
+# ----------------------------------------------------------------------------- the PAM operator
+
+QUERY_CHUNK = 64  # queries per chunk: the operator's transient memory is one chunk's scores
 
 
-def _with_null(scores, null_k, q):
-    """Prepend the null slot's score to (B, H, T, n) scores."""
-    null = (q * null_k.to(q.dtype)[None, :, None, :]).sum(-1, keepdim=True) / math.sqrt(q.shape[-1])
-    return torch.cat([null, scores], dim=-1)
+def compress_mean(k, v, block: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Keys and values mean-pooled over each complete block of ``block`` tokens: (B, H, T // block, D)."""
+    B, H, T, D = k.shape
+    nb = T // block
+    return cast(
+        tuple[torch.Tensor, torch.Tensor],
+        tuple(x[:, :, : nb * block].reshape(B, H, nb, block, D).mean(3) for x in (k, v)),
+    )
 
 
 def _complete_past_blocks(t0: int, n: int, nb: int, block: int, device) -> torch.Tensor:
@@ -103,137 +107,145 @@ def _complete_past_blocks(t0: int, n: int, nb: int, block: int, device) -> torch
     return block_end[None, :] <= pos[:, None]
 
 
-def compressed_attention(q, k, v, block: int, null_k, null_v):
-    """Global stage: causal attention over mean-pooled blocks plus a null slot. q,k,v: (B, H, T, D)."""
-    B, H, T, D = q.shape
-    nb = T // block  # only complete blocks can ever be visible
-    kc = k[:, :, : nb * block].reshape(B, H, nb, block, D).mean(3)
-    vc = v[:, :, : nb * block].reshape(B, H, nb, block, D).mean(3)
-    kc = torch.cat([null_k.view(1, H, 1, D).expand(B, H, 1, D).to(k.dtype), kc], dim=2)
-    vc = torch.cat([null_v.view(1, H, 1, D).expand(B, H, 1, D).to(v.dtype), vc], dim=2)
-    visible = _complete_past_blocks(0, T, nb, block, q.device)
-    mask = torch.cat([torch.ones(T, 1, dtype=torch.bool, device=q.device), visible], dim=1)
-    return F.scaled_dot_product_attention(q, kc, vc, attn_mask=mask)
+def _softmax(x: torch.Tensor) -> torch.Tensor:
+    """Softmax over the last dimension, computed in fp32 at least (bf16/fp16 inputs)."""
+    return x.softmax(-1, dtype=torch.promote_types(x.dtype, torch.float32)).to(x.dtype)
 
 
-def _selected_chunk(q, kb, vb, kc, t0: int, block: int, top: int, null_k, null_v):
-    """Selected branch for queries t0 .. t0 + len(q): top-k visible blocks at full resolution."""
-    B, H, C, D = q.shape
-    nb = kb.shape[2]
-    visible = _complete_past_blocks(t0, C, nb, block, q.device)
-    coarse = (q @ kc.transpose(-1, -2)).masked_fill(~visible, float("-inf"))  # (B, H, C, nb)
-    chosen = coarse.topk(min(top, nb), dim=-1).indices  # (B, H, C, k)
-    valid = visible.expand(B, H, C, nb).gather(-1, chosen)  # fewer than k visible: extra picks masked
-    bh = torch.arange(B * H, device=q.device)[:, None]
-    flat = chosen.reshape(B * H, -1)
-    ks = kb.reshape(B * H, nb, block * D)[bh, flat].view(B, H, C, -1, D)  # (B, H, C, k * b, D)
-    vs = vb.reshape(B * H, nb, block * D)[bh, flat].view(B, H, C, -1, D)
-    # one query against k * b keys: a product and a sum (a matmul per query would be B*H*C tiny calls)
-    scores = (ks * q.unsqueeze(-2)).sum(-1) / math.sqrt(D)  # (B, H, C, k * b)
-    scores = scores.masked_fill(~valid.repeat_interleave(block, dim=-1), float("-inf"))
-    probs = _with_null(scores, null_k, q).float().softmax(-1).to(q.dtype)
-    out = (probs[..., 1:].unsqueeze(-1) * vs).sum(-2)
-    return out + probs[..., :1] * null_v.to(q.dtype)[None, :, None, :]
-
-
-def selected_attention(q, k, v, block: int, top: int, null_k, null_v):
-    """Selected stage. Each query gathers k * b keys and values; when they exceed SELECT_BUDGET the
-    queries go in chunks, each recomputed in backward, so memory stays bounded at any length."""
-    B, H, T, D = q.shape
-    nb = T // block
-    if nb == 0:  # no complete block anywhere: every query has only the null slot
-        return null_v.to(q.dtype)[None, :, None, :].expand(B, H, T, D)
-    kb = k[:, :, : nb * block].reshape(B, H, nb, block, D)
-    vb = v[:, :, : nb * block].reshape(B, H, nb, block, D)
-    kc = kb.mean(3)
-    chunk = max(1, SELECT_BUDGET // (B * H * min(top, nb) * block * D * q.element_size()))
-    outs = []
-    for t0 in range(0, T, chunk):
-        args = (q[:, :, t0 : t0 + chunk], kb, vb, kc, t0, block, top, null_k, null_v)
-        if torch.is_grad_enabled() and chunk < T:
-            outs.append(checkpoint(_selected_chunk, *args, use_reentrant=False))
-        else:
-            outs.append(_selected_chunk(*args))
-    return torch.cat(outs, dim=2)
-
-
-def sliding_window_attention(q, k, v, window: int, chunk: int):
-    """Local stage: exact causal window attention, chunk by chunk (never an n x n matrix).
-
-    Queries in chunk ``c`` attend to keys of chunks ``c - 1`` and ``c``; ``window <= chunk`` makes
-    that enough. The boolean mask keeps keys with ``0 <= query_pos - key_pos < window``; it is 4-D
-    (one row per chunk) so that the CPU's flash kernel accepts it.
-    """
-    B, H, T, D = q.shape
-    nc = -(-T // chunk)
-    pad = nc * chunk - T
-
-    def chunks(x):
-        return F.pad(x, (0, 0, 0, pad)).reshape(B * H, nc, chunk, D)
-
-    qc, kc, vc = chunks(q), chunks(k), chunks(v)
-    kk = torch.cat([F.pad(kc, (0, 0, 0, 0, 1, 0))[:, :nc], kc], dim=2)  # previous chunk + own
-    vv = torch.cat([F.pad(vc, (0, 0, 0, 0, 1, 0))[:, :nc], vc], dim=2)
-    i = torch.arange(chunk, device=q.device)[:, None]
-    j = torch.arange(2 * chunk, device=q.device)[None, :]
-    dist = i + chunk - j  # query position minus key position
-    band = (dist >= 0) & (dist < window)
-    mask = band.expand(nc, chunk, 2 * chunk).clone()
-    mask[0] &= j >= chunk  # chunk 0 has no previous chunk: its "previous" keys are padding
-    out = F.scaled_dot_product_attention(qc, kk, vv, attn_mask=mask[None])
-    return out.reshape(B, H, nc * chunk, D)[:, :, :T]
+def _with_null(scores, null_score):
+    """Softmax over the null slot's score followed by ``scores``."""
+    return _softmax(torch.cat([null_score, scores], dim=-1))
 
 
 def fuse(branches: list[torch.Tensor], gate_logits: torch.Tensor) -> torch.Tensor:
     """Softmax gate over branches: gate_logits (B, H, T, n_branches), branches (B, H, T, D) each."""
-    weights = gate_logits.float().softmax(-1).to(branches[0].dtype)
+    weights = _softmax(gate_logits).to(branches[0].dtype)
     return cast(torch.Tensor, sum(weights[..., i : i + 1] * b for i, b in enumerate(branches)))
+
+
+def _chunk_spans(T: int, cfg: PAMConfig):
+    """(t0, t1, lo, nbv) per chunk of queries t0 .. t1 - 1: its local keys start at ``lo`` and only
+    its first ``nbv`` compressed blocks can be complete in the past of one of its queries."""
+    reach = max(local_windows(cfg)) - 1
+    for t0 in range(0, T, QUERY_CHUNK):
+        t1 = min(T, t0 + QUERY_CHUNK)
+        yield t0, t1, max(0, t0 - reach), t1 // cfg.compress_block
+
+
+def _pam_chunk(t0, q, kl, vl, kc, vc, null_k, null_v, gate, k, v, cfg: PAMConfig, track: bool):
+    """PAM's fused output for queries t0 .. t0 + len(q) (all (B, H, n, D)), branch by branch.
+
+    ``kl, vl``: the keys and values from ``t0 - w + 1`` (the widest window) to the chunk's end;
+    ``kc, vc``: the compressed blocks that may be visible. The selected branch gathers each query's
+    top-k blocks from the whole ``k, v`` (no gradient through the gather: the gathered tensors are
+    returned, with ``track`` as leaves that require grad, and their token indices, so that the caller
+    can add their gradients into the full ``dk, dv``). Every query is computed on its own keys: no
+    float of a query's output depends on another query (causality holds bit for bit).
+    """
+    B, H, C, D = q.shape
+    dtype, b, scale = q.dtype, cfg.compress_block, 1 / math.sqrt(D)
+    nv = null_v.to(dtype)[:, None, :]
+    null_score = (q @ null_k.to(dtype)[:, :, None]) * scale  # (B, H, C, 1)
+    visible = _complete_past_blocks(t0, C, kc.shape[2], b, q.device)
+    coarse = ((q @ kc.to(dtype).transpose(-1, -2)) * scale).masked_fill(~visible, float("-inf"))
+    probs = _with_null(coarse, null_score)
+    branches = [probs[..., 1:] @ vc.to(dtype) + probs[..., :1] * nv]
+    ks = vs = tok = None
+    if cfg.select_blocks:
+        with torch.no_grad():
+            chosen = coarse.topk(min(cfg.select_blocks, kc.shape[2]), dim=-1).indices  # (B, H, C, k)
+            valid = visible.expand(B, H, C, -1).gather(-1, chosen).repeat_interleave(b, dim=-1)
+            tok = (chosen[..., None] * b + torch.arange(b, device=q.device)).flatten(-2)  # (B, H, C, k*b)
+            bi = torch.arange(B, device=q.device)[:, None, None, None]
+            hi = torch.arange(H, device=q.device)[None, :, None, None]
+            ks, vs = k[bi, hi, tok].requires_grad_(track), v[bi, hi, tok].requires_grad_(track)
+        scores = ((ks.to(dtype) @ q[..., None]).squeeze(-1) * scale).masked_fill(~valid, float("-inf"))
+        probs = _with_null(scores, null_score)
+        branches.append((probs[..., None, 1:] @ vs.to(dtype)).squeeze(-2) + probs[..., :1] * nv)
+    lo = t0 - kl.shape[2] + C  # position of kl's first key
+    dist = torch.arange(t0, t0 + C, device=q.device)[:, None] - torch.arange(lo, t0 + C, device=q.device)
+    local = (q @ kl.to(dtype).transpose(-1, -2)) * scale
+    for w in local_windows(cfg):
+        band = (dist >= 0) & (dist < w)
+        branches.append(_softmax(local.masked_fill(~band, float("-inf"))) @ vl.to(dtype))
+    return fuse(branches, gate), ks, vs, tok
+
+
+class _PAMOperator(torch.autograd.Function):
+    """All branches and their fusion, chunk by chunk of queries, keeping no branch output.
+
+    Forward keeps only its inputs; backward recomputes each chunk with autograd and adds its
+    gradients into full-size ones. Peak memory: inputs, output, gradients and one chunk's scores.
+    """
+
+    @staticmethod
+    def forward(ctx, q, k, v, kc, vc, null_k, null_v, gate, cfg: PAMConfig):  # type: ignore[override]
+        ctx.cfg = cfg
+        ctx.save_for_backward(q, k, v, kc, vc, null_k, null_v, gate)
+        out = torch.empty_like(q, memory_format=torch.contiguous_format)
+        with torch.autocast(q.device.type, enabled=False):
+            for t0, t1, lo, nbv in _chunk_spans(q.shape[2], cfg):
+                s = slice(t0, t1)
+                out[:, :, s] = _pam_chunk(
+                    t0, q[:, :, s], k[:, :, lo:t1], v[:, :, lo:t1], kc[:, :, :nbv], vc[:, :, :nbv],
+                    null_k, null_v, gate[:, :, s], k, v, cfg, track=False,
+                )[0]  # fmt: skip
+        return out
+
+    @staticmethod
+    def backward(ctx, dout):  # type: ignore[override]
+        cfg: PAMConfig = ctx.cfg
+        q, k, v, kc, vc, null_k, null_v, gate = ctx.saved_tensors
+        B, H, T, D = q.shape
+        grads = [torch.zeros(x.shape, dtype=x.dtype, device=x.device) for x in ctx.saved_tensors]
+        dq, dk, dv, dkc, dvc, dnull_k, dnull_v, dgate = grads
+        rows = torch.arange(B * H, device=q.device).view(B, H, 1, 1, 1) * T  # token -> row of dk.view(-1, D)
+        for t0, t1, lo, nbv in _chunk_spans(T, cfg):
+            s = slice(t0, t1)
+            parts = [q[:, :, s], k[:, :, lo:t1], v[:, :, lo:t1], kc[:, :, :nbv], vc[:, :, :nbv]]
+            leaves = [x.detach().requires_grad_() for x in (*parts, null_k, null_v, gate[:, :, s])]
+            with torch.enable_grad(), torch.autocast(q.device.type, enabled=False):
+                out, ks, vs, tok = _pam_chunk(t0, *leaves, k, v, cfg, track=True)
+            gathered = [ks, vs] if ks is not None else []
+            found = torch.autograd.grad(out, leaves + gathered, dout[:, :, s])
+            targets = [dq[:, :, s], dk[:, :, lo:t1], dv[:, :, lo:t1], dkc[:, :, :nbv], dvc[:, :, :nbv]]
+            for target, grad in zip([*targets, dnull_k, dnull_v, dgate[:, :, s]], found, strict=False):
+                target += grad  # views of the full gradients: the chunk's share lands in place
+            if gathered:  # the selected keys and values go back to their tokens
+                index = (rows + tok[..., None]).flatten()
+                dk.view(-1, D).index_add_(0, index, found[8].reshape(-1, D))
+                dv.view(-1, D).index_add_(0, index, found[9].reshape(-1, D))
+        return (*grads, None)
 
 
 # ----------------------------------------------------------------------------- naive PAM (tests only)
 
 
-def _block_visibility(T: int, block: int, device) -> torch.Tensor:
-    """(T, T) bool: key position p lies in a complete block that ends at or before the query."""
-    nb = T // block
-    pos = torch.arange(T, device=device)
-    key_block_end = (pos // block) * block + block - 1
-    return (key_block_end[None, :] <= pos[:, None]) & (pos[None, :] < nb * block)
+def compressed_attention_naive(q, kc, vc, block: int, null_k, null_v):
+    """The global stage as one softmax over the null slot and every compressed block, masked to the
+    blocks complete in the query's past."""
+    T, D = q.shape[-2], q.shape[-1]
+    scores = (q @ kc.transpose(-1, -2)) / math.sqrt(D)
+    scores = scores.masked_fill(~_complete_past_blocks(0, T, kc.shape[2], block, q.device), float("-inf"))
+    null = (q @ null_k[:, :, None]) / math.sqrt(D)
+    probs = torch.cat([null, scores], dim=-1).softmax(-1)
+    return probs[..., 1:] @ vc + probs[..., :1] * null_v[:, None, :]
 
 
-def compressed_attention_naive(q, k, v, block: int, null_k, null_v):
-    """The global stage as an n x n softmax: position p carries the mean score of its block - log b.
-
-    sum_j a_j * mean(v in block j) == sum_p (a_blk(p) / b) v_p, and softmax over blocks equals a
-    softmax over positions with scores shifted by -log b, so this is the same function computed the
-    expensive way. Masked entries are -inf (never multiplied by 0).
-    """
-    B, H, T, D = q.shape
-    nb = T // block
-    scores = (q @ k.transpose(-1, -2)) / math.sqrt(D)  # (B, H, T, T)
-    pooled = torch.full_like(scores, float("-inf"))
-    if nb:
-        blk = scores[..., : nb * block].reshape(B, H, T, nb, block).mean(-1)
-        pooled[..., : nb * block] = blk.repeat_interleave(block, dim=-1) - math.log(block)
-    pooled = pooled.masked_fill(~_block_visibility(T, block, q.device), float("-inf"))
-    probs = _with_null(pooled, null_k, q).softmax(-1)
-    return probs[..., 1:] @ v + probs[..., :1] * null_v.view(1, H, 1, D)
-
-
-def selected_attention_naive(q, k, v, block: int, top: int, null_k, null_v):
+def selected_attention_naive(q, k, v, kc, block: int, top: int, null_k, null_v):
     """The selected stage as an n x n softmax over the positions of each query's top-k blocks."""
     B, H, T, D = q.shape
-    nb = T // block
+    nb = kc.shape[2]
     scores = (q @ k.transpose(-1, -2)) / math.sqrt(D)
     keep = torch.zeros_like(scores, dtype=torch.bool)
     if nb:
-        visible = _block_visibility(T, block, q.device)
-        blk = scores[..., : nb * block].reshape(B, H, T, nb, block).mean(-1)
-        blk = blk.masked_fill(~visible[:, : nb * block : block], float("-inf"))
+        visible = _complete_past_blocks(0, T, nb, block, q.device)
+        blk = (q @ kc.transpose(-1, -2)).masked_fill(~visible, float("-inf"))
         chosen = torch.zeros_like(blk, dtype=torch.bool).scatter(-1, blk.topk(min(top, nb), -1).indices, True)
-        keep[..., : nb * block] = chosen.repeat_interleave(block, dim=-1) & visible[:, : nb * block]
-    probs = _with_null(scores.masked_fill(~keep, float("-inf")), null_k, q).softmax(-1)
-    return probs[..., 1:] @ v + probs[..., :1] * null_v.view(1, H, 1, D)
+        keep[..., : nb * block] = (chosen & visible).repeat_interleave(block, dim=-1)
+    null = (q @ null_k[:, :, None]) / math.sqrt(D)
+    probs = torch.cat([null, scores.masked_fill(~keep, float("-inf"))], dim=-1).softmax(-1)
+    return probs[..., 1:] @ v + probs[..., :1] * null_v[:, None, :]
 
 
 def window_attention_naive(q, k, v, window: int):
@@ -246,22 +258,20 @@ def window_attention_naive(q, k, v, window: int):
     return scores.softmax(-1) @ v
 
 
-def pam_attention(q, k, v, cfg: PAMConfig, null_k, null_v, gate_logits) -> torch.Tensor:
+def pam_attention(q, k, v, kc, vc, cfg: PAMConfig, null_k, null_v, gate_logits) -> torch.Tensor:
     """All PAM branches on (B, H, T, D) heads, fused by the gate (logits (B, H, T, n_branches)).
 
-    ``cfg.attention == "pam_naive"`` computes the same function with n x n score matrices.
+    ``kc, vc`` (B, H, T // compress_block, D) are the compressed keys and values of the complete
+    blocks (the caller's choice of compression). ``cfg.attention == "pam_naive"`` computes the same
+    function with n x n score matrices and autograd; "pam" with the chunked operator.
     """
+    if cfg.attention != "pam_naive":
+        return _PAMOperator.apply(q, k, v, kc, vc, null_k, null_v, gate_logits, cfg)
     b = cfg.compress_block
-    if cfg.attention == "pam_naive":
-        branches = [compressed_attention_naive(q, k, v, b, null_k, null_v)]
-        if cfg.select_blocks:
-            branches.append(selected_attention_naive(q, k, v, b, cfg.select_blocks, null_k, null_v))
-        branches += [window_attention_naive(q, k, v, w) for w in local_windows(cfg)]
-    else:
-        branches = [compressed_attention(q, k, v, b, null_k, null_v)]
-        if cfg.select_blocks:
-            branches.append(selected_attention(q, k, v, b, cfg.select_blocks, null_k, null_v))
-        branches += [sliding_window_attention(q, k, v, w, cfg.window) for w in local_windows(cfg)]
+    branches = [compressed_attention_naive(q, kc, vc, b, null_k, null_v)]
+    if cfg.select_blocks:
+        branches.append(selected_attention_naive(q, k, v, kc, b, cfg.select_blocks, null_k, null_v))
+    branches += [window_attention_naive(q, k, v, w) for w in local_windows(cfg)]
     return fuse(branches, gate_logits)
 
 
@@ -292,7 +302,8 @@ class CausalSelfAttention(nn.Module):
         if self.cfg.attention == "full":
             y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
         else:
-            y = pam_attention(q, k, v, self.cfg, self.null_k, self.null_v, self.gate_logits(x))
+            kc, vc = compress_mean(k, v, self.cfg.compress_block)
+            y = pam_attention(q, k, v, kc, vc, self.cfg, self.null_k, self.null_v, self.gate_logits(x))
         return self.c_proj(y.transpose(1, 2).contiguous().view(B, T, C))
 
 
