@@ -87,7 +87,7 @@ def local_windows(cfg: PAMConfig) -> list[int]:
 
 # ----------------------------------------------------------------------------- the PAM operator
 
-QUERY_CHUNK = 64  # queries per chunk: the operator's transient memory is one chunk's scores
+QUERY_CHUNK = 256  # queries per chunk: the operator's transient memory is one chunk's scores
 
 
 def compress_mean(k, v, block: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -126,20 +126,47 @@ def fuse(branches: list[torch.Tensor], gate_logits: torch.Tensor) -> torch.Tenso
 def _chunk_spans(T: int, cfg: PAMConfig):
     """(t0, t1, lo, nbv) per chunk of queries t0 .. t1 - 1: its local keys start at ``lo`` and only
     its first ``nbv`` compressed blocks can be complete in the past of one of its queries."""
-    reach = max(local_windows(cfg)) - 1
+    span = max(local_windows(cfg))
     for t0 in range(0, T, QUERY_CHUNK):
         t1 = min(T, t0 + QUERY_CHUNK)
-        yield t0, t1, max(0, t0 - reach), t1 // cfg.compress_block
+        yield t0, t1, max(0, t0 - span), t1 // cfg.compress_block
 
 
-def _pam_chunk(t0, q, kl, vl, kc, vc, null_k, null_v, gate, k, v, cfg: PAMConfig, track: bool):
+def _local_branches(t0: int, q, kl, vl, windows: list[int]) -> list[torch.Tensor]:
+    """Sliding-window attention for queries t0 .. t0 + C, one output per window.
+
+    The queries go in spans of S = the widest window, each against the previous span and its own
+    (2S keys, which hold every window of the span's queries), as one batched product over the spans.
+    ``kl, vl`` hold the keys from ``max(0, t0 - S)`` to the chunk's end.
+    """
+    B, H, C, D = q.shape
+    S = max(windows)
+    n = -(-C // S)
+    front, back = S - (t0 - (t0 + C - kl.shape[2])), n * S - C  # missing keys before 0, queries after C
+
+    def spans(x):  # (B, H, n, 2S, D): span m holds keys t0 + (m - 1) S .. t0 + (m + 1) S - 1
+        return F.pad(x, (0, 0, front, back)).unfold(2, 2 * S, S).transpose(-1, -2)
+
+    kk, vv = spans(kl), spans(vl)
+    scores = (F.pad(q, (0, 0, 0, back)).view(B, H, n, S, D) @ kk.transpose(-1, -2)) / math.sqrt(D)
+    i, j = torch.arange(S, device=q.device)[:, None], torch.arange(2 * S, device=q.device)
+    dist = i + S - j  # query position minus key position, the same in every span
+    exists = (t0 + (torch.arange(n, device=q.device) - 1) * S)[:, None, None] + j >= 0  # no key before 0
+    outs = []
+    for w in windows:
+        keep = (dist >= 0) & (dist < w) & exists  # (n, S, 2S)
+        outs.append((_softmax(scores.masked_fill(~keep, float("-inf"))) @ vv).view(B, H, n * S, D)[:, :, :C])
+    return outs
+
+
+def _pam_chunk(t0, q, kl, vl, kc, vc, null_k, null_v, gate, k_rows, v_rows, cfg: PAMConfig, track: bool):
     """PAM's fused output for queries t0 .. t0 + len(q) (all (B, H, n, D)), branch by branch.
 
-    ``kl, vl``: the keys and values from ``t0 - w + 1`` (the widest window) to the chunk's end;
+    ``kl, vl``: the keys and values from ``t0 - w`` (w: the widest window) to the chunk's end;
     ``kc, vc``: the compressed blocks that may be visible. The selected branch gathers each query's
-    top-k blocks from the whole ``k, v`` (no gradient through the gather: the gathered tensors are
-    returned, with ``track`` as leaves that require grad, and their token indices, so that the caller
-    can add their gradients into the full ``dk, dv``). Every query is computed on its own keys: no
+    top-k blocks from all keys and values, ``k_rows, v_rows`` (B * H * T, D), without a gradient
+    through the gather: the gathered tensors are returned, with ``track`` as leaves that require
+    grad, and their rows, so that the caller adds their gradients into the full ``dk, dv``. Every query is computed on its own keys: no
     float of a query's output depends on another query (causality holds bit for bit).
     """
     B, H, C, D = q.shape
@@ -150,25 +177,31 @@ def _pam_chunk(t0, q, kl, vl, kc, vc, null_k, null_v, gate, k, v, cfg: PAMConfig
     coarse = ((q @ kc.to(dtype).transpose(-1, -2)) * scale).masked_fill(~visible, float("-inf"))
     probs = _with_null(coarse, null_score)
     branches = [probs[..., 1:] @ vc.to(dtype) + probs[..., :1] * nv]
-    ks = vs = tok = None
+    ks = vs = rows = None
     if cfg.select_blocks:
         with torch.no_grad():
             chosen = coarse.topk(min(cfg.select_blocks, kc.shape[2]), dim=-1).indices  # (B, H, C, k)
             valid = visible.expand(B, H, C, -1).gather(-1, chosen).repeat_interleave(b, dim=-1)
-            tok = (chosen[..., None] * b + torch.arange(b, device=q.device)).flatten(-2)  # (B, H, C, k*b)
-            bi = torch.arange(B, device=q.device)[:, None, None, None]
-            hi = torch.arange(H, device=q.device)[None, :, None, None]
-            ks, vs = k[bi, hi, tok].requires_grad_(track), v[bi, hi, tok].requires_grad_(track)
-        scores = ((ks.to(dtype) @ q[..., None]).squeeze(-1) * scale).masked_fill(~valid, float("-inf"))
+            T = k_rows.shape[0] // (B * H)
+            first = torch.arange(B * H, device=q.device).view(B, H, 1, 1) * T + chosen * b  # (B, H, C, k)
+            rows = (first[..., None] + torch.arange(b, device=q.device)).flatten()  # rows of k_rows
+            ks, vs = (
+                x.index_select(0, rows).view(B, H, C, -1, D).requires_grad_(track) for x in (k_rows, v_rows)
+            )
+        # a query against its own k * b keys: products and sums (as matmuls, B*H*C tiny ones: slower)
+        scores = ((ks.to(dtype) * q[..., None, :]).sum(-1) * scale).masked_fill(~valid, float("-inf"))
         probs = _with_null(scores, null_score)
-        branches.append((probs[..., None, 1:] @ vs.to(dtype)).squeeze(-2) + probs[..., :1] * nv)
-    lo = t0 - kl.shape[2] + C  # position of kl's first key
-    dist = torch.arange(t0, t0 + C, device=q.device)[:, None] - torch.arange(lo, t0 + C, device=q.device)
-    local = (q @ kl.to(dtype).transpose(-1, -2)) * scale
-    for w in local_windows(cfg):
-        band = (dist >= 0) & (dist < w)
-        branches.append(_softmax(local.masked_fill(~band, float("-inf"))) @ vl.to(dtype))
-    return fuse(branches, gate), ks, vs, tok
+        branches.append((probs[..., 1:, None] * vs.to(dtype)).sum(-2) + probs[..., :1] * nv)
+    branches += _local_branches(t0, q, kl.to(dtype), vl.to(dtype), local_windows(cfg))
+    return fuse(branches, gate), ks, vs, rows
+
+
+def _rows(k, v, cfg: PAMConfig):
+    """Keys and values as (B * H * T, D) rows for the selected branch's gathers (a copy only when the
+    heads are strided views), or None without that branch."""
+    if not cfg.select_blocks:
+        return None, None
+    return (x.contiguous().view(-1, x.shape[-1]) for x in (k, v))
 
 
 class _PAMOperator(torch.autograd.Function):
@@ -183,12 +216,13 @@ class _PAMOperator(torch.autograd.Function):
         ctx.cfg = cfg
         ctx.save_for_backward(q, k, v, kc, vc, null_k, null_v, gate)
         out = torch.empty_like(q, memory_format=torch.contiguous_format)
+        k_rows, v_rows = _rows(k, v, cfg)
         with torch.autocast(q.device.type, enabled=False):
             for t0, t1, lo, nbv in _chunk_spans(q.shape[2], cfg):
                 s = slice(t0, t1)
                 out[:, :, s] = _pam_chunk(
                     t0, q[:, :, s], k[:, :, lo:t1], v[:, :, lo:t1], kc[:, :, :nbv], vc[:, :, :nbv],
-                    null_k, null_v, gate[:, :, s], k, v, cfg, track=False,
+                    null_k, null_v, gate[:, :, s], k_rows, v_rows, cfg, track=False,
                 )[0]  # fmt: skip
         return out
 
@@ -199,22 +233,21 @@ class _PAMOperator(torch.autograd.Function):
         B, H, T, D = q.shape
         grads = [torch.zeros(x.shape, dtype=x.dtype, device=x.device) for x in ctx.saved_tensors]
         dq, dk, dv, dkc, dvc, dnull_k, dnull_v, dgate = grads
-        rows = torch.arange(B * H, device=q.device).view(B, H, 1, 1, 1) * T  # token -> row of dk.view(-1, D)
+        k_rows, v_rows = _rows(k, v, cfg)
         for t0, t1, lo, nbv in _chunk_spans(T, cfg):
             s = slice(t0, t1)
             parts = [q[:, :, s], k[:, :, lo:t1], v[:, :, lo:t1], kc[:, :, :nbv], vc[:, :, :nbv]]
             leaves = [x.detach().requires_grad_() for x in (*parts, null_k, null_v, gate[:, :, s])]
             with torch.enable_grad(), torch.autocast(q.device.type, enabled=False):
-                out, ks, vs, tok = _pam_chunk(t0, *leaves, k, v, cfg, track=True)
+                out, ks, vs, rows = _pam_chunk(t0, *leaves, k_rows, v_rows, cfg, track=True)
             gathered = [ks, vs] if ks is not None else []
             found = torch.autograd.grad(out, leaves + gathered, dout[:, :, s])
             targets = [dq[:, :, s], dk[:, :, lo:t1], dv[:, :, lo:t1], dkc[:, :, :nbv], dvc[:, :, :nbv]]
             for target, grad in zip([*targets, dnull_k, dnull_v, dgate[:, :, s]], found, strict=False):
                 target += grad  # views of the full gradients: the chunk's share lands in place
             if gathered:  # the selected keys and values go back to their tokens
-                index = (rows + tok[..., None]).flatten()
-                dk.view(-1, D).index_add_(0, index, found[8].reshape(-1, D))
-                dv.view(-1, D).index_add_(0, index, found[9].reshape(-1, D))
+                dk.view(-1, D).index_add_(0, rows, found[8].reshape(-1, D))
+                dv.view(-1, D).index_add_(0, rows, found[9].reshape(-1, D))
         return (*grads, None)
 
 
