@@ -147,15 +147,16 @@ def _local_branches(t0: int, q, kl, vl, windows: list[int]) -> list[torch.Tensor
     def spans(x):  # (B, H, n, 2S, D): span m holds keys t0 + (m - 1) S .. t0 + (m + 1) S - 1
         return F.pad(x, (0, 0, front, back)).unfold(2, 2 * S, S).transpose(-1, -2)
 
-    kk, vv = spans(kl), spans(vl)
-    scores = (F.pad(q, (0, 0, 0, back)).view(B, H, n, S, D) @ kk.transpose(-1, -2)) / math.sqrt(D)
+    kk, vv = (spans(x).reshape(B, H * n, 2 * S, D) for x in (kl, vl))
+    qq = F.pad(q, (0, 0, 0, back)).reshape(B, H * n, S, D)
     i, j = torch.arange(S, device=q.device)[:, None], torch.arange(2 * S, device=q.device)
     dist = i + S - j  # query position minus key position, the same in every span
     exists = (t0 + (torch.arange(n, device=q.device) - 1) * S)[:, None, None] + j >= 0  # no key before 0
     outs = []
-    for w in windows:
-        keep = (dist >= 0) & (dist < w) & exists  # (n, S, 2S)
-        outs.append((_softmax(scores.masked_fill(~keep, float("-inf"))) @ vv).view(B, H, n * S, D)[:, :, :C])
+    for w in windows:  # a 4-D mask (one per span and head): the CPU flash kernel accepts it
+        keep = ((dist >= 0) & (dist < w) & exists).expand(H, n, S, 2 * S).reshape(1, H * n, S, 2 * S)
+        out = F.scaled_dot_product_attention(qq, kk, vv, attn_mask=keep)
+        outs.append(out.reshape(B, H, n * S, D)[:, :, :C])
     return outs
 
 
@@ -171,15 +172,17 @@ def _pam_chunk(t0, q, kl, vl, kc, vc, null_k, null_v, gate, k_rows, v_rows, cfg:
     """
     B, H, C, D = q.shape
     dtype, b, scale = q.dtype, cfg.compress_block, 1 / math.sqrt(D)
-    nv = null_v.to(dtype)[:, None, :]
-    null_score = (q @ null_k.to(dtype)[:, :, None]) * scale  # (B, H, C, 1)
     visible = _complete_past_blocks(t0, C, kc.shape[2], b, q.device)
-    coarse = ((q @ kc.to(dtype).transpose(-1, -2)) * scale).masked_fill(~visible, float("-inf"))
-    probs = _with_null(coarse, null_score)
-    branches = [probs[..., 1:] @ vc.to(dtype) + probs[..., :1] * nv]
+    kcn, vcn = (
+        torch.cat([n.to(dtype)[None, :, None].expand(B, H, 1, D), x.to(dtype)], 2)
+        for n, x in ((null_k, kc), (null_v, vc))
+    )
+    mask = torch.cat([torch.ones(C, 1, dtype=torch.bool, device=q.device), visible], dim=1)
+    branches = [F.scaled_dot_product_attention(q, kcn, vcn, attn_mask=mask)]
     ks = vs = rows = None
     if cfg.select_blocks:
         with torch.no_grad():
+            coarse = (q @ kc.to(dtype).transpose(-1, -2)).masked_fill(~visible, float("-inf"))
             chosen = coarse.topk(min(cfg.select_blocks, kc.shape[2]), dim=-1).indices  # (B, H, C, k)
             valid = visible.expand(B, H, C, -1).gather(-1, chosen).repeat_interleave(b, dim=-1)
             T = k_rows.shape[0] // (B * H)
@@ -190,8 +193,11 @@ def _pam_chunk(t0, q, kl, vl, kc, vc, null_k, null_v, gate, k_rows, v_rows, cfg:
             )
         # a query against its own k * b keys: products and sums (as matmuls, B*H*C tiny ones: slower)
         scores = ((ks.to(dtype) * q[..., None, :]).sum(-1) * scale).masked_fill(~valid, float("-inf"))
+        null_score = (q @ null_k.to(dtype)[:, :, None]) * scale  # (B, H, C, 1)
         probs = _with_null(scores, null_score)
-        branches.append((probs[..., 1:, None] * vs.to(dtype)).sum(-2) + probs[..., :1] * nv)
+        branches.append(
+            (probs[..., 1:, None] * vs.to(dtype)).sum(-2) + probs[..., :1] * null_v.to(dtype)[:, None, :]
+        )
     branches += _local_branches(t0, q, kl.to(dtype), vl.to(dtype), local_windows(cfg))
     return fuse(branches, gate), ks, vs, rows
 
