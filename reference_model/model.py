@@ -160,14 +160,17 @@ def _local_branches(t0: int, q, kl, vl, windows: list[int]) -> list[torch.Tensor
     return outs
 
 
-def _pam_chunk(t0, q, kl, vl, kc, vc, null_k, null_v, gate, k_rows, v_rows, cfg: PAMConfig, track: bool):
+def _pam_chunk(
+    t0, q, kl, vl, kc, vc, null_k, null_v, gate, k_blocks, v_blocks, cfg: PAMConfig, track: bool, chosen=None
+):
     """PAM's fused output for queries t0 .. t0 + len(q) (all (B, H, n, D)), branch by branch.
 
     ``kl, vl``: the keys and values from ``t0 - w`` (w: the widest window) to the chunk's end;
     ``kc, vc``: the compressed blocks that may be visible. The selected branch gathers each query's
-    top-k blocks from all keys and values, ``k_rows, v_rows`` (B * H * T, D), without a gradient
-    through the gather: the gathered tensors are returned, with ``track`` as leaves that require
-    grad, and their rows, so that the caller adds their gradients into the full ``dk, dv``. Every query is computed on its own keys: no
+    top-k blocks (``chosen``, (B, H, C, k), computed unless given) from all keys and values,
+    ``k_blocks, v_blocks`` (:func:`_block_rows`), without a gradient through the gather: the gathered
+    tensors are returned, with ``track`` as leaves that require grad, with their rows, so that the
+    caller adds their gradients into the full ``dk, dv``, and the choice. Every query is computed on its own keys: no
     float of a query's output depends on another query (causality holds bit for bit).
     """
     B, H, C, D = q.shape
@@ -182,14 +185,15 @@ def _pam_chunk(t0, q, kl, vl, kc, vc, null_k, null_v, gate, k_rows, v_rows, cfg:
     ks = vs = rows = None
     if cfg.select_blocks:
         with torch.no_grad():
-            coarse = (q @ kc.to(dtype).transpose(-1, -2)).masked_fill(~visible, float("-inf"))
-            chosen = coarse.topk(min(cfg.select_blocks, kc.shape[2]), dim=-1).indices  # (B, H, C, k)
+            if chosen is None:
+                coarse = (q @ kc.to(dtype).transpose(-1, -2)).masked_fill(~visible, float("-inf"))
+                chosen = coarse.topk(min(cfg.select_blocks, kc.shape[2]), dim=-1).indices  # (B, H, C, k)
             valid = visible.expand(B, H, C, -1).gather(-1, chosen).repeat_interleave(b, dim=-1)
-            T = k_rows.shape[0] // (B * H)
-            first = torch.arange(B * H, device=q.device).view(B, H, 1, 1) * T + chosen * b  # (B, H, C, k)
-            rows = (first[..., None] + torch.arange(b, device=q.device)).flatten()  # rows of k_rows
+            per_head = k_blocks.shape[0] // (B * H)
+            rows = (torch.arange(B * H, device=q.device).view(B, H, 1, 1) * per_head + chosen).flatten()
             ks, vs = (
-                x.index_select(0, rows).view(B, H, C, -1, D).requires_grad_(track) for x in (k_rows, v_rows)
+                x.index_select(0, rows).view(B, H, C, -1, D).requires_grad_(track)
+                for x in (k_blocks, v_blocks)
             )
         # a query against its own k * b keys: products and sums (as matmuls, B*H*C tiny ones: slower)
         scores = ((ks.to(dtype) * q[..., None, :]).sum(-1) * scale).masked_fill(~valid, float("-inf"))
@@ -199,15 +203,14 @@ def _pam_chunk(t0, q, kl, vl, kc, vc, null_k, null_v, gate, k_rows, v_rows, cfg:
             (probs[..., 1:, None] * vs.to(dtype)).sum(-2) + probs[..., :1] * null_v.to(dtype)[:, None, :]
         )
     branches += _local_branches(t0, q, kl.to(dtype), vl.to(dtype), local_windows(cfg))
-    return fuse(branches, gate), ks, vs, rows
+    return fuse(branches, gate), ks, vs, rows, chosen
 
 
-def _rows(k, v, cfg: PAMConfig):
-    """Keys and values as (B * H * T, D) rows for the selected branch's gathers (a copy only when the
-    heads are strided views), or None without that branch."""
-    if not cfg.select_blocks:
-        return None, None
-    return (x.contiguous().view(-1, x.shape[-1]) for x in (k, v))
+def _block_rows(x, block: int) -> torch.Tensor:
+    """(B, H, T, D) as one row per block of ``block`` tokens, (B * H * ceil(T / block), block * D), for
+    the selected branch's gathers: a copy unless ``x`` is contiguous and T a multiple of the block."""
+    B, H, T, D = x.shape
+    return F.pad(x, (0, 0, 0, -T % block)).reshape(-1, block * D)
 
 
 class _PAMOperator(torch.autograd.Function):
@@ -221,15 +224,17 @@ class _PAMOperator(torch.autograd.Function):
     def forward(ctx, q, k, v, kc, vc, null_k, null_v, gate, cfg: PAMConfig):  # type: ignore[override]
         ctx.cfg = cfg
         ctx.save_for_backward(q, k, v, kc, vc, null_k, null_v, gate)
+        ctx.picks = []  # each chunk's selected blocks (int32): backward reuses them, no top-k again
         out = torch.empty_like(q, memory_format=torch.contiguous_format)
-        k_rows, v_rows = _rows(k, v, cfg)
+        blocks = [_block_rows(x, cfg.compress_block) for x in (k, v)] if cfg.select_blocks else [None, None]
         with torch.autocast(q.device.type, enabled=False):
             for t0, t1, lo, nbv in _chunk_spans(q.shape[2], cfg):
                 s = slice(t0, t1)
-                out[:, :, s] = _pam_chunk(
+                out[:, :, s], _, _, _, chosen = _pam_chunk(
                     t0, q[:, :, s], k[:, :, lo:t1], v[:, :, lo:t1], kc[:, :, :nbv], vc[:, :, :nbv],
-                    null_k, null_v, gate[:, :, s], k_rows, v_rows, cfg, track=False,
-                )[0]  # fmt: skip
+                    null_k, null_v, gate[:, :, s], *blocks, cfg, track=False,
+                )  # fmt: skip
+                ctx.picks.append(None if chosen is None else chosen.to(torch.int32))
         return out
 
     @staticmethod
@@ -237,23 +242,26 @@ class _PAMOperator(torch.autograd.Function):
         cfg: PAMConfig = ctx.cfg
         q, k, v, kc, vc, null_k, null_v, gate = ctx.saved_tensors
         B, H, T, D = q.shape
+        b, pad = cfg.compress_block, -T % cfg.compress_block
         grads = [torch.zeros(x.shape, dtype=x.dtype, device=x.device) for x in ctx.saved_tensors]
+        padded = [torch.zeros(B, H, T + pad, D, dtype=x.dtype, device=x.device) for x in (k, v)]
+        grads[1:3] = [x[:, :, :T] for x in padded]  # whole blocks: the gathers' gradients go back by rows
         dq, dk, dv, dkc, dvc, dnull_k, dnull_v, dgate = grads
-        k_rows, v_rows = _rows(k, v, cfg)
-        for t0, t1, lo, nbv in _chunk_spans(T, cfg):
+        blocks = [_block_rows(x, b) for x in (k, v)] if cfg.select_blocks else [None, None]
+        for (t0, t1, lo, nbv), picks in zip(_chunk_spans(T, cfg), ctx.picks, strict=True):
             s = slice(t0, t1)
             parts = [q[:, :, s], k[:, :, lo:t1], v[:, :, lo:t1], kc[:, :, :nbv], vc[:, :, :nbv]]
             leaves = [x.detach().requires_grad_() for x in (*parts, null_k, null_v, gate[:, :, s])]
+            chosen = None if picks is None else picks.long()
             with torch.enable_grad(), torch.autocast(q.device.type, enabled=False):
-                out, ks, vs, rows = _pam_chunk(t0, *leaves, k_rows, v_rows, cfg, track=True)
+                out, ks, vs, rows, _ = _pam_chunk(t0, *leaves, *blocks, cfg, track=True, chosen=chosen)
             gathered = [ks, vs] if ks is not None else []
             found = torch.autograd.grad(out, leaves + gathered, dout[:, :, s])
             targets = [dq[:, :, s], dk[:, :, lo:t1], dv[:, :, lo:t1], dkc[:, :, :nbv], dvc[:, :, :nbv]]
             for target, grad in zip([*targets, dnull_k, dnull_v, dgate[:, :, s]], found, strict=False):
                 target += grad  # views of the full gradients: the chunk's share lands in place
-            if gathered:  # the selected keys and values go back to their tokens
-                dk.view(-1, D).index_add_(0, rows, found[8].reshape(-1, D))
-                dv.view(-1, D).index_add_(0, rows, found[9].reshape(-1, D))
+            for full, grad in zip(padded, found[8:], strict=False):  # the selected blocks, back by rows
+                full.view(-1, b * D).index_add_(0, rows, grad.reshape(-1, b * D))
         return (*grads, None)
 
 
