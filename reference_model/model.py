@@ -2,8 +2,9 @@
 
 PAM mixes, per query and head, attention branches that go from coarse to fine:
 
-1. **Global, coarse.** Keys and values are mean-pooled over blocks of ``compress_block`` tokens and
-   every query attends causally to the compressed blocks. A query may only see a block that is
+1. **Global, coarse.** Keys and values are compressed per block of ``compress_block`` tokens (the
+   module mean-pools them; the operator takes any compressed keys and values as inputs) and every
+   query attends causally to the compressed blocks. A query may only see a block that is
    *complete in its past* (last position of the block <= query position), so nothing from the future
    leaks through a pooled mean. Queries with no complete past block (the first ``b - 1`` positions)
    still have a learned **null key/value** (one per head) to attend to: the softmax is never empty and
@@ -12,16 +13,22 @@ PAM mixes, per query and head, attention branches that go from coarse to fine:
    keys choose its top-k complete past blocks, and the query attends to every token of those blocks
    at full resolution (plus the null slot), as in DeepSeek's Native Sparse Attention. A mean-pooled
    block can say *where* an answer is; only the block's own tokens can say *what* it is. Cost
-   ``n * k * b``. The choice (top-k) is not differentiable; the attention within it is.
+   ``n * k * b``, as per-query gathers (not matrix products: a choice shared by several queries
+   would make one query's output depend on another's, a later one's included). The choice (top-k)
+   is not differentiable; the attention within it is.
 3. **Local, fine.** Exact causal sliding-window attention: query ``t`` sees keys ``t - w + 1 .. t``.
-   It is computed blockwise: queries in chunks of ``window`` tokens attend to the previous chunk
-   plus their own through ``scaled_dot_product_attention`` with a boolean window mask, so the cost is
-   ``n * 2 * window`` and no ``n x n`` matrix ever exists. With ``stages=5`` there are three local
-   branches with windows ``w, w/2, w/4`` (rounded, at least 1).
+   Queries go in spans of ``w`` tokens, each against the previous span and its own (``2w`` keys), so
+   the cost is ``n * 2 * w`` and no ``n x n`` matrix ever exists. With ``stages=5`` there are three
+   local branches with windows ``w, w/2, w/4`` (rounded, at least 1).
 4. **Fusion.** A gate computed from the layer's input at the query's position: per head, one logit
    per branch (a linear layer), softmax over the branches, output = the weighted sum of the branch
    outputs. Its bias starts at ``LOCAL_GATE_BIAS`` for the (widest) local branch and 0 for the others,
    so a fresh model leans on exact local attention and learns when to look further.
+
+**The operator** (``pam_attention``) computes every branch and the fusion chunk by chunk of
+``T / 16`` queries (64 to 256) and keeps no branch output: forward saves only its inputs (and the selected
+blocks' indices), backward recomputes each chunk under autograd and adds its gradients into the
+full ones. Its peak memory is inputs, output, gradients and one chunk's scores, linear in ``n``.
 
 The write-up's gate was ``sigmoid(<q, step_embed[step]>)``: one embedding row per training step,
 each trained once and never used again, and evaluation ran at an untrained row (a constant ~0.5
@@ -87,17 +94,19 @@ def local_windows(cfg: PAMConfig) -> list[int]:
 
 # ----------------------------------------------------------------------------- the PAM operator
 
-QUERY_CHUNK = 256  # queries per chunk: the operator's transient memory is one chunk's scores
+QUERY_CHUNK = 256  # most queries per chunk: fewer, larger chunks spend less time in Python
+MIN_QUERY_CHUNK = 64  # chunks are T / 16 queries between the two: a chunk's transient memory stays small
 
 
 def compress_mean(k, v, block: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Keys and values mean-pooled over each complete block of ``block`` tokens: (B, H, T // block, D)."""
     B, H, T, D = k.shape
     nb = T // block
-    return cast(
-        tuple[torch.Tensor, torch.Tensor],
-        tuple(x[:, :, : nb * block].reshape(B, H, nb, block, D).mean(3) for x in (k, v)),
-    )
+
+    def pool(x: torch.Tensor) -> torch.Tensor:
+        return x[:, :, : nb * block].reshape(B, H, nb, block, D).mean(3)
+
+    return pool(k), pool(v)
 
 
 def _complete_past_blocks(t0: int, n: int, nb: int, block: int, device) -> torch.Tensor:
@@ -126,9 +135,9 @@ def fuse(branches: list[torch.Tensor], gate_logits: torch.Tensor) -> torch.Tenso
 def _chunk_spans(T: int, cfg: PAMConfig):
     """(t0, t1, lo, nbv) per chunk of queries t0 .. t1 - 1: its local keys start at ``lo`` and only
     its first ``nbv`` compressed blocks can be complete in the past of one of its queries."""
-    span = max(local_windows(cfg))
-    for t0 in range(0, T, QUERY_CHUNK):
-        t1 = min(T, t0 + QUERY_CHUNK)
+    span, chunk = max(local_windows(cfg)), min(QUERY_CHUNK, max(MIN_QUERY_CHUNK, T // 16))
+    for t0 in range(0, T, chunk):
+        t1 = min(T, t0 + chunk)
         yield t0, t1, max(0, t0 - span), t1 // cfg.compress_block
 
 
@@ -168,7 +177,7 @@ def _pam_chunk(
     ``kl, vl``: the keys and values from ``t0 - w`` (w: the widest window) to the chunk's end;
     ``kc, vc``: the compressed blocks that may be visible. The selected branch gathers each query's
     top-k blocks (``chosen``, (B, H, C, k), computed unless given) from all keys and values,
-    ``k_blocks, v_blocks`` (:func:`_block_rows`), without a gradient through the gather: the gathered
+    ``k_blocks, v_blocks`` (:func:`_blocks`), without a gradient through the gather: the gathered
     tensors are returned, with ``track`` as leaves that require grad, with their rows, so that the
     caller adds their gradients into the full ``dk, dv``, and the choice. Every query is computed on its own keys: no
     float of a query's output depends on another query (causality holds bit for bit).
@@ -206,11 +215,13 @@ def _pam_chunk(
     return fuse(branches, gate), ks, vs, rows, chosen
 
 
-def _block_rows(x, block: int) -> torch.Tensor:
-    """(B, H, T, D) as one row per block of ``block`` tokens, (B * H * ceil(T / block), block * D), for
-    the selected branch's gathers: a copy unless ``x`` is contiguous and T a multiple of the block."""
-    B, H, T, D = x.shape
-    return F.pad(x, (0, 0, 0, -T % block)).reshape(-1, block * D)
+def _blocks(k, v, cfg: PAMConfig) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+    """Keys and values (B, H, T, D) as one row per block, (B * H * ceil(T / b), b * D), for the
+    selected branch's gathers (a copy unless contiguous with T a multiple of b); None without it."""
+    if not cfg.select_blocks:
+        return None, None
+    b, T, D = cfg.compress_block, k.shape[2], k.shape[3]
+    return F.pad(k, (0, 0, 0, -T % b)).reshape(-1, b * D), F.pad(v, (0, 0, 0, -T % b)).reshape(-1, b * D)
 
 
 class _PAMOperator(torch.autograd.Function):
@@ -221,24 +232,24 @@ class _PAMOperator(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, q, k, v, kc, vc, null_k, null_v, gate, cfg: PAMConfig):  # type: ignore[override]
+    def forward(ctx, q, k, v, kc, vc, null_k, null_v, gate, cfg: PAMConfig):
         ctx.cfg = cfg
         ctx.save_for_backward(q, k, v, kc, vc, null_k, null_v, gate)
         ctx.picks = []  # each chunk's selected blocks (int32): backward reuses them, no top-k again
         out = torch.empty_like(q, memory_format=torch.contiguous_format)
-        blocks = [_block_rows(x, cfg.compress_block) for x in (k, v)] if cfg.select_blocks else [None, None]
+        k_blocks, v_blocks = _blocks(k, v, cfg)
         with torch.autocast(q.device.type, enabled=False):
             for t0, t1, lo, nbv in _chunk_spans(q.shape[2], cfg):
                 s = slice(t0, t1)
                 out[:, :, s], _, _, _, chosen = _pam_chunk(
                     t0, q[:, :, s], k[:, :, lo:t1], v[:, :, lo:t1], kc[:, :, :nbv], vc[:, :, :nbv],
-                    null_k, null_v, gate[:, :, s], *blocks, cfg, track=False,
+                    null_k, null_v, gate[:, :, s], k_blocks, v_blocks, cfg, track=False,
                 )  # fmt: skip
                 ctx.picks.append(None if chosen is None else chosen.to(torch.int32))
         return out
 
     @staticmethod
-    def backward(ctx, dout):  # type: ignore[override]
+    def backward(ctx, dout):
         cfg: PAMConfig = ctx.cfg
         q, k, v, kc, vc, null_k, null_v, gate = ctx.saved_tensors
         B, H, T, D = q.shape
@@ -247,14 +258,16 @@ class _PAMOperator(torch.autograd.Function):
         padded = [torch.zeros(B, H, T + pad, D, dtype=x.dtype, device=x.device) for x in (k, v)]
         grads[1:3] = [x[:, :, :T] for x in padded]  # whole blocks: the gathers' gradients go back by rows
         dq, dk, dv, dkc, dvc, dnull_k, dnull_v, dgate = grads
-        blocks = [_block_rows(x, b) for x in (k, v)] if cfg.select_blocks else [None, None]
+        k_blocks, v_blocks = _blocks(k, v, cfg)
         for (t0, t1, lo, nbv), picks in zip(_chunk_spans(T, cfg), ctx.picks, strict=True):
             s = slice(t0, t1)
             parts = [q[:, :, s], k[:, :, lo:t1], v[:, :, lo:t1], kc[:, :, :nbv], vc[:, :, :nbv]]
             leaves = [x.detach().requires_grad_() for x in (*parts, null_k, null_v, gate[:, :, s])]
             chosen = None if picks is None else picks.long()
             with torch.enable_grad(), torch.autocast(q.device.type, enabled=False):
-                out, ks, vs, rows, _ = _pam_chunk(t0, *leaves, *blocks, cfg, track=True, chosen=chosen)
+                out, ks, vs, rows, _ = _pam_chunk(
+                    t0, *leaves, k_blocks, v_blocks, cfg, track=True, chosen=chosen
+                )
             gathered = [ks, vs] if ks is not None else []
             found = torch.autograd.grad(out, leaves + gathered, dout[:, :, s])
             targets = [dq[:, :, s], dk[:, :, lo:t1], dv[:, :, lo:t1], dkc[:, :, :nbv], dvc[:, :, :nbv]]
