@@ -42,6 +42,8 @@ PAM maths written with materialised ``n x n`` scores masked with ``-inf`` (for t
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from typing import cast
 
@@ -224,6 +226,23 @@ def _blocks(k, v, cfg: PAMConfig) -> tuple[torch.Tensor | None, torch.Tensor | N
     return F.pad(k, (0, 0, 0, -T % b)).reshape(-1, b * D), F.pad(v, (0, 0, 0, -T % b)).reshape(-1, b * D)
 
 
+@contextmanager
+def _one_cpu_thread(device: torch.device) -> Iterator[None]:
+    """Run the operator's small CPU operations on one thread (then restore the count).
+
+    Each of its thousands of small operations is a parallel region; with a second OpenMP thread that
+    sleeps between them (smoke-train's PASSIVE policy), every region waits for that thread to be
+    scheduled, and on a busy machine a 4K-token step took 2.7-24 s instead of 0.4-0.5 s on one.
+    """
+    threads = torch.get_num_threads()
+    if device.type == "cpu":
+        torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
 class _PAMOperator(torch.autograd.Function):
     """All branches and their fusion, chunk by chunk of queries, keeping no branch output.
 
@@ -238,7 +257,7 @@ class _PAMOperator(torch.autograd.Function):
         ctx.picks = []  # each chunk's selected blocks (int32): backward reuses them, no top-k again
         out = torch.empty_like(q, memory_format=torch.contiguous_format)
         k_blocks, v_blocks = _blocks(k, v, cfg)
-        with torch.autocast(q.device.type, enabled=False):
+        with torch.autocast(q.device.type, enabled=False), _one_cpu_thread(q.device):
             for t0, t1, lo, nbv in _chunk_spans(q.shape[2], cfg):
                 s = slice(t0, t1)
                 out[:, :, s], _, _, _, chosen = _pam_chunk(
@@ -259,22 +278,23 @@ class _PAMOperator(torch.autograd.Function):
         grads[1:3] = [x[:, :, :T] for x in padded]  # whole blocks: the gathers' gradients go back by rows
         dq, dk, dv, dkc, dvc, dnull_k, dnull_v, dgate = grads
         k_blocks, v_blocks = _blocks(k, v, cfg)
-        for (t0, t1, lo, nbv), picks in zip(_chunk_spans(T, cfg), ctx.picks, strict=True):
-            s = slice(t0, t1)
-            parts = [q[:, :, s], k[:, :, lo:t1], v[:, :, lo:t1], kc[:, :, :nbv], vc[:, :, :nbv]]
-            leaves = [x.detach().requires_grad_() for x in (*parts, null_k, null_v, gate[:, :, s])]
-            chosen = None if picks is None else picks.long()
-            with torch.enable_grad(), torch.autocast(q.device.type, enabled=False):
-                out, ks, vs, rows, _ = _pam_chunk(
-                    t0, *leaves, k_blocks, v_blocks, cfg, track=True, chosen=chosen
-                )
-            gathered = [ks, vs] if ks is not None else []
-            found = torch.autograd.grad(out, leaves + gathered, dout[:, :, s])
-            targets = [dq[:, :, s], dk[:, :, lo:t1], dv[:, :, lo:t1], dkc[:, :, :nbv], dvc[:, :, :nbv]]
-            for target, grad in zip([*targets, dnull_k, dnull_v, dgate[:, :, s]], found, strict=False):
-                target += grad  # views of the full gradients: the chunk's share lands in place
-            for full, grad in zip(padded, found[8:], strict=False):  # the selected blocks, back by rows
-                full.view(-1, b * D).index_add_(0, rows, grad.reshape(-1, b * D))
+        with _one_cpu_thread(q.device):
+            for (t0, t1, lo, nbv), picks in zip(_chunk_spans(T, cfg), ctx.picks, strict=True):
+                s = slice(t0, t1)
+                parts = [q[:, :, s], k[:, :, lo:t1], v[:, :, lo:t1], kc[:, :, :nbv], vc[:, :, :nbv]]
+                leaves = [x.detach().requires_grad_() for x in (*parts, null_k, null_v, gate[:, :, s])]
+                chosen = None if picks is None else picks.long()
+                with torch.enable_grad(), torch.autocast(q.device.type, enabled=False):
+                    out, ks, vs, rows, _ = _pam_chunk(
+                        t0, *leaves, k_blocks, v_blocks, cfg, track=True, chosen=chosen
+                    )
+                gathered = [ks, vs] if ks is not None else []
+                found = torch.autograd.grad(out, leaves + gathered, dout[:, :, s])
+                targets = [dq[:, :, s], dk[:, :, lo:t1], dv[:, :, lo:t1], dkc[:, :, :nbv], dvc[:, :, :nbv]]
+                for target, grad in zip([*targets, dnull_k, dnull_v, dgate[:, :, s]], found, strict=False):
+                    target += grad  # views of the full gradients: the chunk's share lands in place
+                for full, grad in zip(padded, found[8:], strict=False):  # the selected blocks, back by rows
+                    full.view(-1, b * D).index_add_(0, rows, grad.reshape(-1, b * D))
         return (*grads, None)
 
 

@@ -101,6 +101,28 @@ def test_operator_passes_gradcheck() -> None:
         assert torch.autograd.gradcheck(op, tuple(inputs), eps=1e-6, atol=1e-5)
 
 
+def test_operator_runs_on_one_cpu_thread_and_restores_the_count() -> None:
+    cfg = PAMConfig(select_blocks=2, compress_block=4, window=6)
+    q, k, v, kc, vc, null_k, null_v, gate = _operator_inputs(cfg, 1, 2, 40, 8)
+    seen = []
+    original = pam._pam_chunk
+
+    def spy(*args, **kwargs):
+        seen.append(torch.get_num_threads())
+        return original(*args, **kwargs)
+
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(pam, "_pam_chunk", spy)
+            pam.pam_attention(q, k, v, kc, vc, cfg, null_k, null_v, gate).sum().backward()
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(threads)
+    assert seen and set(seen) == {1}  # forward and backward chunks
+
+
 def _spec_reference(q, k, v, cfg: PAMConfig, null_k, null_v, gate_logits):
     """PAM for one query at a time, written from the definitions with Python loops and index ranges.
 
