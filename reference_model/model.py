@@ -50,6 +50,7 @@ from typing import cast
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from torch.autograd.function import once_differentiable
 
 ATTENTIONS = ("pam", "full", "pam_naive")
 LOCAL_GATE_BIAS = 2.0  # initial gate logit of the local branch (others 0): e^2 / (e^2 + 2) = 79 % local
@@ -268,6 +269,7 @@ class _PAMOperator(torch.autograd.Function):
         return out
 
     @staticmethod
+    @once_differentiable
     def backward(ctx, dout):
         cfg: PAMConfig = ctx.cfg
         q, k, v, kc, vc, null_k, null_v, gate = ctx.saved_tensors
