@@ -182,8 +182,8 @@ def _pam_chunk(
     top-k blocks (``chosen``, (B, H, C, k), computed unless given) from all keys and values,
     ``k_blocks, v_blocks`` (:func:`_blocks`), without a gradient through the gather: the gathered
     tensors are returned, with ``track`` as leaves that require grad, with their rows, so that the
-    caller adds their gradients into the full ``dk, dv``, and the choice. Every query is computed on its own keys: no
-    float of a query's output depends on another query (causality holds bit for bit).
+    caller adds their gradients into the full ``dk, dv``, and the choice. Every query is computed on
+    its own keys: no float of a query's output depends on another query (causality holds bit for bit).
     """
     B, H, C, D = q.shape
     dtype, b, scale = q.dtype, cfg.compress_block, 1 / math.sqrt(D)
