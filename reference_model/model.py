@@ -2,8 +2,9 @@
 
 PAM mixes, per query and head, attention branches that go from coarse to fine:
 
-1. **Global, coarse.** Keys and values are mean-pooled over blocks of ``compress_block`` tokens and
-   every query attends causally to the compressed blocks. A query may only see a block that is
+1. **Global, coarse.** Keys and values are compressed per block of ``compress_block`` tokens (the
+   module mean-pools them; the operator takes any compressed keys and values as inputs) and every
+   query attends causally to the compressed blocks. A query may only see a block that is
    *complete in its past* (last position of the block <= query position), so nothing from the future
    leaks through a pooled mean. Queries with no complete past block (the first ``b - 1`` positions)
    still have a learned **null key/value** (one per head) to attend to: the softmax is never empty and
@@ -12,16 +13,22 @@ PAM mixes, per query and head, attention branches that go from coarse to fine:
    keys choose its top-k complete past blocks, and the query attends to every token of those blocks
    at full resolution (plus the null slot), as in DeepSeek's Native Sparse Attention. A mean-pooled
    block can say *where* an answer is; only the block's own tokens can say *what* it is. Cost
-   ``n * k * b``. The choice (top-k) is not differentiable; the attention within it is.
+   ``n * k * b``, as per-query gathers (not matrix products: a choice shared by several queries
+   would make one query's output depend on another's, a later one's included). The choice (top-k)
+   is not differentiable; the attention within it is.
 3. **Local, fine.** Exact causal sliding-window attention: query ``t`` sees keys ``t - w + 1 .. t``.
-   It is computed blockwise: queries in chunks of ``window`` tokens attend to the previous chunk
-   plus their own through ``scaled_dot_product_attention`` with a boolean window mask, so the cost is
-   ``n * 2 * window`` and no ``n x n`` matrix ever exists. With ``stages=5`` there are three local
-   branches with windows ``w, w/2, w/4`` (rounded, at least 1).
+   Queries go in spans of ``w`` tokens, each against the previous span and its own (``2w`` keys), so
+   the cost is ``n * 2 * w`` and no ``n x n`` matrix ever exists. With ``stages=5`` there are three
+   local branches with windows ``w, w/2, w/4`` (rounded, at least 1).
 4. **Fusion.** A gate computed from the layer's input at the query's position: per head, one logit
    per branch (a linear layer), softmax over the branches, output = the weighted sum of the branch
    outputs. Its bias starts at ``LOCAL_GATE_BIAS`` for the (widest) local branch and 0 for the others,
    so a fresh model leans on exact local attention and learns when to look further.
+
+**The operator** (``pam_attention``) computes every branch and the fusion chunk by chunk of
+``T / 16`` queries (64 to 256) and keeps no branch output: forward saves only its inputs (and the selected
+blocks' indices), backward recomputes each chunk under autograd and adds its gradients into the
+full ones. Its peak memory is inputs, output, gradients and one chunk's scores, linear in ``n``.
 
 The write-up's gate was ``sigmoid(<q, step_embed[step]>)``: one embedding row per training step,
 each trained once and never used again, and evaluation ran at an untrained row (a constant ~0.5
@@ -35,17 +42,18 @@ PAM maths written with materialised ``n x n`` scores masked with ``-inf`` (for t
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from typing import cast
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from torch.utils.checkpoint import checkpoint
+from torch.autograd.function import once_differentiable
 
 ATTENTIONS = ("pam", "full", "pam_naive")
 LOCAL_GATE_BIAS = 2.0  # initial gate logit of the local branch (others 0): e^2 / (e^2 + 2) = 79 % local
-SELECT_BUDGET = 16 * 2**20  # bytes of gathered keys per chunk of queries in the selected branch
 
 
 @dataclass
@@ -87,13 +95,21 @@ def local_windows(cfg: PAMConfig) -> list[int]:
     return [w, max(1, round(w / 2)), max(1, round(w / 4))]
 
 
-# ----------------------------------------------------------------------------- fast PAM branches
+# ----------------------------------------------------------------------------- the PAM operator
+
+QUERY_CHUNK = 256  # most queries per chunk: fewer, larger chunks spend less time in Python
+MIN_QUERY_CHUNK = 64  # chunks are T / 16 queries between the two: a chunk's transient memory stays small
 
 
-def _with_null(scores, null_k, q):
-    """Prepend the null slot's score to (B, H, T, n) scores."""
-    null = (q * null_k.to(q.dtype)[None, :, None, :]).sum(-1, keepdim=True) / math.sqrt(q.shape[-1])
-    return torch.cat([null, scores], dim=-1)
+def compress_mean(k, v, block: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Keys and values mean-pooled over each complete block of ``block`` tokens: (B, H, T // block, D)."""
+    B, H, T, D = k.shape
+    nb = T // block
+
+    def pool(x: torch.Tensor) -> torch.Tensor:
+        return x[:, :, : nb * block].reshape(B, H, nb, block, D).mean(3)
+
+    return pool(k), pool(v)
 
 
 def _complete_past_blocks(t0: int, n: int, nb: int, block: int, device) -> torch.Tensor:
@@ -103,137 +119,215 @@ def _complete_past_blocks(t0: int, n: int, nb: int, block: int, device) -> torch
     return block_end[None, :] <= pos[:, None]
 
 
-def compressed_attention(q, k, v, block: int, null_k, null_v):
-    """Global stage: causal attention over mean-pooled blocks plus a null slot. q,k,v: (B, H, T, D)."""
-    B, H, T, D = q.shape
-    nb = T // block  # only complete blocks can ever be visible
-    kc = k[:, :, : nb * block].reshape(B, H, nb, block, D).mean(3)
-    vc = v[:, :, : nb * block].reshape(B, H, nb, block, D).mean(3)
-    kc = torch.cat([null_k.view(1, H, 1, D).expand(B, H, 1, D).to(k.dtype), kc], dim=2)
-    vc = torch.cat([null_v.view(1, H, 1, D).expand(B, H, 1, D).to(v.dtype), vc], dim=2)
-    visible = _complete_past_blocks(0, T, nb, block, q.device)
-    mask = torch.cat([torch.ones(T, 1, dtype=torch.bool, device=q.device), visible], dim=1)
-    return F.scaled_dot_product_attention(q, kc, vc, attn_mask=mask)
+def _softmax(x: torch.Tensor) -> torch.Tensor:
+    """Softmax over the last dimension, computed in fp32 at least (bf16/fp16 inputs)."""
+    return x.softmax(-1, dtype=torch.promote_types(x.dtype, torch.float32)).to(x.dtype)
 
 
-def _selected_chunk(q, kb, vb, kc, t0: int, block: int, top: int, null_k, null_v):
-    """Selected branch for queries t0 .. t0 + len(q): top-k visible blocks at full resolution."""
-    B, H, C, D = q.shape
-    nb = kb.shape[2]
-    visible = _complete_past_blocks(t0, C, nb, block, q.device)
-    coarse = (q @ kc.transpose(-1, -2)).masked_fill(~visible, float("-inf"))  # (B, H, C, nb)
-    chosen = coarse.topk(min(top, nb), dim=-1).indices  # (B, H, C, k)
-    valid = visible.expand(B, H, C, nb).gather(-1, chosen)  # fewer than k visible: extra picks masked
-    bh = torch.arange(B * H, device=q.device)[:, None]
-    flat = chosen.reshape(B * H, -1)
-    ks = kb.reshape(B * H, nb, block * D)[bh, flat].view(B, H, C, -1, D)  # (B, H, C, k * b, D)
-    vs = vb.reshape(B * H, nb, block * D)[bh, flat].view(B, H, C, -1, D)
-    # one query against k * b keys: a product and a sum (a matmul per query would be B*H*C tiny calls)
-    scores = (ks * q.unsqueeze(-2)).sum(-1) / math.sqrt(D)  # (B, H, C, k * b)
-    scores = scores.masked_fill(~valid.repeat_interleave(block, dim=-1), float("-inf"))
-    probs = _with_null(scores, null_k, q).float().softmax(-1).to(q.dtype)
-    out = (probs[..., 1:].unsqueeze(-1) * vs).sum(-2)
-    return out + probs[..., :1] * null_v.to(q.dtype)[None, :, None, :]
-
-
-def selected_attention(q, k, v, block: int, top: int, null_k, null_v):
-    """Selected stage. Each query gathers k * b keys and values; when they exceed SELECT_BUDGET the
-    queries go in chunks, each recomputed in backward, so memory stays bounded at any length."""
-    B, H, T, D = q.shape
-    nb = T // block
-    if nb == 0:  # no complete block anywhere: every query has only the null slot
-        return null_v.to(q.dtype)[None, :, None, :].expand(B, H, T, D)
-    kb = k[:, :, : nb * block].reshape(B, H, nb, block, D)
-    vb = v[:, :, : nb * block].reshape(B, H, nb, block, D)
-    kc = kb.mean(3)
-    chunk = max(1, SELECT_BUDGET // (B * H * min(top, nb) * block * D * q.element_size()))
-    outs = []
-    for t0 in range(0, T, chunk):
-        args = (q[:, :, t0 : t0 + chunk], kb, vb, kc, t0, block, top, null_k, null_v)
-        if torch.is_grad_enabled() and chunk < T:
-            outs.append(checkpoint(_selected_chunk, *args, use_reentrant=False))
-        else:
-            outs.append(_selected_chunk(*args))
-    return torch.cat(outs, dim=2)
-
-
-def sliding_window_attention(q, k, v, window: int, chunk: int):
-    """Local stage: exact causal window attention, chunk by chunk (never an n x n matrix).
-
-    Queries in chunk ``c`` attend to keys of chunks ``c - 1`` and ``c``; ``window <= chunk`` makes
-    that enough. The boolean mask keeps keys with ``0 <= query_pos - key_pos < window``; it is 4-D
-    (one row per chunk) so that the CPU's flash kernel accepts it.
-    """
-    B, H, T, D = q.shape
-    nc = -(-T // chunk)
-    pad = nc * chunk - T
-
-    def chunks(x):
-        return F.pad(x, (0, 0, 0, pad)).reshape(B * H, nc, chunk, D)
-
-    qc, kc, vc = chunks(q), chunks(k), chunks(v)
-    kk = torch.cat([F.pad(kc, (0, 0, 0, 0, 1, 0))[:, :nc], kc], dim=2)  # previous chunk + own
-    vv = torch.cat([F.pad(vc, (0, 0, 0, 0, 1, 0))[:, :nc], vc], dim=2)
-    i = torch.arange(chunk, device=q.device)[:, None]
-    j = torch.arange(2 * chunk, device=q.device)[None, :]
-    dist = i + chunk - j  # query position minus key position
-    band = (dist >= 0) & (dist < window)
-    mask = band.expand(nc, chunk, 2 * chunk).clone()
-    mask[0] &= j >= chunk  # chunk 0 has no previous chunk: its "previous" keys are padding
-    out = F.scaled_dot_product_attention(qc, kk, vv, attn_mask=mask[None])
-    return out.reshape(B, H, nc * chunk, D)[:, :, :T]
+def _with_null(scores, null_score):
+    """Softmax over the null slot's score followed by ``scores``."""
+    return _softmax(torch.cat([null_score, scores], dim=-1))
 
 
 def fuse(branches: list[torch.Tensor], gate_logits: torch.Tensor) -> torch.Tensor:
     """Softmax gate over branches: gate_logits (B, H, T, n_branches), branches (B, H, T, D) each."""
-    weights = gate_logits.float().softmax(-1).to(branches[0].dtype)
+    weights = _softmax(gate_logits).to(branches[0].dtype)
     return cast(torch.Tensor, sum(weights[..., i : i + 1] * b for i, b in enumerate(branches)))
+
+
+def _chunk_spans(T: int, cfg: PAMConfig):
+    """(t0, t1, lo, nbv) per chunk of queries t0 .. t1 - 1: its local keys start at ``lo`` and only
+    its first ``nbv`` compressed blocks can be complete in the past of one of its queries."""
+    span, chunk = max(local_windows(cfg)), min(QUERY_CHUNK, max(MIN_QUERY_CHUNK, T // 16))
+    for t0 in range(0, T, chunk):
+        t1 = min(T, t0 + chunk)
+        yield t0, t1, max(0, t0 - span), t1 // cfg.compress_block
+
+
+def _local_branches(t0: int, q, kl, vl, windows: list[int]) -> list[torch.Tensor]:
+    """Sliding-window attention for queries t0 .. t0 + C, one output per window.
+
+    The queries go in spans of S = the widest window, each against the previous span and its own
+    (2S keys, which hold every window of the span's queries), as one batched product over the spans.
+    ``kl, vl`` hold the keys from ``max(0, t0 - S)`` to the chunk's end.
+    """
+    B, H, C, D = q.shape
+    S = max(windows)
+    n = -(-C // S)
+    front, back = S - (t0 - (t0 + C - kl.shape[2])), n * S - C  # missing keys before 0, queries after C
+
+    def spans(x):  # (B, H, n, 2S, D): span m holds keys t0 + (m - 1) S .. t0 + (m + 1) S - 1
+        return F.pad(x, (0, 0, front, back)).unfold(2, 2 * S, S).transpose(-1, -2)
+
+    kk, vv = (spans(x).reshape(B, H * n, 2 * S, D) for x in (kl, vl))
+    qq = F.pad(q, (0, 0, 0, back)).reshape(B, H * n, S, D)
+    i, j = torch.arange(S, device=q.device)[:, None], torch.arange(2 * S, device=q.device)
+    dist = i + S - j  # query position minus key position, the same in every span
+    exists = (t0 + (torch.arange(n, device=q.device) - 1) * S)[:, None, None] + j >= 0  # no key before 0
+    outs = []
+    for w in windows:  # a 4-D mask (one per span and head): the CPU flash kernel accepts it
+        keep = ((dist >= 0) & (dist < w) & exists).expand(H, n, S, 2 * S).reshape(1, H * n, S, 2 * S)
+        out = F.scaled_dot_product_attention(qq, kk, vv, attn_mask=keep)
+        outs.append(out.reshape(B, H, n * S, D)[:, :, :C])
+    return outs
+
+
+def _pam_chunk(
+    t0, q, kl, vl, kc, vc, null_k, null_v, gate, k_blocks, v_blocks, cfg: PAMConfig, track: bool, chosen=None
+):
+    """PAM's fused output for queries t0 .. t0 + len(q) (all (B, H, n, D)), branch by branch.
+
+    ``kl, vl``: the keys and values from ``t0 - w`` (w: the widest window) to the chunk's end;
+    ``kc, vc``: the compressed blocks that may be visible. The selected branch gathers each query's
+    top-k blocks (``chosen``, (B, H, C, k), computed unless given) from all keys and values,
+    ``k_blocks, v_blocks`` (:func:`_blocks`), without a gradient through the gather: the gathered
+    tensors are returned, with ``track`` as leaves that require grad, with their rows, so that the
+    caller adds their gradients into the full ``dk, dv``, and the choice. Every query is computed on
+    its own keys: no float of a query's output depends on another query (causality holds bit for bit).
+    """
+    B, H, C, D = q.shape
+    dtype, b, scale = q.dtype, cfg.compress_block, 1 / math.sqrt(D)
+    visible = _complete_past_blocks(t0, C, kc.shape[2], b, q.device)
+    kcn, vcn = (
+        torch.cat([n.to(dtype)[None, :, None].expand(B, H, 1, D), x.to(dtype)], 2)
+        for n, x in ((null_k, kc), (null_v, vc))
+    )
+    mask = torch.cat([torch.ones(C, 1, dtype=torch.bool, device=q.device), visible], dim=1)
+    branches = [F.scaled_dot_product_attention(q, kcn, vcn, attn_mask=mask)]
+    ks = vs = rows = None
+    if cfg.select_blocks:
+        with torch.no_grad():
+            if chosen is None:
+                coarse = (q @ kc.to(dtype).transpose(-1, -2)).masked_fill(~visible, float("-inf"))
+                chosen = coarse.topk(min(cfg.select_blocks, kc.shape[2]), dim=-1).indices  # (B, H, C, k)
+            valid = visible.expand(B, H, C, -1).gather(-1, chosen).repeat_interleave(b, dim=-1)
+            per_head = k_blocks.shape[0] // (B * H)
+            rows = (torch.arange(B * H, device=q.device).view(B, H, 1, 1) * per_head + chosen).flatten()
+            ks, vs = (
+                x.index_select(0, rows).view(B, H, C, -1, D).requires_grad_(track)
+                for x in (k_blocks, v_blocks)
+            )
+        # a query against its own k * b keys: products and sums (as matmuls, B*H*C tiny ones: slower)
+        scores = ((ks.to(dtype) * q[..., None, :]).sum(-1) * scale).masked_fill(~valid, float("-inf"))
+        null_score = (q @ null_k.to(dtype)[:, :, None]) * scale  # (B, H, C, 1)
+        probs = _with_null(scores, null_score)
+        branches.append(
+            (probs[..., 1:, None] * vs.to(dtype)).sum(-2) + probs[..., :1] * null_v.to(dtype)[:, None, :]
+        )
+    branches += _local_branches(t0, q, kl.to(dtype), vl.to(dtype), local_windows(cfg))
+    return fuse(branches, gate), ks, vs, rows, chosen
+
+
+def _blocks(k, v, cfg: PAMConfig) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+    """Keys and values (B, H, T, D) as one row per block, (B * H * ceil(T / b), b * D), for the
+    selected branch's gathers (a copy unless contiguous with T a multiple of b); None without it."""
+    if not cfg.select_blocks:
+        return None, None
+    b, T, D = cfg.compress_block, k.shape[2], k.shape[3]
+    return F.pad(k, (0, 0, 0, -T % b)).reshape(-1, b * D), F.pad(v, (0, 0, 0, -T % b)).reshape(-1, b * D)
+
+
+@contextmanager
+def _one_cpu_thread(device: torch.device) -> Iterator[None]:
+    """Run the operator's small CPU operations on one thread (then restore the count).
+
+    Each of its thousands of small operations is a parallel region; with a second OpenMP thread that
+    sleeps between them (smoke-train's PASSIVE policy), every region waits for that thread to be
+    scheduled, and on a busy machine a 4K-token step took 2.7-24 s instead of 0.4-0.5 s on one.
+    """
+    threads = torch.get_num_threads()
+    if device.type == "cpu":
+        torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
+class _PAMOperator(torch.autograd.Function):
+    """All branches and their fusion, chunk by chunk of queries, keeping no branch output.
+
+    Forward keeps only its inputs; backward recomputes each chunk with autograd and adds its
+    gradients into full-size ones. Peak memory: inputs, output, gradients and one chunk's scores.
+    """
+
+    @staticmethod
+    def forward(ctx, q, k, v, kc, vc, null_k, null_v, gate, cfg: PAMConfig):
+        ctx.cfg = cfg
+        ctx.save_for_backward(q, k, v, kc, vc, null_k, null_v, gate)
+        ctx.picks = []  # each chunk's selected blocks (int32): backward reuses them, no top-k again
+        out = torch.empty_like(q, memory_format=torch.contiguous_format)
+        k_blocks, v_blocks = _blocks(k, v, cfg)
+        with torch.autocast(q.device.type, enabled=False), _one_cpu_thread(q.device):
+            for t0, t1, lo, nbv in _chunk_spans(q.shape[2], cfg):
+                s = slice(t0, t1)
+                out[:, :, s], _, _, _, chosen = _pam_chunk(
+                    t0, q[:, :, s], k[:, :, lo:t1], v[:, :, lo:t1], kc[:, :, :nbv], vc[:, :, :nbv],
+                    null_k, null_v, gate[:, :, s], k_blocks, v_blocks, cfg, track=False,
+                )  # fmt: skip
+                ctx.picks.append(None if chosen is None else chosen.to(torch.int32))
+        return out
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, dout):
+        cfg: PAMConfig = ctx.cfg
+        q, k, v, kc, vc, null_k, null_v, gate = ctx.saved_tensors
+        B, H, T, D = q.shape
+        b, pad = cfg.compress_block, -T % cfg.compress_block
+        grads = [torch.zeros(x.shape, dtype=x.dtype, device=x.device) for x in ctx.saved_tensors]
+        padded = [torch.zeros(B, H, T + pad, D, dtype=x.dtype, device=x.device) for x in (k, v)]
+        grads[1:3] = [x[:, :, :T] for x in padded]  # whole blocks: the gathers' gradients go back by rows
+        dq, dk, dv, dkc, dvc, dnull_k, dnull_v, dgate = grads
+        k_blocks, v_blocks = _blocks(k, v, cfg)
+        with _one_cpu_thread(q.device):
+            for (t0, t1, lo, nbv), picks in zip(_chunk_spans(T, cfg), ctx.picks, strict=True):
+                s = slice(t0, t1)
+                parts = [q[:, :, s], k[:, :, lo:t1], v[:, :, lo:t1], kc[:, :, :nbv], vc[:, :, :nbv]]
+                leaves = [x.detach().requires_grad_() for x in (*parts, null_k, null_v, gate[:, :, s])]
+                chosen = None if picks is None else picks.long()
+                with torch.enable_grad(), torch.autocast(q.device.type, enabled=False):
+                    out, ks, vs, rows, _ = _pam_chunk(
+                        t0, *leaves, k_blocks, v_blocks, cfg, track=True, chosen=chosen
+                    )
+                gathered = [ks, vs] if ks is not None else []
+                found = torch.autograd.grad(out, leaves + gathered, dout[:, :, s])
+                targets = [dq[:, :, s], dk[:, :, lo:t1], dv[:, :, lo:t1], dkc[:, :, :nbv], dvc[:, :, :nbv]]
+                for target, grad in zip([*targets, dnull_k, dnull_v, dgate[:, :, s]], found, strict=False):
+                    target += grad  # views of the full gradients: the chunk's share lands in place
+                for full, grad in zip(padded, found[8:], strict=False):  # the selected blocks, back by rows
+                    full.view(-1, b * D).index_add_(0, rows, grad.reshape(-1, b * D))
+        return (*grads, None)
 
 
 # ----------------------------------------------------------------------------- naive PAM (tests only)
 
 
-def _block_visibility(T: int, block: int, device) -> torch.Tensor:
-    """(T, T) bool: key position p lies in a complete block that ends at or before the query."""
-    nb = T // block
-    pos = torch.arange(T, device=device)
-    key_block_end = (pos // block) * block + block - 1
-    return (key_block_end[None, :] <= pos[:, None]) & (pos[None, :] < nb * block)
+def compressed_attention_naive(q, kc, vc, block: int, null_k, null_v):
+    """The global stage as one softmax over the null slot and every compressed block, masked to the
+    blocks complete in the query's past."""
+    T, D = q.shape[-2], q.shape[-1]
+    scores = (q @ kc.transpose(-1, -2)) / math.sqrt(D)
+    scores = scores.masked_fill(~_complete_past_blocks(0, T, kc.shape[2], block, q.device), float("-inf"))
+    null = (q @ null_k[:, :, None]) / math.sqrt(D)
+    probs = torch.cat([null, scores], dim=-1).softmax(-1)
+    return probs[..., 1:] @ vc + probs[..., :1] * null_v[:, None, :]
 
 
-def compressed_attention_naive(q, k, v, block: int, null_k, null_v):
-    """The global stage as an n x n softmax: position p carries the mean score of its block - log b.
-
-    sum_j a_j * mean(v in block j) == sum_p (a_blk(p) / b) v_p, and softmax over blocks equals a
-    softmax over positions with scores shifted by -log b, so this is the same function computed the
-    expensive way. Masked entries are -inf (never multiplied by 0).
-    """
-    B, H, T, D = q.shape
-    nb = T // block
-    scores = (q @ k.transpose(-1, -2)) / math.sqrt(D)  # (B, H, T, T)
-    pooled = torch.full_like(scores, float("-inf"))
-    if nb:
-        blk = scores[..., : nb * block].reshape(B, H, T, nb, block).mean(-1)
-        pooled[..., : nb * block] = blk.repeat_interleave(block, dim=-1) - math.log(block)
-    pooled = pooled.masked_fill(~_block_visibility(T, block, q.device), float("-inf"))
-    probs = _with_null(pooled, null_k, q).softmax(-1)
-    return probs[..., 1:] @ v + probs[..., :1] * null_v.view(1, H, 1, D)
-
-
-def selected_attention_naive(q, k, v, block: int, top: int, null_k, null_v):
+def selected_attention_naive(q, k, v, kc, block: int, top: int, null_k, null_v):
     """The selected stage as an n x n softmax over the positions of each query's top-k blocks."""
     B, H, T, D = q.shape
-    nb = T // block
+    nb = kc.shape[2]
     scores = (q @ k.transpose(-1, -2)) / math.sqrt(D)
     keep = torch.zeros_like(scores, dtype=torch.bool)
     if nb:
-        visible = _block_visibility(T, block, q.device)
-        blk = scores[..., : nb * block].reshape(B, H, T, nb, block).mean(-1)
-        blk = blk.masked_fill(~visible[:, : nb * block : block], float("-inf"))
+        visible = _complete_past_blocks(0, T, nb, block, q.device)
+        blk = (q @ kc.transpose(-1, -2)).masked_fill(~visible, float("-inf"))
         chosen = torch.zeros_like(blk, dtype=torch.bool).scatter(-1, blk.topk(min(top, nb), -1).indices, True)
-        keep[..., : nb * block] = chosen.repeat_interleave(block, dim=-1) & visible[:, : nb * block]
-    probs = _with_null(scores.masked_fill(~keep, float("-inf")), null_k, q).softmax(-1)
-    return probs[..., 1:] @ v + probs[..., :1] * null_v.view(1, H, 1, D)
+        keep[..., : nb * block] = (chosen & visible).repeat_interleave(block, dim=-1)
+    null = (q @ null_k[:, :, None]) / math.sqrt(D)
+    probs = torch.cat([null, scores.masked_fill(~keep, float("-inf"))], dim=-1).softmax(-1)
+    return probs[..., 1:] @ v + probs[..., :1] * null_v[:, None, :]
 
 
 def window_attention_naive(q, k, v, window: int):
@@ -246,22 +340,20 @@ def window_attention_naive(q, k, v, window: int):
     return scores.softmax(-1) @ v
 
 
-def pam_attention(q, k, v, cfg: PAMConfig, null_k, null_v, gate_logits) -> torch.Tensor:
+def pam_attention(q, k, v, kc, vc, cfg: PAMConfig, null_k, null_v, gate_logits) -> torch.Tensor:
     """All PAM branches on (B, H, T, D) heads, fused by the gate (logits (B, H, T, n_branches)).
 
-    ``cfg.attention == "pam_naive"`` computes the same function with n x n score matrices.
+    ``kc, vc`` (B, H, T // compress_block, D) are the compressed keys and values of the complete
+    blocks (the caller's choice of compression). ``cfg.attention == "pam_naive"`` computes the same
+    function with n x n score matrices and autograd; "pam" with the chunked operator.
     """
+    if cfg.attention != "pam_naive":
+        return _PAMOperator.apply(q, k, v, kc, vc, null_k, null_v, gate_logits, cfg)
     b = cfg.compress_block
-    if cfg.attention == "pam_naive":
-        branches = [compressed_attention_naive(q, k, v, b, null_k, null_v)]
-        if cfg.select_blocks:
-            branches.append(selected_attention_naive(q, k, v, b, cfg.select_blocks, null_k, null_v))
-        branches += [window_attention_naive(q, k, v, w) for w in local_windows(cfg)]
-    else:
-        branches = [compressed_attention(q, k, v, b, null_k, null_v)]
-        if cfg.select_blocks:
-            branches.append(selected_attention(q, k, v, b, cfg.select_blocks, null_k, null_v))
-        branches += [sliding_window_attention(q, k, v, w, cfg.window) for w in local_windows(cfg)]
+    branches = [compressed_attention_naive(q, kc, vc, b, null_k, null_v)]
+    if cfg.select_blocks:
+        branches.append(selected_attention_naive(q, k, v, kc, b, cfg.select_blocks, null_k, null_v))
+    branches += [window_attention_naive(q, k, v, w) for w in local_windows(cfg)]
     return fuse(branches, gate_logits)
 
 
@@ -292,7 +384,8 @@ class CausalSelfAttention(nn.Module):
         if self.cfg.attention == "full":
             y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
         else:
-            y = pam_attention(q, k, v, self.cfg, self.null_k, self.null_v, self.gate_logits(x))
+            kc, vc = compress_mean(k, v, self.cfg.compress_block)
+            y = pam_attention(q, k, v, kc, vc, self.cfg, self.null_k, self.null_v, self.gate_logits(x))
         return self.c_proj(y.transpose(1, 2).contiguous().view(B, T, C))
 
 

@@ -45,10 +45,8 @@ def test_fast_path_matches_naive_formula(stages: int, select_blocks: int, length
 
 
 def test_chunked_selection_matches_in_value_and_gradient(monkeypatch) -> None:
-    """The selected branch in chunks recomputed in backward gives the naive formula's gradients.
-
-    (B 2, H 4, k 2 blocks of 8, D 16, fp32: 4 KiB of gathered keys per query.)"""
-    monkeypatch.setattr(pam, "SELECT_BUDGET", 2 * 4 * 2 * 8 * 16 * 4 * 16)  # 16 queries per chunk
+    """The operator in chunks of 16 queries recomputed in backward gives the naive formula's gradients."""
+    monkeypatch.setattr(pam, "QUERY_CHUNK", 16)
     fast = _model("pam", 3, 2).train()
     naive = _naive_twin(fast).train()
     idx = torch.randint(32, (2, 53), generator=torch.Generator().manual_seed(3))
@@ -56,6 +54,73 @@ def test_chunked_selection_matches_in_value_and_gradient(monkeypatch) -> None:
     (naive(idx)[0].square().mean()).backward()
     for (name, p), q in zip(fast.named_parameters(), naive.parameters(), strict=True):
         assert torch.allclose(p.grad, q.grad, atol=1e-5, rtol=1e-4), name
+
+
+def _operator_inputs(cfg: PAMConfig, B: int, H: int, T: int, D: int, dtype=torch.float32) -> list:
+    """q, k, v, compressed k and v (drawn on their own, as a learned compression may give them), the
+    null slot and gate logits, all requiring grad."""
+    gen = torch.Generator().manual_seed(T)
+    nb = T // cfg.compress_block
+    shapes = [(B, H, T, D)] * 3 + [(B, H, nb, D)] * 2 + [(H, D)] * 2 + [(B, H, T, cfg.n_branches)]
+    return [torch.randn(s, generator=gen, dtype=dtype).requires_grad_() for s in shapes]
+
+
+@pytest.mark.parametrize("stages,select_blocks", VARIANTS)
+@pytest.mark.parametrize("chunk", [1, 5, 6, 16, 64])  # < window, not dividing T, == window, > T
+def test_operator_gradients_match_the_naive_formula_at_every_chunk_size(
+    monkeypatch, stages: int, select_blocks: int, chunk: int
+) -> None:
+    monkeypatch.setattr(pam, "QUERY_CHUNK", chunk)
+    cfg = PAMConfig(stages=stages, select_blocks=select_blocks, compress_block=4, window=6)
+    naive_cfg = PAMConfig(**{**cfg.to_dict(), "attention": "pam_naive"})
+    inputs = _operator_inputs(cfg, 2, 2, 29, 8)  # 29: the last block is incomplete
+    q, k, v, kc, vc, null_k, null_v, gate = inputs
+    dout = torch.randn(2, 2, 29, 8, generator=torch.Generator().manual_seed(1))
+    fast = pam.pam_attention(q, k, v, kc, vc, cfg, null_k, null_v, gate)
+    naive = pam.pam_attention(q, k, v, kc, vc, naive_cfg, null_k, null_v, gate)
+    assert (fast - naive).abs().max().item() <= 1e-5
+    names = ["q", "k", "v", "kc", "vc", "null_k", "null_v", "gate"]
+    grads = zip(
+        names, torch.autograd.grad(fast, inputs, dout), torch.autograd.grad(naive, inputs, dout), strict=True
+    )
+    for name, a, b in grads:
+        assert (a - b).abs().max().item() <= 1e-5, name
+
+
+def test_operator_passes_gradcheck() -> None:
+    """Finite differences in float64 on a tiny input (3 chunks of 4 queries, a selected branch)."""
+    cfg = PAMConfig(stages=5, select_blocks=2, compress_block=3, window=4)
+    inputs = _operator_inputs(cfg, 1, 2, 11, 3, dtype=torch.float64)
+    q, k, v, kc, vc, null_k, null_v, gate = inputs
+
+    def op(*xs):
+        return pam.pam_attention(*xs[:5], cfg, *xs[5:])
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(pam, "QUERY_CHUNK", 4)
+        assert torch.autograd.gradcheck(op, tuple(inputs), eps=1e-6, atol=1e-5)
+
+
+def test_operator_runs_on_one_cpu_thread_and_restores_the_count() -> None:
+    cfg = PAMConfig(select_blocks=2, compress_block=4, window=6)
+    q, k, v, kc, vc, null_k, null_v, gate = _operator_inputs(cfg, 1, 2, 40, 8)
+    seen = []
+    original = pam._pam_chunk
+
+    def spy(*args, **kwargs):
+        seen.append(torch.get_num_threads())
+        return original(*args, **kwargs)
+
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(pam, "_pam_chunk", spy)
+            pam.pam_attention(q, k, v, kc, vc, cfg, null_k, null_v, gate).sum().backward()
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(threads)
+    assert seen and set(seen) == {1}  # forward and backward chunks
 
 
 def _spec_reference(q, k, v, cfg: PAMConfig, null_k, null_v, gate_logits):
@@ -103,7 +168,8 @@ def test_fast_path_matches_a_per_query_reference_of_the_spec(stages: int, select
     q, k, v = (torch.randn(B, H, T, D, generator=gen) for _ in range(3))
     null_k, null_v = torch.randn(H, D, generator=gen), torch.randn(H, D, generator=gen)
     gate = torch.randn(B, H, T, cfg.n_branches, generator=gen)
-    fast = pam.pam_attention(q, k, v, cfg, null_k, null_v, gate)
+    kc, vc = pam.compress_mean(k, v, cfg.compress_block)
+    fast = pam.pam_attention(q, k, v, kc, vc, cfg, null_k, null_v, gate)
     ref = _spec_reference(q, k, v, cfg, null_k, null_v, gate)
     assert (fast - ref).abs().max().item() <= 1e-5
 
@@ -132,10 +198,12 @@ def test_queries_without_a_complete_block_see_only_the_null_slot() -> None:
     B, H, T, D, b = 1, 2, 12, 8, 4
     q, k, v = (torch.randn(B, H, T, D) for _ in range(3))
     null_k, null_v = torch.randn(H, D), torch.randn(H, D)
-    for out in (
-        pam.compressed_attention(q, k, v, b, null_k, null_v),
-        pam.selected_attention(q, k, v, b, 2, null_k, null_v),
-    ):
+    cfg = PAMConfig(compress_block=b, select_blocks=2, window=4)
+    kc, vc = pam.compress_mean(k, v, b)
+    for branch in (0, 1):  # the global and the selected branch alone: a gate of weight 1 (e^-1e4 == 0)
+        gate = torch.zeros(B, H, T, cfg.n_branches)
+        gate[..., branch] = 1e4
+        out = pam.pam_attention(q, k, v, kc, vc, cfg, null_k, null_v, gate)
         assert torch.allclose(out[0, :, : b - 1], null_v[:, None, :].expand(H, b - 1, D), atol=1e-6)
         assert not torch.allclose(out[0, :, b - 1], null_v)  # block 0 is complete at position b - 1
 
