@@ -33,25 +33,47 @@ def human_bytes(count: int | None) -> str:
 
 
 def precision_rows(result: dict[str, Any]) -> list[dict[str, Any]]:
-    """precision | tokens/s | peak memory | GB/sample | final loss | accuracy, as measured."""
+    """precision | tokens/s | peak memory | GB/sample | final loss | accuracy | long context, as measured.
+
+    ``tokens_per_s`` is the training run's own figure; with interleaved speed rounds (``--precision
+    all``) the row also has their median, min and max, and with the probe its two exact matches.
+    """
+    speed = result.get("speed") or {}
     rows = []
     for run in result["runs"]:
         if "unsupported" in run:
             rows.append({"precision": run["precision"], "status": run["unsupported"]})
             continue
         peak = run.get("peak_memory_bytes")
-        rows.append(
-            {
-                "precision": run["precision"],
-                "tokens_per_s": run.get("tokens_per_s"),
-                "peak_memory_bytes": peak,
-                "gb_per_sample": peak / 1e9 / run["micro_batch"] if peak is not None else None,
-                "final_loss": run["history"][-1] if run["history"] else None,
-                "accuracy": run.get("accuracy"),
-                "status": "nonfinite" if run["bad_step"] is not None else "ok",
-            }
-        )
+        row = {
+            "precision": run["precision"],
+            "tokens_per_s": run.get("tokens_per_s"),
+            "peak_memory_bytes": peak,
+            "gb_per_sample": peak / 1e9 / run["micro_batch"] if peak is not None else None,
+            "final_loss": run["history"][-1] if run["history"] else None,
+            "accuracy": run.get("accuracy"),
+            "status": "nonfinite" if run["bad_step"] is not None else "ok",
+        }
+        rounds = speed.get("tokens_per_s", {}).get(run["precision"])
+        if rounds:
+            row.update(
+                tokens_per_s_median=speed["median"][run["precision"]],
+                tokens_per_s_min=min(rounds),
+                tokens_per_s_max=max(rounds),
+            )
+        probe = run.get("long_context")
+        if probe:
+            row.update(long_context_pam=probe["pam"], long_context_full=probe["full"])
+        rows.append(row)
     return rows
+
+
+def probe_header(result: dict[str, Any]) -> str | None:
+    """The long-context column's header: task, length and budget of the probe (None without one)."""
+    probe = next((r["long_context"] for r in result["runs"] if r.get("long_context")), None)
+    if probe is None:
+        return None
+    return f"{probe['task']} {probe['length']} tok, {probe['steps']}x{probe['batch']}: PAM / full"
 
 
 def row_line(run: dict[str, Any]) -> str:
@@ -60,9 +82,13 @@ def row_line(run: dict[str, Any]) -> str:
     if "tokens_per_s" not in row:
         return f"{row['precision']}: {row['status']}"
     status = "" if row["status"] == "ok" else f" ({row['status']})"
+    probe = ""
+    if "long_context_pam" in row:
+        probe = f", long context {row['long_context_pam']:.1%} PAM / {row['long_context_full']:.1%} full"
     return (
         f"{row['precision']}: final loss {_fmt(row['final_loss'], '.4f')}, accuracy {_fmt(row['accuracy'], '.1%')}, "
-        f"{_fmt(row['tokens_per_s'], ',.0f')} tokens/s, peak memory {human_bytes(row['peak_memory_bytes'])}{status}"
+        f"{_fmt(row['tokens_per_s'], ',.0f')} tokens/s, peak memory {human_bytes(row['peak_memory_bytes'])}"
+        f"{probe}{status}"
     )
 
 
@@ -70,6 +96,15 @@ def describe_threads(policy: dict[str, Any]) -> str:
     return (
         f"{policy['threads']}, OMP_WAIT_POLICY={policy['wait_policy']} ({policy['source']}: "
         f"{policy['cpus']} CPU(s) usable, {policy['local_ranks']} rank(s) on this node)"
+    )
+
+
+def _speed_cell(row: dict[str, Any]) -> str:
+    """The median of the interleaved rounds and their range, else the training run's own tokens/s."""
+    if "tokens_per_s_median" not in row:
+        return _fmt(row["tokens_per_s"], ",.0f")
+    return (
+        f"{row['tokens_per_s_median']:,.0f} ({row['tokens_per_s_min']:,.0f}–{row['tokens_per_s_max']:,.0f})"
     )
 
 
@@ -89,22 +124,44 @@ def print_text(result: dict[str, Any], checks: list[Check], plot: Path | None, c
     if "thread_policy" in env:
         console.print(f"CPU threads per rank: {describe_threads(env['thread_policy'])}", highlight=False)
     if len(result["runs"]) > 1:
-        table = Table("precision", "tokens/s", "peak memory", "GB/sample", "final loss", "accuracy")
+        speed, probe = result.get("speed"), probe_header(result)
+        tokens = f"tokens/s median (min–max, {speed['rounds']} rounds)" if speed else "tokens/s"
+        columns = ["precision", tokens, "peak memory", "GB/sample", "final loss", "accuracy"]
+        table = Table(*columns, *([f"long context: {probe}"] if probe else []))
         for row in precision_rows(result):
             if "tokens_per_s" not in row:
-                table.add_row(row["precision"], row["status"], "", "", "", "")
+                table.add_row(row["precision"], row["status"], *[""] * (len(table.columns) - 2))
                 continue
-            table.add_row(
+            cells = [
                 row["precision"],
-                _fmt(row["tokens_per_s"], ",.0f"),
+                _speed_cell(row),
                 human_bytes(row["peak_memory_bytes"]),
                 _fmt(row["gb_per_sample"], ".4f"),
                 _fmt(row["final_loss"], ".4f"),
                 _fmt(row["accuracy"], ".1%"),
-            )
+            ]
+            if probe:
+                pam, full = row.get("long_context_pam"), row.get("long_context_full")
+                cells.append(f"{_fmt(pam, '.1%')} / {_fmt(full, '.1%')}")
+            table.add_row(*cells)
         console.print(table)
         memory = next((r["memory_method"] for r in result["runs"] if "memory_method" in r), "")
         console.print(f"peak memory: {memory}; GB/sample = peak memory / micro-batch size")
+        if speed:
+            load = " → ".join(f"{x:.1f}" for x in speed["load_average"])
+            console.print(
+                f"tokens/s: {speed['rounds']} rounds of {speed['steps_per_round']} steps, every precision "
+                f"in each round (order rotated), after its training; load average (1 min) {load}",
+                highlight=False,
+            )
+        if probe:
+            window = next(r["long_context"]["window"] for r in result["runs"] if r.get("long_context"))
+            console.print(
+                "long context: exact match on held-out recall (the digit at position 0, asked at the "
+                f"end, beyond PAM's {window}-token window); PAM and full attention trained on the same "
+                "batches under each precision",
+                highlight=False,
+            )
     checks_table = Table("", "check", "figure", show_header=False, box=None)
     for c in checks:
         figure = c.figure + (f"  [{c.finding}]" if c.finding else "")

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import dataclasses
 import gc
 import math
+import os
 import socket
 import statistics
 import time
@@ -25,7 +27,7 @@ import torch
 from torch.nn.parallel import DistributedDataParallel
 
 from envdoctor.smoke import checkpoint, distributed, threads
-from envdoctor.smoke.config import INIT_TOLERANCE, SIZES, SmokeConfig
+from envdoctor.smoke.config import INIT_TOLERANCE, PROBE_TASK, SIZES, SmokeConfig
 from envdoctor.smoke.distributed import Dist
 from envdoctor.smoke.fp8 import convert_to_float8, fp8_support
 from reference_model import VOCAB_SIZE, PAMConfig, PAMTransformer, Task, exact_match, make_task
@@ -390,6 +392,89 @@ def train_precision(
     return run
 
 
+def _train_steps(steps, task: Task, cfg: SmokeConfig, precision: str, gen, device: torch.device) -> None:
+    """``cfg.steps`` plain optimizer steps (schedule, autocast, scaler, clipping), no checks: the
+    probe's and the speed rounds' loop (the verdict's own run is :func:`train_precision`)."""
+    for step in range(cfg.steps):
+        steps.set_lr(learning_rate(step, cfg))
+        for micro in range(cfg.grad_accum):
+            x, y = (t.to(device) for t in task.batch(cfg.batch_size, gen, "train"))
+            with steps.micro(micro == cfg.grad_accum - 1):
+                with autocast(precision, device):
+                    _, loss = steps.model(x, y)
+                steps.backward(loss)
+        steps.grad_norm()
+        steps.update()
+
+
+def long_context_probe(cfg: SmokeConfig, precision: str, device: torch.device) -> dict[str, Any]:
+    """Exact match on ``recall`` beyond PAM's local window, PAM vs full attention at equal budget.
+
+    Both models train ``probe_steps`` x ``probe_batch`` on the same batches under ``precision`` and
+    are evaluated on the same held-out examples. One process, no collectives.
+    """
+    task = make_task(PROBE_TASK, cfg.probe_len)
+    pcfg = dataclasses.replace(
+        cfg, task=PROBE_TASK, seq_len=cfg.probe_len, steps=cfg.probe_steps, batch_size=cfg.probe_batch,
+        grad_accum=1, stages=3, resume=False,
+    )  # fmt: skip
+    x, y = task.batch(cfg.eval_examples, torch.Generator().manual_seed(cfg.seed + 2_000_003), "eval")
+    figures: dict[str, Any] = {
+        "task": PROBE_TASK,
+        "length": cfg.probe_len,
+        "steps": cfg.probe_steps,
+        "batch": cfg.probe_batch,
+        "window": model_config(pcfg, task).window,
+    }
+    single = Dist(0, 1, 0, device, None)
+    for attention in ("pam", "full"):
+        acfg = dataclasses.replace(pcfg, attention=attention)
+        steps = TorchSteps(
+            build_model(model_config(acfg, task), precision, cfg.seed, device), acfg, precision, single
+        )
+        start = time.perf_counter()
+        _train_steps(steps, task, acfg, precision, torch.Generator().manual_seed(cfg.seed + 31), device)
+        figures[f"{attention}_seconds"] = time.perf_counter() - start
+        figures[attention] = evaluate(steps.model, x, y, precision, device)[2]
+    return figures
+
+
+def speed_rounds(
+    cfg: SmokeConfig, mcfg: PAMConfig, task: Task, precisions: list[str], ctx: Dist
+) -> dict[str, Any]:
+    """tokens/s of every precision measured in interleaved rounds, so that a change of load hits all.
+
+    Round r runs the precisions in an order rotated by r; each precision builds its model, takes one
+    untimed step, then ``speed_steps`` timed ones. The 1-minute load average is read before every
+    round and after the last. Every rank runs the same sequence (the steps' collectives line up).
+    """
+    times: dict[str, list[float]] = {p: [] for p in precisions}
+    load = []
+    tokens = cfg.batch_size * cfg.grad_accum * task.length * ctx.world
+    timed = dataclasses.replace(cfg, steps=cfg.speed_steps)
+    for r in range(cfg.speed_rounds):
+        load.append(os.getloadavg()[0])
+        for precision in precisions[r % len(precisions) :] + precisions[: r % len(precisions)]:
+            steps = make_steps(build_model(mcfg, precision, cfg.seed, ctx.device), cfg, precision, ctx)
+            gen = torch.Generator().manual_seed(cfg.seed + r)
+            _train_steps(steps, task, dataclasses.replace(cfg, steps=1), precision, gen, ctx.device)
+            distributed.reduce_flags([0.0], ctx)  # every rank starts the clock together
+            start = time.perf_counter()
+            _train_steps(steps, task, timed, precision, gen, ctx.device)
+            if ctx.device.type == "cuda":
+                torch.cuda.synchronize(ctx.device)
+            times[precision].append(tokens * cfg.speed_steps / (time.perf_counter() - start))
+            del steps
+    load.append(os.getloadavg()[0])
+    return {
+        "rounds": cfg.speed_rounds,
+        "steps_per_round": cfg.speed_steps,
+        "load_average": load,
+        "tokens_per_s": times,
+        "median": {p: statistics.median(v) for p, v in times.items()},
+    }
+
+
 def use_threads() -> threads.ThreadPolicy:
     """This process's OpenMP policy (:mod:`envdoctor.smoke.threads`), applied to torch's pool."""
     policy = threads.apply()
@@ -468,10 +553,16 @@ def run(cfg: SmokeConfig, emit: Emit, stop: StopSignal | None = None) -> dict[st
                 emit("unsupported", precision=precision, finding=finding)
                 continue
             one = train_precision(cfg, precision, mcfg, task, eval_set, ctx, emit, stop)
+            if cfg.table and cfg.probe_steps and ctx.world == 1 and "accuracy" in one:
+                one["long_context"] = long_context_probe(cfg, precision, ctx.device)
             result["runs"].append(one)
             emit("run", run=one)  # its row is shown now, and kept if a later precision times out
             if one["interrupted"]:
                 break
+        measured = [r["precision"] for r in result["runs"] if "accuracy" in r]
+        if cfg.table and len(measured) > 1 and not any(r.get("interrupted") for r in result["runs"]):
+            emit("notice", text=f"tokens/s: {cfg.speed_rounds} interleaved rounds of {', '.join(measured)}")
+            result["speed"] = speed_rounds(cfg, mcfg, task, measured, ctx)
         # With several ranks only (what `fleet smoke` compares); interrupted is agreed by every rank.
         if ctx.world > 1 and not any(r.get("interrupted") for r in result["runs"]):
             result["node"] = node_figures(cfg, mcfg, task, ctx)
