@@ -14,6 +14,7 @@ from reference_model import model as pam  # noqa: E402
 
 pytestmark = pytest.mark.torch
 VARIANTS = [(3, 0), (3, 2), (5, 2)]  # (stages, select_blocks)
+PAM_ONLY = ("null_k", "null_v", "gate.weight", "gate.bias")
 
 
 def _model(attention: str, stages: int = 3, select_blocks: int = 2, seed: int = 0, **kw) -> PAMTransformer:
@@ -140,19 +141,35 @@ def test_queries_without_a_complete_block_see_only_the_null_slot() -> None:
         assert not torch.allclose(out[0, :, b - 1], null_v)  # block 0 is complete at position b - 1
 
 
-def test_gate_is_a_softmax_of_the_input_that_starts_on_the_local_branch() -> None:
+@pytest.mark.parametrize(
+    "stages,select_blocks,start",  # mean initial weight of each branch (softmax of the gate bias)
+    [(3, 0, [1, math.e**2]), (3, 2, [1, 1, 1]), (5, 2, [math.e**2, math.e**2, math.e**2, 1, 1])],
+)
+def test_gate_is_a_softmax_of_the_input_with_its_initial_lean(stages, select_blocks, start) -> None:
     torch.manual_seed(0)
-    model = PAMTransformer(PAMConfig(select_blocks=2))  # the real init
+    model = PAMTransformer(PAMConfig(stages=stages, select_blocks=select_blocks))  # the real init
     attn = model.blocks[0].attn
     x = torch.randn(2, 9, 64)
-    weights = attn.gate_logits(x).softmax(-1)  # (B, H, T, 3 branches): global, selected, local
-    assert weights.shape == (2, 4, 9, 3)
-    expected_local = math.exp(pam.LOCAL_GATE_BIAS) / (math.exp(pam.LOCAL_GATE_BIAS) + 2)
-    assert abs(weights[..., 2].mean().item() - expected_local) < 0.02
+    weights = attn.gate_logits(x).softmax(-1)  # (B, H, T, branches): global, [selected], local...
+    assert weights.shape == (2, 4, 9, len(start))
+    expected = torch.tensor(start) / sum(start)
+    assert torch.allclose(weights.mean((0, 1, 2)), expected, atol=0.02), weights.mean((0, 1, 2))
     assert weights.std(dim=(0, 2)).min() > 0  # it varies with the input, not a constant per step
-    branches = [torch.full((2, 4, 9, 16), float(i)) for i in range(3)]
+    branches = [torch.full((2, 4, 9, 16), float(i)) for i in range(len(start))]
     logits = attn.gate_logits(x)
-    assert torch.allclose(pam.fuse(branches, logits), (weights * torch.arange(3.0)).sum(-1, keepdim=True))
+    fused = (weights * torch.arange(float(len(start)))).sum(-1, keepdim=True)
+    assert torch.allclose(pam.fuse(branches, logits), fused)
+
+
+@pytest.mark.parametrize("stages,select_blocks", VARIANTS)
+def test_pam_and_full_attention_start_from_the_same_shared_weights(stages: int, select_blocks: int) -> None:
+    """Same seed: every weight the two models have in common is equal (the gates are drawn last)."""
+    torch.manual_seed(0)
+    full = PAMTransformer(PAMConfig(attention="full")).state_dict()
+    torch.manual_seed(0)
+    sparse = PAMTransformer(PAMConfig(stages=stages, select_blocks=select_blocks)).state_dict()
+    assert set(sparse) - set(full) == {f"blocks.{i}.attn.{n}" for i in (0, 1) for n in PAM_ONLY}
+    assert all(torch.equal(full[k], sparse[k]) for k in full)
 
 
 def test_full_attention_is_plain_causal_attention() -> None:
