@@ -143,7 +143,7 @@ def test_queries_without_a_complete_block_see_only_the_null_slot() -> None:
 
 @pytest.mark.parametrize(
     "stages,select_blocks,start",  # mean initial weight of each branch (softmax of the gate bias)
-    [(3, 0, [1, math.e**2]), (3, 2, [1, 1, 1]), (5, 2, [math.e**2, math.e**2, math.e**2, 1, 1])],
+    [(3, 0, [1, math.exp(pam.GATE_BIAS)]), (3, 2, [1, 1, 1]), (5, 2, [math.exp(pam.GATE_BIAS)] * 3 + [1, 1])],
 )
 def test_gate_is_a_softmax_of_the_input_with_its_initial_lean(stages, select_blocks, start) -> None:
     torch.manual_seed(0)
