@@ -142,6 +142,8 @@ def test_precision_all_table_has_interleaved_speed_and_a_long_context_column(tmp
     text = console.export_text()
     assert "long context: recall 16 tok, 2x4: PAM / full" in text
     assert "tokens/s median (min–max, 2 rounds)" in text
+    load = " → ".join(f"{x:.1f}" for x in speed["load_average"])
+    assert f"order rotated), after its training; load average (1 min) {load}" in text
     for row in render.precision_rows(result):
         cell = f"{row['long_context_pam']:.1%} / {row['long_context_full']:.1%}"
         low, high = row["tokens_per_s_min"], row["tokens_per_s_max"]

@@ -316,7 +316,7 @@ def train_precision(
     emit("start", precision=precision, steps=cfg.steps, start=start)
     every = max(1, cfg.steps // 100)
     bad_step, interrupted, skipped, done = None, False, 0, start
-    tokens = cfg.batch_size * cfg.grad_accum * task.length * ctx.world
+    tokens = cfg.batch_size * cfg.grad_accum * task.length
     t0 = time.perf_counter()
     for step in range(start, cfg.steps):
         steps.set_lr(learning_rate(step, cfg))
@@ -396,6 +396,12 @@ def train_precision(
     return run
 
 
+def _local_steps(mcfg: PAMConfig, cfg: SmokeConfig, precision: str, device: torch.device) -> TorchSteps:
+    """A fresh model and optimizer in this process alone (no process group, no collective)."""
+    model = build_model(mcfg, precision, cfg.seed, device)
+    return TorchSteps(model, cfg, precision, Dist(0, 1, 0, device, None))
+
+
 def _train_steps(steps, task: Task, cfg: SmokeConfig, precision: str, gen, device: torch.device) -> None:
     """``cfg.steps`` plain optimizer steps (schedule, autocast, scaler, clipping), no checks: the
     probe's and the speed rounds' loop (the verdict's own run is :func:`train_precision`)."""
@@ -420,7 +426,7 @@ def long_context_probe(cfg: SmokeConfig, precision: str, device: torch.device) -
     task = make_task(PROBE_TASK, cfg.probe_len)
     pcfg = dataclasses.replace(
         cfg, task=PROBE_TASK, seq_len=cfg.probe_len, steps=cfg.probe_steps, batch_size=cfg.probe_batch,
-        grad_accum=1, stages=3, resume=False,
+        grad_accum=1, resume=False,
     )  # fmt: skip
     x, y = task.batch(cfg.eval_examples, torch.Generator().manual_seed(cfg.seed + 2_000_003), "eval")
     figures: dict[str, Any] = {
@@ -430,12 +436,9 @@ def long_context_probe(cfg: SmokeConfig, precision: str, device: torch.device) -
         "batch": cfg.probe_batch,
         "window": model_config(pcfg, task).window,
     }
-    single = Dist(0, 1, 0, device, None)
     for attention in ("pam", "full"):
         acfg = dataclasses.replace(pcfg, attention=attention)
-        steps = TorchSteps(
-            build_model(model_config(acfg, task), precision, cfg.seed, device), acfg, precision, single
-        )
+        steps = _local_steps(model_config(acfg, task), acfg, precision, device)
         start = time.perf_counter()
         _train_steps(steps, task, acfg, precision, torch.Generator().manual_seed(cfg.seed + 31), device)
         figures[f"{attention}_seconds"] = time.perf_counter() - start
@@ -444,29 +447,28 @@ def long_context_probe(cfg: SmokeConfig, precision: str, device: torch.device) -
 
 
 def speed_rounds(
-    cfg: SmokeConfig, mcfg: PAMConfig, task: Task, precisions: list[str], ctx: Dist
+    cfg: SmokeConfig, mcfg: PAMConfig, task: Task, precisions: list[str], device: torch.device
 ) -> dict[str, Any]:
     """tokens/s of every precision measured in interleaved rounds, so that a change of load hits all.
 
     Round r runs the precisions in an order rotated by r; each precision builds its model, takes one
     untimed step, then ``speed_steps`` timed ones. The 1-minute load average is read before every
-    round and after the last. Every rank runs the same sequence (the steps' collectives line up).
+    round and after the last. One process (a single-process run).
     """
     times: dict[str, list[float]] = {p: [] for p in precisions}
     load = []
-    tokens = cfg.batch_size * cfg.grad_accum * task.length * ctx.world
+    tokens = cfg.batch_size * cfg.grad_accum * task.length
     timed = dataclasses.replace(cfg, steps=cfg.speed_steps)
     for r in range(cfg.speed_rounds):
         load.append(os.getloadavg()[0])
         for precision in precisions[r % len(precisions) :] + precisions[: r % len(precisions)]:
-            steps = make_steps(build_model(mcfg, precision, cfg.seed, ctx.device), cfg, precision, ctx)
+            steps = _local_steps(mcfg, cfg, precision, device)
             gen = torch.Generator().manual_seed(cfg.seed + r)
-            _train_steps(steps, task, dataclasses.replace(cfg, steps=1), precision, gen, ctx.device)
-            distributed.reduce_flags([0.0], ctx)  # every rank starts the clock together
+            _train_steps(steps, task, dataclasses.replace(cfg, steps=1), precision, gen, device)
             start = time.perf_counter()
-            _train_steps(steps, task, timed, precision, gen, ctx.device)
-            if ctx.device.type == "cuda":
-                torch.cuda.synchronize(ctx.device)
+            _train_steps(steps, task, timed, precision, gen, device)
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
             times[precision].append(tokens * cfg.speed_steps / (time.perf_counter() - start))
             del steps
     load.append(os.getloadavg()[0])
@@ -557,7 +559,7 @@ def run(cfg: SmokeConfig, emit: Emit, stop: StopSignal | None = None) -> dict[st
                 emit("unsupported", precision=precision, finding=finding)
                 continue
             one = train_precision(cfg, precision, mcfg, task, eval_set, ctx, emit, stop)
-            if cfg.table and cfg.probe_steps and ctx.world == 1 and "accuracy" in one:
+            if cfg.table and cfg.probe_steps and ctx.world == 1 and "accuracy" in one and not stop.requested:
                 text = (
                     f"{precision}: long-context probe, {PROBE_TASK} at {cfg.probe_len} tokens, PAM and full"
                 )
@@ -567,10 +569,11 @@ def run(cfg: SmokeConfig, emit: Emit, stop: StopSignal | None = None) -> dict[st
             emit("run", run=one)  # its row is shown now, and kept if a later precision times out
             if one["interrupted"]:
                 break
+        # The table's figures, in one process only (the probe and the rounds have no collectives)
         measured = [r["precision"] for r in result["runs"] if "accuracy" in r]
-        if cfg.table and len(measured) > 1 and not any(r.get("interrupted") for r in result["runs"]):
+        if cfg.table and ctx.world == 1 and len(measured) > 1 and not stop.requested:
             emit("notice", text=f"tokens/s: {cfg.speed_rounds} interleaved rounds of {', '.join(measured)}")
-            result["speed"] = speed_rounds(cfg, mcfg, task, measured, ctx)
+            result["speed"] = speed_rounds(cfg, mcfg, task, measured, ctx.device)
         # With several ranks only (what `fleet smoke` compares); interrupted is agreed by every rank.
         if ctx.world > 1 and not any(r.get("interrupted") for r in result["runs"]):
             result["node"] = node_figures(cfg, mcfg, task, ctx)
