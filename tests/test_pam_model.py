@@ -14,6 +14,7 @@ from reference_model import model as pam  # noqa: E402
 
 pytestmark = pytest.mark.torch
 VARIANTS = [(3, 0), (3, 2), (5, 2)]  # (stages, select_blocks)
+BLOCKS = [8, 4]  # compress_block: 8 from 128 tokens in smoke-train, 4 below (selection from 64)
 PAM_ONLY = ("null_k", "null_v", "gate.weight", "gate.bias")
 
 
@@ -35,22 +36,24 @@ def _naive_twin(fast: PAMTransformer) -> PAMTransformer:
     return naive
 
 
+@pytest.mark.parametrize("block", BLOCKS)
 @pytest.mark.parametrize("stages,select_blocks", VARIANTS)
 @pytest.mark.parametrize("length", [5, 37, 64, 100])
-def test_fast_path_matches_naive_formula(stages: int, select_blocks: int, length: int) -> None:
-    fast = _model("pam", stages, select_blocks)
+def test_fast_path_matches_naive_formula(stages: int, select_blocks: int, length: int, block: int) -> None:
+    fast = _model("pam", stages, select_blocks, compress_block=block)
     idx = torch.randint(32, (2, length), generator=torch.Generator().manual_seed(length))
     with torch.no_grad():
         a, b = fast(idx)[0], _naive_twin(fast)(idx)[0]
     assert (a - b).abs().max().item() <= 1e-5, length
 
 
-def test_chunked_selection_matches_in_value_and_gradient(monkeypatch) -> None:
+@pytest.mark.parametrize("block", BLOCKS)
+def test_chunked_selection_matches_in_value_and_gradient(monkeypatch, block: int) -> None:
     """The selected branch in chunks recomputed in backward gives the naive formula's gradients.
 
-    (B 2, H 4, k 2 blocks of 8, D 16, fp32: 4 KiB of gathered keys per query.)"""
-    monkeypatch.setattr(pam, "SELECT_BUDGET", 2 * 4 * 2 * 8 * 16 * 4 * 16)  # 16 queries per chunk
-    fast = _model("pam", 3, 2).train()
+    (B 2, H 4, k 2 blocks of b, D 16, fp32: b * 512 bytes of gathered keys per query.)"""
+    monkeypatch.setattr(pam, "SELECT_BUDGET", 2 * 4 * 2 * block * 16 * 4 * 16)  # 16 queries per chunk
+    fast = _model("pam", 3, 2, compress_block=block).train()
     naive = _naive_twin(fast).train()
     idx = torch.randint(32, (2, 53), generator=torch.Generator().manual_seed(3))
     (fast(idx)[0].square().mean()).backward()
@@ -115,10 +118,15 @@ def _autocast(precision: str):
 
 
 @pytest.mark.parametrize("precision", ["fp32", "bf16", "fp16"])
-@pytest.mark.parametrize("attention,stages,select_blocks", [("full", 3, 0), *(("pam", *v) for v in VARIANTS)])
-def test_no_future_leakage(attention: str, stages: int, select_blocks: int, precision: str) -> None:
+@pytest.mark.parametrize(
+    "attention,stages,select_blocks,block",
+    [("full", 3, 0, 8), *(("pam", *v, b) for v in VARIANTS for b in BLOCKS)],
+)
+def test_no_future_leakage(
+    attention: str, stages: int, select_blocks: int, block: int, precision: str
+) -> None:
     """Perturbing token t changes no output before t (length 70: not a multiple of block or window)."""
-    model = _model(attention, stages, select_blocks)
+    model = _model(attention, stages, select_blocks, compress_block=block)
     idx = torch.randint(32, (2, 70), generator=torch.Generator().manual_seed(1))
     for t in (3, 8, 31, 40, 69):
         changed = idx.clone()
