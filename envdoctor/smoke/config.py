@@ -126,10 +126,12 @@ class SmokeConfig:
         tokens = self.batch_size * self.grad_accum * self.seq_len / (64 * 32)
         per_step = sum(STEP_SECONDS[p] for p in self.precisions) * SIZE_COST[self.size] * max(tokens, 0.125)
         steps = self.steps
-        if self.table:
+        if self.table:  # the speed rounds, and the probe in steps of the run's own size
             steps += self.speed_rounds * (self.speed_steps + 1)
-            probe_tokens = self.probe_batch * self.probe_len / max(1.0, tokens * 64 * 32)
-            steps += round(self.probe_steps * probe_tokens * PROBE_COST)
+            probe_share = (
+                self.probe_batch * self.probe_len / (self.batch_size * self.grad_accum * self.seq_len)
+            )
+            steps += round(self.probe_steps * probe_share * PROBE_COST)
         return float(round(START_SECONDS + TIMEOUT_MARGIN * steps * per_step * nproc))
 
     @property
