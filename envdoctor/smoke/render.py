@@ -11,6 +11,7 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
+from rich import box
 from rich.console import Console
 from rich.markup import escape as escape_markup
 from rich.table import Table
@@ -68,12 +69,62 @@ def precision_rows(result: dict[str, Any]) -> list[dict[str, Any]]:
     return rows
 
 
-def probe_header(result: dict[str, Any]) -> str | None:
-    """The long-context column's header: task, length and budget of the probe (None without one)."""
-    probe = next((r["long_context"] for r in result["runs"] if r.get("long_context")), None)
-    if probe is None:
-        return None
-    return f"{probe['task']} {probe['length']} tok, {probe['steps']}x{probe['batch']}: PAM / full"
+def _probe(result: dict[str, Any]) -> dict[str, Any] | None:
+    return next((r["long_context"] for r in result["runs"] if r.get("long_context")), None)
+
+
+def _print_table(result: dict[str, Any], console: Console) -> None:
+    """The per-precision table (short headers: it fits 80 columns) and the lines that explain it."""
+    speed, probe = result.get("speed"), _probe(result)
+    columns = ["precision", "tokens/s median" if speed else "tokens/s", "peak memory", "GB/sample"]
+    columns += ["final loss", "accuracy"]
+    if probe:
+        columns.append(f"{probe['task']} {probe['length']}: PAM / full")
+    table = Table(box=box.SIMPLE_HEAD)  # no side rules, headers wrapped at spaces: fits 80 columns
+    for header in columns:
+        table.add_column(header, min_width=max(map(len, header.split())))
+    rows = precision_rows(result)
+    for row in rows:
+        if "tokens_per_s" not in row:
+            table.add_row(row["precision"], row["status"], *[""] * (len(columns) - 2))
+            continue
+        cells = [
+            row["precision"],
+            _fmt(row.get("tokens_per_s_median", row["tokens_per_s"]), ",.0f"),
+            human_bytes(row["peak_memory_bytes"]),
+            _fmt(row["gb_per_sample"], ".4f"),
+            _fmt(row["final_loss"], ".4f"),
+            _fmt(row["accuracy"], ".1%"),
+        ]
+        if probe:
+            cells.append(
+                f"{_fmt(row.get('long_context_pam'), '.1%')} / {_fmt(row.get('long_context_full'), '.1%')}"
+            )
+        table.add_row(*cells)
+    console.print(table)
+    memory = next((r["memory_method"] for r in result["runs"] if "memory_method" in r), "")
+    console.print(f"peak memory: {memory}; GB/sample = peak memory / micro-batch size")
+    if speed:
+        ranges = ", ".join(
+            f"{r['precision']} {r['tokens_per_s_min']:,.0f}–{r['tokens_per_s_max']:,.0f}"
+            for r in rows
+            if "tokens_per_s_min" in r
+        )
+        load = " → ".join(f"{x:.1f}" for x in speed["load_average"])
+        console.print(
+            f"tokens/s: median of {speed['rounds']} rounds of {speed['steps_per_round']} steps, every "
+            f"precision in each round (order rotated), after the training runs; min–max: {ranges}; "
+            f"load average (1 min) {load}",
+            highlight=False,
+        )
+    if probe:
+        console.print(
+            f"{probe['task']} {probe['length']}: exact match on held-out examples of {probe['length']} tokens whose answer (the "
+            f"digit at position 0, asked at the end) lies beyond PAM's {probe['window']}-token window; "
+            f"PAM and full attention each trained {probe['steps']} steps x {probe['batch']} on the same "
+            "batches under that precision",
+            highlight=False,
+        )
 
 
 def row_line(run: dict[str, Any]) -> str:
@@ -99,15 +150,6 @@ def describe_threads(policy: dict[str, Any]) -> str:
     )
 
 
-def _speed_cell(row: dict[str, Any]) -> str:
-    """The median of the interleaved rounds and their range, else the training run's own tokens/s."""
-    if "tokens_per_s_median" not in row:
-        return _fmt(row["tokens_per_s"], ",.0f")
-    return (
-        f"{row['tokens_per_s_median']:,.0f} ({row['tokens_per_s_min']:,.0f}–{row['tokens_per_s_max']:,.0f})"
-    )
-
-
 def _fmt(value: float | None, spec: str) -> str:
     return "–" if value is None else format(value, spec)
 
@@ -124,44 +166,7 @@ def print_text(result: dict[str, Any], checks: list[Check], plot: Path | None, c
     if "thread_policy" in env:
         console.print(f"CPU threads per rank: {describe_threads(env['thread_policy'])}", highlight=False)
     if len(result["runs"]) > 1:
-        speed, probe = result.get("speed"), probe_header(result)
-        tokens = f"tokens/s median (min–max, {speed['rounds']} rounds)" if speed else "tokens/s"
-        columns = ["precision", tokens, "peak memory", "GB/sample", "final loss", "accuracy"]
-        table = Table(*columns, *([f"long context: {probe}"] if probe else []))
-        for row in precision_rows(result):
-            if "tokens_per_s" not in row:
-                table.add_row(row["precision"], row["status"], *[""] * (len(table.columns) - 2))
-                continue
-            cells = [
-                row["precision"],
-                _speed_cell(row),
-                human_bytes(row["peak_memory_bytes"]),
-                _fmt(row["gb_per_sample"], ".4f"),
-                _fmt(row["final_loss"], ".4f"),
-                _fmt(row["accuracy"], ".1%"),
-            ]
-            if probe:
-                pam, full = row.get("long_context_pam"), row.get("long_context_full")
-                cells.append(f"{_fmt(pam, '.1%')} / {_fmt(full, '.1%')}")
-            table.add_row(*cells)
-        console.print(table)
-        memory = next((r["memory_method"] for r in result["runs"] if "memory_method" in r), "")
-        console.print(f"peak memory: {memory}; GB/sample = peak memory / micro-batch size")
-        if speed:
-            load = " → ".join(f"{x:.1f}" for x in speed["load_average"])
-            console.print(
-                f"tokens/s: {speed['rounds']} rounds of {speed['steps_per_round']} steps, every precision "
-                f"in each round (order rotated), after its training; load average (1 min) {load}",
-                highlight=False,
-            )
-        if probe:
-            window = next(r["long_context"]["window"] for r in result["runs"] if r.get("long_context"))
-            console.print(
-                "long context: exact match on held-out recall (the digit at position 0, asked at the "
-                f"end, beyond PAM's {window}-token window); PAM and full attention trained on the same "
-                "batches under each precision",
-                highlight=False,
-            )
+        _print_table(result, console)
     checks_table = Table("", "check", "figure", show_header=False, box=None)
     for c in checks:
         figure = c.figure + (f"  [{c.finding}]" if c.finding else "")
