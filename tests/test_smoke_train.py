@@ -117,8 +117,12 @@ def test_long_context_probe_is_trained_and_measured(tmp_path) -> None:
     """The probe's exact matches come from training: one step is at chance, the default budget
     (recall at 64 tokens, 100 steps x 16) teaches full attention and, through its selected branch, PAM."""
     device = torch.device("cpu")
-    short = long_context_probe(_cfg(tmp_path, probe_len=64, probe_steps=1, probe_batch=16), "fp32", device)
-    long = long_context_probe(_cfg(tmp_path, probe_len=64, probe_steps=100, probe_batch=16), "fp32", device)
+    short = long_context_probe(
+        _cfg(tmp_path, probe_len=64, probe_steps=1, probe_batch=16), "fp32", device, StopSignal()
+    )
+    long = long_context_probe(
+        _cfg(tmp_path, probe_len=64, probe_steps=100, probe_batch=16), "fp32", device, StopSignal()
+    )
     assert (short["task"], short["length"], short["window"]) == ("recall", 64, 16)  # answer 63 tokens back
     assert short["pam"] < 0.3 and short["full"] < 0.3  # 10 digits: chance is 10 %
     assert long["full"] >= 0.9 and long["pam"] >= 0.9, long
@@ -154,3 +158,19 @@ def test_precision_all_table_has_interleaved_speed_and_a_long_context_column(tmp
         low, high = row["tokens_per_s_min"], row["tokens_per_s_max"]
         assert re.search(rf"{row['precision']} +{row['tokens_per_s_median']:,.0f} .*{re.escape(cell)}", text)
         assert f"{row['precision']} {low:,.0f}–{high:,.0f}" in text
+
+
+def test_ctrl_c_during_the_probe_stops_it_and_the_next_precision(tmp_path) -> None:
+    """A stop requested while the probe trains ends it at once (no column) and the run after it."""
+    stop = StopSignal()
+
+    def stop_in_probe(event: str, **fields) -> None:
+        if event == "notice" and "long-context probe" in fields["text"]:
+            stop.requested = True
+
+    cfg = _cfg(tmp_path, precision="all", steps=3, probe_steps=10_000, min_accuracy=0.0)
+    result = run(cfg, stop_in_probe, stop)
+    first, second = result["runs"]
+    assert "long_context" not in first and "accuracy" in first
+    assert second["interrupted"] and second["steps_done"] == 1
+    assert "speed" not in result

@@ -405,10 +405,14 @@ def _local_steps(mcfg: PAMConfig, cfg: SmokeConfig, precision: str, device: torc
     return TorchSteps(model, cfg, precision, Dist(0, 1, 0, device, None))
 
 
-def _train_steps(steps, task: Task, cfg: SmokeConfig, precision: str, gen, device: torch.device) -> None:
-    """``cfg.steps`` plain optimizer steps (schedule, autocast, scaler, clipping), no checks: the
-    probe's and the speed rounds' loop (the verdict's own run is :func:`train_precision`)."""
+def _train_steps(
+    steps, task: Task, cfg: SmokeConfig, precision: str, gen, device: torch.device, stop: StopSignal
+) -> None:
+    """``cfg.steps`` plain optimizer steps (schedule, autocast, scaler, clipping), no checks, until a
+    stop is requested: the probe's and the speed rounds' loop (the verdict's is :func:`train_precision`)."""
     for step in range(cfg.steps):
+        if stop.requested:
+            return
         steps.set_lr(learning_rate(step, cfg))
         for micro in range(cfg.grad_accum):
             x, y = (t.to(device) for t in task.batch(cfg.batch_size, gen, "train"))
@@ -420,11 +424,13 @@ def _train_steps(steps, task: Task, cfg: SmokeConfig, precision: str, gen, devic
         steps.update()
 
 
-def long_context_probe(cfg: SmokeConfig, precision: str, device: torch.device) -> dict[str, Any]:
+def long_context_probe(
+    cfg: SmokeConfig, precision: str, device: torch.device, stop: StopSignal
+) -> dict[str, Any] | None:
     """Exact match on ``recall`` beyond PAM's local window, PAM vs full attention at equal budget.
 
     Both models train ``probe_steps`` x ``probe_batch`` on the same batches under ``precision`` and
-    are evaluated on the same held-out examples. One process, no collectives.
+    are evaluated on the same held-out examples. One process, no collectives. None when stopped.
     """
     task = make_task(PROBE_TASK, cfg.probe_len)
     pcfg = dataclasses.replace(
@@ -443,20 +449,27 @@ def long_context_probe(cfg: SmokeConfig, precision: str, device: torch.device) -
         acfg = dataclasses.replace(pcfg, attention=attention)
         steps = _local_steps(model_config(acfg, task), acfg, precision, device)
         start = time.perf_counter()
-        _train_steps(steps, task, acfg, precision, torch.Generator().manual_seed(cfg.seed + 31), device)
+        _train_steps(steps, task, acfg, precision, torch.Generator().manual_seed(cfg.seed + 31), device, stop)
+        if stop.requested:
+            return None
         figures[f"{attention}_seconds"] = time.perf_counter() - start
         figures[attention] = evaluate(steps.model, x, y, precision, device)[2]
     return figures
 
 
 def speed_rounds(
-    cfg: SmokeConfig, mcfg: PAMConfig, task: Task, precisions: list[str], device: torch.device
-) -> dict[str, Any]:
+    cfg: SmokeConfig,
+    mcfg: PAMConfig,
+    task: Task,
+    precisions: list[str],
+    device: torch.device,
+    stop: StopSignal,
+) -> dict[str, Any] | None:
     """tokens/s of every precision measured in interleaved rounds, so that a change of load hits all.
 
     Round r runs the precisions in an order rotated by r; each precision builds its model, takes one
     untimed step, then ``speed_steps`` timed ones. The 1-minute load average is read before every
-    round and after the last. One process (a single-process run).
+    round and after the last. One process (a single-process run). None when stopped.
     """
     times: dict[str, list[float]] = {p: [] for p in precisions}
     load = []
@@ -467,9 +480,11 @@ def speed_rounds(
         for precision in precisions[r % len(precisions) :] + precisions[: r % len(precisions)]:
             steps = _local_steps(mcfg, cfg, precision, device)
             gen = torch.Generator().manual_seed(cfg.seed + r)
-            _train_steps(steps, task, dataclasses.replace(cfg, steps=1), precision, gen, device)
+            _train_steps(steps, task, dataclasses.replace(cfg, steps=1), precision, gen, device, stop)
             start = time.perf_counter()
-            _train_steps(steps, task, timed, precision, gen, device)
+            _train_steps(steps, task, timed, precision, gen, device, stop)
+            if stop.requested:
+                return None
             if device.type == "cuda":
                 torch.cuda.synchronize(device)
             times[precision].append(tokens * cfg.speed_steps / (time.perf_counter() - start))
@@ -567,7 +582,9 @@ def run(cfg: SmokeConfig, emit: Emit, stop: StopSignal | None = None) -> dict[st
                     f"{precision}: long-context probe, {PROBE_TASK} at {cfg.probe_len} tokens, PAM and full"
                 )
                 emit("notice", text=f"{text} attention, {cfg.probe_steps} steps x {cfg.probe_batch} each")
-                one["long_context"] = long_context_probe(cfg, precision, ctx.device)
+                probe = long_context_probe(cfg, precision, ctx.device, stop)
+                if probe is not None:
+                    one["long_context"] = probe
             result["runs"].append(one)
             emit("run", run=one)  # its row is shown now, and kept if a later precision times out
             if one["interrupted"]:
@@ -576,7 +593,9 @@ def run(cfg: SmokeConfig, emit: Emit, stop: StopSignal | None = None) -> dict[st
         measured = [r["precision"] for r in result["runs"] if "accuracy" in r]
         if cfg.table and ctx.world == 1 and len(measured) > 1 and not stop.requested:
             emit("notice", text=f"tokens/s: {cfg.speed_rounds} interleaved rounds of {', '.join(measured)}")
-            result["speed"] = speed_rounds(cfg, mcfg, task, measured, ctx.device)
+            speed = speed_rounds(cfg, mcfg, task, measured, ctx.device, stop)
+            if speed is not None:
+                result["speed"] = speed
         # With several ranks only (what `fleet smoke` compares); interrupted is agreed by every rank.
         if ctx.world > 1 and not any(r.get("interrupted") for r in result["runs"]):
             result["node"] = node_figures(cfg, mcfg, task, ctx)
