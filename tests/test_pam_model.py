@@ -14,6 +14,8 @@ from reference_model import model as pam  # noqa: E402
 
 pytestmark = pytest.mark.torch
 VARIANTS = [(3, 0), (3, 2), (5, 2)]  # (stages, select_blocks)
+BLOCKS = [8, 4]  # compress_block: 8 from 128 tokens in smoke-train, 4 below (selection from 64)
+PAM_ONLY = ("null_k", "null_v", "gate.weight", "gate.bias")
 
 
 def _model(attention: str, stages: int = 3, select_blocks: int = 2, seed: int = 0, **kw) -> PAMTransformer:
@@ -34,20 +36,22 @@ def _naive_twin(fast: PAMTransformer) -> PAMTransformer:
     return naive
 
 
+@pytest.mark.parametrize("block", BLOCKS)
 @pytest.mark.parametrize("stages,select_blocks", VARIANTS)
 @pytest.mark.parametrize("length", [5, 37, 64, 100])
-def test_fast_path_matches_naive_formula(stages: int, select_blocks: int, length: int) -> None:
-    fast = _model("pam", stages, select_blocks)
+def test_fast_path_matches_naive_formula(stages: int, select_blocks: int, length: int, block: int) -> None:
+    fast = _model("pam", stages, select_blocks, compress_block=block)
     idx = torch.randint(32, (2, length), generator=torch.Generator().manual_seed(length))
     with torch.no_grad():
         a, b = fast(idx)[0], _naive_twin(fast)(idx)[0]
     assert (a - b).abs().max().item() <= 1e-5, length
 
 
-def test_chunked_selection_matches_in_value_and_gradient(monkeypatch) -> None:
+@pytest.mark.parametrize("block", BLOCKS)
+def test_chunked_selection_matches_in_value_and_gradient(monkeypatch, block: int) -> None:
     """The operator in chunks of 16 queries recomputed in backward gives the naive formula's gradients."""
     monkeypatch.setattr(pam, "QUERY_CHUNK", 16)
-    fast = _model("pam", 3, 2).train()
+    fast = _model("pam", 3, 2, compress_block=block).train()
     naive = _naive_twin(fast).train()
     idx = torch.randint(32, (2, 53), generator=torch.Generator().manual_seed(3))
     (fast(idx)[0].square().mean()).backward()
@@ -180,10 +184,15 @@ def _autocast(precision: str):
 
 
 @pytest.mark.parametrize("precision", ["fp32", "bf16", "fp16"])
-@pytest.mark.parametrize("attention,stages,select_blocks", [("full", 3, 0), *(("pam", *v) for v in VARIANTS)])
-def test_no_future_leakage(attention: str, stages: int, select_blocks: int, precision: str) -> None:
+@pytest.mark.parametrize(
+    "attention,stages,select_blocks,block",
+    [("full", 3, 0, 8), *(("pam", *v, b) for v in VARIANTS for b in BLOCKS)],
+)
+def test_no_future_leakage(
+    attention: str, stages: int, select_blocks: int, block: int, precision: str
+) -> None:
     """Perturbing token t changes no output before t (length 70: not a multiple of block or window)."""
-    model = _model(attention, stages, select_blocks)
+    model = _model(attention, stages, select_blocks, compress_block=block)
     idx = torch.randint(32, (2, 70), generator=torch.Generator().manual_seed(1))
     for t in (3, 8, 31, 40, 69):
         changed = idx.clone()
@@ -208,19 +217,35 @@ def test_queries_without_a_complete_block_see_only_the_null_slot() -> None:
         assert not torch.allclose(out[0, :, b - 1], null_v)  # block 0 is complete at position b - 1
 
 
-def test_gate_is_a_softmax_of_the_input_that_starts_on_the_local_branch() -> None:
+@pytest.mark.parametrize(
+    "stages,select_blocks,start",  # mean initial weight of each branch (softmax of the gate bias)
+    [(3, 0, [1, math.exp(pam.GATE_BIAS)]), (3, 2, [1, 1, 1]), (5, 2, [math.exp(pam.GATE_BIAS)] * 3 + [1, 1])],
+)
+def test_gate_is_a_softmax_of_the_input_with_its_initial_lean(stages, select_blocks, start) -> None:
     torch.manual_seed(0)
-    model = PAMTransformer(PAMConfig(select_blocks=2))  # the real init
+    model = PAMTransformer(PAMConfig(stages=stages, select_blocks=select_blocks))  # the real init
     attn = model.blocks[0].attn
     x = torch.randn(2, 9, 64)
-    weights = attn.gate_logits(x).softmax(-1)  # (B, H, T, 3 branches): global, selected, local
-    assert weights.shape == (2, 4, 9, 3)
-    expected_local = math.exp(pam.LOCAL_GATE_BIAS) / (math.exp(pam.LOCAL_GATE_BIAS) + 2)
-    assert abs(weights[..., 2].mean().item() - expected_local) < 0.02
+    weights = attn.gate_logits(x).softmax(-1)  # (B, H, T, branches): global, [selected], local...
+    assert weights.shape == (2, 4, 9, len(start))
+    expected = torch.tensor(start) / sum(start)
+    assert torch.allclose(weights.mean((0, 1, 2)), expected, atol=0.02), weights.mean((0, 1, 2))
     assert weights.std(dim=(0, 2)).min() > 0  # it varies with the input, not a constant per step
-    branches = [torch.full((2, 4, 9, 16), float(i)) for i in range(3)]
+    branches = [torch.full((2, 4, 9, 16), float(i)) for i in range(len(start))]
     logits = attn.gate_logits(x)
-    assert torch.allclose(pam.fuse(branches, logits), (weights * torch.arange(3.0)).sum(-1, keepdim=True))
+    fused = (weights * torch.arange(float(len(start)))).sum(-1, keepdim=True)
+    assert torch.allclose(pam.fuse(branches, logits), fused)
+
+
+@pytest.mark.parametrize("stages,select_blocks", VARIANTS)
+def test_pam_and_full_attention_start_from_the_same_shared_weights(stages: int, select_blocks: int) -> None:
+    """Same seed: every weight the two models have in common is equal (the gates are drawn last)."""
+    torch.manual_seed(0)
+    full = PAMTransformer(PAMConfig(attention="full")).state_dict()
+    torch.manual_seed(0)
+    sparse = PAMTransformer(PAMConfig(stages=stages, select_blocks=select_blocks)).state_dict()
+    assert set(sparse) - set(full) == {f"blocks.{i}.attn.{n}" for i in (0, 1) for n in PAM_ONLY}
+    assert all(torch.equal(full[k], sparse[k]) for k in full)
 
 
 def test_full_attention_is_plain_causal_attention() -> None:

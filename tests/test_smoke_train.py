@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 torch = pytest.importorskip("torch")
 
 from envdoctor.smoke.checkpoint import CheckpointError, atomic_save  # noqa: E402
 from envdoctor.smoke.config import SmokeConfig  # noqa: E402
-from envdoctor.smoke.train import StopSignal, run  # noqa: E402
+from envdoctor.smoke.train import StopSignal, long_context_probe, run  # noqa: E402
 from envdoctor.smoke.verdict import passed, verdict  # noqa: E402
 
 pytestmark = pytest.mark.torch
@@ -16,7 +18,8 @@ pytestmark = pytest.mark.torch
 
 def _cfg(tmp_path, **kw) -> SmokeConfig:
     base = dict(task="local", seq_len=16, steps=12, batch_size=16, eval_examples=64, out_dir=str(tmp_path))
-    return SmokeConfig(**{**base, **kw})
+    small = dict(probe_len=16, probe_steps=2, probe_batch=4, speed_rounds=2, speed_steps=1)  # --precision all
+    return SmokeConfig(**{**base, **small, **kw})
 
 
 def _quiet(event: str, **fields) -> None:
@@ -107,3 +110,67 @@ def test_a_sound_model_passes_the_causality_check_under_every_precision(tmp_path
     assert all(c.ok for c in causal.values()), causal
     for one in result["runs"]:
         assert one["causality"]["max_diff_after"] > 0  # the perturbation did reach the later logits
+
+
+@pytest.mark.slow
+def test_long_context_probe_is_trained_and_measured(tmp_path) -> None:
+    """The probe's exact matches come from training: one step is at chance, the default budget
+    (recall at 64 tokens, 100 steps x 16) teaches full attention and, through its selected branch, PAM."""
+    device = torch.device("cpu")
+    short = long_context_probe(
+        _cfg(tmp_path, probe_len=64, probe_steps=1, probe_batch=16), "fp32", device, StopSignal()
+    )
+    long = long_context_probe(
+        _cfg(tmp_path, probe_len=64, probe_steps=100, probe_batch=16), "fp32", device, StopSignal()
+    )
+    assert (short["task"], short["length"], short["window"]) == ("recall", 64, 16)  # answer 63 tokens back
+    assert short["pam"] < 0.3 and short["full"] < 0.3  # 10 digits: chance is 10 %
+    assert long["full"] >= 0.9 and long["pam"] >= 0.9, long
+
+
+def test_precision_all_table_has_interleaved_speed_and_a_long_context_column(tmp_path) -> None:
+    from rich.console import Console
+
+    from envdoctor.smoke import render
+
+    cfg = _cfg(tmp_path, precision="all", steps=3, min_accuracy=0.0, min_loss_drop=0.0)
+    result = run(cfg, _quiet)
+    speed = result["speed"]
+    assert set(speed["tokens_per_s"]) == {"fp32", "bf16", "fp16", "fp8"}
+    assert all(len(v) == 2 and min(v) > 0 for v in speed["tokens_per_s"].values())
+    assert len(speed["load_average"]) == 3  # before each round and after the last
+    for one in result["runs"]:
+        probe = one["long_context"]
+        assert (probe["length"], probe["steps"], probe["batch"]) == (16, 2, 4)
+        assert 0 <= probe["pam"] <= 1 and 0 <= probe["full"] <= 1
+    narrow = Console(record=True, width=80)  # a log or a pipe: headers wrap, nothing is cut off
+    render.print_text(result, verdict(result, cfg), None, narrow)
+    assert "…" not in narrow.export_text()
+    console = Console(record=True, width=250)
+    render.print_text(result, verdict(result, cfg), None, console)
+    text = console.export_text()
+    assert "recall 16: PAM / full" in text and "tokens/s median" in text
+    assert "PAM and full attention each trained 2 steps x 4 on the same batches" in text
+    load = " → ".join(f"{x:.1f}" for x in speed["load_average"])
+    assert f"load average (1 min) {load}" in text
+    for row in render.precision_rows(result):
+        cell = f"{row['long_context_pam']:.1%} / {row['long_context_full']:.1%}"
+        low, high = row["tokens_per_s_min"], row["tokens_per_s_max"]
+        assert re.search(rf"{row['precision']} +{row['tokens_per_s_median']:,.0f} .*{re.escape(cell)}", text)
+        assert f"{row['precision']} {low:,.0f}–{high:,.0f}" in text
+
+
+def test_ctrl_c_during_the_probe_stops_it_and_the_next_precision(tmp_path) -> None:
+    """A stop requested while the probe trains ends it at once (no column) and the run after it."""
+    stop = StopSignal()
+
+    def stop_in_probe(event: str, **fields) -> None:
+        if event == "notice" and "long-context probe" in fields["text"]:
+            stop.requested = True
+
+    cfg = _cfg(tmp_path, precision="all", steps=3, probe_steps=10_000, min_accuracy=0.0)
+    result = run(cfg, stop_in_probe, stop)
+    first, second = result["runs"]
+    assert "long_context" not in first and "accuracy" in first
+    assert second["interrupted"] and second["steps_done"] == 1
+    assert "speed" not in result

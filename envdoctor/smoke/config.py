@@ -35,6 +35,11 @@ STEP_SECONDS = {"fp32": 0.5, "bf16": 1.0, "fp16": 1.0, "fp8": 1.5}
 SIZE_COST = {"tiny": 1, "small": 4, "base": 16}  # roughly the parameter ratio of SIZES
 START_SECONDS = 120  # import torch, build the model, evaluate, checkpoint round trip
 TIMEOUT_MARGIN = 4
+# The long-context probe of `--precision all`: `recall` (a digit at position 0, asked for at the end)
+# at PROBE_LEN tokens, 4x PAM's 16-token window, trained for PROBE_STEPS x PROBE_BATCH with PAM and
+# with full attention under each precision. Full attention learns it to 100 % in this budget.
+PROBE_TASK, PROBE_LEN, PROBE_STEPS, PROBE_BATCH = "recall", 64, 100, 16
+PROBE_COST = 3  # a probe step (2 models, selection branch) vs a default step of the same tokens
 
 
 class ConfigError(EnvdoctorError, ValueError):
@@ -72,6 +77,12 @@ class SmokeConfig:
     min_accuracy: float = 0.95
     min_loss_drop: float = 0.5  # final loss must be at most (1 - this) x the first loss
     inject_inf_at: int | None = None  # plant an inf loss at this step to prove the NaN guard works
+    # `--precision all` only (a table): the long-context probe and the interleaved speed rounds
+    probe_len: int = PROBE_LEN
+    probe_steps: int = PROBE_STEPS  # 0: no probe
+    probe_batch: int = PROBE_BATCH
+    speed_rounds: int = 3  # rounds of every precision in turn (a rotating order), for tokens/s
+    speed_steps: int = 5  # timed steps per precision and round (after one untimed step)
 
     def __post_init__(self) -> None:
         self.out_dir = self.out_dir or str(default_out_dir())
@@ -99,6 +110,8 @@ class SmokeConfig:
             (self.lr > 0, "lr must be positive"),
             (0 <= self.min_accuracy <= 1 and 0 <= self.min_loss_drop < 1, "thresholds must be fractions"),
             (self.eval_examples >= 1 and self.ckpt_every >= 0, "eval examples >= 1, ckpt-every >= 0"),
+            (self.probe_len >= 16 and self.probe_steps >= 0 and self.probe_batch >= 1, "bad probe size"),
+            (self.speed_rounds >= 1 and self.speed_steps >= 1, "speed rounds and steps >= 1"),
         ]
         for ok, message in checks:
             if not ok:
@@ -112,7 +125,19 @@ class SmokeConfig:
         """
         tokens = self.batch_size * self.grad_accum * self.seq_len / (64 * 32)
         per_step = sum(STEP_SECONDS[p] for p in self.precisions) * SIZE_COST[self.size] * max(tokens, 0.125)
-        return float(round(START_SECONDS + TIMEOUT_MARGIN * self.steps * per_step * nproc))
+        steps = self.steps
+        if self.table:  # the speed rounds, and the probe in steps of the run's own size
+            steps += self.speed_rounds * (self.speed_steps + 1)
+            probe_share = (
+                self.probe_batch * self.probe_len / (self.batch_size * self.grad_accum * self.seq_len)
+            )
+            steps += round(self.probe_steps * probe_share * PROBE_COST)
+        return float(round(START_SECONDS + TIMEOUT_MARGIN * steps * per_step * nproc))
+
+    @property
+    def table(self) -> bool:
+        """Several precisions: a measured table with interleaved speed rounds and the long-context probe."""
+        return len(self.precisions) > 1
 
     @property
     def precisions(self) -> list[str]:

@@ -11,6 +11,7 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
+from rich import box
 from rich.console import Console
 from rich.markup import escape as escape_markup
 from rich.table import Table
@@ -33,25 +34,97 @@ def human_bytes(count: int | None) -> str:
 
 
 def precision_rows(result: dict[str, Any]) -> list[dict[str, Any]]:
-    """precision | tokens/s | peak memory | GB/sample | final loss | accuracy, as measured."""
+    """precision | tokens/s | peak memory | GB/sample | final loss | accuracy | long context, as measured.
+
+    ``tokens_per_s`` is the training run's own figure; with interleaved speed rounds (``--precision
+    all``) the row also has their median, min and max, and with the probe its two exact matches.
+    """
+    speed = result.get("speed") or {}
     rows = []
     for run in result["runs"]:
         if "unsupported" in run:
             rows.append({"precision": run["precision"], "status": run["unsupported"]})
             continue
         peak = run.get("peak_memory_bytes")
-        rows.append(
-            {
-                "precision": run["precision"],
-                "tokens_per_s": run.get("tokens_per_s"),
-                "peak_memory_bytes": peak,
-                "gb_per_sample": peak / 1e9 / run["micro_batch"] if peak is not None else None,
-                "final_loss": run["history"][-1] if run["history"] else None,
-                "accuracy": run.get("accuracy"),
-                "status": "nonfinite" if run["bad_step"] is not None else "ok",
-            }
-        )
+        row = {
+            "precision": run["precision"],
+            "tokens_per_s": run.get("tokens_per_s"),
+            "peak_memory_bytes": peak,
+            "gb_per_sample": peak / 1e9 / run["micro_batch"] if peak is not None else None,
+            "final_loss": run["history"][-1] if run["history"] else None,
+            "accuracy": run.get("accuracy"),
+            "status": "nonfinite" if run["bad_step"] is not None else "ok",
+        }
+        rounds = speed.get("tokens_per_s", {}).get(run["precision"])
+        if rounds:
+            row.update(
+                tokens_per_s_median=speed["median"][run["precision"]],
+                tokens_per_s_min=min(rounds),
+                tokens_per_s_max=max(rounds),
+            )
+        probe = run.get("long_context")
+        if probe:
+            row.update(long_context_pam=probe["pam"], long_context_full=probe["full"])
+        rows.append(row)
     return rows
+
+
+def _probe(result: dict[str, Any]) -> dict[str, Any] | None:
+    return next((r["long_context"] for r in result["runs"] if r.get("long_context")), None)
+
+
+def _print_table(result: dict[str, Any], console: Console) -> None:
+    """The per-precision table (short headers: it fits 80 columns) and the lines that explain it."""
+    speed, probe = result.get("speed"), _probe(result)
+    columns = ["precision", "tokens/s median" if speed else "tokens/s", "peak memory", "GB/sample"]
+    columns += ["final loss", "accuracy"]
+    if probe:
+        columns.append(f"{probe['task']} {probe['length']}: PAM / full")
+    table = Table(box=box.SIMPLE_HEAD)  # no side rules, headers wrapped at spaces: fits 80 columns
+    for header in columns:
+        table.add_column(header, min_width=max(map(len, header.split())))
+    rows = precision_rows(result)
+    for row in rows:
+        if "tokens_per_s" not in row:
+            table.add_row(row["precision"], row["status"], *[""] * (len(columns) - 2))
+            continue
+        cells = [
+            row["precision"],
+            _fmt(row.get("tokens_per_s_median", row["tokens_per_s"]), ",.0f"),
+            human_bytes(row["peak_memory_bytes"]),
+            _fmt(row["gb_per_sample"], ".4f"),
+            _fmt(row["final_loss"], ".4f"),
+            _fmt(row["accuracy"], ".1%"),
+        ]
+        if probe:
+            cells.append(
+                f"{_fmt(row.get('long_context_pam'), '.1%')} / {_fmt(row.get('long_context_full'), '.1%')}"
+            )
+        table.add_row(*cells)
+    console.print(table)
+    memory = next((r["memory_method"] for r in result["runs"] if "memory_method" in r), "")
+    console.print(f"peak memory: {memory}; GB/sample = peak memory / micro-batch size")
+    if speed:
+        ranges = ", ".join(
+            f"{r['precision']} {r['tokens_per_s_min']:,.0f}–{r['tokens_per_s_max']:,.0f}"
+            for r in rows
+            if "tokens_per_s_min" in r
+        )
+        load = " → ".join(f"{x:.1f}" for x in speed["load_average"])
+        console.print(
+            f"tokens/s: median of {speed['rounds']} rounds of {speed['steps_per_round']} steps, every "
+            f"precision in each round (order rotated), after the training runs; min–max: {ranges}; "
+            f"load average (1 min) {load}",
+            highlight=False,
+        )
+    if probe:
+        console.print(
+            f"{probe['task']} {probe['length']}: exact match on held-out examples of {probe['length']} tokens whose answer (the "
+            f"digit at position 0, asked at the end) lies beyond PAM's {probe['window']}-token window; "
+            f"PAM and full attention each trained {probe['steps']} steps x {probe['batch']} on the same "
+            "batches under that precision",
+            highlight=False,
+        )
 
 
 def row_line(run: dict[str, Any]) -> str:
@@ -60,9 +133,13 @@ def row_line(run: dict[str, Any]) -> str:
     if "tokens_per_s" not in row:
         return f"{row['precision']}: {row['status']}"
     status = "" if row["status"] == "ok" else f" ({row['status']})"
+    probe = ""
+    if "long_context_pam" in row:
+        probe = f", long context {row['long_context_pam']:.1%} PAM / {row['long_context_full']:.1%} full"
     return (
         f"{row['precision']}: final loss {_fmt(row['final_loss'], '.4f')}, accuracy {_fmt(row['accuracy'], '.1%')}, "
-        f"{_fmt(row['tokens_per_s'], ',.0f')} tokens/s, peak memory {human_bytes(row['peak_memory_bytes'])}{status}"
+        f"{_fmt(row['tokens_per_s'], ',.0f')} tokens/s, peak memory {human_bytes(row['peak_memory_bytes'])}"
+        f"{probe}{status}"
     )
 
 
@@ -89,22 +166,7 @@ def print_text(result: dict[str, Any], checks: list[Check], plot: Path | None, c
     if "thread_policy" in env:
         console.print(f"CPU threads per rank: {describe_threads(env['thread_policy'])}", highlight=False)
     if len(result["runs"]) > 1:
-        table = Table("precision", "tokens/s", "peak memory", "GB/sample", "final loss", "accuracy")
-        for row in precision_rows(result):
-            if "tokens_per_s" not in row:
-                table.add_row(row["precision"], row["status"], "", "", "", "")
-                continue
-            table.add_row(
-                row["precision"],
-                _fmt(row["tokens_per_s"], ",.0f"),
-                human_bytes(row["peak_memory_bytes"]),
-                _fmt(row["gb_per_sample"], ".4f"),
-                _fmt(row["final_loss"], ".4f"),
-                _fmt(row["accuracy"], ".1%"),
-            )
-        console.print(table)
-        memory = next((r["memory_method"] for r in result["runs"] if "memory_method" in r), "")
-        console.print(f"peak memory: {memory}; GB/sample = peak memory / micro-batch size")
+        _print_table(result, console)
     checks_table = Table("", "check", "figure", show_header=False, box=None)
     for c in checks:
         figure = c.figure + (f"  [{c.finding}]" if c.finding else "")
