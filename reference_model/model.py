@@ -357,6 +357,13 @@ def pam_attention(q, k, v, kc, vc, cfg: PAMConfig, null_k, null_v, gate_logits) 
     function with n x n score matrices and autograd; "pam" with the chunked operator.
     """
     if cfg.attention != "pam_naive":
+        if not cfg.select_blocks and len(list(_chunk_spans(q.shape[2], cfg))) == 1:
+            # One chunk and no gathers: plain autograd keeps this short input's few scores, where
+            # the operator would recompute them in backward (a third of smoke-train's default step).
+            with torch.autocast(q.device.type, enabled=False), _one_cpu_thread(q.device):
+                return _pam_chunk(
+                    0, q, k, v, kc, vc, null_k, null_v, gate_logits, None, None, cfg, track=False
+                )[0]
         return _PAMOperator.apply(q, k, v, kc, vc, null_k, null_v, gate_logits, cfg)
     b = cfg.compress_block
     branches = [compressed_attention_naive(q, kc, vc, b, null_k, null_v)]
