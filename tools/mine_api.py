@@ -31,7 +31,7 @@ import sys
 import urllib.parse
 import urllib.request
 import zipfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from packaging.utils import parse_wheel_filename
@@ -457,17 +457,22 @@ def mine_api(packages: Iterable[str], cache: Path, limit: dict[str, tuple[str, s
     return index
 
 
-def release_requires_python(releases: dict[str, list[dict]]) -> dict[str, str]:
-    """For each final release, the Requires-Python of its (non-yanked) wheels, where they state one and
-    agree on it ('<3.13,>=3.9')."""
-    out: dict[str, str] = {}
+def final_releases(releases: dict[str, list[dict]]) -> Iterator[tuple[Version, list[dict]]]:
+    """The final releases of a PyPI listing (no pre- or dev-releases, no unparsable versions), with their files."""
     for raw, files in releases.items():
         try:
             v = Version(raw)
         except InvalidVersion:
             continue
-        if v.is_prerelease or v.is_devrelease:
-            continue
+        if not (v.is_prerelease or v.is_devrelease):
+            yield v, files
+
+
+def release_requires_python(releases: dict[str, list[dict]]) -> dict[str, str]:
+    """For each final release, the Requires-Python of its (non-yanked) wheels, where they state one and
+    agree on it ('<3.13,>=3.9')."""
+    out: dict[str, str] = {}
+    for v, files in final_releases(releases):
         specs = {
             f["requires_python"]
             for f in files
@@ -483,13 +488,7 @@ def release_tags(releases: dict[str, list[dict]]) -> dict[str, dict[str, list[st
     'py3', 'cp38-abi3' (CPython 3.8 and newer). Platforms lose their glibc/macOS version
     ('manylinux_2_28_x86_64' -> 'manylinux_x86_64', 'macosx_11_0_arm64' -> 'macosx_arm64')."""
     out: dict[str, dict[str, list[str]]] = {}
-    for raw, files in releases.items():
-        try:
-            v = Version(raw)
-        except InvalidVersion:
-            continue
-        if v.is_prerelease or v.is_devrelease:
-            continue
+    for v, files in final_releases(releases):
         wheels: dict[str, set[str]] = {}
         for f in files:
             if not f["filename"].endswith(".whl") or f.get("yanked"):
