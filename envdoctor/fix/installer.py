@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import os
+import re
 import shlex
 import shutil
 import signal
@@ -135,15 +136,40 @@ def run_pip(
     if guard is not None:
         guard.child = None
     text = (err or out or b"").decode("utf-8", errors="replace")
+    context = (out or b"").decode("utf-8", errors="replace") if err else ""  # pip's conflict causes
     ok = proc.returncode == 0 and not detail
     if guard is not None and guard.received:
         detail = f"interrupted by {guard.name}"
     return StepResult(
-        shlex.join(argv), ok, time.monotonic() - start, detail or ("" if ok else _error_line(text))
+        shlex.join(argv), ok, time.monotonic() - start, detail or ("" if ok else _error_line(text, context))
     )
 
 
-def _error_line(text: str) -> str:
+# pip's last line after a resolver conflict points at its docs; the line before it says what conflicts.
+_GENERIC = "ResolutionImpossible: for help visit"
+_UNREACHABLE = re.compile(r"Failed to establish a new connection: \[Errno -?\d+\] ([^'\"]+)|Read timed out")
+
+
+def _error_line(text: str, context: str = "") -> str:
+    """The line of pip's output that says why it failed, with what it needs to be understood.
+
+    ``text`` is pip's stderr (else its stdout), ``context`` its stdout, where a resolver conflict's causes
+    are printed ("The user requested (constraint) torch<=2.14.1"): they are kept, and an index that could
+    not be reached is said, since pip then reports only what it could not find.
+    """
     lines = [line.strip() for line in text.splitlines() if line.strip()]
-    errors = [line for line in lines if line.startswith("ERROR") or "error" in line.lower()]
-    return (errors or lines or ["failed"])[-1][:300]
+    every = lines + [line.strip() for line in context.splitlines() if line.strip()]
+    errors = [
+        line
+        for line in lines
+        if (line.startswith("ERROR") or "error" in line.lower()) and _GENERIC not in line
+    ]
+    found = (errors or lines or ["failed"])[-1]
+    if "conflicting dependencies" in found and "The conflict is caused by:" in every:
+        start = every.index("The conflict is caused by:") + 1
+        causes = [line for line in every[start:] if "requested" in line or " depends on " in line]
+        found += f" ({'; '.join(causes)})" if causes else ""
+    unreachable = next((m for line in every if (m := _UNREACHABLE.search(line))), None)
+    if unreachable:
+        found += f" [an index could not be reached: {(unreachable.group(1) or unreachable.group(0)).strip()}]"
+    return found[:400]
