@@ -186,3 +186,17 @@ def test_rules_with_an_unknown_id_is_a_usage_error_that_suggests_the_close_one()
     assert typo.stderr == "envdoctor: error: no rule 'shm-to-small' (did you mean shm-too-small?)\n"
     unknown = invoke(["rules", "no-such-rule-at-all"])
     assert unknown.exit_code == 2 and "`envdoctor rules` lists them" in unknown.stderr
+
+
+def test_a_broken_knowledge_table_while_preloading_prints_no_traceback(monkeypatch, capsys) -> None:
+    """check loads the tables in a background thread while it probes; an error there must reach the
+    user once, as the internal-error finding evaluate() makes, not also as the thread's traceback."""
+    import envdoctor.knowledge as knowledge
+    from envdoctor.rules import preload
+
+    def broken(name: str) -> list:
+        raise knowledge.KnowledgeError(f"{name}.yaml: row 1: lastest: unknown field")
+
+    monkeypatch.setattr(knowledge, "load_table", broken)
+    preload().join(timeout=60)
+    assert "Traceback" not in capsys.readouterr().err

@@ -146,8 +146,11 @@ def preload() -> threading.Thread:
     from envdoctor.knowledge import load_all
 
     def work() -> None:
-        all_rules()
-        load_all()
+        try:
+            all_rules()
+            load_all()
+        except Exception:  # noqa: BLE001 - evaluate() loads them again and reports the error as a finding
+            return
 
     thread = threading.Thread(target=work, name="preload-rules", daemon=True)
     thread.start()
