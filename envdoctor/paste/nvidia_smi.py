@@ -24,14 +24,15 @@ _Q_MEMORY = re.compile(r"^\s*Total\s*:\s*(?P<v>\d+)\s*MiB")
 
 def parse(lines: list[str], b: Builder) -> None:
     for i, line in enumerate(lines):
-        m = _DRIVER.search(line)
+        low = line.lower()  # literal tests before the case-blind patterns: a paste may be 5 MB
+        m = _DRIVER.search(line) if "driver" in low else None
         if m:
             b.put("nvidia.driver_version", m.group("v"), TOOL)
         else:
-            m = _DRIVER_INLINE.search(line)
+            m = _DRIVER_INLINE.search(line) if "driver" in low else None
             if m:
                 b.put("nvidia.driver_version", m.group("v"), LISTING)
-        m = _CUDA.search(line)
+        m = _CUDA.search(line) if "cuda version" in low else None
         # "CUDA Version" alone is ambiguous (issue templates use it for the toolkit): trust it only on the
         # nvidia-smi header line or in the padded `nvidia-smi -q` layout.
         if m and ("Driver Version" in line or re.match(r"^\s*CUDA Version\s{4,}:", line)):

@@ -49,18 +49,18 @@ def parse(lines: list[str], b: Builder) -> None:
     for line in lines:
         if echoed and line.strip().startswith(("/", ":")):
             seen.setdefault(echoed, line.strip())
-        m = _ECHO_VAR.search(line)
+        m = _ECHO_VAR.search(line) if "echo" in line else None  # literal tests first: a 5 MB paste
         echoed = m.group("k") if m else None
         m = _NVCC.search(line)
         if m:
             b.put("cuda.nvcc_version", m.group("v"), STATED)
-        for m in _ENV.finditer(line):
+        for m in _ENV.finditer(line) if "=" in line else ():
             seen.setdefault(m.group("k"), m.group("v").strip("\"'"))
         _toolchain(line, b)
         m = _DF_SHM.match(line.strip())
         if m:
             b.put("system.shm_size_mib", _mib(m.group("size"), m.group("unit") or "M"), STATED)
-        if _DOCKER_RUN.search(line):
+        if "docker run" in line and _DOCKER_RUN.search(line):
             _docker_run(line, b)
     # The same allow-list (secrets removed) as the live probe: a paste is no excuse to keep a token.
     for name, value in reported_env(seen).items():
@@ -80,7 +80,7 @@ def _toolchain(line: str, b: Builder) -> None:
     m = _WHICH_NVCC.match(line)
     if m:
         b.put("cuda.path_nvcc", m.group("path"), STATED)
-    for m in _TOOLKIT.finditer(line):
+    for m in _TOOLKIT.finditer(line) if "/cuda-" in line else ():
         b.toolkits.setdefault(m.group("path"), Toolkit(m.group("path"), m.group("v")))
 
 
