@@ -92,6 +92,8 @@ def main(argv: list[str] | None = None) -> int:
         return exc.exit_code
     except click.Abort:  # end of input at a prompt
         return EXIT_USAGE
+    except KeyboardInterrupt:  # Ctrl-C that reached here past typer's own handling (its teardown)
+        return 130  # 128 + SIGINT, what a shell reports for Ctrl-C
     except OSError as exc:  # the output (or a file a command writes) cannot be written
         _drop_stdout()
         if isinstance(exc, BrokenPipeError):  # the reader went away (`| head`): nothing to say
