@@ -59,7 +59,7 @@ def collect(
     probe_timeout = probe_timeout or _env_seconds("ENVDOCTOR_PROBE_TIMEOUT", PROBE_TIMEOUT)
     torch_timeout = torch_timeout or _env_seconds("ENVDOCTOR_TORCH_TIMEOUT", TORCH_TIMEOUT)
     probes: dict[str, tuple[Callable[[], Any], float]] = {}
-    try:
+    with _process.ending_children_on_signal():
         if not quick:  # the child is spawned before anything else is imported: it is the critical path
             from envdoctor.probes import torch_runtime
 
@@ -78,9 +78,6 @@ def collect(
         probes["toolchain"] = (lambda: toolchain.probe(probe_timeout), probe_timeout + _GRACE)
 
         results = _run_concurrently(probes, facts, while_waiting)
-    except BaseException:  # Ctrl-C or SIGTERM: the children live in sessions of their own
-        _process.kill_all()
-        raise
 
     env = results.get("target")
     if isinstance(env, target_probe.TargetNotPython):

@@ -15,8 +15,12 @@ import json
 import os
 import signal
 import subprocess
+import sys
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from types import FrameType
 from typing import Any
 
 # The line prefix a child script puts before its JSON payload (anything else on stdout is noise).
@@ -25,7 +29,11 @@ PAYLOAD_MARK = "@@envdoctor-payload@@"
 # Children started and not yet collected. They run in sessions of their own, so a terminal's Ctrl-C
 # does not reach them: :func:`kill_all` ends them when envdoctor itself is interrupted.
 _live: set[subprocess.Popen] = set()
-_live_lock = threading.Lock()
+# Re-entrant: :func:`ending_children_on_signal`'s handler runs in the main thread, possibly while
+# that thread is inside :func:`start` holding the lock.
+_live_lock = threading.RLock()
+# Set once envdoctor is interrupted: a probe thread that starts a child afterwards kills it at once.
+_stopping = threading.Event()
 
 
 @dataclass
@@ -86,6 +94,8 @@ def start(argv: list[str], cwd: str | None = "/", env: dict[str, str] | None = N
     )
     with _live_lock:
         _live.add(proc)
+    if _stopping.is_set():
+        _kill_group(proc)
     return proc
 
 
@@ -113,10 +123,69 @@ def kill_all() -> None:
     Probe threads wait on their children; only the main thread sees Ctrl-C, so it ends them here
     rather than leaving a hung ``import torch`` or NVML call running after envdoctor has exited.
     """
+    _stopping.set()
     with _live_lock:
         running = list(_live)
     for proc in running:
         _kill_group(proc)
+
+
+@contextmanager
+def ending_children_on_signal() -> Iterator[None]:
+    """While the block runs, SIGINT and SIGTERM kill every child at once, then interrupt as before.
+
+    Killing from the handler, not from an ``except`` clause, matters: a KeyboardInterrupt raised while
+    the main thread runs a weakref callback (importlib's module locks have one) is printed as
+    "Exception ignored" and lost, and the main thread would then wait out a hung ``import torch``.
+    If the interruption was lost that way, it is raised again when the block ends. Outside the
+    main thread (where handlers cannot be installed) only an exception ending the block kills them.
+    """
+    received: list[int] = []
+    previous: dict[int, Any] = {}
+    if threading.current_thread() is threading.main_thread():
+        previous = {
+            sig: signal.getsignal(sig)
+            for sig in (signal.SIGINT, signal.SIGTERM)
+            if signal.getsignal(sig) is not signal.SIG_IGN
+        }
+
+    def interrupted(signum: int, frame: FrameType | None) -> None:
+        received.append(signum)
+        kill_all()
+        _interrupt_as_before(previous[signum], signum, frame)
+
+    report_unraisable = sys.unraisablehook
+
+    def quiet_when_interrupted(unraisable: Any) -> None:
+        """The lost interruption is raised again below: no "Exception ignored ... Traceback" for it."""
+        if not (received and isinstance(unraisable.exc_value, (KeyboardInterrupt, SystemExit))):
+            report_unraisable(unraisable)
+
+    for sig in previous:
+        signal.signal(sig, interrupted)
+    sys.unraisablehook = quiet_when_interrupted
+    try:
+        yield
+    except BaseException:  # whatever ends the block early: the children live in sessions of their own
+        kill_all()
+        raise
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        sys.unraisablehook = report_unraisable
+        _stopping.clear()
+    if received:  # the exception was swallowed on its way out: interrupt now
+        _interrupt_as_before(previous[received[0]], received[0], None)
+
+
+def _interrupt_as_before(handler: Any, signum: int, frame: FrameType | None) -> None:
+    """Do what the handler in place before :func:`ending_children_on_signal` would have done."""
+    if callable(handler):
+        handler(signum, frame)
+    elif signum == signal.SIGINT:
+        raise KeyboardInterrupt
+    else:  # SIG_DFL for SIGTERM: end the process, as the default would, but unwinding
+        raise SystemExit(128 + signum)
 
 
 def run_python(python: str, source: str, timeout: float) -> Completed:

@@ -88,3 +88,45 @@ def test_check_interrupted_while_torch_import_hangs(tmp_path, sig) -> None:
     while _alive(child) and time.monotonic() < gone:
         time.sleep(0.05)
     assert not _alive(child), f"the torch probe child {child} outlived envdoctor"
+
+
+class _CtrlCInFinalizer:
+    """Ctrl-C arriving while the main thread runs a finalizer: Python prints it and drops it."""
+
+    def __del__(self) -> None:
+        signal.raise_signal(signal.SIGINT)
+
+
+def test_ctrl_c_swallowed_by_a_finalizer_still_ends_check(tmp_path, monkeypatch) -> None:
+    """The CI failure behind the test above, made deterministic: a KeyboardInterrupt raised inside
+    importlib's module-lock weakref callback was lost, and check waited out the hung ``import torch``."""
+    from envdoctor import probes
+
+    fake = tmp_path / "torch"
+    fake.mkdir()
+    pid_file = tmp_path / "torch-child.pid"
+    fake.joinpath("__init__.py").write_text(
+        f"import os, time\nopen({str(pid_file)!r}, 'w').write(str(os.getpid()))\ntime.sleep(300)\n"
+    )
+    monkeypatch.setenv("PYTHONPATH", str(tmp_path))
+    reported: list[object] = []
+    monkeypatch.setattr(sys, "unraisablehook", reported.append)
+
+    def ctrl_c_lost_in_a_finalizer() -> None:
+        deadline = time.monotonic() + 60
+        while not pid_file.exists() or not pid_file.read_text():
+            assert time.monotonic() < deadline, "the torch probe never started"
+            time.sleep(0.05)
+        _CtrlCInFinalizer()  # dropped at once: __del__ runs, its KeyboardInterrupt is "ignored"
+
+    started = time.monotonic()
+    with pytest.raises(KeyboardInterrupt):
+        probes.collect(torch_timeout=120, while_waiting=ctrl_c_lost_in_a_finalizer)
+    assert time.monotonic() - started < 60  # not the 120 s of the torch timeout
+    assert reported == []  # no "Exception ignored ... Traceback" on the terminal either
+    assert sys.unraisablehook == reported.append
+    child = int(pid_file.read_text())
+    gone = time.monotonic() + 5
+    while _alive(child) and time.monotonic() < gone:
+        time.sleep(0.05)
+    assert not _alive(child), f"the torch probe child {child} outlived the interrupted check"
