@@ -108,6 +108,7 @@ def local_windows(cfg: PAMConfig) -> list[int]:
 
 QUERY_CHUNK = 256  # most queries per chunk: fewer, larger chunks spend less time in Python
 MIN_QUERY_CHUNK = 64  # chunks are T / 16 queries between the two: a chunk's transient memory stays small
+SELECT_PAIRS = 1 << 14  # most (query, key) pairs of the selected branch at once: its transient memory
 
 
 def compress_mean(k, v, block: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -181,59 +182,116 @@ def _local_branches(t0: int, q, kl, vl, windows: list[int]) -> list[torch.Tensor
     return outs
 
 
-def _pam_chunk(
-    t0, q, kl, vl, kc, vc, null_k, null_v, gate, k_blocks, v_blocks, cfg: PAMConfig, track: bool, chosen=None
-):
+def _pam_chunk(t0, q, kl, vl, kc, vc, null_k, null_v, gate, cfg: PAMConfig, selected=None):
     """PAM's fused output for queries t0 .. t0 + len(q) (all (B, H, n, D)), branch by branch.
 
     ``kl, vl``: the keys and values from ``t0 - w`` (w: the widest window) to the chunk's end;
-    ``kc, vc``: the compressed blocks that may be visible. The selected branch gathers each query's
-    top-k blocks (``chosen``, (B, H, C, k), computed unless given) from all keys and values,
-    ``k_blocks, v_blocks`` (:func:`_blocks`), without a gradient through the gather: the gathered
-    tensors are returned, with ``track`` as leaves that require grad, with their rows, so that the
-    caller adds their gradients into the full ``dk, dv``, and the choice. Every query is computed on
-    its own keys: no float of a query's output depends on another query (causality holds bit for bit).
+    ``kc, vc``: the compressed blocks that may be visible; ``selected``: the selected branch's output
+    (:class:`_SelectedBranch`), None without one.
     """
     B, H, C, D = q.shape
-    dtype, b, scale = q.dtype, cfg.compress_block, 1 / math.sqrt(D)
-    visible = _complete_past_blocks(t0, C, kc.shape[2], b, q.device)
+    dtype = q.dtype
+    visible = _complete_past_blocks(t0, C, kc.shape[2], cfg.compress_block, q.device)
     kcn, vcn = (
         torch.cat([n.to(dtype)[None, :, None].expand(B, H, 1, D), x.to(dtype)], 2)
         for n, x in ((null_k, kc), (null_v, vc))
     )
     mask = torch.cat([torch.ones(C, 1, dtype=torch.bool, device=q.device), visible], dim=1)
     branches = [F.scaled_dot_product_attention(q, kcn, vcn, attn_mask=mask)]
-    ks = vs = rows = None
-    if cfg.select_blocks:
-        with torch.no_grad():
-            if chosen is None:
-                coarse = (q @ kc.to(dtype).transpose(-1, -2)).masked_fill(~visible, float("-inf"))
-                chosen = coarse.topk(min(cfg.select_blocks, kc.shape[2]), dim=-1).indices  # (B, H, C, k)
-            valid = visible.expand(B, H, C, -1).gather(-1, chosen).repeat_interleave(b, dim=-1)
-            per_head = k_blocks.shape[0] // (B * H)
-            rows = (torch.arange(B * H, device=q.device).view(B, H, 1, 1) * per_head + chosen).flatten()
-            ks, vs = (
-                x.index_select(0, rows).view(B, H, C, -1, D).requires_grad_(track)
-                for x in (k_blocks, v_blocks)
-            )
-        # a query against its own k * b keys: products and sums (as matmuls, B*H*C tiny ones: slower)
-        scores = ((ks.to(dtype) * q[..., None, :]).sum(-1) * scale).masked_fill(~valid, float("-inf"))
-        null_score = (q @ null_k.to(dtype)[:, :, None]) * scale  # (B, H, C, 1)
-        probs = _with_null(scores, null_score)
-        branches.append(
-            (probs[..., 1:, None] * vs.to(dtype)).sum(-2) + probs[..., :1] * null_v.to(dtype)[:, None, :]
-        )
+    branches += [] if selected is None else [selected]
     branches += _local_branches(t0, q, kl.to(dtype), vl.to(dtype), local_windows(cfg))
-    return fuse(branches, gate), ks, vs, rows, chosen
+    return fuse(branches, gate)
 
 
-def _blocks(k, v, cfg: PAMConfig) -> tuple[torch.Tensor | None, torch.Tensor | None]:
-    """Keys and values (B, H, T, D) as one row per block, (B * H * ceil(T / b), b * D), for the
-    selected branch's gathers (a copy unless contiguous with T a multiple of b); None without it."""
-    if not cfg.select_blocks:
-        return None, None
-    b, T, D = cfg.compress_block, k.shape[2], k.shape[3]
-    return F.pad(k, (0, 0, 0, -T % b)).reshape(-1, b * D), F.pad(v, (0, 0, 0, -T % b)).reshape(-1, b * D)
+def _choose_blocks(t0: int, q, kc, cfg: PAMConfig) -> torch.Tensor:
+    """(B, H, C, k): each query's top-k blocks by its scores against the compressed keys (visible
+    ones first: with fewer than k visible, the rest are invisible blocks, masked later)."""
+    visible = _complete_past_blocks(t0, q.shape[2], kc.shape[2], cfg.compress_block, q.device)
+    with torch.no_grad():
+        coarse = (q @ kc.to(q.dtype).transpose(-1, -2)).masked_fill(~visible, float("-inf"))
+        return coarse.topk(min(cfg.select_blocks, kc.shape[2]), dim=-1).indices
+
+
+def _tables(k, v, dtype) -> tuple[torch.Tensor, torch.Tensor]:
+    """Keys and values as (B * H * T, D) tables (row ``bh * T + t``) for the selected branch: a view
+    of contiguous inputs, a copy otherwise."""
+    return k.to(dtype).reshape(-1, k.shape[-1]), v.to(dtype).reshape(-1, v.shape[-1])
+
+
+class _SelectedBranch:
+    """The selected branch for queries t0 .. t0 + C, with no per-query copy of its keys and values.
+
+    Each query's k * b keys are one bag of ``F.embedding_bag`` over the key and value tables: its
+    scores are the bag's per-sample dot products (embedding_bag's per-sample-weight gradient), its
+    output the bag's rows summed with its probabilities. Every query is computed on its own keys (no
+    float of its output depends on another query: causality holds bit for bit) and no tensor of
+    ``C * k * b * D`` floats exists. Backward adds the tables' gradients in place (``addmm_`` of a
+    sparse key x query matrix). Queries go in pieces of at most ``SELECT_PAIRS`` (query, key) pairs.
+    """
+
+    def __init__(self, t0, q, k_tab, v_tab, nbv: int, chosen, null_k, null_v, cfg: PAMConfig) -> None:
+        B, H, C, D = q.shape
+        b, T = cfg.compress_block, k_tab.shape[0] // (B * H)
+        self.q, self.k_tab, self.v_tab, self.scale = q, k_tab, v_tab, 1 / math.sqrt(D)
+        self.null_k, self.null_v = null_k.to(q.dtype), null_v.to(q.dtype)
+        visible = _complete_past_blocks(t0, C, nbv, b, q.device)
+        self.valid = visible.expand(B, H, C, -1).gather(-1, chosen).repeat_interleave(b, dim=-1)
+        heads = torch.arange(B * H, device=q.device).view(B, H, 1, 1) * T
+        self.keys = ((heads + chosen * b)[..., None] + torch.arange(b, device=q.device)).flatten(3)
+        self.step = max(1, SELECT_PAIRS // (B * H * max(1, self.keys.shape[-1])))
+
+    def _pieces(self) -> Iterator[tuple[slice, torch.Tensor, torch.Tensor]]:
+        """Per piece of queries: its slice, (2, pairs) (key row, the query's row in the piece) and
+        each query's first pair (the bags' offsets)."""
+        B, H, C, n = self.keys.shape
+        for s0 in range(0, C, self.step):
+            s = slice(s0, min(C, s0 + self.step))
+            bags = torch.arange(B * H * (s.stop - s0), device=self.keys.device)
+            yield s, torch.stack([self.keys[:, :, s].reshape(-1), bags.repeat_interleave(n)]), bags * n
+
+    def _probs(self, s: slice, pairs, offsets) -> torch.Tensor:
+        """(B, H, c, 1 + k * b): softmax over the null slot and the piece's selected keys."""
+        q = self.q[:, :, s]
+        B, H, c, D = q.shape
+        dots = torch.ops.aten._embedding_bag_per_sample_weights_backward(
+            q.reshape(-1, D), self.k_tab, pairs[0], offsets, pairs[1], 0
+        )
+        scores = (dots.view(B, H, c, -1) * self.scale).masked_fill(~self.valid[:, :, s], float("-inf"))
+        return _with_null(scores, (q @ self.null_k[:, :, None]) * self.scale)
+
+    def _bag_sum(self, table, pairs, offsets, weights, shape) -> torch.Tensor:
+        out = F.embedding_bag(pairs[0], table, offsets, mode="sum", per_sample_weights=weights.reshape(-1))
+        return out.view(shape)
+
+    def forward(self) -> torch.Tensor:
+        out = torch.empty_like(self.q, memory_format=torch.contiguous_format)
+        for s, pairs, offsets in self._pieces():
+            probs = self._probs(s, pairs, offsets)
+            fine = self._bag_sum(self.v_tab, pairs, offsets, probs[..., 1:], out[:, :, s].shape)
+            out[:, :, s] = fine + probs[..., :1] * self.null_v[:, None, :]
+        return out
+
+    def backward(self, dout, dq, dk_tab, dv_tab, dnull_k, dnull_v) -> None:
+        """Add the branch's gradients (``dout``: its output's) into the full-size ones given."""
+        for s, pairs, offsets in self._pieces():
+            probs, q, do = self._probs(s, pairs, offsets), self.q[:, :, s], dout[:, :, s]
+            B, H, c, D = q.shape
+            dfine = torch.ops.aten._embedding_bag_per_sample_weights_backward(
+                do.reshape(-1, D), self.v_tab, pairs[0], offsets, pairs[1], 0
+            )
+            null_dot = (do * self.null_v[:, None, :]).sum(-1, keepdim=True)
+            dprobs = torch.cat([null_dot, dfine.view(B, H, c, -1)], dim=-1)
+            dscores = probs * (dprobs - (probs * dprobs).sum(-1, keepdim=True)) * self.scale
+            dq[:, :, s] += self._bag_sum(self.k_tab, pairs, offsets, dscores[..., 1:], q.shape)
+            dq[:, :, s] += dscores[..., :1] * self.null_k[:, None, :]
+            dnull_k += (dscores[..., :1] * q).sum((0, 2))
+            dnull_v += (probs[..., :1] * do).sum((0, 2))
+            size = (dk_tab.shape[0], B * H * c)
+            for full, weights, rows in ((dk_tab, dscores, q), (dv_tab, probs, do)):
+                by_key = torch.sparse_coo_tensor(
+                    pairs, weights[..., 1:].reshape(-1), size, check_invariants=False
+                )
+                full.addmm_(by_key, rows.reshape(-1, D))
 
 
 @contextmanager
@@ -256,8 +314,9 @@ def _one_cpu_thread(device: torch.device) -> Iterator[None]:
 class _PAMOperator(torch.autograd.Function):
     """All branches and their fusion, chunk by chunk of queries, keeping no branch output.
 
-    Forward keeps only its inputs; backward recomputes each chunk with autograd and adds its
-    gradients into full-size ones. Peak memory: inputs, output, gradients and one chunk's scores.
+    Forward keeps only its inputs (and each chunk's selected blocks); backward recomputes each chunk
+    with autograd (the selected branch by hand, :class:`_SelectedBranch`) and adds its gradients into
+    full-size ones. Peak memory: inputs, output, gradients and one chunk's scores.
     """
 
     @staticmethod
@@ -266,15 +325,20 @@ class _PAMOperator(torch.autograd.Function):
         ctx.save_for_backward(q, k, v, kc, vc, null_k, null_v, gate)
         ctx.picks = []  # each chunk's selected blocks (int32): backward reuses them, no top-k again
         out = torch.empty_like(q, memory_format=torch.contiguous_format)
-        k_blocks, v_blocks = _blocks(k, v, cfg)
+        tables = _tables(k, v, q.dtype) if cfg.select_blocks else None
         with torch.autocast(q.device.type, enabled=False), _one_cpu_thread(q.device):
             for t0, t1, lo, nbv in _chunk_spans(q.shape[2], cfg):
                 s = slice(t0, t1)
-                out[:, :, s], _, _, _, chosen = _pam_chunk(
+                selected = None
+                if tables is not None:
+                    chosen = _choose_blocks(t0, q[:, :, s], kc[:, :, :nbv], cfg)
+                    ctx.picks.append(chosen.to(torch.int32))
+                    branch = _SelectedBranch(t0, q[:, :, s], *tables, nbv, chosen, null_k, null_v, cfg)
+                    selected = branch.forward()
+                out[:, :, s] = _pam_chunk(
                     t0, q[:, :, s], k[:, :, lo:t1], v[:, :, lo:t1], kc[:, :, :nbv], vc[:, :, :nbv],
-                    null_k, null_v, gate[:, :, s], k_blocks, v_blocks, cfg, track=False,
+                    null_k, null_v, gate[:, :, s], cfg, selected,
                 )  # fmt: skip
-                ctx.picks.append(None if chosen is None else chosen.to(torch.int32))
         return out
 
     @staticmethod
@@ -282,30 +346,30 @@ class _PAMOperator(torch.autograd.Function):
     def backward(ctx, dout):
         cfg: PAMConfig = ctx.cfg
         q, k, v, kc, vc, null_k, null_v, gate = ctx.saved_tensors
-        B, H, T, D = q.shape
-        b, pad = cfg.compress_block, -T % cfg.compress_block
         grads = [torch.zeros(x.shape, dtype=x.dtype, device=x.device) for x in ctx.saved_tensors]
-        padded = [torch.zeros(B, H, T + pad, D, dtype=x.dtype, device=x.device) for x in (k, v)]
-        grads[1:3] = [x[:, :, :T] for x in padded]  # whole blocks: the gathers' gradients go back by rows
         dq, dk, dv, dkc, dvc, dnull_k, dnull_v, dgate = grads
-        k_blocks, v_blocks = _blocks(k, v, cfg)
-        with _one_cpu_thread(q.device):
-            for (t0, t1, lo, nbv), picks in zip(_chunk_spans(T, cfg), ctx.picks, strict=True):
+        tables = _tables(k, v, q.dtype) if cfg.select_blocks else None
+        picks = ctx.picks or [None] * len(list(_chunk_spans(q.shape[2], cfg)))
+        with _one_cpu_thread(q.device), torch.autocast(q.device.type, enabled=False):
+            for (t0, t1, lo, nbv), chosen in zip(_chunk_spans(q.shape[2], cfg), picks, strict=True):
                 s = slice(t0, t1)
                 parts = [q[:, :, s], k[:, :, lo:t1], v[:, :, lo:t1], kc[:, :, :nbv], vc[:, :, :nbv]]
                 leaves = [x.detach().requires_grad_() for x in (*parts, null_k, null_v, gate[:, :, s])]
-                chosen = None if picks is None else picks.long()
-                with torch.enable_grad(), torch.autocast(q.device.type, enabled=False):
-                    out, ks, vs, rows, _ = _pam_chunk(
-                        t0, *leaves, k_blocks, v_blocks, cfg, track=True, chosen=chosen
-                    )
-                gathered = [ks, vs] if ks is not None else []
-                found = torch.autograd.grad(out, leaves + gathered, dout[:, :, s])
+                branch = selected = None
+                if tables is not None:
+                    branch = _SelectedBranch(t0, q[:, :, s], *tables, nbv, chosen.long(), null_k, null_v, cfg)
+                    selected = branch.forward().requires_grad_()
+                with torch.enable_grad():
+                    out = _pam_chunk(t0, *leaves, cfg, selected)
+                found = torch.autograd.grad(
+                    out, leaves + ([] if selected is None else [selected]), dout[:, :, s]
+                )
                 targets = [dq[:, :, s], dk[:, :, lo:t1], dv[:, :, lo:t1], dkc[:, :, :nbv], dvc[:, :, :nbv]]
                 for target, grad in zip([*targets, dnull_k, dnull_v, dgate[:, :, s]], found, strict=False):
                     target += grad  # views of the full gradients: the chunk's share lands in place
-                for full, grad in zip(padded, found[8:], strict=False):  # the selected blocks, back by rows
-                    full.view(-1, b * D).index_add_(0, rows, grad.reshape(-1, b * D))
+                if branch is not None:
+                    dk_tab, dv_tab = (x.view(-1, x.shape[-1]) for x in (dk, dv))
+                    branch.backward(found[8], dq[:, :, s], dk_tab, dv_tab, dnull_k, dnull_v)
         return (*grads, None)
 
 
@@ -358,12 +422,10 @@ def pam_attention(q, k, v, kc, vc, cfg: PAMConfig, null_k, null_v, gate_logits) 
     """
     if cfg.attention != "pam_naive":
         if not cfg.select_blocks and len(list(_chunk_spans(q.shape[2], cfg))) == 1:
-            # One chunk and no gathers: plain autograd keeps this short input's few scores, where
-            # the operator would recompute them in backward (a third of smoke-train's default step).
+            # One chunk and no selected branch: plain autograd keeps this short input's few scores,
+            # where the operator would recompute them in backward (a third of smoke-train's default step).
             with torch.autocast(q.device.type, enabled=False), _one_cpu_thread(q.device):
-                return _pam_chunk(
-                    0, q, k, v, kc, vc, null_k, null_v, gate_logits, None, None, cfg, track=False
-                )[0]
+                return _pam_chunk(0, q, k, v, kc, vc, null_k, null_v, gate_logits, cfg)
         return _PAMOperator.apply(q, k, v, kc, vc, null_k, null_v, gate_logits, cfg)
     b = cfg.compress_block
     branches = [compressed_attention_naive(q, kc, vc, b, null_k, null_v)]
