@@ -264,17 +264,21 @@ class _SelectedBranch:
         return out.view(shape)
 
     def forward(self) -> torch.Tensor:
+        """The branch's output; keeps each piece's probabilities (C * H * (k * b + 1) floats) for backward."""
         out = torch.empty_like(self.q, memory_format=torch.contiguous_format)
+        self.probs = []
         for s, pairs, offsets in self._pieces():
             probs = self._probs(s, pairs, offsets)
+            self.probs.append(probs)
             fine = self._bag_sum(self.v_tab, pairs, offsets, probs[..., 1:], out[:, :, s].shape)
             out[:, :, s] = fine + probs[..., :1] * self.null_v[:, None, :]
         return out
 
     def backward(self, dout, dq, dk_tab, dv_tab, dnull_k, dnull_v) -> None:
-        """Add the branch's gradients (``dout``: its output's) into the full-size ones given."""
-        for s, pairs, offsets in self._pieces():
-            probs, q, do = self._probs(s, pairs, offsets), self.q[:, :, s], dout[:, :, s]
+        """Add the branch's gradients (``dout``: its output's) into the full-size ones given (after
+        :meth:`forward`)."""
+        for (s, pairs, offsets), probs in zip(self._pieces(), self.probs, strict=True):
+            q, do = self.q[:, :, s], dout[:, :, s]
             B, H, c, D = q.shape
             dfine = torch.ops.aten._embedding_bag_per_sample_weights_backward(
                 do.reshape(-1, D), self.v_tab, pairs[0], offsets, pairs[1], 0
