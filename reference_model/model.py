@@ -231,32 +231,33 @@ class _SelectedBranch:
 
     def __init__(self, t0, q, k_tab, v_tab, nbv: int, chosen, null_k, null_v, cfg: PAMConfig) -> None:
         B, H, C, D = q.shape
-        b, T = cfg.compress_block, k_tab.shape[0] // (B * H)
-        self.q, self.k_tab, self.v_tab, self.scale = q, k_tab, v_tab, 1 / math.sqrt(D)
-        self.null_k, self.null_v = null_k.to(q.dtype), null_v.to(q.dtype)
-        visible = _complete_past_blocks(t0, C, nbv, b, q.device)
-        self.valid = visible.expand(B, H, C, -1).gather(-1, chosen).repeat_interleave(b, dim=-1)
-        heads = torch.arange(B * H, device=q.device).view(B, H, 1, 1) * T
-        self.keys = ((heads + chosen * b)[..., None] + torch.arange(b, device=q.device)).flatten(3)
-        self.step = max(1, SELECT_PAIRS // (B * H * max(1, self.keys.shape[-1])))
+        self.q, self.k_tab, self.v_tab, self.chosen, self.block = q, k_tab, v_tab, chosen, cfg.compress_block
+        self.scale, self.null_k, self.null_v = 1 / math.sqrt(D), null_k.to(q.dtype), null_v.to(q.dtype)
+        self.visible = _complete_past_blocks(t0, C, nbv, self.block, q.device).expand(B, H, C, -1)
+        self.heads = torch.arange(B * H, device=q.device).view(B, H, 1, 1) * (k_tab.shape[0] // (B * H))
+        self.step = max(1, SELECT_PAIRS // (B * H * max(1, chosen.shape[-1] * self.block)))
 
-    def _pieces(self) -> Iterator[tuple[slice, torch.Tensor, torch.Tensor]]:
-        """Per piece of queries: its slice, (2, pairs) (key row, the query's row in the piece) and
-        each query's first pair (the bags' offsets)."""
-        B, H, C, n = self.keys.shape
+    def _pieces(self) -> Iterator[tuple[slice, torch.Tensor, torch.Tensor, torch.Tensor]]:
+        """Per piece of queries: its slice, (2, pairs) (key row, the query's row in the piece), each
+        query's first pair (the bags' offsets) and which pairs lie in a complete past block."""
+        B, H, C, top = self.chosen.shape
+        n, device = top * self.block, self.q.device
         for s0 in range(0, C, self.step):
             s = slice(s0, min(C, s0 + self.step))
-            bags = torch.arange(B * H * (s.stop - s0), device=self.keys.device)
-            yield s, torch.stack([self.keys[:, :, s].reshape(-1), bags.repeat_interleave(n)]), bags * n
+            chosen = self.chosen[:, :, s]
+            keys = (self.heads + chosen * self.block)[..., None] + torch.arange(self.block, device=device)
+            valid = self.visible[:, :, s].gather(-1, chosen).repeat_interleave(self.block, dim=-1)
+            bags = torch.arange(B * H * (s.stop - s0), device=device)
+            yield s, torch.stack([keys.reshape(-1), bags.repeat_interleave(n)]), bags * n, valid
 
-    def _probs(self, s: slice, pairs, offsets) -> torch.Tensor:
+    def _probs(self, s: slice, pairs, offsets, valid) -> torch.Tensor:
         """(B, H, c, 1 + k * b): softmax over the null slot and the piece's selected keys."""
         q = self.q[:, :, s]
         B, H, c, D = q.shape
         dots = torch.ops.aten._embedding_bag_per_sample_weights_backward(
             q.reshape(-1, D), self.k_tab, pairs[0], offsets, pairs[1], 0
         )
-        scores = (dots.view(B, H, c, -1) * self.scale).masked_fill(~self.valid[:, :, s], float("-inf"))
+        scores = (dots.view(B, H, c, -1) * self.scale).masked_fill(~valid, float("-inf"))
         return _with_null(scores, (q @ self.null_k[:, :, None]) * self.scale)
 
     def _bag_sum(self, table, pairs, offsets, weights, shape) -> torch.Tensor:
@@ -267,8 +268,8 @@ class _SelectedBranch:
         """The branch's output; keeps each piece's probabilities (C * H * (k * b + 1) floats) for backward."""
         out = torch.empty_like(self.q, memory_format=torch.contiguous_format)
         self.probs = []
-        for s, pairs, offsets in self._pieces():
-            probs = self._probs(s, pairs, offsets)
+        for s, pairs, offsets, valid in self._pieces():
+            probs = self._probs(s, pairs, offsets, valid)
             self.probs.append(probs)
             fine = self._bag_sum(self.v_tab, pairs, offsets, probs[..., 1:], out[:, :, s].shape)
             out[:, :, s] = fine + probs[..., :1] * self.null_v[:, None, :]
@@ -277,7 +278,7 @@ class _SelectedBranch:
     def backward(self, dout, dq, dk_tab, dv_tab, dnull_k, dnull_v) -> None:
         """Add the branch's gradients (``dout``: its output's) into the full-size ones given (after
         :meth:`forward`)."""
-        for (s, pairs, offsets), probs in zip(self._pieces(), self.probs, strict=True):
+        for (s, pairs, offsets, _), probs in zip(self._pieces(), self.probs, strict=True):
             q, do = self.q[:, :, s], dout[:, :, s]
             B, H, c, D = q.shape
             dfine = torch.ops.aten._embedding_bag_per_sample_weights_backward(

@@ -9,6 +9,8 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
+from torch.utils._python_dispatch import TorchDispatchMode  # noqa: E402
+
 from reference_model import PAMConfig, PAMTransformer, local_windows  # noqa: E402
 from reference_model import model as pam  # noqa: E402
 
@@ -103,6 +105,34 @@ def test_operator_passes_gradcheck() -> None:
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(pam, "QUERY_CHUNK", 4)
         assert torch.autograd.gradcheck(op, tuple(inputs), eps=1e-6, atol=1e-5)
+
+
+class _LargestTensor(TorchDispatchMode):
+    """Records the most elements of any dense tensor an operation returns."""
+
+    largest = 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        for t in out if isinstance(out, tuple | list) else [out]:
+            if isinstance(t, torch.Tensor) and t.layout == torch.strided:
+                self.largest = max(self.largest, t.numel())
+        return out
+
+
+@pytest.mark.parametrize("stages", [3, 5])
+def test_operator_creates_no_tensor_larger_than_q_with_a_selected_branch(monkeypatch, stages: int) -> None:
+    """Forward and backward with 2 selected blocks of 32 keys: no intermediate exceeds q's B*H*T*D
+    elements, so peak memory stays linear in T. A copy of each query's selected keys would be
+    k*b/1 = 64 times q's row per query (65,536 elements in one chunk of 64 queries, q has 4,096)."""
+    monkeypatch.setattr(pam, "SELECT_PAIRS", 1024)
+    cfg = PAMConfig(stages=stages, select_blocks=2, compress_block=32, window=8)
+    inputs = _operator_inputs(cfg, 1, 2, 256, 8)
+    q, k, v, kc, vc, null_k, null_v, gate = inputs
+    with _LargestTensor() as seen:
+        out = pam.pam_attention(q, k, v, kc, vc, cfg, null_k, null_v, gate)
+        torch.autograd.grad(out, inputs, torch.ones_like(out))
+    assert 0 < seen.largest <= q.numel(), seen.largest
 
 
 def test_operator_runs_on_one_cpu_thread_and_restores_the_count() -> None:
