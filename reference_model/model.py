@@ -206,9 +206,11 @@ def _pam_chunk(t0, q, kl, vl, kc, vc, null_k, null_v, gate, cfg: PAMConfig, sele
 def _choose_blocks(t0: int, q, kc, cfg: PAMConfig) -> torch.Tensor:
     """(B, H, C, k): each query's top-k blocks by its scores against the compressed keys (visible
     ones first: with fewer than k visible, the rest are invisible blocks, masked later)."""
+    first = (t0 + 1) // cfg.compress_block  # the blocks before it are complete for every query here
     visible = _complete_past_blocks(t0, q.shape[2], kc.shape[2], cfg.compress_block, q.device)
     with torch.no_grad():
-        coarse = (q @ kc.to(q.dtype).transpose(-1, -2)).masked_fill(~visible, float("-inf"))
+        coarse = q @ kc.to(q.dtype).transpose(-1, -2)
+        coarse[..., first:].masked_fill_(~visible[:, first:], float("-inf"))
         return coarse.topk(min(cfg.select_blocks, kc.shape[2]), dim=-1).indices
 
 
