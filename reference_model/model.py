@@ -13,9 +13,10 @@ PAM mixes, per query and head, attention branches that go from coarse to fine:
    keys choose its top-k complete past blocks, and the query attends to every token of those blocks
    at full resolution (plus the null slot), as in DeepSeek's Native Sparse Attention. A mean-pooled
    block can say *where* an answer is; only the block's own tokens can say *what* it is. Cost
-   ``n * k * b``, as per-query gathers (not matrix products: a choice shared by several queries
-   would make one query's output depend on another's, a later one's included). The choice (top-k)
-   is not differentiable; the attention within it is.
+   ``n * k * b``, as per-query work (not matrix products: a choice shared by several queries
+   would make one query's output depend on another's, a later one's included), read through
+   ``embedding_bag`` without copying any query's keys. The choice (top-k) is not differentiable;
+   the attention within it is.
 3. **Local, fine.** Exact causal sliding-window attention: query ``t`` sees keys ``t - w + 1 .. t``.
    Queries go in spans of ``w`` tokens, each against the previous span and its own (``2w`` keys), so
    the cost is ``n * 2 * w`` and no ``n x n`` matrix ever exists. With ``stages=5`` there are three
@@ -31,8 +32,9 @@ PAM mixes, per query and head, attention branches that go from coarse to fine:
 
 **The operator** (``pam_attention``) computes every branch and the fusion chunk by chunk of
 ``T / 16`` queries (64 to 256) and keeps no branch output: forward saves only its inputs (and the selected
-blocks' indices), backward recomputes each chunk under autograd and adds its gradients into the
-full ones. Its peak memory is inputs, output, gradients and one chunk's scores, linear in ``n``.
+blocks' indices), backward recomputes each chunk under autograd (the selected branch by hand) and
+adds its gradients into the full ones. Its peak memory is inputs, output, gradients and one chunk's
+scores, linear in ``n``, with or without the selected branch.
 
 The write-up's gate was ``sigmoid(<q, step_embed[step]>)``: one embedding row per training step,
 each trained once and never used again, and evaluation ran at an untrained row (a constant ~0.5
@@ -256,11 +258,16 @@ class _SelectedBranch:
         """(B, H, c, 1 + k * b): softmax over the null slot and the piece's selected keys."""
         q = self.q[:, :, s]
         B, H, c, D = q.shape
-        dots = torch.ops.aten._embedding_bag_per_sample_weights_backward(
-            q.reshape(-1, D), self.k_tab, pairs[0], offsets, pairs[1], 0
-        )
+        dots = self._dots(q, self.k_tab, pairs, offsets)
         scores = (dots.view(B, H, c, -1) * self.scale).masked_fill(~valid, float("-inf"))
         return _with_null(scores, (q @ self.null_k[:, :, None]) * self.scale)
+
+    @staticmethod
+    def _dots(rows, table, pairs, offsets) -> torch.Tensor:
+        """Per pair: the dot product of its query's row of ``rows`` (B, H, c, D) and its key's table row."""
+        return torch.ops.aten._embedding_bag_per_sample_weights_backward(
+            rows.reshape(-1, rows.shape[-1]), table, pairs[0], offsets, pairs[1], 0
+        )
 
     def _bag_sum(self, table, pairs, offsets, weights, shape) -> torch.Tensor:
         out = F.embedding_bag(pairs[0], table, offsets, mode="sum", per_sample_weights=weights.reshape(-1))
@@ -283,9 +290,7 @@ class _SelectedBranch:
         for (s, pairs, offsets, _), probs in zip(self._pieces(), self.probs, strict=True):
             q, do = self.q[:, :, s], dout[:, :, s]
             B, H, c, D = q.shape
-            dfine = torch.ops.aten._embedding_bag_per_sample_weights_backward(
-                do.reshape(-1, D), self.v_tab, pairs[0], offsets, pairs[1], 0
-            )
+            dfine = self._dots(do, self.v_tab, pairs, offsets)
             null_dot = (do * self.null_v[:, None, :]).sum(-1, keepdim=True)
             dprobs = torch.cat([null_dot, dfine.view(B, H, c, -1)], dim=-1)
             dscores = probs * (dprobs - (probs * dprobs).sum(-1, keepdim=True)) * self.scale
