@@ -10,6 +10,9 @@ finding on their healthy reports.
   RL stacks (R1-V, EasyR1, OpenRLHF, verl, trl, torchtune, NeMo-RL, Lightning) and vision, speech and
   web-UI stacks (Ultralytics, whisper, PEFT, accelerate, InvokeAI, Fooocus, Forge, SAM 2, Windows).
   50 of 51 after; trl env's devices and Lightning's table make healthy reports complete.
+- eighth (``blind-8a``): CUDA extension builds and their wheels (xformers, apex, mamba-ssm and
+  causal-conv1d, torch-scatter, DGL, pytorch3d, gaussian-splatting, tiny-cuda-nn, auto-gptq / exllama,
+  AutoAWQ, mm* stacks, Jetson). Held to the blind figure until changes are made for it.
 """
 
 from __future__ import annotations
@@ -42,6 +45,7 @@ class Round:
 ROUNDS = [
     Round("sixth", ("blind-6",), broken=35, healthy=10, floor=0.89),
     Round("seventh", ("blind-7", "blind-7b"), broken=51, healthy=10, floor=0.98, complete_healthy=2),
+    Round("eighth", ("blind-8a", "blind-8b"), broken=19, healthy=7, floor=0.57, complete_healthy=3),
 ]
 
 
