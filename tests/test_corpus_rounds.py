@@ -12,7 +12,8 @@ finding on their healthy reports.
   50 of 51 after; trl env's devices and Lightning's table make healthy reports complete.
 - eighth (``blind-8a``): CUDA extension builds and their wheels (xformers, apex, mamba-ssm and
   causal-conv1d, torch-scatter, DGL, pytorch3d, gaussian-splatting, tiny-cuda-nn, auto-gptq / exllama,
-  AutoAWQ, mm* stacks, Jetson). Held to the blind figure until changes are made for it.
+  AutoAWQ, mm* stacks, Jetson). 11 of 19 blind, 17 of 19 after: the misses are a paste cut before
+  its message and a message paraphrased in words.
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ class Round:
 ROUNDS = [
     Round("sixth", ("blind-6",), broken=35, healthy=10, floor=0.89),
     Round("seventh", ("blind-7", "blind-7b"), broken=51, healthy=10, floor=0.98, complete_healthy=2),
-    Round("eighth", ("blind-8a", "blind-8b"), broken=19, healthy=7, floor=0.57, complete_healthy=3),
+    Round("eighth", ("blind-8a", "blind-8b"), broken=19, healthy=7, floor=0.89, complete_healthy=3),
 ]
 
 
