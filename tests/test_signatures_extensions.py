@@ -121,3 +121,27 @@ def test_every_toolkit_id_names_a_registered_rule():
 def test_out_of_memory_written_short_is_recognised_without_a_cause():
     ex = explain_text("6. See error, e.g. CUDA OOM")
     assert not ex.candidates and [m.signature.name for m in ex.notes] == ["cuda-oom"]
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        (" PyTorch 2.9.0+cu128 with CUDA 1208 (you have 2.10.0+cu128)", "ext-abi-mismatch"),
+        ("   PyTorch 2.1.0+cu121 with CUDA 1201 (you have 2.1.0+cpu)", "torch-cpu-build"),
+    ],
+)
+def test_xformers_check_quoted_without_its_first_line_is_still_recognised(body: str, expected: str):
+    text = (
+        body + "\n    Python  3.10.11 (you have 3.13.12)\n"
+        "  Please reinstall xformers (see https://github.com/facebookresearch/xformers#installing-xformers)"
+    )
+    assert _top(text) == expected
+
+
+def test_xformers_check_with_its_first_line_is_read_once():
+    text = (
+        "WARNING[XFORMERS]: xFormers can't load C++/CUDA extensions. xFormers was built for:\n"
+        "    PyTorch 2.1.2+cu121 with CUDA 1201 (you have 2.0.1+cu118)\n"
+        "    Python  3.10.11 (you have 3.10.11)\n  Please reinstall xformers (see https://x)"
+    )
+    assert [m.signature.name for m in match_text(text)] == ["xformers-built-for-other-torch"]
