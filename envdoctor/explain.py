@@ -15,7 +15,9 @@ from typing import Any
 
 from envdoctor.facts import Facts
 from envdoctor.findings import Finding, Severity
+from envdoctor.readers import torch_cuda
 from envdoctor.signatures import Match, Signature, SignatureError, load_signatures, match_text
+from envdoctor.versions import version_tuple
 
 __all__ = [
     "Diagnosis",
@@ -80,12 +82,12 @@ def rank(facts: Facts, matches: list[Match] | None = None) -> list[Diagnosis]:
         elif f.severity.rank < d.finding.severity.rank:
             d.finding, d.score = f, FACTS_SCORE[f.severity]
     for m in matches:
-        sig = m.signature
-        if sig.id is None:
+        sig, sig_id = m.signature, signature_id(facts, m)
+        if sig_id is None:
             continue
-        d = by_id.get(sig.id)
+        d = by_id.get(sig_id)
         if d is None:
-            d = by_id[sig.id] = Diagnosis(_signature_finding(m), (), 0.0)
+            d = by_id[sig_id] = Diagnosis(_signature_finding(m, sig_id), (), 0.0)
         if "error" not in d.support:
             d.support = ("error", *d.support)
             d.score += CONFIDENCE_SCORE[sig.confidence]
@@ -107,6 +109,17 @@ def rank(facts: Facts, matches: list[Match] | None = None) -> list[Diagnosis]:
     )
 
 
+def signature_id(facts: Facts, m: Match) -> str | None:
+    """The id a matched message points to in this report: the signature's ``toolkit_id`` when the
+    paste's nvcc is a newer CUDA than torch was built with (torch's own PTX would JIT where torch
+    runs; PTX newer than the driver came from what that toolkit compiled here), else its ``id``."""
+    sig = m.signature
+    nvcc, built = facts.cuda.nvcc_version, torch_cuda(facts)
+    if sig.toolkit_id and nvcc and built and version_tuple(nvcc)[:2] > version_tuple(built)[:2]:
+        return sig.toolkit_id
+    return sig.id
+
+
 def raise_severity(d: Diagnosis, m: Match) -> None:
     """An error message proves more than the facts: a finding the facts rated milder takes its severity.
 
@@ -117,7 +130,7 @@ def raise_severity(d: Diagnosis, m: Match) -> None:
     """
     if m.severity.rank >= d.finding.severity.rank:
         return
-    raised = _signature_finding(m)
+    raised = _signature_finding(m, d.finding.id)
     old = d.finding
     d.finding = Finding(
         id=old.id,
@@ -185,16 +198,15 @@ def diagnose(facts: Facts) -> list[Finding]:
     return [d.finding for d in rank(facts)]
 
 
-def _signature_finding(m: Match) -> Finding:
+def _signature_finding(m: Match, finding_id: str) -> Finding:
     """A finding that rests on an error message alone, with the rule's registered fix when it has one."""
     from envdoctor.rules import get_rule
 
     sig = m.signature
-    assert sig.id is not None
     message = sig.message.format_map(_Fields(m.fields))
     fix, sources, verify = "", [sig.source], ""
     try:
-        r = get_rule(sig.id)
+        r = get_rule(finding_id)
     except KeyError:
         r = None
     if r is not None:
@@ -202,7 +214,7 @@ def _signature_finding(m: Match) -> Finding:
     evidence: dict[str, Any] = {"error message": m.excerpt}
     evidence.update({k: v for k, v in m.fields.items() if not k.endswith("_raw")})
     return Finding(
-        id=sig.id,
+        id=finding_id,
         severity=m.severity,
         message=message,
         evidence=evidence,
