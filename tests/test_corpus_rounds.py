@@ -10,6 +10,9 @@ finding on their healthy reports.
   RL stacks (R1-V, EasyR1, OpenRLHF, verl, trl, torchtune, NeMo-RL, Lightning) and vision, speech and
   web-UI stacks (Ultralytics, whisper, PEFT, accelerate, InvokeAI, Fooocus, Forge, SAM 2, Windows).
   50 of 51 after; trl env's devices and Lightning's table make healthy reports complete.
+- eighth (``blind-8a``, ``blind-8b``): 8b holds model and application repositories people reproduce
+  (speech and TTS apps, LLaVA-like and Qwen-VL training, ONNX Runtime, diffusion apps, lerobot, Apple
+  Silicon users): 22 of 24 blind.
 """
 
 from __future__ import annotations
@@ -42,6 +45,7 @@ class Round:
 ROUNDS = [
     Round("sixth", ("blind-6",), broken=35, healthy=10, floor=0.89),
     Round("seventh", ("blind-7", "blind-7b"), broken=51, healthy=10, floor=0.98, complete_healthy=2),
+    Round("eighth", ("blind-8a", "blind-8b"), broken=24, healthy=7, floor=0.91, complete_healthy=2),
 ]
 
 
