@@ -10,11 +10,12 @@ support comes first, then strong error signatures, then rule findings, then weak
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from envdoctor.facts import Facts
 from envdoctor.findings import Finding, Severity
+from envdoctor.readers import os_family
 from envdoctor.signatures import Match, Signature, SignatureError, load_signatures, match_text
 
 __all__ = [
@@ -49,6 +50,15 @@ CUDA_UNAVAILABLE_CAUSES = frozenset(
     }
 )
 SYMPTOM_SCORE = 1.0
+# Ids whose cause is an NVIDIA machine running a torch without CUDA. A Mac has no NVIDIA GPU and torch
+# ships no CUDA build for macOS, so there "Torch not compiled with CUDA enabled" means the program asked
+# for CUDA: its own limit or a device setting, not a build to replace (Apple's GPU is the "mps" device).
+NEEDS_NVIDIA = frozenset({"torch-cpu-build"})
+NO_CUDA_ON_MACOS = (
+    "macOS has no CUDA (no NVIDIA GPU, no CUDA build of torch): the program asked for CUDA; on Apple "
+    "silicon run it on the 'mps' device or the CPU, no torch reinstall will help"
+)
+MACOS_BUILDS = "https://pytorch.org/get-started/locally/"
 
 
 @dataclass
@@ -72,6 +82,7 @@ def rank(facts: Facts, matches: list[Match] | None = None) -> list[Diagnosis]:
 
     if matches is None:
         matches = match_text("\n".join(facts.error_lines))
+    matches = without_cuda(facts, matches)
     by_id: dict[str, Diagnosis] = {}
     for f in evaluate(facts):
         d = by_id.get(f.id)
@@ -105,6 +116,22 @@ def rank(facts: Facts, matches: list[Match] | None = None) -> list[Diagnosis]:
     return sorted(
         by_id.values(), key=lambda d: (-d.score, "symptom" not in d.support, d.finding.severity.rank)
     )
+
+
+def without_cuda(facts: Facts, matches: list[Match]) -> list[Match]:
+    """On a Mac with no NVIDIA GPU in the facts, messages whose id presumes an NVIDIA machine become
+    explanations without an id (see NEEDS_NVIDIA)."""
+    if facts.nvidia.gpus or os_family(facts) != "macos":
+        return matches
+    return [
+        replace(
+            m,
+            signature=replace(m.signature, id=None, message=NO_CUDA_ON_MACOS, source=MACOS_BUILDS),
+        )
+        if m.signature.id in NEEDS_NVIDIA
+        else m
+        for m in matches
+    ]
 
 
 def raise_severity(d: Diagnosis, m: Match) -> None:
@@ -317,7 +344,7 @@ def explain_text(text: str) -> Explanation:
         facts = facts_from_report(text)
     except ReportError:
         facts = Facts(origin="report")
-    matches = match_text(text)
+    matches = without_cuda(facts, match_text(text))
     candidates = rank(facts, matches)
     notes = [m for m in matches if m.signature.id is None]
     return Explanation(candidates, notes, unsettled(facts, [d.finding for d in candidates]))

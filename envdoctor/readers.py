@@ -30,6 +30,38 @@ class TorchBuild:
     evidence: dict[str, object]
 
 
+PYPI_CPU_ONLY = (
+    "PyPI's torch wheels for Windows and macOS are CPU builds; CUDA builds come from download.pytorch.org "
+    "and carry a +cuXXX tag"
+)
+PYPI_TORCH_PLATFORMS = "https://pytorch.org/get-started/locally/"
+
+
+def os_family(facts: Facts) -> str | None:
+    """'windows', 'macos' or 'linux' from the OS a report or probe names; None when unknown."""
+    name = (facts.system.os or "").lower()
+    for family, words in (
+        ("windows", ("windows",)),
+        ("macos", ("macos", "mac os", "darwin")),
+        ("linux", ("linux", "ubuntu", "debian", "centos", "fedora", "rocky", "red hat", "suse", "alma")),
+    ):
+        if any(w in name for w in words):
+            return family
+    return None
+
+
+def _pypi_cpu_build(facts: Facts, version: str, evidence: dict[str, object]) -> TorchBuild | None:
+    """A torch version without a local tag on Windows or macOS: PyPI's wheel there, a CPU build.
+
+    Inferred, so the evidence says so: conda's builds also lack the tag (their CUDA shows in conda's
+    build string, read elsewhere), and a report's version may be retyped without it.
+    """
+    if "+" in version or os_family(facts) not in ("windows", "macos"):
+        return None
+    evidence = {**evidence, "system.os": facts.system.os, "inferred": PYPI_CPU_ONLY}
+    return TorchBuild(version, "cpu", evidence)
+
+
 def torch_build(facts: Facts) -> TorchBuild | None:
     """The installed torch from the import probe, else from torch/version.py, else from the package list."""
     t = facts.torch
@@ -38,13 +70,16 @@ def torch_build(facts: Facts) -> TorchBuild | None:
         variant = kb.parse_variant(t.version, t.cuda)
         if variant is None and t.status == "ok":
             variant = f"rocm{t.hip}" if t.hip else "cpu"  # imported fine, no CUDA: a CPU (or ROCm) build
-        return TorchBuild(t.version, variant, {"torch.version": t.version, "torch.cuda": t.cuda})
+        evidence: dict[str, object] = {"torch.version": t.version, "torch.cuda": t.cuda}
+        if variant is None and t.hip is None and facts.origin == "report":
+            return _pypi_cpu_build(facts, t.version, evidence) or TorchBuild(t.version, None, evidence)
+        return TorchBuild(t.version, variant, evidence)
     if build and build.get("version"):
         version = str(build["version"])
         variant = kb.parse_variant(version, build.get("cuda"))
         if variant is None and "cuda" in build and build.get("hip") is None:
             variant = "cpu"  # version.py says cuda = None: built without CUDA
-        evidence: dict[str, object] = {
+        evidence = {
             "packages.torch_build.version": version,
             "packages.torch_build.cuda": build.get("cuda"),
         }
@@ -52,7 +87,11 @@ def torch_build(facts: Facts) -> TorchBuild | None:
     versions = facts.packages.versions or {}
     if "torch" in versions:
         version = versions["torch"]
-        return TorchBuild(version, kb.parse_variant(version, None), {"packages.versions.torch": version})
+        evidence = {"packages.versions.torch": version}
+        variant = kb.parse_variant(version, None)
+        if variant is None and facts.origin == "report":
+            return _pypi_cpu_build(facts, version, evidence) or TorchBuild(version, None, evidence)
+        return TorchBuild(version, variant, evidence)
     if "torch.cuda" in facts.stated and t.cuda is None and t.hip is None:
         # A report that says "a CPU-only version of torch" without naming the version.
         return TorchBuild("", "cpu", {"torch.cuda": "none (a CPU build)"})

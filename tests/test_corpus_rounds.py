@@ -45,7 +45,7 @@ class Round:
 ROUNDS = [
     Round("sixth", ("blind-6",), broken=35, healthy=10, floor=0.89),
     Round("seventh", ("blind-7", "blind-7b"), broken=51, healthy=10, floor=0.98, complete_healthy=2),
-    Round("eighth", ("blind-8a", "blind-8b"), broken=24, healthy=7, floor=0.91, complete_healthy=2),
+    Round("eighth", ("blind-8a", "blind-8b"), broken=24, healthy=7, floor=1.0, complete_healthy=2),
 ]
 
 
