@@ -108,6 +108,7 @@ def rank(facts: Facts, matches: list[Match] | None = None) -> list[Diagnosis]:
     for d in by_id.values():
         if "error" not in d.support:
             _soften_stated(facts, d)
+            _soften_inferred_build(d)
     if facts.torch.cuda_available is False and facts.nvidia.gpus:
         for rule_id in CUDA_UNAVAILABLE_CAUSES & by_id.keys():
             d = by_id[rule_id]
@@ -183,6 +184,14 @@ def _soften_stated(facts: Facts, d: Diagnosis) -> None:
         if d.finding.severity is Severity.ERROR:
             d.finding.severity = Severity.WARNING
             d.score = FACTS_SCORE[Severity.WARNING] + (d.score - FACTS_SCORE[Severity.ERROR])
+
+
+def _soften_inferred_build(d: Diagnosis) -> None:
+    """A rule finding that rests on a torch build inferred from the platform (a version without its
+    +cuXXX tag: PyPI's wheel there, see readers.torch_build), with no error line agreeing, is a warning."""
+    if "inferred build" in d.finding.evidence and d.finding.severity is Severity.ERROR:
+        d.finding.severity = Severity.WARNING
+        d.score = FACTS_SCORE[Severity.WARNING] + (d.score - FACTS_SCORE[Severity.ERROR])
 
 
 def _covers(stated_key: str, evidence_key: str) -> bool:

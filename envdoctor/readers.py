@@ -34,7 +34,6 @@ PYPI_CPU_ONLY = (
     "PyPI's torch wheels for Windows and macOS are CPU builds; CUDA builds come from download.pytorch.org "
     "and carry a +cuXXX tag"
 )
-PYPI_TORCH_PLATFORMS = "https://pytorch.org/get-started/locally/"
 
 
 def os_family(facts: Facts) -> str | None:
@@ -50,16 +49,30 @@ def os_family(facts: Facts) -> str | None:
     return None
 
 
-def _pypi_cpu_build(facts: Facts, version: str, evidence: dict[str, object]) -> TorchBuild | None:
-    """A torch version without a local tag on Windows or macOS: PyPI's wheel there, a CPU build.
+def _pypi_build(facts: Facts, version: str, evidence: dict[str, object]) -> TorchBuild | None:
+    """The build of a torch version without a local tag, from the platform: PyPI's wheel there.
 
-    Inferred, so the evidence says so: conda's builds also lack the tag (their CUDA shows in conda's
-    build string, read elsewhere), and a report's version may be retyped without it.
+    Windows and macOS: a CPU build. Linux x86_64: the release's default CUDA build (the
+    ``pypi_default_cuda`` of the knowledge table). Inferred, so the evidence says so: conda's
+    builds also lack the tag (their CUDA shows in conda's build string, read elsewhere), and a
+    report's version may be retyped without it.
     """
-    if "+" in version or os_family(facts) not in ("windows", "macos"):
+    if "+" in version:
         return None
-    evidence = {**evidence, "system.os": facts.system.os, "inferred": PYPI_CPU_ONLY}
-    return TorchBuild(version, "cpu", evidence)
+    family = os_family(facts)
+    release = kb.torch_release(version)
+    if family in ("windows", "macos"):
+        inferred, variant = PYPI_CPU_ONLY, "cpu"
+    elif (
+        family == "linux" and facts.system.arch in (None, "x86_64") and release and release.pypi_default_cuda
+    ):
+        variant = release.pypi_default_cuda
+        inferred = f"PyPI's Linux x86_64 wheel of torch {release.minor} is its {variant} build"
+    else:
+        return None
+    return TorchBuild(
+        version, variant, {**evidence, "system.os": facts.system.os, "inferred build": inferred}
+    )
 
 
 def torch_build(facts: Facts) -> TorchBuild | None:
@@ -72,7 +85,7 @@ def torch_build(facts: Facts) -> TorchBuild | None:
             variant = f"rocm{t.hip}" if t.hip else "cpu"  # imported fine, no CUDA: a CPU (or ROCm) build
         evidence: dict[str, object] = {"torch.version": t.version, "torch.cuda": t.cuda}
         if variant is None and t.hip is None and facts.origin == "report":
-            return _pypi_cpu_build(facts, t.version, evidence) or TorchBuild(t.version, None, evidence)
+            return _pypi_build(facts, t.version, evidence) or TorchBuild(t.version, None, evidence)
         return TorchBuild(t.version, variant, evidence)
     if build and build.get("version"):
         version = str(build["version"])
@@ -90,7 +103,7 @@ def torch_build(facts: Facts) -> TorchBuild | None:
         evidence = {"packages.versions.torch": version}
         variant = kb.parse_variant(version, None)
         if variant is None and facts.origin == "report":
-            return _pypi_cpu_build(facts, version, evidence) or TorchBuild(version, None, evidence)
+            return _pypi_build(facts, version, evidence) or TorchBuild(version, None, evidence)
         return TorchBuild(version, variant, evidence)
     if "torch.cuda" in facts.stated and t.cuda is None and t.hip is None:
         # A report that says "a CPU-only version of torch" without naming the version.

@@ -52,7 +52,7 @@ def test_a_plain_torch_version_on_windows_is_pypis_cpu_wheel_as_a_warning() -> N
     """SWivid/F5-TTS#404: 'torch Version: 2.5.1' on Windows 11 next to an RTX 3070."""
     facts = facts_from_report("Windows 11\nRTX 3070\ntorch Version: 2.5.1\nCUDA Version: 12.3")
     build = torch_build(facts)
-    assert build is not None and build.variant == "cpu" and "inferred" in build.evidence
+    assert build is not None and build.variant == "cpu" and "inferred build" in build.evidence
     top = rank(facts)[0]
     assert top.finding.id == "torch-cpu-build" and top.finding.severity is Severity.WARNING
     assert "inferred" in top.finding.message
@@ -84,3 +84,26 @@ def test_torchaudio_built_for_another_cuda_is_an_extension_mismatch() -> None:
     top = ex.candidates[0]
     assert top.finding.id == "ext-abi-mismatch" and top.finding.severity is Severity.ERROR
     assert "TorchAudio (CUDA 11.7)" in top.finding.message
+
+
+def test_a_plain_torch_version_on_linux_is_pypis_default_cuda_build() -> None:
+    """'torch 2.5.1' on Ubuntu is PyPI's cu124 wheel (the knowledge table's pypi_default_cuda), which has
+    no sm_120 kernels: a warning from the inference, an error once torch's own warning agrees."""
+    words = "Ubuntu 22.04 with an RTX 5090, torch 2.5.1"
+    facts = facts_from_report(words)
+    build = torch_build(facts)
+    assert build is not None and build.variant == "cu124" and "inferred build" in build.evidence
+    top = rank(facts)[0]
+    assert top.finding.id == "arch-not-in-wheel" and top.finding.severity is Severity.WARNING
+    warning = (
+        "UserWarning: NVIDIA GeForce RTX 5090 with CUDA capability sm_120 is not compatible with the "
+        "current PyTorch installation."
+    )
+    top = rank(facts_from_report(words + "\n" + warning))[0]
+    assert top.finding.id == "arch-not-in-wheel" and top.finding.severity is Severity.ERROR
+
+
+def test_no_build_is_inferred_for_an_unknown_platform_or_arm() -> None:
+    for text in ("RTX 5090, torch 2.5.1", "Ubuntu 22.04 aarch64 with an RTX 5090, torch 2.5.1"):
+        build = torch_build(facts_from_report(text))
+        assert build is not None and build.variant is None

@@ -71,16 +71,14 @@ def torch_cpu_build(facts: Facts) -> Iterator[Finding]:
     driver = facts.nvidia.driver_version
     action = _move_forward(build.version, driver, caps, facts.python.version) if build.version else None
     actions: list = [action] if action else [Manual(f"Install a CUDA build of torch: {PYTORCH_LOCAL}")]
-    # The build inferred from the platform (PyPI's Windows wheel) rather than stated: a warning.
-    inferred_build = "inferred" in build.evidence
+    inferred = " (inferred: no +cuXXX tag on " + str(facts.system.os) + ")"
     yield torch_cpu_build.finding(
         (
             f"torch {build.version or '(version not stated)'} is a CPU-only build"
-            + (" (inferred: no +cuXXX tag on " + str(facts.system.os) + ")" if inferred_build else "")
+            + (inferred if "inferred build" in build.evidence else "")
             + f" but {len(gpu_list)} NVIDIA GPU(s) are present "
             f"({', '.join(sorted({g.name for g in gpu_list}))})."
         ),
-        severity=Severity.WARNING if inferred_build else None,
         evidence={**build.evidence, "nvidia.driver_version": driver, **_gpu_evidence(gpu_list)},
         fix=describe_install(action) if action else f"Install a CUDA build of torch: {PYTORCH_LOCAL}",
         actions=actions,
