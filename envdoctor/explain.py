@@ -363,6 +363,7 @@ def _recognised(facts: Facts) -> list[str]:
     """The facts and error lines read from a text that led to no diagnosis (stated ones say so)."""
     said = facts.stated
     shown = {
+        "system.os": facts.system.os,
         "torch.version": facts.torch.version,
         "torch.cuda": facts.torch.cuda,
         "python.version": facts.python.version,

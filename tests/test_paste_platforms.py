@@ -107,3 +107,9 @@ def test_no_build_is_inferred_for_an_unknown_platform_or_arm() -> None:
     for text in ("RTX 5090, torch 2.5.1", "Ubuntu 22.04 aarch64 with an RTX 5090, torch 2.5.1"):
         build = torch_build(facts_from_report(text))
         assert build is not None and build.variant is None
+
+
+def test_the_platform_read_is_said_when_nothing_is_diagnosed() -> None:
+    ex = explain_text("I am running it on mac\n" + CUDA_ASSERT)
+    assert ex.settle is not None
+    assert "system.os: macOS (stated in prose)" in ex.settle.recognised
