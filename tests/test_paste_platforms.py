@@ -127,3 +127,19 @@ def test_a_gpu_too_old_for_triton_is_explained_with_its_capability() -> None:
     assert "TORCHDYNAMO_DISABLE=1" in render_explanation(ex)
     gpus = facts_from_report(text).nvidia.gpus or []
     assert [(g.name, g.compute_capability) for g in gpus] == [("NVIDIA GeForce GTX 1080 Ti", "6.1")]
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        "RuntimeError: HIP error: invalid device function",
+        '"hipErrorNoBinaryForGpu: Unable to find code object for all current devices!"\nAborted (core dumped)',
+        "hipErrorNoBinaryForGpu: Coudn't find binary for current devices!",
+    ],
+)
+def test_a_rocm_build_without_the_gpus_target_is_arch_not_in_wheel(message: str) -> None:
+    """ROCm/TheRock#1184 (a Radeon 780M, gfx1103, under packages built for gfx1100-1102), legacy-rocm-build
+    #2061 (an RX 6600): HIP's words for CUDA's 'no kernel image is available'."""
+    top = explain_text(message).candidates[0]
+    assert top.finding.id == "arch-not-in-wheel" and top.finding.severity is Severity.ERROR
+    assert "HSA_OVERRIDE_GFX_VERSION" in top.finding.message
