@@ -13,7 +13,8 @@ finding on their healthy reports.
 - eighth (``blind-8a``, ``blind-8b``): 8b holds model and application repositories people reproduce
   (speech and TTS apps, LLaVA-like and Qwen-VL training, ONNX Runtime, diffusion apps, lerobot, Apple
   Silicon users): 22 of 24 blind; ``blind-8b2``, collected after its changes: 3 of 3 blind; ``blind-8b3``
-  (shared memory in training jobs): 3 of 3 blind; ``blind-8b4`` (AMD ROCm): 0 of 3 blind.
+  (shared memory in training jobs): 3 of 3 blind; ``blind-8b4`` (AMD ROCm): 0 of 3 blind;
+  ``blind-8b5`` (TensorRT's libraries): 0 of 2 blind.
 """
 
 from __future__ import annotations
@@ -48,8 +49,8 @@ ROUNDS = [
     Round("seventh", ("blind-7", "blind-7b"), broken=51, healthy=10, floor=0.98, complete_healthy=2),
     Round(
         "eighth",
-        ("blind-8a", "blind-8b", "blind-8b2", "blind-8b3", "blind-8b4"),
-        broken=33,
+        ("blind-8a", "blind-8b", "blind-8b2", "blind-8b3", "blind-8b4", "blind-8b5"),
+        broken=35,
         healthy=9,
         floor=1.0,
         complete_healthy=3,

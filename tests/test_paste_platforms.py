@@ -143,3 +143,18 @@ def test_a_rocm_build_without_the_gpus_target_is_arch_not_in_wheel(message: str)
     top = explain_text(message).candidates[0]
     assert top.finding.id == "arch-not-in-wheel" and top.finding.severity is Severity.ERROR
     assert "HSA_OVERRIDE_GFX_VERSION" in top.finding.message
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        "ImportError: libnvinfer.so.8: cannot open shared object file: No such file or directory",
+        "ImportError: libnvinfer_plugin.so.8: cannot open shared object file: No such file or directory",
+        "OSError: libnvonnxparser.so.10: cannot open shared object file: No such file or directory",
+    ],
+)
+def test_tensorrt_libraries_missing_from_the_loader_path_are_a_library_problem(message: str) -> None:
+    """open-mmlab/mmdeploy#2594, jkjung-avt/tensorrt_demos#517: tensorrt imported without its libraries."""
+    top = explain_text(message).candidates[0]
+    assert top.finding.id == "cuda-lib-conflict" and top.finding.severity is Severity.ERROR
+    assert "TensorRT" in top.finding.message
