@@ -76,7 +76,11 @@ def _pypi_build(facts: Facts, version: str, evidence: dict[str, object]) -> Torc
 
 
 def torch_build(facts: Facts) -> TorchBuild | None:
-    """The installed torch from the import probe, else from torch/version.py, else from the package list."""
+    """The installed torch from the import probe, else from torch/version.py, else from the package list.
+
+    A pasted report's version without a local tag and without torch's CUDA gets the build PyPI ships
+    for the platform the report names (see _pypi_build), marked ``inferred build`` in the evidence.
+    """
     t = facts.torch
     build = facts.packages.torch_build
     if t.version:
