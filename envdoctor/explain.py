@@ -10,12 +10,12 @@ support comes first, then strong error signatures, then rule findings, then weak
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from envdoctor.facts import Facts
 from envdoctor.findings import Finding, Severity
-from envdoctor.readers import torch_cuda
+from envdoctor.readers import os_family, torch_cuda
 from envdoctor.signatures import Match, Signature, SignatureError, load_signatures, match_text
 from envdoctor.versions import version_tuple
 
@@ -51,6 +51,15 @@ CUDA_UNAVAILABLE_CAUSES = frozenset(
     }
 )
 SYMPTOM_SCORE = 1.0
+# Ids whose cause is an NVIDIA machine running a torch without CUDA. A Mac has no NVIDIA GPU and torch
+# ships no CUDA build for macOS, so there "Torch not compiled with CUDA enabled" means the program asked
+# for CUDA: its own limit or a device setting, not a build to replace (Apple's GPU is the "mps" device).
+NEEDS_NVIDIA = frozenset({"torch-cpu-build"})
+NO_CUDA_ON_MACOS = (
+    "macOS has no CUDA (no NVIDIA GPU, no CUDA build of torch): the program asked for CUDA; on Apple "
+    "silicon run it on the 'mps' device or the CPU, no torch reinstall will help"
+)
+MACOS_BUILDS = "https://pytorch.org/get-started/locally/"
 
 
 @dataclass
@@ -74,6 +83,7 @@ def rank(facts: Facts, matches: list[Match] | None = None) -> list[Diagnosis]:
 
     if matches is None:
         matches = match_text("\n".join(facts.error_lines))
+    matches = without_cuda(facts, matches)
     by_id: dict[str, Diagnosis] = {}
     for f in evaluate(facts):
         d = by_id.get(f.id)
@@ -99,6 +109,7 @@ def rank(facts: Facts, matches: list[Match] | None = None) -> list[Diagnosis]:
     for d in by_id.values():
         if "error" not in d.support:
             _soften_stated(facts, d)
+            _soften_inferred_build(d)
     if facts.torch.cuda_available is False and facts.nvidia.gpus:
         for rule_id in CUDA_UNAVAILABLE_CAUSES & by_id.keys():
             d = by_id[rule_id]
@@ -118,6 +129,22 @@ def signature_id(facts: Facts, m: Match) -> str | None:
     if sig.toolkit_id and nvcc and built and version_tuple(nvcc)[:2] > version_tuple(built)[:2]:
         return sig.toolkit_id
     return sig.id
+
+
+def without_cuda(facts: Facts, matches: list[Match]) -> list[Match]:
+    """On a Mac with no NVIDIA GPU in the facts, messages whose id presumes an NVIDIA machine become
+    explanations without an id (see NEEDS_NVIDIA)."""
+    if facts.nvidia.gpus or os_family(facts) != "macos":
+        return matches
+    return [
+        replace(
+            m,
+            signature=replace(m.signature, id=None, message=NO_CUDA_ON_MACOS, source=MACOS_BUILDS),
+        )
+        if m.signature.id in NEEDS_NVIDIA
+        else m
+        for m in matches
+    ]
 
 
 def raise_severity(d: Diagnosis, m: Match) -> None:
@@ -169,6 +196,14 @@ def _soften_stated(facts: Facts, d: Diagnosis) -> None:
         if d.finding.severity is Severity.ERROR:
             d.finding.severity = Severity.WARNING
             d.score = FACTS_SCORE[Severity.WARNING] + (d.score - FACTS_SCORE[Severity.ERROR])
+
+
+def _soften_inferred_build(d: Diagnosis) -> None:
+    """A rule finding that rests on a torch build inferred from the platform (a version without its
+    +cuXXX tag: PyPI's wheel there, see readers.torch_build), with no error line agreeing, is a warning."""
+    if "inferred build" in d.finding.evidence and d.finding.severity is Severity.ERROR:
+        d.finding.severity = Severity.WARNING
+        d.score = FACTS_SCORE[Severity.WARNING] + (d.score - FACTS_SCORE[Severity.ERROR])
 
 
 def _covers(stated_key: str, evidence_key: str) -> bool:
@@ -329,7 +364,7 @@ def explain_text(text: str) -> Explanation:
         facts = facts_from_report(text)
     except ReportError:
         facts = Facts(origin="report")
-    matches = match_text(text)
+    matches = without_cuda(facts, match_text(text))
     candidates = rank(facts, matches)
     notes = [m for m in matches if m.signature.id is None]
     return Explanation(candidates, notes, unsettled(facts, [d.finding for d in candidates]))
@@ -339,6 +374,7 @@ def _recognised(facts: Facts) -> list[str]:
     """The facts and error lines read from a text that led to no diagnosis (stated ones say so)."""
     said = facts.stated
     shown = {
+        "system.os": facts.system.os,
         "torch.version": facts.torch.version,
         "torch.cuda": facts.torch.cuda,
         "python.version": facts.python.version,

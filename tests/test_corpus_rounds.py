@@ -10,11 +10,13 @@ finding on their healthy reports.
   RL stacks (R1-V, EasyR1, OpenRLHF, verl, trl, torchtune, NeMo-RL, Lightning) and vision, speech and
   web-UI stacks (Ultralytics, whisper, PEFT, accelerate, InvokeAI, Fooocus, Forge, SAM 2, Windows).
   50 of 51 after; trl env's devices and Lightning's table make healthy reports complete.
-- eighth (``blind-8a``): CUDA extension builds and their wheels (xformers, apex, mamba-ssm and
-  causal-conv1d, torch-scatter, DGL, pytorch3d, gaussian-splatting, tiny-cuda-nn, auto-gptq / exllama,
-  AutoAWQ, mm* stacks, Jetson). 11 of 19 blind, 17 of 19 after: the misses are a paste cut before
-  its message and a message paraphrased in words. ``blind-8a2`` (6 more, xFormers' import check,
-  pytorch3d, nerfstudio's image) was collected after those changes: 3 of 6 blind, 4 of 6 after.
+- eighth, two halves scored blind side by side: ``blind-8a`` / ``blind-8a2``, CUDA extension builds
+  and their wheels (xformers, apex, mamba-ssm, torch-scatter, DGL, pytorch3d, gaussian splatting,
+  tiny-cuda-nn, auto-gptq, AutoAWQ, mm* stacks, Jetson), 14 of 25 blind; ``blind-8b`` ..
+  ``blind-8b5``, model and application repositories people reproduce (speech and TTS apps, LLaVA-like
+  and Qwen-VL training, ONNX Runtime, diffusion apps, lerobot, Apple machines, shared memory in
+  training jobs, AMD ROCm, TensorRT), 28 of 35 blind. The misses left after: a paste cut before its
+  message, a message paraphrased in words, a driver or GPU the paste never states.
 """
 
 from __future__ import annotations
@@ -48,7 +50,12 @@ ROUNDS = [
     Round("sixth", ("blind-6",), broken=35, healthy=10, floor=0.89),
     Round("seventh", ("blind-7", "blind-7b"), broken=51, healthy=10, floor=0.98, complete_healthy=2),
     Round(
-        "eighth", ("blind-8a", "blind-8a2", "blind-8b"), broken=25, healthy=7, floor=0.84, complete_healthy=3
+        "eighth",
+        ("blind-8a", "blind-8a2", "blind-8b", "blind-8b2", "blind-8b3", "blind-8b4", "blind-8b5"),
+        broken=60,
+        healthy=16,
+        floor=0.93,
+        complete_healthy=3,
     ),
 ]
 

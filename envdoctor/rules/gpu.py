@@ -1,6 +1,6 @@
 """Rules about torch and the GPUs: CPU wheel on a GPU box, missing kernels, FP8 and bf16 support.
 
-Facts read: cuda, nvidia, packages, python, stated, system, torch (some through envdoctor.readers).
+Facts read: cuda, nvidia, origin, packages, python, stated, system, torch (some through envdoctor.readers).
 """
 
 from __future__ import annotations
@@ -71,10 +71,12 @@ def torch_cpu_build(facts: Facts) -> Iterator[Finding]:
     driver = facts.nvidia.driver_version
     action = _move_forward(build.version, driver, caps, facts.python.version) if build.version else None
     actions: list = [action] if action else [Manual(f"Install a CUDA build of torch: {PYTORCH_LOCAL}")]
+    inferred = " (inferred: no +cuXXX tag on " + str(facts.system.os) + ")"
     yield torch_cpu_build.finding(
         (
-            f"torch {build.version or '(version not stated)'} is a CPU-only build but {len(gpu_list)} "
-            "NVIDIA GPU(s) are present "
+            f"torch {build.version or '(version not stated)'} is a CPU-only build"
+            + (inferred if "inferred build" in build.evidence else "")
+            + f" but {len(gpu_list)} NVIDIA GPU(s) are present "
             f"({', '.join(sorted({g.name for g in gpu_list}))})."
         ),
         evidence={**build.evidence, "nvidia.driver_version": driver, **_gpu_evidence(gpu_list)},
