@@ -130,31 +130,40 @@ def test_a_gpu_too_old_for_triton_is_explained_with_its_capability() -> None:
 
 
 @pytest.mark.parametrize(
-    "message",
+    ("message", "finding_id", "named"),
     [
-        "RuntimeError: HIP error: invalid device function",
-        '"hipErrorNoBinaryForGpu: Unable to find code object for all current devices!"\nAborted (core dumped)',
-        "hipErrorNoBinaryForGpu: Coudn't find binary for current devices!",
+        ("RuntimeError: HIP error: invalid device function", "arch-not-in-wheel", "HSA_OVERRIDE_GFX_VERSION"),
+        (
+            '"hipErrorNoBinaryForGpu: Unable to find code object for all current devices!"\nAborted (core dumped)',
+            "arch-not-in-wheel",
+            "HSA_OVERRIDE_GFX_VERSION",
+        ),
+        (
+            "hipErrorNoBinaryForGpu: Coudn't find binary for current devices!",
+            "arch-not-in-wheel",
+            "HSA_OVERRIDE_GFX_VERSION",
+        ),
+        (
+            "ImportError: libnvinfer.so.8: cannot open shared object file: No such file or directory",
+            "cuda-lib-conflict",
+            "TensorRT",
+        ),
+        (
+            "ImportError: libnvinfer_plugin.so.8: cannot open shared object file: No such file or directory",
+            "cuda-lib-conflict",
+            "TensorRT",
+        ),
+        (
+            "OSError: libnvonnxparser.so.10: cannot open shared object file: No such file or directory",
+            "cuda-lib-conflict",
+            "TensorRT",
+        ),
     ],
 )
-def test_a_rocm_build_without_the_gpus_target_is_arch_not_in_wheel(message: str) -> None:
-    """ROCm/TheRock#1184 (a Radeon 780M, gfx1103, under packages built for gfx1100-1102), legacy-rocm-build
-    #2061 (an RX 6600): HIP's words for CUDA's 'no kernel image is available'."""
+def test_rocm_and_tensorrt_messages_rank_their_cause_first(message: str, finding_id: str, named: str) -> None:
+    """ROCm/TheRock#1184 (a Radeon 780M, gfx1103, under packages built for gfx1100-1102) and
+    legacy-rocm-build#2061 (an RX 6600): HIP's words for CUDA's 'no kernel image is available'.
+    open-mmlab/mmdeploy#2594, jkjung-avt/tensorrt_demos#517: tensorrt imported without its libraries."""
     top = explain_text(message).candidates[0]
-    assert top.finding.id == "arch-not-in-wheel" and top.finding.severity is Severity.ERROR
-    assert "HSA_OVERRIDE_GFX_VERSION" in top.finding.message
-
-
-@pytest.mark.parametrize(
-    "message",
-    [
-        "ImportError: libnvinfer.so.8: cannot open shared object file: No such file or directory",
-        "ImportError: libnvinfer_plugin.so.8: cannot open shared object file: No such file or directory",
-        "OSError: libnvonnxparser.so.10: cannot open shared object file: No such file or directory",
-    ],
-)
-def test_tensorrt_libraries_missing_from_the_loader_path_are_a_library_problem(message: str) -> None:
-    """open-mmlab/mmdeploy#2594, jkjung-avt/tensorrt_demos#517: tensorrt imported without its libraries."""
-    top = explain_text(message).candidates[0]
-    assert top.finding.id == "cuda-lib-conflict" and top.finding.severity is Severity.ERROR
-    assert "TensorRT" in top.finding.message
+    assert top.finding.id == finding_id and top.finding.severity is Severity.ERROR
+    assert named in top.finding.message

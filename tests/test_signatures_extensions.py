@@ -15,14 +15,19 @@ def _top(text: str) -> str | None:
     return candidates[0].finding.id if candidates else None
 
 
+def _first(text: str) -> tuple[str, dict[str, str]]:
+    """The first candidate's id and the fields its first message gave."""
+    first = explain_text(text).candidates[0]
+    return first.finding.id, first.matches[0].fields
+
+
 def test_apex_refusing_to_build_is_nvcc_against_torchs_cuda_and_states_torchs_cuda():
     text = (
         "RuntimeError: Cuda extensions are being compiled with a version of Cuda that does not match the\n"
         "version used to compile Pytorch binaries.  Pytorch binaries were compiled with Cuda 11.3.\n"
     )
-    ex = explain_text(text)
-    assert ex.candidates[0].finding.id == "nvcc-mismatch"
-    assert ex.candidates[0].matches[0].fields["torch_cuda"] == "11.3"
+    finding_id, fields = _first(text)
+    assert finding_id == "nvcc-mismatch" and fields["torch_cuda"] == "11.3"
 
 
 @pytest.mark.parametrize(
@@ -43,9 +48,8 @@ def test_apex_refusing_to_build_is_nvcc_against_torchs_cuda_and_states_torchs_cu
     ],
 )
 def test_openmmlab_version_range_assertion_is_a_requirement_conflict(message: str, requirement: str):
-    ex = explain_text(message)
-    assert ex.candidates[0].finding.id == "requirement-conflict"
-    assert ex.candidates[0].matches[0].fields["requirement"] == requirement
+    finding_id, fields = _first(message)
+    assert finding_id == "requirement-conflict" and fields["requirement"] == requirement
 
 
 @pytest.mark.parametrize(
@@ -69,9 +73,7 @@ def test_xformers_warning_quoted_in_backticks_still_names_both_torch_releases():
         "`WARNING[XFORMERS]: xFormers can't load C++/CUDA extensions. xFormers was built for:\n"
         "`\n`PyTorch 2.0.1+cu118 with CUDA 1108 (you have 1.13.1+cu117)`"
     )
-    ex = explain_text(text)
-    assert ex.candidates[0].finding.id == "ext-abi-mismatch"
-    assert ex.candidates[0].matches[0].fields == {"built": "2.0.1+cu118", "torch": "1.13.1+cu117"}
+    assert _first(text) == ("ext-abi-mismatch", {"built": "2.0.1+cu118", "torch": "1.13.1+cu117"})
 
 
 def test_libtorch_symbol_whose_underscores_markdown_made_emphasis_is_still_a_libtorch_symbol():
