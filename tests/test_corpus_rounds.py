@@ -15,6 +15,9 @@ finding on their healthy reports.
   AutoAWQ, mm* stacks, Jetson). 11 of 19 blind, 17 of 19 after: the misses are a paste cut before
   its message and a message paraphrased in words. ``blind-8a2`` (6 more, xFormers' import check,
   pytorch3d, nerfstudio's image) was collected after those changes: 3 of 6 blind, 4 of 6 after.
+  ``blind-8c``: vLLM and SGLang threads that paste a complete collect_env / check_env (FP8 and bf16 on
+  GPUs without them, Pascal under vLLM, FlashInfer below sm_80): 9 of 12 blind with the error lines,
+  1 of 12 with them removed.
 """
 
 from __future__ import annotations
@@ -48,7 +51,12 @@ ROUNDS = [
     Round("sixth", ("blind-6",), broken=35, healthy=10, floor=0.89),
     Round("seventh", ("blind-7", "blind-7b"), broken=51, healthy=10, floor=0.98, complete_healthy=2),
     Round(
-        "eighth", ("blind-8a", "blind-8a2", "blind-8b"), broken=25, healthy=7, floor=0.84, complete_healthy=3
+        "eighth",
+        ("blind-8a", "blind-8a2", "blind-8b", "blind-8c"),
+        broken=37,
+        healthy=7,
+        floor=0.81,
+        complete_healthy=3,
     ),
 ]
 
