@@ -17,7 +17,8 @@ finding on their healthy reports.
   pytorch3d, nerfstudio's image) was collected after those changes: 3 of 6 blind, 4 of 6 after.
   ``blind-8c``: vLLM and SGLang threads that paste a complete collect_env / check_env (FP8 and bf16 on
   GPUs without them, Pascal under vLLM, FlashInfer below sm_80): 9 of 12 blind with the error lines,
-  1 of 12 with them removed.
+  1 of 12 with them removed; 11 of 12 and 4 of 12 after (check_env read as tool output, the
+  kernel floors of vLLM and FlashInfer). Round: 32 of 37 with the error lines.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ class Round:
     healthy: int
     floor: float  # confirmed id ranked first, with the error lines
     complete_healthy: int = 0  # healthy reports read as complete tool output
+    complete_facts_floor: float = 0.0  # confirmed id first on the complete reports, error lines removed
 
     def cases(self, broken: bool) -> list:
         return [
@@ -55,8 +57,9 @@ ROUNDS = [
         ("blind-8a", "blind-8a2", "blind-8b", "blind-8c"),
         broken=37,
         healthy=7,
-        floor=0.81,
+        floor=0.86,
         complete_healthy=3,
+        complete_facts_floor=0.33,
     ),
 ]
 
@@ -67,11 +70,16 @@ def test_round_ranks_the_confirmed_id_first(round_: Round, capsys) -> None:
     accuracy, misses = _accuracy(broken, with_errors=True)
     facts_only, _ = _accuracy(broken, with_errors=False)
     full = [p for p in broken if _is_full_report(_load(p)["report"])]
+    complete, complete_misses = _accuracy(full, with_errors=False)
     with capsys.disabled():
         print(f"\n{round_.name} round, report + error: {accuracy:.0%} of {len(broken)}; misses: {misses}")
-        print(f"{round_.name} round, facts only: {facts_only:.0%}; complete reports: {len(full)}")
+        print(
+            f"{round_.name} round, facts only: {facts_only:.0%}; complete reports: {complete:.0%} of "
+            f"{len(full)}; misses: {complete_misses}"
+        )
     assert len(broken) >= round_.broken and len(round_.cases(broken=False)) >= round_.healthy
     assert accuracy >= round_.floor, misses
+    assert complete >= round_.complete_facts_floor, complete_misses
 
 
 @pytest.mark.parametrize("round_", ROUNDS, ids=lambda r: r.name)
