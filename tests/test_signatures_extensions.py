@@ -147,3 +147,14 @@ def test_xformers_check_with_its_first_line_is_read_once():
         "    Python  3.10.11 (you have 3.10.11)\n  Please reinstall xformers (see https://x)"
     )
     assert [m.signature.name for m in match_text(text)] == ["xformers-built-for-other-torch"]
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        "AssertionError: fp8e4nv data type is not supported on CUDA arch < 89",  # Triton before 3.0
+        "[Bug]: fp8e4nv data type error on A100",  # the same refusal quoted in a title
+    ],
+)
+def test_tritons_fp8e4nv_refusal_in_either_wording_is_fp8_unsupported(message: str):
+    assert _top(message) == "fp8-unsupported"

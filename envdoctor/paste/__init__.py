@@ -3,9 +3,9 @@
 Recognised, alone or mixed in one paste: PyTorch ``collect_env`` (old and new layouts), vLLM
 ``collect-env``, ``transformers env`` / ``accelerate env``, ``nvidia-smi`` (table, ``-q``, ``-L``),
 ``nvcc --version``, ``pip list`` / ``pip freeze`` / ``conda list``, detectron2 and mmcv environment
-tables, ``python -m xformers.info``, and the error messages of ``envdoctor/signatures``. What the
-paste does not state stays ``None``; a GPU's compute capability inferred from its name is marked
-``capability_inferred``.
+tables, ``python -m xformers.info``, SGLang's ``check_env``, and the error messages of
+``envdoctor/signatures``. What the paste does not state stays ``None``; a GPU's compute capability
+inferred from its name is marked ``capability_inferred``.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from envdoctor.paste import (
     packages,
     prose,
     repl,
+    sglang_env,
     toolchain,
     xformers_info,
 )
@@ -48,6 +49,7 @@ PARSERS = (
     apps,
     detectron2,
     xformers_info,
+    sglang_env,
     nvidia_smi,
     toolchain,
     packages,
