@@ -10,12 +10,14 @@ support comes first, then strong error signatures, then rule findings, then weak
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from envdoctor.facts import Facts
 from envdoctor.findings import Finding, Severity
+from envdoctor.readers import os_family, torch_cuda
 from envdoctor.signatures import Match, Signature, SignatureError, load_signatures, match_text
+from envdoctor.versions import version_tuple
 
 __all__ = [
     "Diagnosis",
@@ -49,6 +51,15 @@ CUDA_UNAVAILABLE_CAUSES = frozenset(
     }
 )
 SYMPTOM_SCORE = 1.0
+# Ids whose cause is an NVIDIA machine running a torch without CUDA. A Mac has no NVIDIA GPU and torch
+# ships no CUDA build for macOS, so there "Torch not compiled with CUDA enabled" means the program asked
+# for CUDA: its own limit or a device setting, not a build to replace (Apple's GPU is the "mps" device).
+NEEDS_NVIDIA = frozenset({"torch-cpu-build"})
+NO_CUDA_ON_MACOS = (
+    "macOS has no CUDA (no NVIDIA GPU, no CUDA build of torch): the program asked for CUDA; on Apple "
+    "silicon run it on the 'mps' device or the CPU, no torch reinstall will help"
+)
+MACOS_BUILDS = "https://pytorch.org/get-started/locally/"
 
 
 @dataclass
@@ -72,6 +83,7 @@ def rank(facts: Facts, matches: list[Match] | None = None) -> list[Diagnosis]:
 
     if matches is None:
         matches = match_text("\n".join(facts.error_lines))
+    matches = without_cuda(facts, matches)
     by_id: dict[str, Diagnosis] = {}
     for f in evaluate(facts):
         d = by_id.get(f.id)
@@ -80,12 +92,12 @@ def rank(facts: Facts, matches: list[Match] | None = None) -> list[Diagnosis]:
         elif f.severity.rank < d.finding.severity.rank:
             d.finding, d.score = f, FACTS_SCORE[f.severity]
     for m in matches:
-        sig = m.signature
-        if sig.id is None:
+        sig, sig_id = m.signature, signature_id(facts, m)
+        if sig_id is None:
             continue
-        d = by_id.get(sig.id)
+        d = by_id.get(sig_id)
         if d is None:
-            d = by_id[sig.id] = Diagnosis(_signature_finding(m), (), 0.0)
+            d = by_id[sig_id] = Diagnosis(_signature_finding(m, sig_id), (), 0.0)
         if "error" not in d.support:
             d.support = ("error", *d.support)
             d.score += CONFIDENCE_SCORE[sig.confidence]
@@ -97,6 +109,7 @@ def rank(facts: Facts, matches: list[Match] | None = None) -> list[Diagnosis]:
     for d in by_id.values():
         if "error" not in d.support:
             _soften_stated(facts, d)
+            _soften_inferred_build(d)
     if facts.torch.cuda_available is False and facts.nvidia.gpus:
         for rule_id in CUDA_UNAVAILABLE_CAUSES & by_id.keys():
             d = by_id[rule_id]
@@ -105,6 +118,33 @@ def rank(facts: Facts, matches: list[Match] | None = None) -> list[Diagnosis]:
     return sorted(
         by_id.values(), key=lambda d: (-d.score, "symptom" not in d.support, d.finding.severity.rank)
     )
+
+
+def signature_id(facts: Facts, m: Match) -> str | None:
+    """The id a matched message points to in this report: the signature's ``toolkit_id`` when the
+    paste's nvcc is a newer CUDA than torch was built with (torch's own PTX would JIT where torch
+    runs; PTX newer than the driver came from what that toolkit compiled here), else its ``id``."""
+    sig = m.signature
+    nvcc, built = facts.cuda.nvcc_version, torch_cuda(facts)
+    if sig.toolkit_id and nvcc and built and version_tuple(nvcc)[:2] > version_tuple(built)[:2]:
+        return sig.toolkit_id
+    return sig.id
+
+
+def without_cuda(facts: Facts, matches: list[Match]) -> list[Match]:
+    """On a Mac with no NVIDIA GPU in the facts, messages whose id presumes an NVIDIA machine become
+    explanations without an id (see NEEDS_NVIDIA)."""
+    if facts.nvidia.gpus or os_family(facts) != "macos":
+        return matches
+    return [
+        replace(
+            m,
+            signature=replace(m.signature, id=None, message=NO_CUDA_ON_MACOS, source=MACOS_BUILDS),
+        )
+        if m.signature.id in NEEDS_NVIDIA
+        else m
+        for m in matches
+    ]
 
 
 def raise_severity(d: Diagnosis, m: Match) -> None:
@@ -117,7 +157,7 @@ def raise_severity(d: Diagnosis, m: Match) -> None:
     """
     if m.severity.rank >= d.finding.severity.rank:
         return
-    raised = _signature_finding(m)
+    raised = _signature_finding(m, d.finding.id)
     old = d.finding
     d.finding = Finding(
         id=old.id,
@@ -158,6 +198,14 @@ def _soften_stated(facts: Facts, d: Diagnosis) -> None:
             d.score = FACTS_SCORE[Severity.WARNING] + (d.score - FACTS_SCORE[Severity.ERROR])
 
 
+def _soften_inferred_build(d: Diagnosis) -> None:
+    """A rule finding that rests on a torch build inferred from the platform (a version without its
+    +cuXXX tag: PyPI's wheel there, see readers.torch_build), with no error line agreeing, is a warning."""
+    if "inferred build" in d.finding.evidence and d.finding.severity is Severity.ERROR:
+        d.finding.severity = Severity.WARNING
+        d.score = FACTS_SCORE[Severity.WARNING] + (d.score - FACTS_SCORE[Severity.ERROR])
+
+
 def _covers(stated_key: str, evidence_key: str) -> bool:
     if stated_key == "nvidia.gpus":
         return evidence_key.startswith(("nvidia.gpus", "gpus."))
@@ -185,16 +233,15 @@ def diagnose(facts: Facts) -> list[Finding]:
     return [d.finding for d in rank(facts)]
 
 
-def _signature_finding(m: Match) -> Finding:
+def _signature_finding(m: Match, finding_id: str) -> Finding:
     """A finding that rests on an error message alone, with the rule's registered fix when it has one."""
     from envdoctor.rules import get_rule
 
     sig = m.signature
-    assert sig.id is not None
     message = sig.message.format_map(_Fields(m.fields))
     fix, sources, verify = "", [sig.source], ""
     try:
-        r = get_rule(sig.id)
+        r = get_rule(finding_id)
     except KeyError:
         r = None
     if r is not None:
@@ -202,7 +249,7 @@ def _signature_finding(m: Match) -> Finding:
     evidence: dict[str, Any] = {"error message": m.excerpt}
     evidence.update({k: v for k, v in m.fields.items() if not k.endswith("_raw")})
     return Finding(
-        id=sig.id,
+        id=finding_id,
         severity=m.severity,
         message=message,
         evidence=evidence,
@@ -317,7 +364,7 @@ def explain_text(text: str) -> Explanation:
         facts = facts_from_report(text)
     except ReportError:
         facts = Facts(origin="report")
-    matches = match_text(text)
+    matches = without_cuda(facts, match_text(text))
     candidates = rank(facts, matches)
     notes = [m for m in matches if m.signature.id is None]
     return Explanation(candidates, notes, unsettled(facts, [d.finding for d in candidates]))
@@ -327,6 +374,7 @@ def _recognised(facts: Facts) -> list[str]:
     """The facts and error lines read from a text that led to no diagnosis (stated ones say so)."""
     said = facts.stated
     shown = {
+        "system.os": facts.system.os,
         "torch.version": facts.torch.version,
         "torch.cuda": facts.torch.cuda,
         "python.version": facts.python.version,

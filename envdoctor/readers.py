@@ -30,21 +30,73 @@ class TorchBuild:
     evidence: dict[str, object]
 
 
+PYPI_CPU_ONLY = (
+    "PyPI's torch wheels for Windows and macOS are CPU builds; CUDA builds come from download.pytorch.org "
+    "and carry a +cuXXX tag"
+)
+
+
+def os_family(facts: Facts) -> str | None:
+    """'windows', 'macos' or 'linux' from the OS a report or probe names; None when unknown."""
+    name = (facts.system.os or "").lower()
+    for family, words in (
+        ("windows", ("windows",)),
+        ("macos", ("macos", "mac os", "darwin")),
+        ("linux", ("linux", "ubuntu", "debian", "centos", "fedora", "rocky", "red hat", "suse", "alma")),
+    ):
+        if any(w in name for w in words):
+            return family
+    return None
+
+
+def _pypi_build(facts: Facts, version: str, evidence: dict[str, object]) -> TorchBuild | None:
+    """The build of a torch version without a local tag, from the platform: PyPI's wheel there.
+
+    Windows and macOS: a CPU build. Linux x86_64: the release's default CUDA build (the
+    ``pypi_default_cuda`` of the knowledge table). Inferred, so the evidence says so: conda's
+    builds also lack the tag (their CUDA shows in conda's build string, read elsewhere), and a
+    report's version may be retyped without it.
+    """
+    if "+" in version:
+        return None
+    family = os_family(facts)
+    release = kb.torch_release(version)
+    if family in ("windows", "macos"):
+        inferred, variant = PYPI_CPU_ONLY, "cpu"
+    elif (
+        family == "linux" and facts.system.arch in (None, "x86_64") and release and release.pypi_default_cuda
+    ):
+        variant = release.pypi_default_cuda
+        inferred = f"PyPI's Linux x86_64 wheel of torch {release.minor} is its {variant} build"
+    else:
+        return None
+    return TorchBuild(
+        version, variant, {**evidence, "system.os": facts.system.os, "inferred build": inferred}
+    )
+
+
 def torch_build(facts: Facts) -> TorchBuild | None:
-    """The installed torch from the import probe, else from torch/version.py, else from the package list."""
+    """The installed torch from the import probe, else from torch/version.py, else from the package list.
+
+    A pasted report's version without a local tag and without torch's CUDA gets the build PyPI ships
+    for the platform the report names (see _pypi_build), marked ``inferred build`` in the evidence.
+    """
     t = facts.torch
     build = facts.packages.torch_build
     if t.version:
         variant = kb.parse_variant(t.version, t.cuda)
         if variant is None and t.status == "ok":
             variant = f"rocm{t.hip}" if t.hip else "cpu"  # imported fine, no CUDA: a CPU (or ROCm) build
-        return TorchBuild(t.version, variant, {"torch.version": t.version, "torch.cuda": t.cuda})
+        evidence: dict[str, object] = {"torch.version": t.version, "torch.cuda": t.cuda}
+        if variant is None and t.hip is None and facts.origin == "report":
+            return _pypi_build(facts, t.version, evidence) or TorchBuild(t.version, None, evidence)
+        return TorchBuild(t.version, variant, evidence)
     if build and build.get("version"):
         version = str(build["version"])
         variant = kb.parse_variant(version, build.get("cuda"))
         if variant is None and "cuda" in build and build.get("hip") is None:
             variant = "cpu"  # version.py says cuda = None: built without CUDA
-        evidence: dict[str, object] = {
+        evidence = {
             "packages.torch_build.version": version,
             "packages.torch_build.cuda": build.get("cuda"),
         }
@@ -52,7 +104,11 @@ def torch_build(facts: Facts) -> TorchBuild | None:
     versions = facts.packages.versions or {}
     if "torch" in versions:
         version = versions["torch"]
-        return TorchBuild(version, kb.parse_variant(version, None), {"packages.versions.torch": version})
+        evidence = {"packages.versions.torch": version}
+        variant = kb.parse_variant(version, None)
+        if variant is None and facts.origin == "report":
+            return _pypi_build(facts, version, evidence) or TorchBuild(version, None, evidence)
+        return TorchBuild(version, variant, evidence)
     if "torch.cuda" in facts.stated and t.cuda is None and t.hip is None:
         # A report that says "a CPU-only version of torch" without naming the version.
         return TorchBuild("", "cpu", {"torch.cuda": "none (a CPU build)"})

@@ -10,6 +10,17 @@ finding on their healthy reports.
   RL stacks (R1-V, EasyR1, OpenRLHF, verl, trl, torchtune, NeMo-RL, Lightning) and vision, speech and
   web-UI stacks (Ultralytics, whisper, PEFT, accelerate, InvokeAI, Fooocus, Forge, SAM 2, Windows).
   50 of 51 after; trl env's devices and Lightning's table make healthy reports complete.
+- eighth, two halves scored blind side by side: ``blind-8a`` / ``blind-8a2``, CUDA extension builds
+  and their wheels (xformers, apex, mamba-ssm, torch-scatter, DGL, pytorch3d, gaussian splatting,
+  tiny-cuda-nn, auto-gptq, AutoAWQ, mm* stacks, Jetson), 14 of 25 blind; ``blind-8b`` ..
+  ``blind-8b5``, model and application repositories people reproduce (speech and TTS apps, LLaVA-like
+  and Qwen-VL training, ONNX Runtime, diffusion apps, lerobot, Apple machines, shared memory in
+  training jobs, AMD ROCm, TensorRT), 28 of 35 blind. The misses left after: a paste cut before its
+  message, a message paraphrased in words, a driver or GPU the paste never states.
+  ``blind-8c``: vLLM and SGLang threads that paste a complete collect_env / check_env (FP8 and bf16 on
+  GPUs without them, Pascal under vLLM, FlashInfer below sm_80): 9 of 12 blind with the error lines,
+  1 of 12 with them removed; 11 of 12 and 4 of 12 after (check_env read as tool output, the kernel
+  floors of vLLM and FlashInfer).
 """
 
 from __future__ import annotations
@@ -30,6 +41,7 @@ class Round:
     healthy: int
     floor: float  # confirmed id ranked first, with the error lines
     complete_healthy: int = 0  # healthy reports read as complete tool output
+    complete_facts_floor: float = 0.0  # confirmed id first on the complete reports, error lines removed
 
     def cases(self, broken: bool) -> list:
         return [
@@ -42,6 +54,15 @@ class Round:
 ROUNDS = [
     Round("sixth", ("blind-6",), broken=35, healthy=10, floor=0.89),
     Round("seventh", ("blind-7", "blind-7b"), broken=51, healthy=10, floor=0.98, complete_healthy=2),
+    Round(
+        "eighth",
+        ("blind-8a", "blind-8a2", "blind-8b", "blind-8b2", "blind-8b3", "blind-8b4", "blind-8b5", "blind-8c"),
+        broken=72,
+        healthy=16,
+        floor=0.92,
+        complete_healthy=3,
+        complete_facts_floor=0.33,
+    ),
 ]
 
 
@@ -51,11 +72,16 @@ def test_round_ranks_the_confirmed_id_first(round_: Round, capsys) -> None:
     accuracy, misses = _accuracy(broken, with_errors=True)
     facts_only, _ = _accuracy(broken, with_errors=False)
     full = [p for p in broken if _is_full_report(_load(p)["report"])]
+    complete, complete_misses = _accuracy(full, with_errors=False)
     with capsys.disabled():
         print(f"\n{round_.name} round, report + error: {accuracy:.0%} of {len(broken)}; misses: {misses}")
-        print(f"{round_.name} round, facts only: {facts_only:.0%}; complete reports: {len(full)}")
+        print(
+            f"{round_.name} round, facts only: {facts_only:.0%}; complete reports: {complete:.0%} of "
+            f"{len(full)}; misses: {complete_misses}"
+        )
     assert len(broken) >= round_.broken and len(round_.cases(broken=False)) >= round_.healthy
     assert accuracy >= round_.floor, misses
+    assert complete >= round_.complete_facts_floor, complete_misses
 
 
 @pytest.mark.parametrize("round_", ROUNDS, ids=lambda r: r.name)

@@ -43,6 +43,13 @@ def test_a_build_tag_written_apart_from_the_version_is_read():
     assert rank(facts)[0].finding.id == "arch-not-in-wheel"
 
 
+def test_a_version_written_in_parentheses_after_the_name_is_read():
+    """DGL#7157: 'This is my environment: pytorch(2.2 + cu118)'."""
+    facts = facts_from_report("This is my environment: pytorch(2.2 + cu118)")
+    assert (facts.torch.version, facts.torch.cuda) == ("2.2+cu118", "11.8")
+    assert "torch.version" in facts.stated
+
+
 def test_driver_written_as_driver_is_version_is_read():
     facts = facts_from_report("the cluster GPU driver is version 470.82. Is there any way?")
     assert facts.nvidia.driver_version == "470.82" and "nvidia.driver_version" in facts.stated

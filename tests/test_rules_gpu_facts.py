@@ -209,3 +209,43 @@ def test_facts_an_unknown_build_of_a_release_that_has_a_covering_build_says_noth
     assert "arch-not-in-wheel" not in found
     found = by_id(run(_pasted_version_on("NVIDIA A100-SXM4-80GB", "8.0", "2.3.1")))
     assert "arch-not-in-wheel" not in found
+
+
+def _serving_stack(package: str, version: str, gpu_name: str, capability: str) -> Facts:
+    """torch 2.3.1+cu121 (kernels for sm_50 .. sm_90) with one CUDA package, on one GPU."""
+    facts = _facts(torch_version="2.3.1+cu121", cuda="12.1")
+    facts.packages.versions = {"torch": "2.3.1+cu121", package: version}
+    facts.nvidia = NvidiaFacts(
+        source="nvml",
+        driver_version="550.54.14",
+        cuda_driver_version="12.4",
+        gpus=[Gpu(index=0, name=gpu_name, compute_capability=capability)],
+    )
+    return facts
+
+
+def test_facts_a_package_without_kernels_for_the_gpu_is_a_warning_naming_the_release_that_has_them():
+    f = by_id(run(_serving_stack("flashinfer", "0.1.3", "Tesla T4", "7.5")))["arch-not-in-wheel"]
+    assert f.severity is Severity.WARNING
+    assert "flashinfer 0.1.3" in f.message and "sm_75" in f.message
+    assert f.evidence["knowledge.kernel_floors[flashinfer<0.1.6]"] == "8.0"
+    assert "flashinfer>=0.1.6" in f.fix
+
+
+def test_facts_a_package_no_release_of_which_covers_the_gpu_says_to_move_or_build():
+    f = by_id(run(_serving_stack("vllm", "0.5.3.post1", "Tesla P100-PCIE-16GB", "6.0")))["arch-not-in-wheel"]
+    assert "vllm 0.5.3.post1" in f.message and "build it from source for sm_60" in f.fix
+
+
+@pytest.mark.parametrize(
+    ("package", "version", "gpu", "capability"),
+    [
+        ("flashinfer", "0.1.6+cu121torch2.4", "Tesla T4", "7.5"),  # 0.1.6 added sm_75
+        ("vllm", "0.5.3.post1", "NVIDIA A100-SXM4-80GB", "8.0"),
+        ("vllm", "0.18.0", "Tesla P100-PCIE-16GB", "6.0"),  # a release the table does not judge
+    ],
+)
+def test_facts_a_package_whose_kernels_cover_the_gpu_or_that_the_table_does_not_judge_says_nothing(
+    package: str, version: str, gpu: str, capability: str
+):
+    assert "arch-not-in-wheel" not in by_id(run(_serving_stack(package, version, gpu, capability)))

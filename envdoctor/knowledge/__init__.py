@@ -34,6 +34,7 @@ TABLE_FIELDS: dict[str, tuple[str, str]] = {
     "gpu_memory": ("name match memory_gib", ""),
     "gpus": ("name match cc", ""),
     "host_compilers": ("cuda max_gcc", ""),
+    "kernel_floors": ("package versions min_capability", ""),
     "model_shapes": ("name model hidden layers heads kv_heads ffn vocab mlp tied", ""),
     "torch_companions": ("package torch version", ""),
     "torch_floors": ("package torch versions", ""),

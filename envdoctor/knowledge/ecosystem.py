@@ -4,6 +4,8 @@
   was built for (their wheels carry compiled code linked against one torch ABI).
 * ``torch_floors.yaml``: the oldest torch a package release works with where pip does not enforce
   it (transformers keeps torch in an extra and disables torch at import; numpy 2 breaks old torch).
+* ``kernel_floors.yaml``: the oldest GPU architecture a CUDA package's published binaries have kernels
+  for (vLLM, FlashInfer), below which the package fails although torch runs.
 * ``cuda_libraries.yaml``: which ``nvidia-*`` wheel ships which shared library, so that a library
   found on ``LD_LIBRARY_PATH`` can be compared with the one torch's wheels install.
 """
@@ -183,4 +185,58 @@ def wheel_version(library: CudaLibrary, nvidia_wheels: dict[str, str]) -> tuple[
     for name, version in sorted(nvidia_wheels.items()):
         if pattern.fullmatch(canonicalize_name(name)):
             return name, version
+    return None
+
+
+# --- kernel floors (vllm, flashinfer) ------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class KernelFloor:
+    """Releases ``versions`` of ``package`` publish kernels for compute capability ``min_capability`` up."""
+
+    package: str
+    versions: str  # "<0.1.6"
+    min_capability: str  # "8.0"
+    source: str
+    status: str
+
+
+@cache
+def _kernel_floors() -> tuple[KernelFloor, ...]:
+    return tuple(
+        KernelFloor(
+            package=canonicalize_name(row["package"]),
+            versions=str(row["versions"]),
+            min_capability=str(row["min_capability"]),
+            source=row["source"],
+            status=row["status"],
+        )
+        for row in load_table("kernel_floors")
+    )
+
+
+def kernel_floor_packages() -> tuple[str, ...]:
+    """Packages the kernel-floor table knows, in table order."""
+    return tuple(dict.fromkeys(floor.package for floor in _kernel_floors()))
+
+
+def kernel_floor(package: str, version: str) -> KernelFloor | None:
+    """The row covering this release of ``package``, or None if the table does not judge it."""
+    name = canonicalize_name(package)
+    return next(
+        (f for f in _kernel_floors() if f.package == name and spec_contains(f.versions, version)), None
+    )
+
+
+def kernel_release_for(package: str, capability: str) -> KernelFloor | None:
+    """The first row of ``package`` with a lower bound (``>=X``) whose kernels cover ``capability``:
+    the releases to move to. None if no published release does."""
+    name, cap = canonicalize_name(package), parse_version(capability)
+    for floor in _kernel_floors():
+        floor_cap = parse_version(floor.min_capability)
+        if floor.package != name or cap is None or floor_cap is None or cap < floor_cap:
+            continue
+        if any(s.operator == ">=" and s.version != "0" for s in SpecifierSet(floor.versions)):
+            return floor
     return None

@@ -3,8 +3,9 @@
 Recognised, alone or mixed in one paste: PyTorch ``collect_env`` (old and new layouts), vLLM
 ``collect-env``, ``transformers env`` / ``accelerate env``, ``nvidia-smi`` (table, ``-q``, ``-L``),
 ``nvcc --version``, ``pip list`` / ``pip freeze`` / ``conda list``, detectron2 and mmcv environment
-tables, and the error messages of ``envdoctor/signatures``. What the paste does not state stays
-``None``; a GPU's compute capability inferred from its name is marked ``capability_inferred``.
+tables, ``python -m xformers.info``, SGLang's ``check_env``, and the error messages of
+``envdoctor/signatures``. What the paste does not state stays ``None``; a GPU's compute capability
+inferred from its name is marked ``capability_inferred``.
 """
 
 from __future__ import annotations
@@ -26,7 +27,9 @@ from envdoctor.paste import (
     packages,
     prose,
     repl,
+    sglang_env,
     toolchain,
+    xformers_info,
 )
 from envdoctor.paste.builder import STATED, Builder
 from envdoctor.redact import strip_controls
@@ -39,7 +42,20 @@ MAX_ERROR_LINES = 60
 # searched in every line.
 MAX_REPORT_LINES = 8000
 # prose comes last: it reads what people wrote, and never extends a GPU list a tool printed.
-PARSERS = (collect_env, hf_env, lightning, apps, detectron2, nvidia_smi, toolchain, packages, repl, prose)
+PARSERS = (
+    collect_env,
+    hf_env,
+    lightning,
+    apps,
+    detectron2,
+    xformers_info,
+    sglang_env,
+    nvidia_smi,
+    toolchain,
+    packages,
+    repl,
+    prose,
+)
 
 _QUOTE = re.compile(r"^\s*(?:>\s?)+")
 _HTML_ENTITY = re.compile(r"&(?:gt|lt|amp|quot|#39|#x27|nbsp);")

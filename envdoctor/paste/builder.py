@@ -133,7 +133,9 @@ class Builder:
         )
 
     def empty(self) -> bool:
-        return not (self.values or self.gpus or self.packages or self.libraries or self.env or self.toolkits)
+        """Nothing but context: the OS named alone (a sentence saying "on Windows") is no report."""
+        values = any(key != "system.os" for key in self.values)
+        return not (values or self.gpus or self.packages or self.libraries or self.env or self.toolkits)
 
     def build(self) -> Facts:
         """The facts this paste states, plus what follows from them without any outside knowledge."""

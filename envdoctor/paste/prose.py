@@ -22,9 +22,9 @@ _PACKAGES = (
 )
 _VERSION = r"(?P<v>\d+\.\d+(?:\.\d+)?(?:\.post\d+|\.dev\d+)?)"
 # "torch 2.0.1", "Pytorch2.2.0+cu121", "pytorch2.5.1+cuda12.1", "torch: 2.3.0", "torch==2.0.1",
-# "torch 2.6 cu124", "PyTorch 2.8.0 + cu129".
+# "torch 2.6 cu124", "PyTorch 2.8.0 + cu129", "pytorch(2.2 + cu118)".
 _TORCH = re.compile(
-    r"\b(?:py)?torch(?:[\s_-]*version)?\s*(?:[:=]=?|\bis\b|\bv)?\s*`?" + _VERSION + r"(?!\.?\d)"
+    r"\b(?:py)?torch(?:[\s_-]*version)?\s*(?:[:=]=?|\bis\b|\bv)?\s*[`(]?" + _VERSION + r"(?!\.?\d)"
     r"(?:\s?\+\s?(?P<tag>cu\d{2,3}|cpu|rocm\d+(?:\.\d+)?)\b|\s*\+?\s*cuda\s*(?P<cuda>\d+\.\d+)|\s+(?P<cu>cu\d{2,3})\b)?",
     re.IGNORECASE,
 )
@@ -59,7 +59,13 @@ _NOT_AVAILABLE = re.compile(
 )
 _AARCH64 = re.compile(r"\baarch64\b|\bJetson\b", re.IGNORECASE)
 _WINDOWS = re.compile(r"\bwindows\b|(?:^|[\s\"'(])[A-Za-z]:\\\w", re.IGNORECASE)
-_MACOS = re.compile(r"\bmac ?os\b|\bdarwin\b", re.IGNORECASE)
+# macOS by name, or a Mac or Apple silicon chip named ("on my Mac", "MacBook Pro M3", "Chipset Model:
+# Apple M2", system_profiler's GPU line).
+_MACOS = re.compile(
+    r"\bmac ?os\b|\bdarwin\b|\bmacbook\b|\bmac (?:mini|studio|pro)\b|\bon (?:my |a |the )?mac\b"
+    r"|\bapple (?:m[1-9]\b|silicon\b)",
+    re.IGNORECASE,
+)
 _LINUX = re.compile(r"\b(?:ubuntu|debian|centos|fedora|rocky linux)\b", re.IGNORECASE)
 _DIGIT = re.compile(r"\d")
 PROSE_LINE = 500  # characters of a line read for prose facts
@@ -67,7 +73,7 @@ PROSE_LINES = 1000  # lines read for prose facts: the first and last halves
 # Each OS pattern with the lower-case substrings one of which a matching line must hold.
 _SYSTEMS = (
     (_WINDOWS, "Windows", ("windows", ":\\")),
-    (_MACOS, "macOS", ("mac", "darwin")),
+    (_MACOS, "macOS", ("mac", "darwin", "apple")),
     (_LINUX, "Linux", ("ubuntu", "debian", "centos", "fedora", "rocky")),
 )
 # Lines that name versions someone asks for, not ones installed.
@@ -114,7 +120,7 @@ def parse(lines: list[str], b: Builder) -> None:
                 systems.append((os_name, words))
     if not b.gpus:  # a GPU list printed by a tool is never extended from prose
         _gpus(gpus, b)
-    if systems and not b.empty():  # the OS is context for other facts: named alone, it is no report
+    if systems:  # context for other facts and error lines; named alone it is no report (Builder.empty)
         b.put("system.os", systems[0][0], PROSE, systems[0][1])
 
 

@@ -35,6 +35,8 @@ TORCH_TIMEOUT = 20.0
 # Extra time a probe thread gets beyond its own subprocess timeout before it is declared hung.
 _GRACE = 2.0
 _TIMED_OUT = "timed out after"
+# Seconds between looks at the interruption flag while the probes run.
+_POLL = 0.1
 
 
 class ProbeTargetError(EnvdoctorError):
@@ -59,7 +61,7 @@ def collect(
     probe_timeout = probe_timeout or _env_seconds("ENVDOCTOR_PROBE_TIMEOUT", PROBE_TIMEOUT)
     torch_timeout = torch_timeout or _env_seconds("ENVDOCTOR_TORCH_TIMEOUT", TORCH_TIMEOUT)
     probes: dict[str, tuple[Callable[[], Any], float]] = {}
-    with _process.ending_children_on_signal():
+    with _process.ending_children_on_signal() as interrupted:
         if not quick:  # the child is spawned before anything else is imported: it is the critical path
             from envdoctor.probes import torch_runtime
 
@@ -77,7 +79,7 @@ def collect(
         probes["docker"] = (lambda: docker_engine.probe(probe_timeout), probe_timeout + _GRACE)
         probes["toolchain"] = (lambda: toolchain.probe(probe_timeout), probe_timeout + _GRACE)
 
-        results = _run_concurrently(probes, facts, while_waiting)
+        results = _run_concurrently(probes, facts, while_waiting, interrupted)
 
     env = results.get("target")
     if isinstance(env, target_probe.TargetNotPython):
@@ -130,8 +132,11 @@ def _run_concurrently(
     probes: dict[str, tuple[Callable[[], Any], float]],
     facts: Facts,
     while_waiting: Callable[[], object] | None = None,
+    interrupted: threading.Event | None = None,
 ) -> dict[str, Any]:
     """Run every probe in its own daemon thread; return name -> result or the exception it raised.
+
+    Waiting stops early once ``interrupted`` is set (the caller then raises the interruption).
 
     A probe that raises or outlives its timeout is recorded in ``facts.probe_errors`` (one line)
     and ``facts.timings``; the target probe's ``TargetNotPython`` is returned for the caller to raise.
@@ -149,9 +154,13 @@ def _run_concurrently(
     if while_waiting is not None:
         while_waiting()
     results: dict[str, Any] = {}
+    stop = interrupted or threading.Event()
     for name, thread in threads.items():
         _timeout = probes[name][1]
-        thread.join(max(started + _timeout - time.monotonic(), 0))
+        while thread.is_alive() and not stop.is_set() and time.monotonic() < started + _timeout:
+            thread.join(min(started + _timeout - time.monotonic(), _POLL))  # a signal cannot end a join
+        if stop.is_set():
+            return results
         if name not in outcomes:  # still running: left behind, it cannot keep envdoctor from exiting
             facts.probe_errors[name] = f"{_TIMED_OUT} {_timeout:g}s"
             facts.timings[name] = round(time.monotonic() - started, 3)

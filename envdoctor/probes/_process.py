@@ -15,7 +15,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -30,7 +29,7 @@ PAYLOAD_MARK = "@@envdoctor-payload@@"
 # does not reach them: :func:`kill_all` ends them when envdoctor itself is interrupted.
 _live: set[subprocess.Popen] = set()
 # Re-entrant: :func:`ending_children_on_signal`'s handler runs in the main thread, possibly while
-# that thread is inside :func:`start` holding the lock.
+# that thread is inside :func:`start` or :func:`wait` holding the lock.
 _live_lock = threading.RLock()
 # Set once envdoctor is interrupted: a probe thread that starts a child afterwards kills it at once.
 _stopping = threading.Event()
@@ -131,16 +130,21 @@ def kill_all() -> None:
 
 
 @contextmanager
-def ending_children_on_signal() -> Iterator[None]:
-    """While the block runs, SIGINT and SIGTERM kill every child at once, then interrupt as before.
+def ending_children_on_signal() -> Iterator[threading.Event]:
+    """While the block runs, SIGINT and SIGTERM kill every child at once; the block then ends early.
 
-    Killing from the handler, not from an ``except`` clause, matters: a KeyboardInterrupt raised while
-    the main thread runs a weakref callback (importlib's module locks have one) is printed as
-    "Exception ignored" and lost, and the main thread would then wait out a hung ``import torch``.
-    If the interruption was lost that way, it is raised again when the block ends. Outside the
-    main thread (where handlers cannot be installed) only an exception ending the block kills them.
+    The event yielded is set on the signal: the block stops waiting when it is (probe threads end
+    soon anyway, their children being dead). The interruption itself is raised when the block
+    ends, as the handler in place before would have raised it. Python's way, raising from the
+    handler, lands the exception wherever the main thread happens to be: inside a finalizer
+    (importlib's module-lock callback) it is printed as "Exception ignored" and lost, and inside
+    an ``exec`` of source text (dataclasses build their methods so) CPython marks it unhandled
+    even once caught, and the process dies of SIGINT at exit instead of returning 130. Outside
+    the main thread (where handlers cannot be installed) only an exception ending the block
+    kills the children.
     """
     received: list[int] = []
+    stop = threading.Event()
     previous: dict[int, Any] = {}
     if threading.current_thread() is threading.main_thread():
         previous = {
@@ -149,39 +153,30 @@ def ending_children_on_signal() -> Iterator[None]:
             if signal.getsignal(sig) is not signal.SIG_IGN
         }
 
-    def interrupted(signum: int, frame: FrameType | None) -> None:
+    def interrupted(signum: int, _frame: FrameType | None) -> None:
         received.append(signum)
+        stop.set()
         kill_all()
-        _interrupt_as_before(previous[signum], signum, frame)
-
-    report_unraisable = sys.unraisablehook
-
-    def quiet_when_interrupted(unraisable: Any) -> None:
-        """The lost interruption is raised again below: no "Exception ignored ... Traceback" for it."""
-        if not (received and isinstance(unraisable.exc_value, (KeyboardInterrupt, SystemExit))):
-            report_unraisable(unraisable)
 
     for sig in previous:
         signal.signal(sig, interrupted)
-    sys.unraisablehook = quiet_when_interrupted
     try:
-        yield
+        yield stop
     except BaseException:  # whatever ends the block early: the children live in sessions of their own
         kill_all()
         raise
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-        sys.unraisablehook = report_unraisable
         _stopping.clear()
-    if received:  # the exception was swallowed on its way out: interrupt now
-        _interrupt_as_before(previous[received[0]], received[0], None)
+    if received:
+        _interrupt_as_before(previous[received[0]], received[0])
 
 
-def _interrupt_as_before(handler: Any, signum: int, frame: FrameType | None) -> None:
+def _interrupt_as_before(handler: Any, signum: int) -> None:
     """Do what the handler in place before :func:`ending_children_on_signal` would have done."""
     if callable(handler):
-        handler(signum, frame)
+        handler(signum, None)
     elif signum == signal.SIGINT:
         raise KeyboardInterrupt
     else:  # SIG_DFL for SIGTERM: end the process, as the default would, but unwinding

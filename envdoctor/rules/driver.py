@@ -1,6 +1,6 @@
 """Rules about the NVIDIA driver: absent, too old for the torch build, or out of step with its module.
 
-Facts read: nvidia, packages, stated, torch (some through envdoctor.readers).
+Facts read: nvidia, origin, packages, stated, system, torch (some through envdoctor.readers).
 """
 
 from __future__ import annotations

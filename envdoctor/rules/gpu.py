@@ -1,6 +1,6 @@
 """Rules about torch and the GPUs: CPU wheel on a GPU box, missing kernels, FP8 and bf16 support.
 
-Facts read: cuda, nvidia, packages, python, stated, system, torch (some through envdoctor.readers).
+Facts read: cuda, nvidia, origin, packages, python, stated, system, torch (some through envdoctor.readers).
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from envdoctor.facts import Facts
 from envdoctor.findings import Finding, Manual, PipInstall, Severity
 from envdoctor.knowledge import cuda as kb
+from envdoctor.knowledge import ecosystem as eco
 from envdoctor.readers import GpuInfo, TorchBuild, capabilities, gpus, torch_build
 from envdoctor.rules import rule
 from envdoctor.rules.torch_install import describe_install, torch_install_action
@@ -71,10 +72,12 @@ def torch_cpu_build(facts: Facts) -> Iterator[Finding]:
     driver = facts.nvidia.driver_version
     action = _move_forward(build.version, driver, caps, facts.python.version) if build.version else None
     actions: list = [action] if action else [Manual(f"Install a CUDA build of torch: {PYTORCH_LOCAL}")]
+    inferred = " (inferred: no +cuXXX tag on " + str(facts.system.os) + ")"
     yield torch_cpu_build.finding(
         (
-            f"torch {build.version or '(version not stated)'} is a CPU-only build but {len(gpu_list)} "
-            "NVIDIA GPU(s) are present "
+            f"torch {build.version or '(version not stated)'} is a CPU-only build"
+            + (inferred if "inferred build" in build.evidence else "")
+            + f" but {len(gpu_list)} NVIDIA GPU(s) are present "
             f"({', '.join(sorted({g.name for g in gpu_list}))})."
         ),
         evidence={**build.evidence, "nvidia.driver_version": driver, **_gpu_evidence(gpu_list)},
@@ -106,7 +109,15 @@ def arch_not_in_wheel(facts: Facts) -> Iterator[Finding]:
     Fix: the same torch version from a CUDA index whose arch list covers every GPU (V100 on
     2.11+cu128 -> cu126); if that release has none, the oldest newer stable release that does
     (RTX 5090 on 2.6+cu126 -> 2.7.1 from cu128). Never a nightly.
+    A CUDA package whose published kernels start above a GPU's compute capability (vLLM on a
+    P100, FlashInfer 0.1.x on a T4) fails the same way while torch runs: a warning, since a package
+    can be installed and not used.
     """
+    torch_findings = list(_torch_without_kernels(facts))
+    yield from torch_findings or _packages_without_kernels(facts)
+
+
+def _torch_without_kernels(facts: Facts) -> Iterator[Finding]:
     build = torch_build(facts)
     gpu_list = gpus(facts)
     if build is not None and build.variant is None and gpu_list:
@@ -154,6 +165,59 @@ def arch_not_in_wheel(facts: Facts) -> Iterator[Finding]:
         actions=[action] if action else [Manual(NO_WHEEL)],
         sources=[s for s in (CUDA_COMPAT, source) if s],
         inferred=any(g.inferred for g in uncovered),
+    )
+
+
+def _packages_without_kernels(facts: Facts) -> Iterator[Finding]:
+    """Installed CUDA packages (the kernel-floor table) with no kernels for some GPU: one finding."""
+    gpu_list = gpus(facts) or []
+    versions = facts.packages.versions or {}
+    parts: list[str] = []
+    fixes: list[str] = []
+    evidence: dict[str, object] = {}
+    sources: list[str] = []
+    uncovered: dict[str, GpuInfo] = {}
+    for package in eco.kernel_floor_packages():
+        version = versions.get(package)
+        floor = eco.kernel_floor(package, version) if version and gpu_list else None
+        if floor is None or version is None:
+            continue
+        below = [
+            g
+            for g in gpu_list
+            if g.capability and version_tuple(g.capability) < version_tuple(floor.min_capability)
+        ]
+        if not below:
+            continue
+        names = ", ".join(sorted({f"{g.name} (sm_{(g.capability or '').replace('.', '')})" for g in below}))
+        parts.append(
+            f"{package} {version} publishes kernels for compute capability {floor.min_capability} "
+            f"and newer only: none for {names}"
+        )
+        lowest = min((g.capability or "" for g in below), key=version_tuple)
+        newer = eco.kernel_release_for(package, lowest)
+        fixes.append(
+            f"install {package}{newer.versions} (kernels from compute capability {newer.min_capability})"
+            if newer
+            else f"run {package} on a GPU of compute capability {floor.min_capability} or newer, or build "
+            f"it from source for sm_{lowest.replace('.', '')}"
+        )
+        evidence[f"packages.versions.{package}"] = version
+        evidence[f"knowledge.kernel_floors[{package}{floor.versions}]"] = floor.min_capability
+        sources.append(floor.source)
+        uncovered.update({g.path: g for g in below})
+    if not parts:
+        return
+    fix = "; ".join(fixes)
+    fix = fix[0].upper() + fix[1:] + "."
+    yield arch_not_in_wheel.finding(
+        "; ".join(parts) + ".",
+        severity=Severity.WARNING,
+        evidence={**evidence, **_gpu_evidence(list(uncovered.values()))},
+        fix=fix,
+        actions=[Manual(fix)],
+        sources=[*sources, NVIDIA_GPUS],
+        inferred=any(g.inferred for g in uncovered.values()),
     )
 
 

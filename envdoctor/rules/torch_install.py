@@ -3,7 +3,7 @@
 This module also holds the torch install action and its one-line description, which the driver and
 GPU rules share; the facts they read (torch build, GPUs) come from :mod:`envdoctor.readers`.
 
-Facts read: nvidia, packages, python, stated, torch (some through envdoctor.readers).
+Facts read: nvidia, origin, packages, python, stated, system, torch (some through envdoctor.readers).
 """
 
 from __future__ import annotations

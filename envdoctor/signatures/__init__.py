@@ -61,6 +61,9 @@ class Signature:
     # The same message is raised by users' own code (a TypeError about arguments): a crash does not
     # make it an error, since the program died of a bug there as often as of its environment.
     user_code: bool = False
+    # The id when the paste's nvcc is a newer CUDA than torch was built with: what failed was then
+    # compiled here by that toolkit, not shipped inside torch (see explain.signature_id).
+    toolkit_id: str | None = None
 
 
 @dataclass
@@ -140,6 +143,9 @@ def parse_signature(filename: str, i: int, item: Any) -> Signature:
     user_code = item.get("user_code", False)
     if not isinstance(user_code, bool):
         raise SignatureError(f"{where}: user_code: not true or false")
+    toolkit_id = item.get("toolkit_id")
+    if toolkit_id is not None and not isinstance(toolkit_id, str):
+        raise SignatureError(f"{where}: toolkit_id: not a finding id")
     return Signature(
         name=item["name"],
         id=item.get("id"),
@@ -154,6 +160,7 @@ def parse_signature(filename: str, i: int, item: Any) -> Signature:
         sets=sets,
         anchors=anchors(pattern),
         user_code=user_code,
+        toolkit_id=toolkit_id,
     )
 
 

@@ -130,3 +130,33 @@ def test_ctrl_c_swallowed_by_a_finalizer_still_ends_check(tmp_path, monkeypatch)
     while _alive(child) and time.monotonic() < gone:
         time.sleep(0.05)
     assert not _alive(child), f"the torch probe child {child} outlived the interrupted check"
+
+
+def test_ctrl_c_inside_exec_of_source_text_still_exits_130(tmp_path) -> None:
+    """Ctrl-C landing while the main thread runs ``exec`` of source text (dataclasses build their
+    methods so; check loads its rules while the probes run): CPython marks such a KeyboardInterrupt
+    unhandled even when it is caught, and the process died of SIGINT (-2) after main returned 130,
+    2 runs in 100 beside a CPU hog. Fed here through the hook that runs while the probes wait."""
+    fake = tmp_path / "site" / "torch"
+    fake.mkdir(parents=True)
+    fake.joinpath("__init__.py").write_text("import time\ntime.sleep(300)\n")
+    runner = tmp_path / "site" / "ctrl_c_in_exec"  # run with -m, as `python -m envdoctor` runs
+    runner.mkdir()
+    runner.joinpath("__main__.py").write_text(
+        "import sys\n"
+        "from envdoctor import probes\n"
+        "from envdoctor.cli import main\n"
+        "run = probes._run_concurrently\n"
+        "def ctrl_c_in_exec(*args):\n"
+        "    exec('import signal\\nsignal.raise_signal(signal.SIGINT)\\nafter = 1')\n"
+        "def patched(probe_fns, facts, while_waiting=None, *rest):\n"
+        "    return run(probe_fns, facts, ctrl_c_in_exec, *rest)\n"
+        "probes._run_concurrently = patched\n"
+        "sys.exit(main(['check', '--json']))\n"
+    )
+    env = dict(os.environ, PYTHONPATH=f"{ROOT}{os.pathsep}{tmp_path / 'site'}")
+    ran = subprocess.run(
+        [sys.executable, "-m", "ctrl_c_in_exec"], capture_output=True, text=True, env=env, timeout=60
+    )
+    assert ran.returncode == 130, (ran.returncode, ran.stderr[-2000:])
+    assert "Traceback" not in ran.stdout + ran.stderr
