@@ -158,3 +158,14 @@ def test_xformers_check_with_its_first_line_is_read_once():
 )
 def test_tritons_fp8e4nv_refusal_in_either_wording_is_fp8_unsupported(message: str):
     assert _top(message) == "fp8-unsupported"
+
+
+def test_xformers_refusing_the_installed_flash_attn_is_a_requirement_conflict_naming_both():
+    text = (
+        '  File "/opt/conda/lib/python3.11/site-packages/xformers/ops/fmha/flash.py", line 82, in <module>\n'
+        "    raise ImportError(\n"
+        "ImportError: Requires Flash-Attention version >=2.7.1,<=2.8.2 but got 2.8.3.\n"
+    )
+    finding_id, fields = _first(text)
+    assert finding_id == "requirement-conflict"
+    assert fields == {"dependency": "Flash-Attention", "requirement": ">=2.7.1,<=2.8.2", "installed": "2.8.3"}
