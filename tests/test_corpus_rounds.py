@@ -23,7 +23,8 @@ finding on their healthy reports.
   floors of vLLM and FlashInfer).
 - ninth (``blind-9``): the reasoning-RL wave (VLM-R1, OpenR, verifiers, LLM-Dojo, rl-swarm, the
   hello-agents RL chapter) and the libraries under it (flash-attn, vLLM, xFormers, NumPy 2, mmcv),
-  with OpenCompass environment dumps from R1-distill evaluations as healthy reports.
+  with OpenCompass environment dumps from R1-distill evaluations as healthy reports. 14 of 17 blind,
+  16 of 17 after; the OpenCompass dicts read as tool output (8 of 8 healthy reports complete).
 """
 
 from __future__ import annotations
@@ -66,7 +67,7 @@ ROUNDS = [
         complete_healthy=3,
         complete_facts_floor=0.33,
     ),
-    Round("ninth", ("blind-9",), broken=17, healthy=8, floor=0.82, complete_healthy=1),
+    Round("ninth", ("blind-9",), broken=17, healthy=8, floor=0.94, complete_healthy=8),
 ]
 
 
