@@ -67,7 +67,7 @@ ROUNDS = [
         complete_healthy=3,
         complete_facts_floor=0.33,
     ),
-    Round("ninth", ("blind-9",), broken=17, healthy=8, floor=0.94, complete_healthy=8),
+    Round("ninth", ("blind-9", "blind-9b"), broken=20, healthy=8, floor=0.9, complete_healthy=8),
 ]
 
 
