@@ -169,3 +169,15 @@ def test_xformers_refusing_the_installed_flash_attn_is_a_requirement_conflict_na
     finding_id, fields = _first(text)
     assert finding_id == "requirement-conflict"
     assert fields == {"dependency": "Flash-Attention", "requirement": ">=2.7.1,<=2.8.2", "installed": "2.8.3"}
+
+
+def test_an_extension_modules_undefined_symbol_quoted_without_its_name_is_an_abi_mismatch():
+    text = (
+        "However, after install vllm==0.8.5, the version of torch becomes 2.6.0, then get "
+        "`flash_attn_2_cuda.cpython-311-x86_64-linux-gnu.so: undefined symbol:`  error again."
+    )
+    finding_id, fields = _first(text)
+    assert finding_id == "ext-abi-mismatch"
+    assert fields["library"] == "flash_attn_2_cuda.cpython-311-x86_64-linux-gnu.so"
+    named = "ImportError: /x/vllm/_C.abi3.so: undefined symbol: _ZN3c104cuda9SetDeviceEi"
+    assert [m.signature.name for m in match_text(named)] == ["extension-undefined-torch-symbol"]
