@@ -24,7 +24,8 @@ finding on their healthy reports.
 - ninth (``blind-9``): the reasoning-RL wave (VLM-R1, OpenR, verifiers, LLM-Dojo, rl-swarm, the
   hello-agents RL chapter) and the libraries under it (flash-attn, vLLM, xFormers, NumPy 2, mmcv),
   with OpenCompass environment dumps from R1-distill evaluations as healthy reports. 14 of 17 blind,
-  16 of 17 after; the OpenCompass dicts read as tool output (8 of 8 healthy reports complete).
+  and ``blind-9b`` (collected after the first changes) 2 of 3 blind; 19 of 20 after. The OpenCompass
+  dicts read as tool output (8 of 8 healthy reports complete).
 """
 
 from __future__ import annotations
@@ -67,7 +68,7 @@ ROUNDS = [
         complete_healthy=3,
         complete_facts_floor=0.33,
     ),
-    Round("ninth", ("blind-9", "blind-9b"), broken=20, healthy=8, floor=0.9, complete_healthy=8),
+    Round("ninth", ("blind-9", "blind-9b"), broken=20, healthy=8, floor=0.95, complete_healthy=8),
 ]
 
 
