@@ -131,11 +131,16 @@ def rank(facts: Facts, matches: list[Match] | None = None) -> list[Diagnosis]:
 def signature_id(facts: Facts, m: Match) -> str | None:
     """The id a matched message points to in this report: the signature's ``toolkit_id`` when the
     paste's nvcc is a newer CUDA than torch was built with (torch's own PTX would JIT where torch
-    runs; PTX newer than the driver came from what that toolkit compiled here), else its ``id``."""
+    runs; PTX newer than the driver came from what that toolkit compiled here); its
+    ``foreign_cuda_id`` when the message names a CUDA runtime of another major than torch's (torch
+    loads its own: a package built for that CUDA asked for it); else its ``id``."""
     sig = m.signature
     nvcc, built = facts.cuda.nvcc_version, torch_cuda(facts)
     if sig.toolkit_id and nvcc and built and version_tuple(nvcc)[:2] > version_tuple(built)[:2]:
         return sig.toolkit_id
+    asked = m.fields.get("cuda")
+    if sig.foreign_cuda_id and asked and built and version_tuple(asked)[:1] != version_tuple(built)[:1]:
+        return sig.foreign_cuda_id
     return sig.id
 
 

@@ -8,6 +8,7 @@ import pytest
 from envdoctor.explain import explain_text, load_signatures, match_text, rank
 from envdoctor.paste import facts_from_report
 from envdoctor.rules import all_rules
+from envdoctor.signatures import SignatureError, parse_signature
 
 
 def _top(text: str) -> str | None:
@@ -181,3 +182,27 @@ def test_an_extension_modules_undefined_symbol_quoted_without_its_name_is_an_abi
     assert fields["library"] == "flash_attn_2_cuda.cpython-311-x86_64-linux-gnu.so"
     named = "ImportError: /x/vllm/_C.abi3.so: undefined symbol: _ZN3c104cuda9SetDeviceEi"
     assert [m.signature.name for m in match_text(named)] == ["extension-undefined-torch-symbol"]
+
+
+def test_a_cuda_runtime_of_another_major_than_torchs_is_asked_for_by_a_package_built_for_it():
+    missing = "ImportError: libcudart.so.10.1: cannot open shared object file: No such file or directory"
+    assert _top(missing) == "cuda-lib-conflict"  # torch's CUDA unknown: a library not on the path
+    assert _top("PyTorch version: 2.1.0+cu121\n" + missing) == "ext-abi-mismatch"
+    same = "ImportError: libcudart.so.12: cannot open shared object file: No such file or directory"
+    assert _top("PyTorch version: 2.1.0+cu121\n" + same) == "cuda-lib-conflict"
+
+
+def test_foreign_cuda_id_needs_a_cuda_group_in_the_pattern():
+    row = {
+        "name": "x",
+        "id": "cuda-lib-conflict",
+        "severity": "error",
+        "confidence": "high",
+        "pattern": "libcudart\\.so: cannot open",
+        "foreign_cuda_id": "ext-abi-mismatch",
+        "message": "m",
+        "source": "https://example.org",
+        "example": "libcudart.so: cannot open",
+    }
+    with pytest.raises(SignatureError, match="foreign_cuda_id"):
+        parse_signature("libraries.yaml", 0, row)
