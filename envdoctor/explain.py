@@ -60,6 +60,14 @@ NO_CUDA_ON_MACOS = (
     "silicon run it on the 'mps' device or the CPU, no torch reinstall will help"
 )
 MACOS_BUILDS = "https://pytorch.org/get-started/locally/"
+# Ids that say the GPU lacks a number format, with the compute capability that has it. A message
+# pointing to one of them on a paste whose every GPU has that capability is about the program's
+# precision settings (a bf16 model under fp16 mixed precision on an A100), not about the GPU.
+FORMAT_FLOORS = {"bf16-unsupported": (8, 0), "fp8-unsupported": (8, 9)}
+GPU_HAS_FORMAT = (
+    "every GPU here (compute capability {caps}) has this number format: the program's precision "
+    "settings asked for the failing combination, not the GPU"
+)
 
 
 @dataclass
@@ -83,7 +91,7 @@ def rank(facts: Facts, matches: list[Match] | None = None) -> list[Diagnosis]:
 
     if matches is None:
         matches = match_text("\n".join(facts.error_lines))
-    matches = without_cuda(facts, matches)
+    matches = within_capability(facts, without_cuda(facts, matches))
     by_id: dict[str, Diagnosis] = {}
     for f in evaluate(facts):
         d = by_id.get(f.id)
@@ -123,11 +131,16 @@ def rank(facts: Facts, matches: list[Match] | None = None) -> list[Diagnosis]:
 def signature_id(facts: Facts, m: Match) -> str | None:
     """The id a matched message points to in this report: the signature's ``toolkit_id`` when the
     paste's nvcc is a newer CUDA than torch was built with (torch's own PTX would JIT where torch
-    runs; PTX newer than the driver came from what that toolkit compiled here), else its ``id``."""
+    runs; PTX newer than the driver came from what that toolkit compiled here); its
+    ``foreign_cuda_id`` when the message names a CUDA runtime of another major than torch's (torch
+    loads its own: a package built for that CUDA asked for it); else its ``id``."""
     sig = m.signature
     nvcc, built = facts.cuda.nvcc_version, torch_cuda(facts)
     if sig.toolkit_id and nvcc and built and version_tuple(nvcc)[:2] > version_tuple(built)[:2]:
         return sig.toolkit_id
+    asked = m.fields.get("cuda")
+    if sig.foreign_cuda_id and asked and built and version_tuple(asked)[:1] != version_tuple(built)[:1]:
+        return sig.foreign_cuda_id
     return sig.id
 
 
@@ -142,6 +155,27 @@ def without_cuda(facts: Facts, matches: list[Match]) -> list[Match]:
             signature=replace(m.signature, id=None, message=NO_CUDA_ON_MACOS, source=MACOS_BUILDS),
         )
         if m.signature.id in NEEDS_NVIDIA
+        else m
+        for m in matches
+    ]
+
+
+def within_capability(facts: Facts, matches: list[Match]) -> list[Match]:
+    """Messages whose id says the GPU lacks a number format (FORMAT_FLOORS) become explanations
+    without an id when every GPU in the facts has a known capability at or above that format's floor."""
+    caps = [g.compute_capability for g in facts.nvidia.gpus or ()]
+    if not caps or not all(caps):
+        return matches
+    lowest = min(version_tuple(c)[:2] for c in caps if c)
+    said = ", ".join(sorted(set(c for c in caps if c)))
+    return [
+        replace(
+            m,
+            signature=replace(
+                m.signature, id=None, message=f"{m.signature.message}; {GPU_HAS_FORMAT.format(caps=said)}"
+            ),
+        )
+        if m.signature.id in FORMAT_FLOORS and lowest >= FORMAT_FLOORS[m.signature.id]
         else m
         for m in matches
     ]
@@ -364,7 +398,7 @@ def explain_text(text: str) -> Explanation:
         facts = facts_from_report(text)
     except ReportError:
         facts = Facts(origin="report")
-    matches = without_cuda(facts, match_text(text))
+    matches = within_capability(facts, without_cuda(facts, match_text(text)))
     candidates = rank(facts, matches)
     notes = [m for m in matches if m.signature.id is None]
     return Explanation(candidates, notes, unsettled(facts, [d.finding for d in candidates]))

@@ -21,6 +21,11 @@ finding on their healthy reports.
   GPUs without them, Pascal under vLLM, FlashInfer below sm_80): 9 of 12 blind with the error lines,
   1 of 12 with them removed; 11 of 12 and 4 of 12 after (check_env read as tool output, the kernel
   floors of vLLM and FlashInfer).
+- ninth (``blind-9``): the reasoning-RL wave (VLM-R1, OpenR, verifiers, LLM-Dojo, rl-swarm, the
+  hello-agents RL chapter) and the libraries under it (flash-attn, vLLM, xFormers, NumPy 2, mmcv),
+  with OpenCompass environment dumps from R1-distill evaluations as healthy reports. 14 of 17 blind,
+  and ``blind-9b`` (collected after the first changes) 2 of 3 blind; 19 of 20 after. The OpenCompass
+  dicts read as tool output (8 of 8 healthy reports complete).
 """
 
 from __future__ import annotations
@@ -63,6 +68,7 @@ ROUNDS = [
         complete_healthy=3,
         complete_facts_floor=0.33,
     ),
+    Round("ninth", ("blind-9", "blind-9b"), broken=20, healthy=8, floor=0.95, complete_healthy=8),
 ]
 
 

@@ -129,3 +129,13 @@ def test_unrecognised_text_says_what_was_read_and_asks_for_the_report_that_settl
     full = explain_text(COLLECT_ENV + "\nSegmentation fault somewhere\n")  # a complete, healthy report
     assert full.candidates == [] and full.settle is not None
     assert "complete error output" in full.settle.ask_for
+
+
+def test_a_gpu_named_between_ideographs_is_read():
+    """Chinese text runs a GPU name into the words around it ("使用v100在运行"): \\w matches ideographs,
+    so the name's edges are ASCII letters and digits only."""
+    facts = facts_from_report("使用v100在运行RL章节里面的快速上手示例时候，因为不支持BF16，导致出错。")
+    assert [g.name for g in facts.nvidia.gpus] == ["NVIDIA V100"]
+    assert "nvidia.gpus" in facts.stated
+    # still no GPU inside a longer ASCII word or model name
+    assert facts_from_report("I run model xv100b on torch 2.1.0").nvidia.gpus is None

@@ -8,6 +8,7 @@ import pytest
 from envdoctor.explain import explain_text, load_signatures, match_text, rank
 from envdoctor.paste import facts_from_report
 from envdoctor.rules import all_rules
+from envdoctor.signatures import SignatureError, parse_signature
 
 
 def _top(text: str) -> str | None:
@@ -158,3 +159,50 @@ def test_xformers_check_with_its_first_line_is_read_once():
 )
 def test_tritons_fp8e4nv_refusal_in_either_wording_is_fp8_unsupported(message: str):
     assert _top(message) == "fp8-unsupported"
+
+
+def test_xformers_refusing_the_installed_flash_attn_is_a_requirement_conflict_naming_both():
+    text = (
+        '  File "/opt/conda/lib/python3.11/site-packages/xformers/ops/fmha/flash.py", line 82, in <module>\n'
+        "    raise ImportError(\n"
+        "ImportError: Requires Flash-Attention version >=2.7.1,<=2.8.2 but got 2.8.3.\n"
+    )
+    finding_id, fields = _first(text)
+    assert finding_id == "requirement-conflict"
+    assert fields == {"dependency": "Flash-Attention", "requirement": ">=2.7.1,<=2.8.2", "installed": "2.8.3"}
+
+
+def test_an_extension_modules_undefined_symbol_quoted_without_its_name_is_an_abi_mismatch():
+    text = (
+        "However, after install vllm==0.8.5, the version of torch becomes 2.6.0, then get "
+        "`flash_attn_2_cuda.cpython-311-x86_64-linux-gnu.so: undefined symbol:`  error again."
+    )
+    finding_id, fields = _first(text)
+    assert finding_id == "ext-abi-mismatch"
+    assert fields["library"] == "flash_attn_2_cuda.cpython-311-x86_64-linux-gnu.so"
+    named = "ImportError: /x/vllm/_C.abi3.so: undefined symbol: _ZN3c104cuda9SetDeviceEi"
+    assert [m.signature.name for m in match_text(named)] == ["extension-undefined-torch-symbol"]
+
+
+def test_a_cuda_runtime_of_another_major_than_torchs_is_asked_for_by_a_package_built_for_it():
+    missing = "ImportError: libcudart.so.10.1: cannot open shared object file: No such file or directory"
+    assert _top(missing) == "cuda-lib-conflict"  # torch's CUDA unknown: a library not on the path
+    assert _top("PyTorch version: 2.1.0+cu121\n" + missing) == "ext-abi-mismatch"
+    same = "ImportError: libcudart.so.12: cannot open shared object file: No such file or directory"
+    assert _top("PyTorch version: 2.1.0+cu121\n" + same) == "cuda-lib-conflict"
+
+
+def test_foreign_cuda_id_needs_a_cuda_group_in_the_pattern():
+    row = {
+        "name": "x",
+        "id": "cuda-lib-conflict",
+        "severity": "error",
+        "confidence": "high",
+        "pattern": "libcudart\\.so: cannot open",
+        "foreign_cuda_id": "ext-abi-mismatch",
+        "message": "m",
+        "source": "https://example.org",
+        "example": "libcudart.so: cannot open",
+    }
+    with pytest.raises(SignatureError, match="foreign_cuda_id"):
+        parse_signature("libraries.yaml", 0, row)

@@ -66,6 +66,15 @@ _TABLE_ROW = re.compile(
 )
 # ComfyUI's log stamps every write, often several to a line ("** Python version:<stamp> -  <stamp> - 3.10").
 _LOG_STAMP = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)? - ")
+# One entry of a pretty-printed Python dict, the form OpenCompass (and MMEngine's collect_env through
+# pprint) pastes its environment in: " 'PyTorch': '2.5.1+cu124'," or "{'CUDA available': True,". The
+# value is one literal; the continuation lines of a long string value are a quoted string alone
+# ("                              '  - CUDA Runtime 12.1\\n'"). Keys and values end on a non-quote.
+_DICT_ENTRY = re.compile(
+    r"^\s*(?:\{\s*)?'(?P<key>[A-Za-z][^'\n]{0,60})'\s*:\s*"
+    r"(?:'(?P<text>[^'\n]*)'|(?P<literal>True|False|None|-?\d[\d.]*))\s*(?:[,}]\s*)?$"
+)
+_DICT_STRING = re.compile(r"^(?P<indent>\s*)'(?P<text>[^'\n]*?)(?:\\n)?'\s*(?:[,}]\s*)?$")
 _TABLE_RULE = re.compile(r"^\s*\|?\s*:?-{3,}:?\s*(?:\|\s*:?-{3,}:?\s*)+\|?\s*$")
 # A traceback frame inside an installed package: it names the package that made the failing call.
 _PACKAGE_FRAME = re.compile(r'^\s*File "[^"]*[/\\](?:site|dist)-packages[/\\]')
@@ -147,8 +156,23 @@ def report_lines(text: str) -> list[str]:
         row = _TABLE_ROW.match(line)
         if row and row.group("value"):
             line = f"{row.group('key')}: {row.group('value')}"
+        elif "'" in line:
+            line = _dict_line(line)
         lines.append(line)
     return lines
+
+
+def _dict_line(line: str) -> str:
+    """A pretty-printed dict entry as ``key: value`` (the string's ``\\n`` dropped), a continuation
+    string as its text; any other line unchanged."""
+    entry = _DICT_ENTRY.match(line)
+    if entry:
+        value = entry.group("literal") or (entry.group("text") or "").replace("\\n", " ").strip()
+        return f"{entry.group('key')}: {value}"
+    string = _DICT_STRING.match(line)
+    if string and string.group("text").strip():
+        return string.group("indent") + string.group("text").replace("\\n", " ").rstrip()
+    return line
 
 
 def _errorish(line: str) -> bool:

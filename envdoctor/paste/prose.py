@@ -40,10 +40,14 @@ _DRIVER = re.compile(
     r"\bdriver(?:\s+version)?(?:\s+is)?(?:\s+version)?\s*[:=]?\s*[`*]*(?P<v>\d{3}(?:\.\d{1,3}){0,2})(?!\.?\d)",
     re.IGNORECASE,
 )
+# ASCII word edges, not \b: in Chinese or Japanese text a name sits between ideographs, which \w
+# also matches ("使用v100在运行").
 _GPU = re.compile(
-    r"\b(?:(?:NVIDIA|GeForce|Tesla|Quadro)\s+)*(?:RTX|GTX)\s?\d{3,4}(?:\s?(?:Ti|SUPER|D)\b)*"
-    r"|\bJetson(?:\s+(?:AGX|Orin|Nano|NX|Xavier|TX[12]|Thor))+"
-    r"|\b(?:(?:NVIDIA|Tesla)\s+)?(?:GB200|[BH]200|[AHVP]100|A10G?|A30|A40|A800|H800|H20|L40S?|L4|T4|K80)\b",
+    r"(?<![0-9A-Za-z_])(?:(?:NVIDIA|GeForce|Tesla|Quadro)\s+)*(?:RTX|GTX)\s?\d{3,4}"
+    r"(?:\s?(?:Ti|SUPER|D)(?![0-9A-Za-z_]))*"
+    r"|(?<![0-9A-Za-z_])Jetson(?:\s+(?:AGX|Orin|Nano|NX|Xavier|TX[12]|Thor))+"
+    r"|(?<![0-9A-Za-z_])(?:(?:NVIDIA|Tesla)\s+)?(?:GB200|[BH]200|[AHVP]100|A10G?|A30|A40|A800|H800|H20|L40S?|L4|T4|K80)"
+    r"(?![0-9A-Za-z_])",
     re.IGNORECASE,
 )
 _CONDA_CPUONLY = re.compile(

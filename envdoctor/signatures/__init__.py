@@ -64,6 +64,9 @@ class Signature:
     # The id when the paste's nvcc is a newer CUDA than torch was built with: what failed was then
     # compiled here by that toolkit, not shipped inside torch (see explain.signature_id).
     toolkit_id: str | None = None
+    # The id when the message names a CUDA runtime (the ``cuda`` group, its major) other than the one
+    # torch was built with: torch loads its own, so what asked for this one was built for that CUDA.
+    foreign_cuda_id: str | None = None
 
 
 @dataclass
@@ -146,6 +149,13 @@ def parse_signature(filename: str, i: int, item: Any) -> Signature:
     toolkit_id = item.get("toolkit_id")
     if toolkit_id is not None and not isinstance(toolkit_id, str):
         raise SignatureError(f"{where}: toolkit_id: not a finding id")
+    foreign_cuda_id = item.get("foreign_cuda_id")
+    if foreign_cuda_id is not None and (
+        not isinstance(foreign_cuda_id, str) or "cuda" not in pattern.groupindex
+    ):
+        raise SignatureError(
+            f"{where}: foreign_cuda_id: not a finding id, or the pattern has no 'cuda' group"
+        )
     return Signature(
         name=item["name"],
         id=item.get("id"),
@@ -161,6 +171,7 @@ def parse_signature(filename: str, i: int, item: Any) -> Signature:
         anchors=anchors(pattern),
         user_code=user_code,
         toolkit_id=toolkit_id,
+        foreign_cuda_id=foreign_cuda_id,
     )
 
 
