@@ -35,6 +35,7 @@ from envdoctor.paste.builder import STATED, Builder
 from envdoctor.redact import strip_controls
 
 MAX_BYTES = 5 * 1024 * 1024
+MAX_INDENT = 64  # a deeper indent is cut to this: no table a parser reads is indented further
 MAX_LINE = 1000  # longer lines are cut: no report line a parser reads is this long, a minified blob is
 MAX_ERROR_LINES = 60
 # The report parsers read the first and last halves of this many lines: a report is a few hundred
@@ -75,7 +76,8 @@ _DICT_ENTRY = re.compile(
     r"(?:'(?P<text>[^'\n]*)'|(?P<literal>True|False|None|-?\d[\d.]*))\s*(?:[,}]\s*)?$"
 )
 _DICT_STRING = re.compile(r"^(?P<indent>\s*)'(?P<text>[^'\n]*?)(?:\\n)?'\s*(?:[,}]\s*)?$")
-_TABLE_RULE = re.compile(r"^\s*\|?\s*:?-{3,}:?\s*(?:\|\s*:?-{3,}:?\s*)+\|?\s*$")
+# One way to split every run of spaces: "\s*\|?\s*" would try each split of a long indent (quadratic).
+_TABLE_RULE = re.compile(r"^\s*(?:\|\s*)?:?-{3,}:?\s*(?:\|\s*:?-{3,}:?\s*)+\|?\s*$")
 # A traceback frame inside an installed package: it names the package that made the failing call.
 _PACKAGE_FRAME = re.compile(r'^\s*File "[^"]*[/\\](?:site|dist)-packages[/\\]')
 _ERRORISH = re.compile(
@@ -148,6 +150,9 @@ def report_lines(text: str) -> list[str]:
     # splitlines(), as the signature matcher splits: a form feed or U+2028 ends a line in both.
     for raw in text.splitlines():
         line = _QUOTE.sub("", strip_controls(raw[:MAX_LINE].expandtabs(4)[:MAX_LINE])).rstrip()
+        body = line.lstrip(" ")
+        if len(line) - len(body) > MAX_INDENT:  # every parser's `^\s*` would walk it again
+            line = " " * MAX_INDENT + body
         line = line.replace("\uff1a", ": ").replace("\u00a0", " ").replace("\u3000", " ")
         if " - " in line:
             line = _LOG_STAMP.sub("", line)

@@ -24,7 +24,7 @@ _LIST = re.compile(
 # `pip show torch`: "Name: torch" directly followed by "Version: 2.4.0+cu121".
 _SHOW_NAME = re.compile(r"^\s*Name:\s*(?P<name>[A-Za-z0-9][A-Za-z0-9._-]*)\s*$")
 _SHOW_VERSION = re.compile(r"^\s*Version:\s*(?P<version>\d[\w.+!-]*)\s*$")
-_HEADER = re.compile(r"^\s*#?\s*(?:Package|Name)\s+Version\b", re.I)
+_HEADER = re.compile(r"^\s*(?:#\s*)?(?:Package|Name)\s+Version\b", re.I)  # one split of an indent
 _NOT_PACKAGES = {
     "cuda",
     "ubuntu",

@@ -31,7 +31,7 @@ FAULTS = [
     ),
     Fault(
         "test_explain_five_megabytes",
-        "5 MB of adversarial text: one line, 4000-character lines, runs of spaces or tabs, repeated near-matches",
+        "5 MB of adversarial text: one line, 4000-character lines, runs of spaces or tabs, indented lines, repeated near-matches",
         "envdoctor explain --file BIG",
         "matching is linear: each pattern runs only near its literal anchor; under 2 s of CPU",
         0,
@@ -144,6 +144,9 @@ def _adversarial_texts() -> dict[str, str]:
         "so-names": "x.so",
         "requires": "p 1 requires ",
         "prose-versions": "torch 2.1.0 Python 3.11 driver 535 RTX 3090 numpy 1.26 " * 18 + "\n",
+        # a leading run that two optional parts of a pattern could split between them (quadratic)
+        "indented": " " * 500 + "torch 2.1.0 CUDA 12.1\n",
+        "indented-rule": " " * 500 + "torch 2.1.0 " + "-" * 500 + "\n",
     }
     return {name: (unit * (FIVE_MB // len(unit) + 1))[:FIVE_MB] for name, unit in units.items()}
 
