@@ -30,7 +30,8 @@ if TYPE_CHECKING:
 _API_ERRORS = (
     (re.compile(r"module '(?P<module>[A-Za-z_][\w.]*)' has no attribute '(?P<name>\w+)'"), "attr"),
     (re.compile(r"cannot import name '(?P<name>\w+)' from '(?P<module>[A-Za-z_][\w.]*)'"), "attr"),
-    (re.compile(r"No module named '(?P<module>[A-Za-z_][\w.]*\.\w+)'"), "module"),
+    # Pastes drop the quotes or the closing one ("No module named 'torchvision.transforms.functional_tensor)").
+    (re.compile(r"No module named '?(?P<module>[A-Za-z_][\w.]*\.\w+)(?![\w.])"), "module"),
     (re.compile(r"'(?P<cls>[A-Z]\w*)' object has no attribute '(?P<name>\w+)'"), "member"),
     (re.compile(r"`np\.(?P<name>\w+)` was removed in the NumPy (?P<release>\d+\.\d+)"), "numpy"),
 )

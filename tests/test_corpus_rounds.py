@@ -69,7 +69,15 @@ ROUNDS = [
         complete_facts_floor=0.33,
     ),
     Round("ninth", ("blind-9", "blind-9b"), broken=20, healthy=8, floor=0.95, complete_healthy=8),
-    Round("tenth", ("blind-10a", "blind-10b"), broken=16, healthy=6, floor=0.75, complete_healthy=5),
+    Round(
+        "tenth",
+        ("blind-10a", "blind-10b"),
+        broken=16,
+        healthy=6,
+        floor=1.0,
+        complete_healthy=5,
+        complete_facts_floor=1.0,
+    ),
 ]
 
 
