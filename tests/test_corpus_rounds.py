@@ -26,6 +26,11 @@ finding on their healthy reports.
   with OpenCompass environment dumps from R1-distill evaluations as healthy reports. 14 of 17 blind,
   and ``blind-9b`` (collected after the first changes) 2 of 3 blind; 19 of 20 after. The OpenCompass
   dicts read as tool output (8 of 8 healthy reports complete).
+- tenth, half a (``blind-10a``): image, video and 3D generation and their trainers (FramePack,
+  SimpleTuner, TRELLIS, Hunyuan3D wrappers, musubi-tuner, DynamiCrafter), restoration and face tools
+  (Real-ESRGAN/basicsr, facefusion, LivePortrait, 3DDFA-V3), YOLO and SAM forks, ComfyUI node packs.
+  12 of 16 blind, 16 of 16 after (Windows CUDA extensions that fail to load, known messages in other
+  wordings, torch 1.12's PyPI build); half b (``blind-10b``) joins the same round.
 """
 
 from __future__ import annotations
