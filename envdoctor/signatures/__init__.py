@@ -213,6 +213,7 @@ def match_text(text: str) -> list[Match]:
     taken_starts: list[int] = []  # accepted spans, sorted and disjoint: starts and ends
     taken_ends: list[int] = []
     matches: list[Match] = []
+    crashed: dict[int, bool] = {}  # line -> CRASH found: once per line, however many matches it holds
     for sig in load_signatures():
         for m in _search(sig, joined, lowered):
             span = (m.start(), m.end())
@@ -232,7 +233,10 @@ def match_text(text: str) -> list[Match]:
             first = bisect.bisect_right(starts, span[0]) - 1
             last = bisect.bisect_right(starts, max(span[0], span[1] - 1)) - 1
             first, last = max(first, 0), max(last, 0)
-            crash = any(CRASH.search(line) for line in parts[first : last + 1])
+            for i in range(first, last + 1):
+                if i not in crashed:
+                    crashed[i] = CRASH.search(parts[i]) is not None
+            crash = any(crashed[i] for i in range(first, last + 1))
             matches.append(Match(sig, fields, first, last, m.group(0), crash))
     return sorted(matches, key=lambda x: x.first_line)
 

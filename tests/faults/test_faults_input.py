@@ -38,6 +38,14 @@ FAULTS = [
         60,
     ),
     Fault(
+        "test_explain_one_message_repeated_on_one_line",
+        "5 MB of one line holding one known error message 60 000 times",
+        "envdoctor explain --file BIG",
+        "each line is checked for a crash once, not once per match; under 2 s of CPU; the finding, exit 1",
+        1,
+        60,
+    ),
+    Fault(
         "test_check_from_report_five_megabytes",
         "a 5 MB paste in 4000-character lines around every known error message",
         "envdoctor check --from-report BIG",
@@ -165,6 +173,17 @@ def test_explain_five_megabytes(tmp_path) -> None:
         before = resource.getrusage(resource.RUSAGE_CHILDREN)
         run_fault(ROW["test_explain_five_megabytes"], ["explain", "--file", big])
         assert _cpu_seconds(before) < 2.0, name
+
+
+@pytest.mark.slow
+def test_explain_one_message_repeated_on_one_line(tmp_path) -> None:
+    unit = "DLL load failed while importing x_cuda: The specified procedure could not be found. "
+    big = tmp_path / "one-line.txt"
+    big.write_text((unit * (FIVE_MB // len(unit) + 1))[:FIVE_MB])
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    ran = run_fault(ROW["test_explain_one_message_repeated_on_one_line"], ["explain", "--file", big])
+    assert _cpu_seconds(before) < 2.0
+    assert ran.stdout.startswith("1. ext-abi-mismatch"), ran.stdout
 
 
 @pytest.mark.slow
