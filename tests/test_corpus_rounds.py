@@ -69,7 +69,7 @@ ROUNDS = [
         complete_facts_floor=0.33,
     ),
     Round("ninth", ("blind-9", "blind-9b"), broken=20, healthy=8, floor=0.95, complete_healthy=8),
-    Round("tenth", ("blind-10a", "blind-10b"), broken=14, healthy=6, floor=0.0),
+    Round("tenth", ("blind-10a", "blind-10b"), broken=14, healthy=6, floor=1.0),
 ]
 
 
