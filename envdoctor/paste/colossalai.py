@@ -29,8 +29,9 @@ def parse(lines: list[str], b: Builder) -> None:
     if not any(key == _MARK for key, _ in entries):
         return
     for key, value in entries:
-        if key == "pytorch version" and version_in(value):
-            b.package("torch", version_in(value), TOOL)
+        torch = version_in(value) if key == "pytorch version" else None
+        if torch:
+            b.package("torch", torch, TOOL)
         elif key == "system cuda version" and not is_unknown(value):
             b.put("cuda.nvcc_version", short_version(value), TOOL)
         elif key == "cuda version required by pytorch":
