@@ -26,6 +26,11 @@ finding on their healthy reports.
   with OpenCompass environment dumps from R1-distill evaluations as healthy reports. 14 of 17 blind,
   and ``blind-9b`` (collected after the first changes) 2 of 3 blind; 19 of 20 after. The OpenCompass
   dicts read as tool output (8 of 8 healthy reports complete).
+- tenth, two halves scored blind side by side: ``blind-10b``, LLM fine-tuning and inference tools
+  (ms-swift, xtuner, FastChat, TGI, Megatron-LM, Colossal-AI) and speech stacks (CosyVoice,
+  fish-speech, OpenVoice, Coqui TTS): 10 of 14 blind, 14 of 14 after (transformers' bf16 refusal,
+  NumPy's C API check, torch 1.x library names, Colossal-AI's report; ONNX Runtime's provider
+  fallback a warning, no longer an error on a healthy report).
 """
 
 from __future__ import annotations
