@@ -139,3 +139,23 @@ def test_a_gpu_named_between_ideographs_is_read():
     assert "nvidia.gpus" in facts.stated
     # still no GPU inside a longer ASCII word or model name
     assert facts_from_report("I run model xv100b on torch 2.1.0").nvidia.gpus is None
+
+
+def test_a_capability_printed_as_torchs_tuple_is_the_gpus_capability():
+    """CosyVoice#1318 prints torch.cuda.get_device_capability() under its own label ("GPU 架构: (12, 0)")
+    next to torch's version: the RTX 50 card under a cu126 torch is found from those lines alone."""
+    text = "我的conda环境如下:\nGPU 架构: (12, 0)\nCUDA: 12.6\nPyTorch: 2.7.0+cu126\nCUDA可用: True\n"
+    facts = facts_from_report(text)
+    assert [(g.compute_capability, g.capability_inferred) for g in facts.nvidia.gpus] == [("12.0", False)]
+    assert "nvidia.gpus" in facts.stated
+    assert explain_text(text).candidates[0].finding.id == "arch-not-in-wheel"
+
+
+def test_a_stated_capability_joins_the_one_gpu_named_and_never_a_tool_list():
+    named = facts_from_report("RTX 4090, compute capability: (8, 9), torch 2.1.0+cu121")
+    assert [(g.name, g.compute_capability) for g in named.nvidia.gpus] == [("NVIDIA GeForce RTX 4090", "8.9")]
+    tool = facts_from_report("GPU 0: Tesla T4\nGPU 1: Tesla T4\narch: (8, 0)\n")
+    assert [g.compute_capability for g in tool.nvidia.gpus] != ["8.0", "8.0"]
+    assert len(tool.nvidia.gpus) == 2
+    two = facts_from_report("capability (8, 6) on one box, capability (7, 5) on the other; torch 2.1.0")
+    assert two.nvidia.gpus is None

@@ -206,3 +206,20 @@ def test_foreign_cuda_id_needs_a_cuda_group_in_the_pattern():
     }
     with pytest.raises(SignatureError, match="foreign_cuda_id"):
         parse_signature("libraries.yaml", 0, row)
+
+
+def test_torch_1x_split_cuda_library_asked_for_is_a_module_built_for_another_torch():
+    """OpenVoice#203: MeloTTS's torch 1.x stack next to OpenVoice V2's torch 2. torch 1.8-1.13 split
+    libtorch_cuda.so into _cpp and _cu halves; torch 2 has neither, so the module asking was built for 1.x."""
+    for lib in ("libtorch_cuda_cpp.so", "libtorch_cuda_cu.so"):
+        assert _top(f"OSError: {lib}: cannot open shared object file: No such file or directory") == (
+            "ext-abi-mismatch"
+        )
+
+
+def test_torchs_own_cuda_library_missing_stays_a_broken_install_without_an_id():
+    ex = explain_text(
+        "ImportError: libtorch_cuda.so: cannot open shared object file: No such file or directory"
+    )
+    assert not ex.candidates
+    assert [m.signature.name for m in ex.notes] == ["libtorch-cuda-import"]

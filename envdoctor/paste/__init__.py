@@ -3,7 +3,7 @@
 Recognised, alone or mixed in one paste: PyTorch ``collect_env`` (old and new layouts), vLLM
 ``collect-env``, ``transformers env`` / ``accelerate env``, ``nvidia-smi`` (table, ``-q``, ``-L``),
 ``nvcc --version``, ``pip list`` / ``pip freeze`` / ``conda list``, detectron2 and mmcv environment
-tables, ``python -m xformers.info``, SGLang's ``check_env``, and the error messages of
+tables, ``python -m xformers.info``, SGLang's ``check_env``, Colossal-AI's ``colossalai check -i``, and the error messages of
 ``envdoctor/signatures``. What the paste does not state stays ``None``; a GPU's compute capability
 inferred from its name is marked ``capability_inferred``.
 """
@@ -20,6 +20,7 @@ from envdoctor.facts import Facts
 from envdoctor.paste import (
     apps,
     collect_env,
+    colossalai,
     detectron2,
     hf_env,
     lightning,
@@ -47,6 +48,7 @@ PARSERS = (
     collect_env,
     hf_env,
     lightning,
+    colossalai,
     apps,
     detectron2,
     xformers_info,

@@ -23,8 +23,11 @@ _PACKAGES = (
 _VERSION = r"(?P<v>\d+\.\d+(?:\.\d+)?(?:\.post\d+|\.dev\d+)?)"
 # "torch 2.0.1", "Pytorch2.2.0+cu121", "pytorch2.5.1+cuda12.1", "torch: 2.3.0", "torch==2.0.1",
 # "torch 2.6 cu124", "PyTorch 2.8.0 + cu129", "pytorch(2.2 + cu118)".
+# torch's releases are 0.x to 2.x: a larger number after "PyTorch:" is another version about torch
+# ("CUDA version required by PyTorch: 11.7", Colossal-AI's report).
+_TORCH_VERSION = r"(?P<v>(?<!\d)[0-3]\.\d+(?:\.\d+)?(?:\.post\d+|\.dev\d+)?)"
 _TORCH = re.compile(
-    r"\b(?:py)?torch(?:[\s_-]*version)?\s*(?:[:=]=?|\bis\b|\bv)?\s*[`(]?" + _VERSION + r"(?!\.?\d)"
+    r"\b(?:py)?torch(?:[\s_-]*version)?\s*(?:[:=]=?|\bis\b|\bv)?\s*[`(]?" + _TORCH_VERSION + r"(?!\.?\d)"
     r"(?:\s?\+\s?(?P<tag>cu\d{2,3}|cpu|rocm\d+(?:\.\d+)?)\b|\s*\+?\s*cuda\s*(?P<cuda>\d+\.\d+)|\s+(?P<cu>cu\d{2,3})\b)?",
     re.IGNORECASE,
 )
@@ -71,6 +74,12 @@ _MACOS = re.compile(
     re.IGNORECASE,
 )
 _LINUX = re.compile(r"\b(?:ubuntu|debian|centos|fedora|rocky linux)\b", re.IGNORECASE)
+# A compute capability as torch.cuda.get_device_capability() prints it, under a label people give it:
+# "GPU 架构: (12, 0)", "compute capability: (8, 6)", "get_device_capability() -> (7, 5)".
+_CAPABILITY_TUPLE = re.compile(
+    r"(?:capabilit\w*|get_device_capability\(\)|\barch\w*|架构)[^()\n]{0,20}\((?P<major>\d{1,2}), ?(?P<minor>\d)\)",
+    re.IGNORECASE,
+)
 _DIGIT = re.compile(r"\d")
 PROSE_LINE = 500  # characters of a line read for prose facts
 PROSE_LINES = 1000  # lines read for prose facts: the first and last halves
@@ -91,6 +100,7 @@ _REQUEST = re.compile(
 def parse(lines: list[str], b: Builder) -> None:
     gpus: list[tuple[str, str]] = []
     systems: list[tuple[str, str]] = []
+    capabilities: list[tuple[str, str]] = []
     if len(lines) > PROSE_LINES:  # what people write is at the top of a paste (or its very end)
         lines = lines[: PROSE_LINES // 2] + lines[-PROSE_LINES // 2 :]
     for full in dict.fromkeys(lines):  # a line repeated in a log states nothing new
@@ -113,6 +123,8 @@ def parse(lines: list[str], b: Builder) -> None:
             b.put("nvidia.driver_version", m.group("v"), PROSE, words)
         if digits or "jetson" in low:
             gpus += [(m.group(0), words) for m in _GPU.finditer(line)]
+        if digits and "(" in line:
+            capabilities += [(f"{m['major']}.{m['minor']}", words) for m in _CAPABILITY_TUPLE.finditer(line)]
         if "cpu" in low and (_CONDA_CPUONLY.search(line) or _CPU_ONLY.search(line)):
             b.torch_build(None, PROSE, words)
         if "is_available" in low and _NOT_AVAILABLE.search(line):
@@ -124,6 +136,7 @@ def parse(lines: list[str], b: Builder) -> None:
                 systems.append((os_name, words))
     if not b.gpus:  # a GPU list printed by a tool is never extended from prose
         _gpus(gpus, b)
+        _capability(capabilities, b)
     if systems:  # context for other facts and error lines; named alone it is no report (Builder.empty)
         b.put("system.os", systems[0][0], PROSE, systems[0][1])
 
@@ -151,6 +164,15 @@ def _gpus(found: list[tuple[str, str]], b: Builder) -> None:
         seen.add(name.upper())
         b.gpu(None, name)
         b.note_said("nvidia.gpus", words)
+
+
+def _capability(found: list[tuple[str, str]], b: Builder) -> None:
+    """One stated capability belongs to the one GPU named in prose, or stands for an unnamed GPU."""
+    if len({cap for cap, _ in found}) != 1 or len(b.gpus) > 1:
+        return
+    capability, words = found[0]
+    b.gpu(0, capability=capability)
+    b.note_said("nvidia.gpus", words)
 
 
 def _gpu_name(raw: str) -> str:
