@@ -184,16 +184,21 @@ def test_facts_variant_mismatch_defers_to_nvcc_mismatch_when_nvcc_is_known():
     assert "torch-cuda-variant-mismatch" not in by_id(run(facts))
 
 
-def _pasted_version_on(gpu_name: str, capability: str, torch_version: str) -> Facts:
-    """A paste stating torch's version without its build (+cuXXX), and one GPU."""
-    facts = _facts(torch_version=torch_version, status="unknown")
+def _on_one_gpu(facts: Facts, gpu_name: str, capability: str, driver: str, driver_cuda: str) -> Facts:
+    """``facts`` with NVML listing one GPU under the driver given."""
     facts.nvidia = NvidiaFacts(
         source="nvml",
-        driver_version="575.57.08",
-        cuda_driver_version="12.9",
+        driver_version=driver,
+        cuda_driver_version=driver_cuda,
         gpus=[Gpu(index=0, name=gpu_name, compute_capability=capability)],
     )
     return facts
+
+
+def _pasted_version_on(gpu_name: str, capability: str, torch_version: str) -> Facts:
+    """A paste stating torch's version without its build (+cuXXX), and one GPU."""
+    facts = _facts(torch_version=torch_version, status="unknown")
+    return _on_one_gpu(facts, gpu_name, capability, "575.57.08", "12.9")
 
 
 def test_facts_a_gpu_no_cuda_build_of_the_release_covers_is_arch_not_in_wheel_whatever_the_build():
@@ -215,13 +220,7 @@ def _serving_stack(package: str, version: str, gpu_name: str, capability: str) -
     """torch 2.3.1+cu121 (kernels for sm_50 .. sm_90) with one CUDA package, on one GPU."""
     facts = _facts(torch_version="2.3.1+cu121", cuda="12.1")
     facts.packages.versions = {"torch": "2.3.1+cu121", package: version}
-    facts.nvidia = NvidiaFacts(
-        source="nvml",
-        driver_version="550.54.14",
-        cuda_driver_version="12.4",
-        gpus=[Gpu(index=0, name=gpu_name, compute_capability=capability)],
-    )
-    return facts
+    return _on_one_gpu(facts, gpu_name, capability, "550.54.14", "12.4")
 
 
 def test_facts_a_package_without_kernels_for_the_gpu_is_a_warning_naming_the_release_that_has_them():
