@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from collections.abc import Callable, Sequence
@@ -13,6 +14,13 @@ import pytest
 from envdoctor.smoke import threads
 
 threads.apply()  # the training tests run torch in this process: same OpenMP policy as smoke-train's workers
+
+# The fault tests press Ctrl-C on envdoctor. A suite started in the background of a non-interactive
+# shell (`cmd &`) inherits SIGINT ignored, and so would every envdoctor it starts (envdoctor keeps an
+# ignored SIGINT ignored, as `nohup` users expect): give the suite Python's own handler, which its
+# children reset to the default on exec.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture(scope="session", autouse=True)
