@@ -268,7 +268,7 @@ def diagnose(facts: Facts) -> list[Finding]:
 
 
 def _signature_finding(m: Match, finding_id: str) -> Finding:
-    """A finding that rests on an error message alone, with the rule's registered fix when it has one."""
+    """A finding that rests on an error message alone, with the signature's own fix, else the rule's."""
     from envdoctor.rules import get_rule
 
     sig = m.signature
@@ -280,6 +280,7 @@ def _signature_finding(m: Match, finding_id: str) -> Finding:
         r = None
     if r is not None:
         fix, sources, verify = r.fix, [sig.source, *r.sources], r.verify
+    fix = sig.fix or fix
     evidence: dict[str, Any] = {"error message": m.excerpt}
     evidence.update({k: v for k, v in m.fields.items() if not k.endswith("_raw")})
     return Finding(

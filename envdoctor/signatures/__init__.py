@@ -67,6 +67,9 @@ class Signature:
     # The id when the message names a CUDA runtime (the ``cuda`` group, its major) other than the one
     # torch was built with: torch loads its own, so what asked for this one was built for that CUDA.
     foreign_cuda_id: str | None = None
+    # The fix for this message where the id's rule gives the fix of that id's usual cause, which
+    # does not fit it (ONNX Runtime's provider library: not a loader path to clean up).
+    fix: str | None = None
 
 
 @dataclass
@@ -149,6 +152,9 @@ def parse_signature(filename: str, i: int, item: Any) -> Signature:
     toolkit_id = item.get("toolkit_id")
     if toolkit_id is not None and not isinstance(toolkit_id, str):
         raise SignatureError(f"{where}: toolkit_id: not a finding id")
+    fix = item.get("fix")
+    if fix is not None and (not isinstance(fix, str) or not fix.strip()):
+        raise SignatureError(f"{where}: fix: not a sentence")
     foreign_cuda_id = item.get("foreign_cuda_id")
     if foreign_cuda_id is not None and (
         not isinstance(foreign_cuda_id, str) or "cuda" not in pattern.groupindex
@@ -172,6 +178,7 @@ def parse_signature(filename: str, i: int, item: Any) -> Signature:
         user_code=user_code,
         toolkit_id=toolkit_id,
         foreign_cuda_id=foreign_cuda_id,
+        fix=fix,
     )
 
 
