@@ -40,8 +40,17 @@ _NO_DIST = re.compile(
     r"flash_attn|vllm)==(?P<version>\d+(?:\.\d+)+)(?:\+(?P<local>\w+))?",
     re.IGNORECASE,
 )
-# A traceback frame inside an installed package: which package made the failing call.
-_FRAME = re.compile(r'File "[^"]*[/\\](?:site|dist)-packages[/\\](?P<package>[A-Za-z_]\w*)[/\\]')
+# A traceback frame inside an installed package: which package made the failing call. Known by its
+# '", line N' tail, so a frame whose 'File "' head was cut off in the paste still counts; an egg
+# install puts the package one folder deeper (site-packages/transformers-4.27.0-py3.10.egg/transformers/).
+_FRAME = re.compile(
+    r'[/\\](?:site|dist)-packages[/\\](?:[\w.-]+\.egg[/\\])?(?P<package>[A-Za-z_]\w*)[/\\][^"\n]*", line \d+'
+)
+# A call into an indexed package's class or function with a keyword that release does not take.
+_KEYWORD = re.compile(
+    r"TypeError: (?P<callee>[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*?)(?:\.__init__)?\(\) "
+    r"got an unexpected keyword argument '(?P<argument>\w+)'"
+)
 TRIGGERS = ("has no attribute", "cannot import name", "No module named", "was removed in the NumPy")
 
 
@@ -62,6 +71,8 @@ def derive(facts: Facts) -> list[Derived]:
     if "No matching distribution" in text:
         out += _wheel_findings(facts, text)
         out += _requires_python_findings(facts, text)
+    if "unexpected keyword argument" in text:
+        out += _keyword_findings(facts, text)
     if "xFormers was built for" in text:
         out += _extension_arch_findings(facts, text)
     return out
@@ -117,6 +128,59 @@ def _api_findings(facts: Facts, text: str) -> Iterator[Derived]:
                     finding.evidence["error message"] = m.group(0)
                     yield Derived(finding, m.group(0))
                     break
+
+
+def _keyword_findings(facts: Facts, text: str) -> Iterator[Derived]:
+    """``TypeError: FullyShardedDataParallel.__init__() got an unexpected keyword argument
+    'forward_prefetch'`` raised where another installed package calls a class or function that the API
+    index finds in exactly one other indexed package: the caller was written for another release of
+    that package. Keywords are not mined, so which side is older is unknown: a warning naming both."""
+    from envdoctor.knowledge import mined
+
+    for m in _KEYWORD.finditer(text):
+        frames = [f.group("package") for f in _FRAME.finditer(text, 0, m.start())]
+        owners = [  # a name the calling package re-exports is not what it was written against
+            o
+            for o in mined.defining_distributions(m.group("callee").rpartition(".")[2])
+            if o[0] not in frames[-1:]
+        ]
+        if len(owners) != 1:
+            continue
+        package, dotted = owners[0]
+        caller = _caller(text, m.start(), package)
+        if caller is None:
+            continue
+        installed, caller_version = _installed(facts, package), _installed(facts, caller)
+        have = f"{package} {installed}" if installed else f"the {package} here"
+        made = f"{caller} {caller_version}" if caller_version else caller
+        fix = (
+            f"Install the {package} release {made} was made for (its requirements name it), "
+            f"or a release of {caller} made for {have}."
+        )
+        evidence = {
+            "api": f"{dotted}: defined in {package} (mined from the released wheels); keywords are not mined",
+            "caller": caller,
+            "error message": m.group(0),
+        }
+        if installed:
+            evidence[f"packages.versions.{package}"] = installed
+        if caller_version:
+            evidence[f"packages.versions.{caller}"] = caller_version
+        finding = Finding(
+            id=_api_id(package, caller),
+            severity=Severity.WARNING,
+            message=(
+                f"{caller} calls {dotted} with {m.group('argument')}, which {have} does not take: "
+                f"{made} was written for another {package} release"
+            ),
+            evidence=evidence,
+            fix=fix,
+            actions=[Manual(fix)],
+            sources=[
+                mined.release_url(package, installed) if installed else f"https://pypi.org/project/{package}/"
+            ],
+        )
+        yield Derived(finding, m.group(0))
 
 
 def _internal_import(facts: Facts, module: str, name: str, text: str, at: int) -> Finding | None:

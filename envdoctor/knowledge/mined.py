@@ -146,6 +146,17 @@ def name_history(dotted: str) -> NameHistory | None:
     return NameHistory(dist, dotted, releases, tuple(present))
 
 
+def defining_distributions(leaf: str) -> list[tuple[str, str]]:
+    """The indexed distributions with a public name ``leaf`` (a class or function), each with its
+    shortest dotted path: [('torch', 'torch.distributed.fsdp.FullyShardedDataParallel')]."""
+    found: dict[str, str] = {}
+    for dist, entry in api_index().items():
+        paths = [f"{parent}.{leaf}" for parent, leaves in entry["names"].items() if leaf in leaves]
+        if paths:
+            found[dist] = min(paths, key=lambda p: (p.count("."), p))
+    return sorted(found.items())
+
+
 def class_member_histories(cls: str, member: str) -> list[NameHistory]:
     """Every indexed class named ``cls`` that has (in some release) a member ``member``."""
     out = []

@@ -182,6 +182,18 @@ def _dict_line(line: str) -> str:
     return line
 
 
+def _package_frame(line: str) -> bool:
+    """A traceback frame in an installed package: ``File ".../site-packages/..."``, or such a frame
+    whose ``File "`` head a paste cut off (``python3.10/site-packages/x/trainer.py", line 1460, in f``)."""
+    if _PACKAGE_FRAME.match(line):
+        return True
+    at = line.find('", line ')
+    if at < 0:
+        return False
+    path = line[:at].strip()
+    return '"' not in path and " " not in path and ("site-packages" in path or "dist-packages" in path)
+
+
 def _errorish(line: str) -> bool:
     """Whether a line reads as an error or warning message (see _ERRORISH)."""
     return any(word in line for word in _ERRORISH_WORDS) and _ERRORISH.search(line) is not None
@@ -205,7 +217,7 @@ def facts_from_report(text: str) -> Facts:
     error_idx: set[int] = set()
     for m in matches:
         error_idx.update(range(m.first_line, m.last_line + 1))
-    error_idx.update(i for i, line in enumerate(lines) if _errorish(line) or _PACKAGE_FRAME.match(line))
+    error_idx.update(i for i, line in enumerate(lines) if _errorish(line) or _package_frame(line))
     errors = [lines[i].strip() for i in sorted(error_idx) if lines[i].strip()]
     b.warnings.extend(e for e in errors if "UserWarning" in e)
     if b.empty() and not errors:

@@ -133,9 +133,13 @@ class Builder:
         )
 
     def empty(self) -> bool:
-        """Nothing but context: the OS named alone (a sentence saying "on Windows") is no report."""
+        """Nothing but context: the OS named alone (a sentence saying "on Windows") is no report. A torch
+        build without a version ("the CPU-only PyTorch is installed") is a fact."""
         values = any(key != "system.os" for key in self.values)
-        return not (values or self.gpus or self.packages or self.libraries or self.env or self.toolkits)
+        torch_build = self.torch_cuda is not None
+        return not (
+            values or torch_build or self.gpus or self.packages or self.libraries or self.env or self.toolkits
+        )
 
     def build(self) -> Facts:
         """The facts this paste states, plus what follows from them without any outside knowledge."""

@@ -48,6 +48,7 @@ _DRIVER = re.compile(
 _GPU = re.compile(
     r"(?<![0-9A-Za-z_])(?:(?:NVIDIA|GeForce|Tesla|Quadro)\s+)*(?:RTX|GTX)\s?\d{3,4}"
     r"(?:\s?(?:Ti|SUPER|D)(?![0-9A-Za-z_]))*"
+    r"|(?<![0-9A-Za-z_.])(?:[1-5]0[5-9]0|16[56]0)(?:\s?Ti)?(?=\s?(?:GPU|card|graphics)\b(?!\s?(?:hours?|days?)\b))"
     r"|(?<![0-9A-Za-z_])Jetson(?:\s+(?:AGX|Orin|Nano|NX|Xavier|TX[12]|Thor))+"
     r"|(?<![0-9A-Za-z_])(?:(?:NVIDIA|Tesla)\s+)?(?:GB200|[BH]200|[AHVP]100|A10G?|A30|A40|A800|H800|H20|L40S?|L4|T4|K80)"
     r"(?![0-9A-Za-z_])",
@@ -63,6 +64,11 @@ _CPU_ONLY = re.compile(
 )
 _NOT_AVAILABLE = re.compile(
     r"is_available\(\)\s*(?:returns?|->|=+|:|is|gives|prints?)?\s*[`'\"]?false\b", re.IGNORECASE
+)
+# A cluster's GPU nodes, where an environment made on a login node runs ("later be used on a GPU
+# node", "on the GPU compute nodes", "nodes with GPUs"): the machine the report is about has a GPU.
+_GPU_NODE = re.compile(
+    r"\bGPU (?:compute )?nodes?\b|\bnodes? with (?:an? )?(?:NVIDIA )?GPUs?\b", re.IGNORECASE
 )
 _AARCH64 = re.compile(r"\baarch64\b|\bJetson\b", re.IGNORECASE)
 _WINDOWS = re.compile(r"\bwindows\b|(?:^|[\s\"'(])[A-Za-z]:\\\w", re.IGNORECASE)
@@ -101,6 +107,7 @@ def parse(lines: list[str], b: Builder) -> None:
     gpus: list[tuple[str, str]] = []
     systems: list[tuple[str, str]] = []
     capabilities: list[tuple[str, str]] = []
+    gpu_node: str | None = None
     if len(lines) > PROSE_LINES:  # what people write is at the top of a paste (or its very end)
         lines = lines[: PROSE_LINES // 2] + lines[-PROSE_LINES // 2 :]
     for full in dict.fromkeys(lines):  # a line repeated in a log states nothing new
@@ -127,6 +134,8 @@ def parse(lines: list[str], b: Builder) -> None:
             capabilities += [(f"{m['major']}.{m['minor']}", words) for m in _CAPABILITY_TUPLE.finditer(line)]
         if "cpu" in low and (_CONDA_CPUONLY.search(line) or _CPU_ONLY.search(line)):
             b.torch_build(None, PROSE, words)
+        if gpu_node is None and "node" in low and _GPU_NODE.search(line):
+            gpu_node = words
         if "is_available" in low and _NOT_AVAILABLE.search(line):
             b.put("torch.cuda_available", False, PROSE, words)
         if ("aarch64" in low or "jetson" in low) and _AARCH64.search(line):
@@ -137,6 +146,9 @@ def parse(lines: list[str], b: Builder) -> None:
     if not b.gpus:  # a GPU list printed by a tool is never extended from prose
         _gpus(gpus, b)
         _capability(capabilities, b)
+    if not b.gpus and gpu_node:  # a GPU node, its model unsaid
+        b.gpu(None)
+        b.note_said("nvidia.gpus", gpu_node)
     if systems:  # context for other facts and error lines; named alone it is no report (Builder.empty)
         b.put("system.os", systems[0][0], PROSE, systems[0][1])
 
@@ -176,8 +188,11 @@ def _capability(found: list[tuple[str, str]], b: Builder) -> None:
 
 
 def _gpu_name(raw: str) -> str:
-    """'rtx3090' -> 'NVIDIA GeForce RTX 3090'; 'Tesla T4' stays; 'A100' -> 'NVIDIA A100'."""
+    """'rtx3090' -> 'NVIDIA GeForce RTX 3090'; 'Tesla T4' stays; 'A100' -> 'NVIDIA A100'; a GeForce
+    named by its number alone ("a 2060 GPU") takes its series: GTX up to the 16 series, RTX from 20."""
     name = re.sub(r"\s+", " ", raw.strip())
+    if name[:1].isdigit():
+        name = f"{'GTX' if name[:2] in ('10', '16') else 'RTX'} {name}"
     name = re.sub(r"(?i)\b(RTX|GTX)\s?(\d)", lambda m: f"{m.group(1).upper()} {m.group(2)}", name)
     if re.match(r"(?i)(RTX|GTX) ", name):
         name = f"NVIDIA GeForce {name}"
