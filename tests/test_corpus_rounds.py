@@ -87,6 +87,7 @@ ROUNDS = [
         complete_healthy=5,
         complete_facts_floor=1.0,
     ),
+    Round("eleventh", ("blind-11a", "blind-11b"), broken=13, healthy=4, floor=0.0),
 ]
 
 
