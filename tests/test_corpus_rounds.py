@@ -35,6 +35,10 @@ finding on their healthy reports.
   (CosyVoice, fish-speech, OpenVoice, Coqui TTS): 10 of 14 blind, 14 of 14 after (transformers' bf16
   refusal, NumPy's C API check, torch 1.x library names, Colossal-AI's report; ONNX Runtime's provider
   fallback a warning, no longer an error on a healthy report).
+- eleventh, two halves scored blind side by side: ``blind-11a``, scientific, medical and robotics
+  deep learning (Isaac Lab and IsaacGym forks, RFdiffusion, Boltz, Protenix, OpenFold builds, nnU-Net,
+  DeepLabCut, torchsparse; MinkowskiEngine, stable-baselines3 and Cellpose healthy): 13 of 13 blind,
+  4 of 13 from facts alone; MinkowskiEngine's and stable-baselines3's diagnostics read as tool output.
 """
 
 from __future__ import annotations
@@ -87,7 +91,7 @@ ROUNDS = [
         complete_healthy=5,
         complete_facts_floor=1.0,
     ),
-    Round("eleventh", ("blind-11a", "blind-11b"), broken=13, healthy=4, floor=0.0),
+    Round("eleventh", ("blind-11a", "blind-11b"), broken=13, healthy=4, floor=1.0, complete_healthy=1),
 ]
 
 
