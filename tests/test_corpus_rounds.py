@@ -35,11 +35,15 @@ finding on their healthy reports.
   (CosyVoice, fish-speech, OpenVoice, Coqui TTS): 10 of 14 blind, 14 of 14 after (transformers' bf16
   refusal, NumPy's C API check, torch 1.x library names, Colossal-AI's report; ONNX Runtime's provider
   fallback a warning, no longer an error on a healthy report).
-- eleventh, two halves scored blind side by side; ``blind-11b``: LLM pretraining and fine-tuning code
-  run from a clone (nanoGPT, llm.c, gpt-neox, OLMo, stanford_alpaca, qlora, litgpt, llm-foundry,
-  composer) and where it runs (Colab, an HPC login node): 9 of 13 blind, 13 of 13 after (CUDA
-  programs that name their .cu source, bf16 refused in words, a GeForce named by its number, a CPU-only
-  torch made on a login node, a torch API called by transformers with a keyword it does not take).
+- eleventh, two halves scored blind side by side: ``blind-11a``, scientific, medical and robotics
+  deep learning (Isaac Lab and IsaacGym forks, RFdiffusion, Boltz, Protenix, OpenFold builds, nnU-Net,
+  DeepLabCut, torchsparse; MinkowskiEngine, stable-baselines3 and Cellpose healthy): 13 of 13 blind,
+  MinkowskiEngine's and stable-baselines3's diagnostics read as tool output; ``blind-11b``, LLM
+  pretraining and fine-tuning code run from a clone (nanoGPT, llm.c, gpt-neox, OLMo, stanford_alpaca,
+  qlora, litgpt, llm-foundry, composer) and where it runs (Colab, an HPC login node): 9 of 13 blind,
+  13 of 13 after (CUDA programs that name their .cu source, bf16 refused in words, a GeForce named by
+  its number, a CPU-only torch made on a login node, a torch API called by transformers with a keyword
+  it does not take).
 """
 
 from __future__ import annotations
@@ -92,7 +96,7 @@ ROUNDS = [
         complete_healthy=5,
         complete_facts_floor=1.0,
     ),
-    Round("eleventh", ("blind-11a", "blind-11b"), broken=13, healthy=4, floor=1.0, complete_healthy=2),
+    Round("eleventh", ("blind-11a", "blind-11b"), broken=26, healthy=8, floor=1.0, complete_healthy=3),
 ]
 
 

@@ -3,8 +3,8 @@
 Recognised, alone or mixed in one paste: PyTorch ``collect_env`` (old and new layouts), vLLM
 ``collect-env``, ``transformers env`` / ``accelerate env``, ``nvidia-smi`` (table, ``-q``, ``-L``),
 ``nvcc --version``, ``pip list`` / ``pip freeze`` / ``conda list``, detectron2 and mmcv environment
-tables, ``python -m xformers.info``, SGLang's ``check_env``, Colossal-AI's ``colossalai check -i``, and the error messages of
-``envdoctor/signatures``. What the paste does not state stays ``None``; a GPU's compute capability
+tables, ``python -m xformers.info``, SGLang's ``check_env``, Colossal-AI's ``colossalai check -i``,
+MinkowskiEngine's and stable-baselines3's diagnostics, and the error messages of ``envdoctor/signatures``. What the paste does not state stays ``None``; a GPU's compute capability
 inferred from its name is marked ``capability_inferred``.
 """
 
@@ -22,6 +22,7 @@ from envdoctor.paste import (
     collect_env,
     colossalai,
     detectron2,
+    diagnostics,
     hf_env,
     lightning,
     nvidia_smi,
@@ -48,6 +49,7 @@ PARSERS = (
     collect_env,
     hf_env,
     lightning,
+    diagnostics,
     colossalai,
     apps,
     detectron2,
