@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from envdoctor.facts import Facts
 from envdoctor.findings import Action, Finding, Manual, PipInstall, Severity
@@ -166,20 +166,11 @@ def _keyword_findings(facts: Facts, text: str) -> Iterator[Derived]:
             evidence[f"packages.versions.{package}"] = installed
         if caller_version:
             evidence[f"packages.versions.{caller}"] = caller_version
-        finding = Finding(
-            id=_api_id(package, caller),
-            severity=Severity.WARNING,
-            message=(
-                f"{caller} calls {dotted} with {m.group('argument')}, which {have} does not take: "
-                f"{made} was written for another {package} release"
-            ),
-            evidence=evidence,
-            fix=fix,
-            actions=[Manual(fix)],
-            sources=[
-                mined.release_url(package, installed) if installed else f"https://pypi.org/project/{package}/"
-            ],
+        message = (
+            f"{caller} calls {dotted} with {m.group('argument')}, which {have} does not take: "
+            f"{made} was written for another {package} release"
         )
+        finding = _another_release(_api_id(package, caller), message, evidence, fix, package, installed)
         yield Derived(finding, m.group(0))
 
 
@@ -206,13 +197,24 @@ def _internal_import(facts: Facts, module: str, name: str, text: str, at: int) -
         evidence[f"packages.versions.{package}"] = installed
     if caller:
         evidence["caller"] = caller
+    message = (
+        f"{name} is imported from {module}, an internal module of {package} whose names change between "
+        f"releases; {have}: {who} was written for another {package} release"
+    )
+    return _another_release("requirement-conflict", message, evidence, fix, package, installed)
+
+
+def _another_release(
+    finding_id: str, message: str, evidence: dict[str, Any], fix: str, package: str, installed: str | None
+) -> Finding:
+    """A warning that one package was written for another release of ``package`` (which side is older
+    is unknown), sourced to the installed release's page."""
+    from envdoctor.knowledge import mined
+
     return Finding(
-        id="requirement-conflict",
+        id=finding_id,
         severity=Severity.WARNING,
-        message=(
-            f"{name} is imported from {module}, an internal module of {package} whose names change between "
-            f"releases; {have}: {who} was written for another {package} release"
-        ),
+        message=message,
         evidence=evidence,
         fix=fix,
         actions=[Manual(fix)],

@@ -4,15 +4,12 @@ Tool output: torch itself answered. ``name: value`` lines, settings first, then 
 package (``Module Not Found`` when it is absent), then the ``nvidia-smi topo`` matrix::
 
     Python: 3.10.12 (main, Feb  4 2025, 14:57:36) [GCC 11.4.0]
-    CUDA available: True
     GPU 0,1: NVIDIA A10
     GPU 0,1 Compute Capability: 8.6
-    CUDA_HOME: /usr/local/cuda
-    NVCC: Cuda compilation tools, release 12.4, V12.4.131
-    CUDA Driver Version: 535.216.01
+    ...
     PyTorch: 2.6.0+cu124
     sglang: 0.4.6.post1
-    flashinfer: 0.1.6+cu121torch2.4
+    ...
     NVIDIA Topology:
 
 The GPU names are read by the collect_env reader (same ``GPU 0,1: name`` lines). Early releases
