@@ -158,23 +158,3 @@ def test_corpus_case_never_raises_and_never_diagnoses_from_nothing(path):
     else:
         facts = facts_from_report(case["report"] + "\n" + case["error"])
         assert facts.origin == "report"
-
-
-def test_corpus_newest_round_from_new_repositories(capsys):
-    """The 48 threads of the fourth round (``batch: blind-4``; blind figures in docs/triage.md), with
-    the mined API index, wheel listings and prose facts: report + error, facts only on complete
-    reports, and no error finding on its healthy reports."""
-    batch = [p for p in CASES if _load(p).get("batch") == "blind-4"]
-    broken = [p for p in batch if _load(p)["expected_id"]]
-    accuracy, misses = _accuracy(broken, with_errors=True)
-    facts_only, _ = _accuracy(broken, with_errors=False)
-    full = [p for p in broken if _is_full_report(_load(p)["report"])]
-    full_accuracy, full_misses = _accuracy(full, with_errors=False)
-    with capsys.disabled():
-        print(f"\nfourth round, report + error: {accuracy:.0%} of {len(broken)}; misses: {misses}")
-        print(
-            f"fourth round, facts only: {facts_only:.0%}; complete reports: {full_accuracy:.0%} of {len(full)}"
-        )
-    assert len(broken) >= 30 and len(batch) - len(broken) >= 10
-    assert accuracy >= 0.9, misses
-    assert full_accuracy >= 0.9, full_misses
