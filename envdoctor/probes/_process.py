@@ -185,7 +185,29 @@ def _interrupt_as_before(handler: Any, signum: int) -> None:
 
 def run_python(python: str, source: str, timeout: float) -> Completed:
     """Run ``source`` with ``python -c`` from ``/`` (never the user's directory), output as text."""
-    return run([python, "-c", source], timeout=timeout)
+    return run(python_argv(python, source), timeout=timeout)
+
+
+def python_argv(python: str, source: str) -> list[str]:
+    """``python -c source`` for a child that dies with envdoctor, SIGKILL included.
+
+    The children run in sessions of their own, so nothing else would end a hung ``import torch``
+    left by a killed envdoctor. On Linux the child asks for SIGKILL when the thread that started it
+    ends (PR_SET_PDEATHSIG; probe threads outlive their children) and exits at once if envdoctor
+    was already gone. Costs the child one ctypes import.
+    """
+    prologue = (
+        "import sys as _sys\n"
+        "if _sys.platform == 'linux':\n"
+        "    try:\n"
+        "        import ctypes as _ctypes, os as _os\n"
+        "        _ctypes.CDLL(None).prctl(1, 9)  # PR_SET_PDEATHSIG, SIGKILL\n"
+        f"        if _os.getppid() != {os.getpid()}:\n"
+        "            _os._exit(1)\n"
+        "    except Exception:\n"
+        "        pass\n"
+    )
+    return [python, "-c", prologue + source]
 
 
 def _kill_group(proc: subprocess.Popen) -> None:

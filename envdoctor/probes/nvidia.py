@@ -64,7 +64,7 @@ def probe_nvml(timeout: float) -> NvidiaFacts:
     if not nvml_library_present():
         return NvidiaFacts(source="nvml", error="driver-missing", error_detail="NVML library not found")
     try:
-        done = _process.run([sys.executable, "-c", CHILD_SOURCE.read_text(encoding="utf-8")], timeout)
+        done = _process.run_python(sys.executable, CHILD_SOURCE.read_text(encoding="utf-8"), timeout)
     except OSError as exc:
         return NvidiaFacts(source="nvml", error="error", error_detail=f"cannot start the NVML probe: {exc}")
     if done.timed_out:

@@ -27,7 +27,7 @@ def start(python: str) -> Callable[[float], TorchFacts]:
     ``check`` starts this before anything else: the import of torch is the whole check's critical path.
     """
     try:
-        proc = _process.start([python, "-c", CHILD_SOURCE.read_text(encoding="utf-8")])
+        proc = _process.start(_process.python_argv(python, CHILD_SOURCE.read_text(encoding="utf-8")))
     except OSError as exc:
         failed = TorchFacts(status="import-error", error=f"cannot run {python}: {exc.strerror or exc}")
         return lambda _timeout: failed

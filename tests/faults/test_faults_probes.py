@@ -30,6 +30,14 @@ FAULTS = [
         130,
         10,
     ),
+    Fault(
+        "test_check_sigkilled_while_torch_import_hangs",
+        "SIGKILL (the OOM killer, `kill -9`) while `import torch` hangs in the probe child",
+        "envdoctor check, then kill -9",
+        "the probe child, in a session of its own, dies with envdoctor (PR_SET_PDEATHSIG) instead of hanging on",
+        137,
+        10,
+    ),
 ]
 ROW = rows_by_test(FAULTS)
 
@@ -160,3 +168,34 @@ def test_ctrl_c_inside_exec_of_source_text_still_exits_130(tmp_path) -> None:
     )
     assert ran.returncode == 130, (ran.returncode, ran.stderr[-2000:])
     assert "Traceback" not in ran.stdout + ran.stderr
+
+
+def test_check_sigkilled_while_torch_import_hangs(tmp_path) -> None:
+    row = ROW["test_check_sigkilled_while_torch_import_hangs"]
+    fake = tmp_path / "site" / "torch"
+    fake.mkdir(parents=True)
+    pid_file = tmp_path / "torch-child.pid"
+    fake.joinpath("__init__.py").write_text(
+        f"import os, time\nopen({str(pid_file)!r}, 'w').write(str(os.getpid()))\ntime.sleep(300)\n"
+    )
+    env = dict(os.environ, PYTHONPATH=f"{ROOT}{os.pathsep}{tmp_path / 'site'}")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "envdoctor", "check", "--json"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=env,
+    )
+    deadline = time.monotonic() + 60
+    while not pid_file.exists() or not pid_file.read_text():
+        assert proc.poll() is None and time.monotonic() < deadline, "the torch probe never started"
+        time.sleep(0.05)
+    child = int(pid_file.read_text())
+    proc.kill()
+    assert proc.wait(timeout=row.bound_s) == 128 - row.exit_code  # -9: killed, as asked
+    gone = time.monotonic() + row.bound_s
+    while _alive(child) and time.monotonic() < gone:
+        time.sleep(0.05)
+    alive = _alive(child)
+    if alive:
+        os.kill(child, signal.SIGKILL)
+    assert not alive, f"the torch probe child {child} outlived a SIGKILLed envdoctor"
