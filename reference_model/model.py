@@ -14,9 +14,9 @@ PAM mixes, per query and head, attention branches that go from coarse to fine:
    at full resolution (plus the null slot), as in DeepSeek's Native Sparse Attention. A mean-pooled
    block can say *where* an answer is; only the block's own tokens can say *what* it is. Cost
    ``n * k * b``, as per-query work (not matrix products: a choice shared by several queries
-   would make one query's output depend on another's, a later one's included), read through
-   ``embedding_bag`` without copying any query's keys. The choice (top-k) is not differentiable;
-   the attention within it is.
+   would make one query's output depend on another's, a later one's included): compiled C on a CPU
+   in fp32/fp64 (:mod:`reference_model.select_kernel`), else read through ``embedding_bag``; neither
+   copies any query's keys. The choice (top-k) is not differentiable; the attention within it is.
 3. **Local, fine.** Exact causal sliding-window attention: query ``t`` sees keys ``t - w + 1 .. t``.
    Queries go in spans of ``w`` tokens, each against the previous span and its own (``2w`` keys), so
    the cost is ``n * 2 * w`` and no ``n x n`` matrix ever exists. With ``stages=5`` there are three
@@ -31,9 +31,9 @@ PAM mixes, per query and head, attention branches that go from coarse to fine:
    their other initial weights.
 
 **The operator** (``pam_attention``) computes every branch and the fusion chunk by chunk of
-``T / 16`` queries (64 to 256) and keeps no branch output: forward saves only its inputs (and the selected
-blocks' indices), backward recomputes each chunk under autograd (the selected branch by hand) and
-adds its gradients into the full ones. Its peak memory is inputs, output, gradients and one chunk's
+``T / 16`` queries (64 to 256; more, up to 512, for narrow queries) and keeps no branch output:
+forward saves only its inputs (and the selected blocks' indices), backward recomputes each chunk
+under autograd (the selected branch by hand) and adds its gradients into the full ones. Its peak memory is inputs, output, gradients and one chunk's
 scores, linear in ``n``, with or without the selected branch.
 
 The write-up's gate was ``sigmoid(<q, step_embed[step]>)``: one embedding row per training step,
@@ -57,6 +57,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from torch.autograd.function import once_differentiable
+
+from . import select_kernel
 
 ATTENTIONS = ("pam", "full", "pam_naive")
 # Initial gate logit of the widest local branch, and of the compressed and selected branches when
@@ -108,8 +110,9 @@ def local_windows(cfg: PAMConfig) -> list[int]:
 
 # ----------------------------------------------------------------------------- the PAM operator
 
-QUERY_CHUNK = 256  # most queries per chunk: fewer, larger chunks spend less time in Python
-MIN_QUERY_CHUNK = 64  # chunks are T / 16 queries between the two: a chunk's transient memory stays small
+QUERY_CHUNK = 512  # most queries per chunk: fewer, larger chunks spend less time in Python
+MIN_QUERY_CHUNK = 64  # chunks are T / 16 queries, 64 to 256: a chunk's transient memory stays small
+CHUNK_FLOATS = 1 << 15  # ... or more queries, up to QUERY_CHUNK, when a chunk's q has fewer floats
 SELECT_PAIRS = 1 << 14  # most (query, key) pairs of the selected branch at once: its transient memory
 
 
@@ -147,10 +150,14 @@ def fuse(branches: list[torch.Tensor], gate_logits: torch.Tensor) -> torch.Tenso
     return cast(torch.Tensor, sum(weights[..., i : i + 1] * b for i, b in enumerate(branches)))
 
 
-def _chunk_spans(T: int, cfg: PAMConfig):
-    """(t0, t1, lo, nbv) per chunk of queries t0 .. t1 - 1: its local keys start at ``lo`` and only
-    its first ``nbv`` compressed blocks can be complete in the past of one of its queries."""
-    span, chunk = max(local_windows(cfg)), min(QUERY_CHUNK, max(MIN_QUERY_CHUNK, T // 16))
+def _chunk_spans(q, cfg: PAMConfig):
+    """(t0, t1, lo, nbv) per chunk of queries t0 .. t1 - 1 of q (B, H, T, D): its local keys start at
+    ``lo`` and only its first ``nbv`` compressed blocks can be complete in the past of one of its
+    queries. Narrow queries (few heads, small heads) go in larger chunks: there a chunk's operations
+    cost more in dispatch than in arithmetic (smoke-train's model at 4K: 97 vs 121 ms a layer)."""
+    B, H, T, D = q.shape
+    by_length = max(MIN_QUERY_CHUNK, min(QUERY_CHUNK // 2, T // 16))
+    span, chunk = max(local_windows(cfg)), min(QUERY_CHUNK, max(by_length, CHUNK_FLOATS // (B * H * D)))
     for t0 in range(0, T, chunk):
         t1 = min(T, t0 + chunk)
         yield t0, t1, max(0, t0 - span), t1 // cfg.compress_block
@@ -208,12 +215,22 @@ def _pam_chunk(t0, q, kl, vl, kc, vc, null_k, null_v, gate, cfg: PAMConfig, sele
 def _choose_blocks(t0: int, q, kc, cfg: PAMConfig) -> torch.Tensor:
     """(B, H, C, k): each query's top-k blocks by its scores against the compressed keys (visible
     ones first: with fewer than k visible, the rest are invisible blocks, masked later)."""
-    first = (t0 + 1) // cfg.compress_block  # the blocks before it are complete for every query here
-    visible = _complete_past_blocks(t0, q.shape[2], kc.shape[2], cfg.compress_block, q.device)
+    B, H, C, _ = q.shape
+    top = min(cfg.select_blocks, kc.shape[2])
     with torch.no_grad():
         coarse = q @ kc.to(q.dtype).transpose(-1, -2)
+        kernel = select_kernel.functions(coarse.dtype, coarse.device)
+        if kernel is not None:  # one pass over each query's visible blocks, no mask
+            chosen = torch.empty(B, H, C, top, dtype=torch.long, device=q.device)
+            coarse = coarse.contiguous()
+            kernel.choose(
+                B * H, C, kc.shape[2], top, cfg.compress_block, t0, coarse.data_ptr(), chosen.data_ptr()
+            )
+            return chosen
+        first = (t0 + 1) // cfg.compress_block  # the blocks before it are complete for every query here
+        visible = _complete_past_blocks(t0, C, kc.shape[2], cfg.compress_block, q.device)
         coarse[..., first:].masked_fill_(~visible[:, first:], float("-inf"))
-        return coarse.topk(min(cfg.select_blocks, kc.shape[2]), dim=-1).indices
+        return coarse.topk(top, dim=-1).indices
 
 
 def _tables(k, v, dtype) -> tuple[torch.Tensor, torch.Tensor]:
@@ -306,6 +323,45 @@ class _SelectedBranch:
                 full.addmm_(by_key, rows.reshape(-1, D))
 
 
+class _CompiledSelectedBranch:
+    """The selected branch of :class:`_SelectedBranch`, in compiled C (``select_kernel.c``): one pass
+    per query over its k * b keys in forward and one in backward, each query on its own keys."""
+
+    def __init__(self, kernel, t0, q, k_tab, v_tab, chosen, null_k, null_v, cfg: PAMConfig) -> None:
+        B, H, C, D = q.shape
+        self.kernel = kernel
+        self.q, self.chosen = q.contiguous(), chosen.contiguous()
+        self.tensors = [self.q, k_tab, v_tab, self.chosen, null_k.to(q.dtype), null_v.to(q.dtype)]
+        top, block = chosen.shape[-1], cfg.compress_block
+        self.sizes = (B * H, H, C, D, k_tab.shape[0] // (B * H), top, block, t0, 1 / math.sqrt(D))
+        self.scratch = q.new_empty(2 * (1 + top * block))
+
+    def _call(self, fn, *outputs: torch.Tensor) -> None:
+        tensors = [*self.tensors, *outputs, self.scratch]
+        if not all(x.is_contiguous() for x in tensors):  # the C code reads rows by offset
+            raise ValueError("the compiled selected branch needs contiguous tensors")
+        fn(*self.sizes, *(x.data_ptr() for x in tensors))
+
+    def forward(self) -> torch.Tensor:
+        out = torch.empty_like(self.q)
+        self._call(self.kernel.forward, out)
+        return out
+
+    def backward(self, dout, dq, dk_tab, dv_tab, dnull_k, dnull_v) -> None:
+        dq_chunk = torch.zeros_like(self.q)
+        self._call(self.kernel.backward, dout.contiguous(), dq_chunk, dk_tab, dv_tab, dnull_k, dnull_v)
+        dq += dq_chunk
+
+
+def _selected_branch(t0, q, k_tab, v_tab, nbv: int, chosen, null_k, null_v, cfg: PAMConfig):
+    """The selected branch for one chunk: compiled where :mod:`select_kernel` serves the dtype and
+    device, in PyTorch operations otherwise."""
+    kernel = select_kernel.functions(q.dtype, q.device)
+    if kernel is None:
+        return _SelectedBranch(t0, q, k_tab, v_tab, nbv, chosen, null_k, null_v, cfg)
+    return _CompiledSelectedBranch(kernel, t0, q, k_tab, v_tab, chosen, null_k, null_v, cfg)
+
+
 @contextmanager
 def _one_cpu_thread(device: torch.device) -> Iterator[None]:
     """Run the operator's small CPU operations on one thread (then restore the count).
@@ -339,13 +395,13 @@ class _PAMOperator(torch.autograd.Function):
         out = torch.empty_like(q, memory_format=torch.contiguous_format)
         tables = _tables(k, v, q.dtype) if cfg.select_blocks else None
         with torch.autocast(q.device.type, enabled=False), _one_cpu_thread(q.device):
-            for t0, t1, lo, nbv in _chunk_spans(q.shape[2], cfg):
+            for t0, t1, lo, nbv in _chunk_spans(q, cfg):
                 s = slice(t0, t1)
                 selected = None
                 if tables is not None:
                     chosen = _choose_blocks(t0, q[:, :, s], kc[:, :, :nbv], cfg)
                     ctx.picks.append(chosen.to(torch.int32))
-                    branch = _SelectedBranch(t0, q[:, :, s], *tables, nbv, chosen, null_k, null_v, cfg)
+                    branch = _selected_branch(t0, q[:, :, s], *tables, nbv, chosen, null_k, null_v, cfg)
                     selected = branch.forward()
                 out[:, :, s] = _pam_chunk(
                     t0, q[:, :, s], k[:, :, lo:t1], v[:, :, lo:t1], kc[:, :, :nbv], vc[:, :, :nbv],
@@ -361,15 +417,17 @@ class _PAMOperator(torch.autograd.Function):
         grads = [torch.zeros(x.shape, dtype=x.dtype, device=x.device) for x in ctx.saved_tensors]
         dq, dk, dv, dkc, dvc, dnull_k, dnull_v, dgate = grads
         tables = _tables(k, v, q.dtype) if cfg.select_blocks else None
-        picks = ctx.picks or [None] * len(list(_chunk_spans(q.shape[2], cfg)))
+        picks = ctx.picks or [None] * len(list(_chunk_spans(q, cfg)))
         with _one_cpu_thread(q.device), torch.autocast(q.device.type, enabled=False):
-            for (t0, t1, lo, nbv), chosen in zip(_chunk_spans(q.shape[2], cfg), picks, strict=True):
+            for (t0, t1, lo, nbv), chosen in zip(_chunk_spans(q, cfg), picks, strict=True):
                 s = slice(t0, t1)
                 parts = [q[:, :, s], k[:, :, lo:t1], v[:, :, lo:t1], kc[:, :, :nbv], vc[:, :, :nbv]]
                 leaves = [x.detach().requires_grad_() for x in (*parts, null_k, null_v, gate[:, :, s])]
                 branch = selected = None
                 if tables is not None:
-                    branch = _SelectedBranch(t0, q[:, :, s], *tables, nbv, chosen.long(), null_k, null_v, cfg)
+                    branch = _selected_branch(
+                        t0, q[:, :, s], *tables, nbv, chosen.long(), null_k, null_v, cfg
+                    )
                     selected = branch.forward().requires_grad_()
                 with torch.enable_grad():
                     out = _pam_chunk(t0, *leaves, cfg, selected)
@@ -433,7 +491,7 @@ def pam_attention(q, k, v, kc, vc, cfg: PAMConfig, null_k, null_v, gate_logits) 
     function with n x n score matrices and autograd; "pam" with the chunked operator.
     """
     if cfg.attention != "pam_naive":
-        if not cfg.select_blocks and len(list(_chunk_spans(q.shape[2], cfg))) == 1:
+        if not cfg.select_blocks and len(list(_chunk_spans(q, cfg))) == 1:
             # One chunk and no selected branch: plain autograd keeps this short input's few scores,
             # where the operator would recompute them in backward (a third of smoke-train's default step).
             with torch.autocast(q.device.type, enabled=False), _one_cpu_thread(q.device):

@@ -20,6 +20,17 @@ BLOCKS = [8, 4]  # compress_block: 8 from 128 tokens in smoke-train, 4 below (se
 PAM_ONLY = ("null_k", "null_v", "gate.weight", "gate.bias")
 
 
+@pytest.fixture(autouse=True, params=["compiled", "pytorch"])
+def selected_branch_path(request, monkeypatch) -> str:
+    """Every test runs twice: the selected branch compiled (select_kernel.c) and on its PyTorch path.
+    The compiled one must be there: CI installs a C compiler."""
+    if request.param == "pytorch":
+        monkeypatch.setattr(pam.select_kernel, "functions", lambda dtype, device: None)
+    else:
+        assert pam.select_kernel.functions(torch.float32, torch.device("cpu")), pam.select_kernel.status()
+    return request.param
+
+
 def _model(attention: str, stages: int = 3, select_blocks: int = 2, seed: int = 0, **kw) -> PAMTransformer:
     torch.manual_seed(seed)
     cfg = PAMConfig(
@@ -126,6 +137,7 @@ def test_operator_creates_no_tensor_larger_than_q_with_a_selected_branch(monkeyp
     elements, so peak memory stays linear in T. A copy of each query's selected keys would be
     k*b/1 = 64 times q's row per query (65,536 elements in one chunk of 64 queries, q has 4,096)."""
     monkeypatch.setattr(pam, "SELECT_PAIRS", 1024)
+    monkeypatch.setattr(pam, "CHUNK_FLOATS", 0)  # chunks of T / 16 (at least 64) queries, as for wide heads
     cfg = PAMConfig(stages=stages, select_blocks=2, compress_block=32, window=8)
     inputs = _operator_inputs(cfg, 1, 2, 256, 8)
     q, k, v, kc, vc, null_k, null_v, gate = inputs

@@ -163,6 +163,8 @@ def print_text(result: dict[str, Any], checks: list[Check], plot: Path | None, c
         f"torch {env['torch']} on {where}; {model['params']:,} parameters, attention {model['attention']}"
         f" ({model['stages']} stages), task {result['task']['name']}"
     )
+    if "selected_branch" in model:
+        console.print(f"PAM's selected branch: {model['selected_branch']}", highlight=False)
     if "thread_policy" in env:
         console.print(f"CPU threads per rank: {describe_threads(env['thread_policy'])}", highlight=False)
     if len(result["runs"]) > 1:

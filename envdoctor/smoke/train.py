@@ -30,7 +30,7 @@ from envdoctor.smoke import checkpoint, distributed, threads
 from envdoctor.smoke.config import INIT_TOLERANCE, PROBE_TASK, SIZES, SmokeConfig
 from envdoctor.smoke.distributed import Dist
 from envdoctor.smoke.fp8 import convert_to_float8, fp8_support
-from reference_model import VOCAB_SIZE, PAMConfig, PAMTransformer, Task, exact_match, make_task
+from reference_model import VOCAB_SIZE, PAMConfig, PAMTransformer, Task, exact_match, make_task, select_kernel
 
 Emit = Callable[..., None]  # emit(event_name, **fields)
 WARMUP_STEPS = 50
@@ -553,6 +553,15 @@ def node_figures(cfg: SmokeConfig, mcfg: PAMConfig, task: Task, ctx: Dist) -> di
     }
 
 
+def selected_branch(mcfg: PAMConfig, ctx: Dist) -> dict[str, str]:
+    """How PAM's selected branch runs here (compiled C or PyTorch operations, and why), for the
+    verdict header: the same model is several times faster with it on a CPU."""
+    if mcfg.attention != "pam" or not mcfg.select_blocks:
+        return {}
+    how = select_kernel.status() if ctx.device.type == "cpu" else f"PyTorch operations ({ctx.device.type})"
+    return {"selected_branch": how}
+
+
 def run(cfg: SmokeConfig, emit: Emit, stop: StopSignal | None = None) -> dict[str, Any]:
     """Train every requested precision; returns the figures of all runs (the same on every rank)."""
     stop = stop or StopSignal()
@@ -564,7 +573,11 @@ def run(cfg: SmokeConfig, emit: Emit, stop: StopSignal | None = None) -> dict[st
         eval_set = task.batch(cfg.eval_examples, torch.Generator().manual_seed(cfg.seed + 1_000_003), "eval")
         result: dict[str, Any] = {
             "environment": environment(ctx, policy),
-            "model": {**mcfg.to_dict(), "params": PAMTransformer(mcfg).num_params()},
+            "model": {
+                **mcfg.to_dict(),
+                "params": PAMTransformer(mcfg).num_params(),
+                **selected_branch(mcfg, ctx),
+            },
             "task": {"name": task.name, "length": task.length},
             "strategy": cfg.strategy if ctx.world > 1 else None,
             "init_agreement": init_agreement(cfg, mcfg, eval_set, ctx.device),
