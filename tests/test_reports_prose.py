@@ -159,3 +159,11 @@ def test_a_stated_capability_joins_the_one_gpu_named_and_never_a_tool_list():
     assert len(tool.nvidia.gpus) == 2
     two = facts_from_report("capability (8, 6) on one box, capability (7, 5) on the other; torch 2.1.0")
     assert two.nvidia.gpus is None
+
+
+def test_package_names_in_markdown_code_or_bold_are_read_with_their_versions():
+    facts = facts_from_report("- `torch` 2.6.0\n- **transformers**: 5.10.2\n- `flash_attn`==2.7.4")
+    assert facts.torch.version == "2.6.0"
+    assert facts.packages.versions["transformers"] == "5.10.2"
+    assert facts.packages.versions["flash-attn"] == "2.7.4"
+    assert facts.stated["torch.version"] == "- `torch` 2.6.0"

@@ -22,17 +22,25 @@ _PACKAGES = (
 )
 _VERSION = r"(?P<v>\d+\.\d+(?:\.\d+)?(?:\.post\d+|\.dev\d+)?)"
 # "torch 2.0.1", "Pytorch2.2.0+cu121", "pytorch2.5.1+cuda12.1", "torch: 2.3.0", "torch==2.0.1",
-# "torch 2.6 cu124", "PyTorch 2.8.0 + cu129", "pytorch(2.2 + cu118)".
+# "torch 2.6 cu124", "PyTorch 2.8.0 + cu129", "pytorch(2.2 + cu118)"; a name in Markdown code or bold
+# ("- `torch` 2.6.0", "**torch**: 2.6.0") the same.
 # torch's releases are 0.x to 2.x: a larger number after "PyTorch:" is another version about torch
 # ("CUDA version required by PyTorch: 11.7", Colossal-AI's report).
 _TORCH_VERSION = r"(?P<v>(?<!\d)[0-3]\.\d+(?:\.\d+)?(?:\.post\d+|\.dev\d+)?)"
 _TORCH = re.compile(
-    r"\b(?:py)?torch(?:[\s_-]*version)?\s*(?:[:=]=?|\bis\b|\bv)?\s*[`(]?" + _TORCH_VERSION + r"(?!\.?\d)"
+    r"\b(?:py)?torch[`*]{0,2}(?:[\s_-]*version)?\s*(?:[:=]=?|\bis\b|\bv)?\s*[`(]?"
+    + _TORCH_VERSION
+    + r"(?!\.?\d)"
     r"(?:\s?\+\s?(?P<tag>cu\d{2,3}|cpu|rocm\d+(?:\.\d+)?)\b|\s*\+?\s*cuda\s*(?P<cuda>\d+\.\d+)|\s+(?P<cu>cu\d{2,3})\b)?",
     re.IGNORECASE,
 )
+# A name inside another's is not that package ("vllm-flash-attn 2.6.1" is vLLM's fork, not flash-attn).
 _PACKAGE = re.compile(
-    r"\b(?P<pkg>" + _PACKAGES + r")(?:\s*version)?\s*(?:[:=]=?|\bv)?\s*`?" + _VERSION + r"(?!\.?\d)",
+    r"(?<![\w.-])(?P<pkg>"
+    + _PACKAGES
+    + r")[`*]{0,2}(?:\s*version)?\s*(?:[:=]=?|\bv)?\s*`?"
+    + _VERSION
+    + r"(?!\.?\d)",
     re.IGNORECASE,
 )
 _PYTHON = re.compile(
