@@ -46,6 +46,8 @@ _NO_DIST = re.compile(
 _FRAME = re.compile(
     r'[/\\](?:site|dist)-packages[/\\](?:[\w.-]+\.egg[/\\])?(?P<package>[A-Za-z_]\w*)[/\\][^"\n]*", line \d+'
 )
+# The same, printed as a source location the ``warnings`` way: "transformers/integrations/fp8.py:45:".
+_LOCATION = re.compile(r"(?m)^\s*(?P<package>[A-Za-z_]\w*)[/\\](?:[\w.\-]+[/\\])*[\w.\-]+\.py:\d+:")
 # A call into an indexed package's class or function with a keyword that release does not take.
 _KEYWORD = re.compile(
     r"TypeError: (?P<callee>[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*?)(?:\.__init__)?\(\) "
@@ -89,7 +91,10 @@ def _installed(facts: Facts, package: str) -> str | None:
 def _caller(text: str, before: int, package: str) -> str | None:
     """The installed package whose frame comes last before position ``before`` (not ``package`` itself)."""
     own = package.replace("-", "_")
-    callers = [m.group("package") for m in _FRAME.finditer(text, 0, before)]
+    frames = sorted(
+        [*_FRAME.finditer(text, 0, before), *_LOCATION.finditer(text, 0, before)], key=lambda m: m.start()
+    )
+    callers = [m.group("package") for m in frames]
     callers = [c for c in callers if c != own]
     if not callers and "transformers" in text[:before] and package == "torch":
         return "transformers"  # transformers' "Failed to import transformers.x because ..." wrapper
@@ -310,16 +315,19 @@ def _older(a: str, b: str) -> bool:
 
 def _wheel_findings(facts: Facts, text: str) -> Iterator[Derived]:
     """pip found no wheel of ``torch==X`` for this Python: name the Pythons X supports and the newest
-    release that supports this Python."""
+    release that supports this Python. The Python is the stated one, else the one that pip's own list
+    of the versions it could install fits (see _offered_python)."""
     from envdoctor.knowledge import mined
     from envdoctor.knowledge.cuda import minor_of
 
-    py = minor_of(facts.python.version) if facts.python.version else None
+    stated_py = minor_of(facts.python.version) if facts.python.version else None
     family = _platform_family(facts.system.os)
     for m in _NO_DIST.finditer(text):
         package = m.group("package").lower().replace("_", "-")
         version = m.group("version")
         pythons = mined.wheel_pythons(package, version, family)
+        offered = _OFFERED.findall(text, 0, m.start())
+        py = stated_py or (_offered_python(package, offered[-1], family) if offered else None)
         if not pythons or py is None:
             continue
         cp = "cp" + py.replace(".", "")
@@ -347,21 +355,56 @@ def _wheel_findings(facts: Facts, text: str) -> Iterator[Derived]:
         else:
             fix = f"Use a Python that {package} {version} supports ({supported})."
             actions = [Manual(fix)]
+        evidence = {
+            "python.version": facts.python.version,
+            "requested": f"{package}=={version}",
+            "wheels": f"{package} {version}: {supported} (PyPI file listing, mined)",
+            "error message": m.group(0),
+        }
+        if stated_py is None:
+            evidence["python.version"] = None
+            evidence["python inferred"] = (
+                f"{py}: the only Python whose {package} wheels start at {offered[-1].split(',')[0].strip()}, "
+                "the first release pip listed as installable"
+            )
         finding = Finding(
             id="python-unsupported",
             severity=Severity.ERROR,
             message=message,
-            evidence={
-                "python.version": facts.python.version,
-                "requested": f"{package}=={version}",
-                "wheels": f"{package} {version}: {supported} (PyPI file listing, mined)",
-                "error message": m.group(0),
-            },
+            evidence=evidence,
             fix=fix,
             actions=actions,
             sources=[mined.release_url(package, version)],
         )
         yield Derived(finding, m.group(0))
+
+
+# pip's list of the releases it could install here: "(from versions: 2.2.0, 2.2.1, ..., 2.5.1)".
+_OFFERED = re.compile(r"\(from versions: (\d[^)]*)\)")
+
+
+def _offered_python(package: str, listing: str, family: str | None) -> str | None:
+    """The Python that pip's list of installable releases fits: pip lists every release with a wheel
+    for this interpreter and platform, so the first one listed is the first release built for it
+    (torch's list starting at 2.2.0 is Python 3.12's). The one CPython whose first release with a
+    wheel is the first listed, and which has a wheel of every release listed; None when no single one
+    fits (local versions like +cu118 come from another index and are not judged)."""
+    from envdoctor.knowledge import mined
+    from envdoctor.versions import version_tuple
+
+    offered = [v.strip() for v in listing.split(",") if v.strip()]
+    if not offered or any("+" in v or not re.fullmatch(r"\d+(?:\.\d+)+", v) for v in offered):
+        return None
+    fits = []
+    for minor in range(6, 20):
+        releases = mined.releases_with_python(package, f"cp3{minor}", family)
+        if (
+            releases
+            and version_tuple(releases[0]) == version_tuple(offered[0])
+            and set(offered) <= set(releases)
+        ):
+            fits.append(f"3.{minor}")
+    return fits[0] if len(fits) == 1 else None
 
 
 # pip's own listing of the releases it skipped for their Requires-Python, and the request it then failed.

@@ -10,6 +10,7 @@ support comes first, then strong error signatures, then rule findings, then weak
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -91,7 +92,7 @@ def rank(facts: Facts, matches: list[Match] | None = None) -> list[Diagnosis]:
 
     if matches is None:
         matches = match_text("\n".join(facts.error_lines))
-    matches = within_capability(facts, without_cuda(facts, matches))
+    matches = outside_builds(facts, within_capability(facts, without_cuda(facts, matches)))
     by_id: dict[str, Diagnosis] = {}
     for f in evaluate(facts):
         d = by_id.get(f.id)
@@ -176,6 +177,29 @@ def within_capability(facts: Facts, matches: list[Match]) -> list[Match]:
             ),
         )
         if m.signature.id in FORMAT_FLOORS and lowest >= FORMAT_FLOORS[m.signature.id]
+        else m
+        for m in matches
+    ]
+
+
+# Signs that the paste shows a CUDA extension being compiled: setup.py / pip building a wheel,
+# torch.utils.cpp_extension, ninja or nvcc itself running.
+BUILDING = re.compile(
+    r"setup\.py|cpp_extension|build_ext|[Bb]uilding (?:wheel|extension)|bdist_wheel|ninja|nvcc (?:fatal|error)"
+    r"|-gencode|CMake|--no-build-isolation|pip(?:3)? install -e|error: command"
+)
+
+
+def outside_builds(facts: Facts, matches: list[Match]) -> list[Match]:
+    """Messages that break only an extension build (a signature's ``build_only``) are warnings in a
+    paste that shows no build: nothing failed to compile, a tool merely probed for nvcc. A value that
+    is a list of folders (a ':' in it) is wrong whatever runs, and stays as it is."""
+    text = "\n".join(facts.error_lines)
+    if BUILDING.search(text):
+        return matches
+    return [
+        replace(m, signature=replace(m.signature, severity=Severity.WARNING), crash=False)
+        if m.signature.build_only and not any(":" in str(v) for v in m.fields.values())
         else m
         for m in matches
     ]
@@ -399,7 +423,7 @@ def explain_text(text: str) -> Explanation:
         facts = facts_from_report(text)
     except ReportError:
         facts = Facts(origin="report")
-    matches = within_capability(facts, without_cuda(facts, match_text(text)))
+    matches = outside_builds(facts, within_capability(facts, without_cuda(facts, match_text(text))))
     candidates = rank(facts, matches)
     notes = [m for m in matches if m.signature.id is None]
     return Explanation(candidates, notes, unsettled(facts, [d.finding for d in candidates]))

@@ -112,6 +112,9 @@ def torch_build(facts: Facts) -> TorchBuild | None:
     if "torch.cuda" in facts.stated and t.cuda is None and t.hip is None:
         # A report that says "a CPU-only version of torch" without naming the version.
         return TorchBuild("", "cpu", {"torch.cuda": "none (a CPU build)"})
+    if t.cuda and facts.origin == "report":
+        # A report that names torch's CUDA but not its version ("CUDA version used by PyTorch (12.1)").
+        return TorchBuild("", kb.variant_of_cuda(t.cuda), {"torch.cuda": t.cuda})
     return None
 
 

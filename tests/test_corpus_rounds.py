@@ -46,6 +46,15 @@ finding on their healthy reports.
   13 of 13 after (CUDA programs that name their .cu source, bf16 refused in words, a GeForce named by
   its number, a CPU-only torch made on a login node, a torch API called by transformers with a keyword
   it does not take).
+- twelfth (``blind-12``, 61 threads, 48 broken): LLM serving and quantization downstreams (LMCache,
+  the aphrodite fork sonar, GPTQModel, DeepGEMM, Model-Optimizer, TensorRT, xFasterTransformer),
+  TTS, video and app repositories (Kokoro-FastAPI, MSST-WebUI, Zonos, ChatTTS, rembg, a Wan2GP
+  installer, ComfyUI-Impact-Pack), torchvision and mm* stacks, fine-tuning repositories (kohya-trainer,
+  dolly, mistral-finetune, Phi3-Vision-Finetune, Hymba, NeuroAI); collect_env and check_env dumps of
+  ExecuTorch, flash-linear-attention, LMCache and Mooncake as healthy reports. 36 of 48 blind (75%),
+  46 of 48 after (kernel libraries' capability floors, compiled parts that do not load, torch's C-level
+  names in the mined API index, the Python inferred from pip's list of releases, nvcc probed outside a
+  build a warning).
 """
 
 from __future__ import annotations
@@ -100,6 +109,15 @@ ROUNDS = [
         complete_facts_floor=1.0,
     ),
     Round("eleventh", ("blind-11a", "blind-11b"), broken=26, healthy=8, floor=1.0, complete_healthy=3),
+    Round(
+        "twelfth",
+        ("blind-12",),
+        broken=48,
+        healthy=13,
+        floor=0.95,
+        complete_healthy=7,
+        complete_facts_floor=0.75,
+    ),
 ]
 
 

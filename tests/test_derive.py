@@ -195,3 +195,48 @@ def test_an_extension_built_with_an_older_cuda_has_no_kernels_for_a_newer_gpu():
     )
     ok = rank(facts_from_report(text.replace("RTX 5090", "RTX 4090")))
     assert "arch-not-in-wheel" not in [d.finding.id for d in ok]
+
+
+def test_the_python_is_read_from_pips_list_of_the_releases_it_could_install():
+    """LibreTranslate/Locomotive#32: no Python stated; pip offered torch from 2.2.0 on, the first
+    release with Python 3.12 wheels, so the pinned 2.0.1 has none for it."""
+    text = (
+        "ERROR: Could not find a version that satisfies the requirement torch==2.0.1+cu117 (from -r "
+        "requirements.txt (line 2)) (from versions: 2.2.0, 2.2.1, 2.2.2, 2.3.0, 2.3.1, 2.4.0, 2.4.1, 2.5.0, 2.5.1)\n"
+        "ERROR: No matching distribution found for torch==2.0.1+cu117 (from -r requirements.txt (line 2))\n"
+    )
+    f = _top(text)
+    assert f.id == "python-unsupported" and f.severity is Severity.ERROR
+    assert f.message.startswith("torch 2.0.1 has no wheel for Python 3.12 ")
+    assert f.evidence["python inferred"].startswith("3.12: the only Python whose torch wheels start at 2.2.0")
+
+
+@pytest.mark.parametrize(
+    "listing",
+    [
+        "none",  # nothing to read (pip's own "no wheel at all" is a signature of its own)
+        "2.2.0+cu121, 2.2.1+cu121",  # another index's local versions
+        "2.4.0, 2.4.1",  # no Python's wheels start at 2.4.0
+    ],
+)
+def test_no_python_is_inferred_from_a_list_that_fits_no_single_python(listing):
+    text = (
+        f"ERROR: Could not find a version that satisfies the requirement torch==2.0.1 (from versions: {listing})\n"
+        "ERROR: No matching distribution found for torch==2.0.1\n"
+    )
+    assert not [d for d in rank(facts_from_report(text)) if "python inferred" in d.finding.evidence]
+
+
+def test_a_source_location_printed_the_warnings_way_names_the_calling_package():
+    """facebookresearch/neuroai#155: transformers 5 uses a dtype of torch 2.7 (read from torch's stubs)."""
+    text = (
+        "- `torch` 2.6.0\n- `transformers` 5.10.2\n"
+        "transformers/integrations/finegrained_fp8.py:45: _UE8M0_SF_DTYPE = torch.float8_e8m0fnu\n"
+        "AttributeError: module 'torch' has no attribute 'float8_e8m0fnu'\n"
+    )
+    f = _top(text)
+    assert f.id == "transformers-torch-incompat"
+    assert f.message == (
+        "torch.float8_e8m0fnu first appears in torch 2.7.0; this environment has torch 2.6.0, "
+        "and transformers uses it"
+    )

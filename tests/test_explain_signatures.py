@@ -167,3 +167,27 @@ def test_cli_check_from_report_stdin_ranks_and_exits_1():
     out = json.loads(result.stdout)
     assert out["facts"]["origin"] == "report"
     assert out["findings"][0]["id"] == "arch-not-in-wheel"
+
+
+NVCC_PROBE = "/bin/sh: 1: /usr/local/cuda/bin/nvcc: not found"
+
+
+def test_nvcc_missing_from_a_plain_cuda_home_is_a_warning_when_nothing_is_built():
+    """kvcache-ai/Mooncake#507: SGLang's check_env probes $CUDA_HOME/bin/nvcc in a runtime container."""
+    report = f"{NVCC_PROBE}\nPython: 3.10.12\nCUDA available: True\nGPU 0: NVIDIA H200\nCUDA_HOME: /usr/local/cuda\nNVCC: Not Available\nPyTorch: 2.3.0+cu121\nsglang: 0.4.7.post1"
+    first = rank(facts_from_report(report))[0].finding
+    assert first.id == "cuda-home-invalid" and first.severity.value == "warning"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        # a build in the paste: the missing nvcc is what failed it
+        f'  File "/venv/lib/python3.10/site-packages/torch/utils/cpp_extension.py", line 525, in build_extensions\n{NVCC_PROBE}',
+        # a list of folders is wrong whatever runs
+        "/bin/sh: 1: :/usr/local/cuda-9.0:/usr/local/cuda-9.0/bin/nvcc: not found",
+    ],
+)
+def test_nvcc_missing_stays_an_error_in_a_build_or_for_a_list_of_folders(text):
+    first = rank(facts_from_report(text))[0].finding
+    assert first.id == "cuda-home-invalid" and first.severity.value == "error"

@@ -219,3 +219,44 @@ def test_shipped_index_covers_the_package_ranges():
     assert mined.name_history("torch.compiler").first == "2.1.0"
     assert mined.name_history("numpy.float_").removed_in() == "2.0.0"
     assert mined.wheel_pythons("torch", "1.13.1") is not None
+
+
+def test_stub_of_a_compiled_module_gives_the_names_a_package_takes_from_it():
+    """torch's dtypes live in the compiled ``torch._C``: only its ``.pyi`` stub tells the names that
+    ``from torch._C import *`` brings; a stub beside a ``.py`` is not read in its place."""
+    tool = _tool()
+    files = {
+        "tiny/__init__.py": "from tiny._C import *\nfrom tiny.ops import fast\n",
+        "tiny/_C/__init__.pyi": "class dtype: ...\nfloat8_e8m0fnu: dtype = ...\ndef _private() -> None: ...\n",
+        "tiny/ops.py": "def fast():\n    pass\n",
+        "tiny/ops.pyi": "def fast() -> None: ...\ndef only_in_stub() -> None: ...\n",
+    }
+    names = tool.read_wheel(_wheel(files), "tiny")
+    assert {"tiny.float8_e8m0fnu", "tiny.dtype", "tiny.ops.fast"} <= names
+    assert "tiny._private" not in names and "tiny.ops.only_in_stub" not in names
+
+
+def test_torch_takes_the_functions_of_its_compiled_variable_functions(monkeypatch):
+    """torch copies ``torch._C._VariableFunctions`` into its namespace in a loop (COPIED_FROM)."""
+    tool = _tool()
+    files = {
+        "torch/__init__.py": "from torch._C import *\n",
+        "torch/_C/__init__.pyi": "float8_e4m3fn: dtype = ...\n",
+        "torch/_C/_VariableFunctions.pyi": "def float_power(input, exponent): ...\n",
+    }
+    names = tool.read_wheel(_wheel(files), "torch")
+    assert {"torch.float8_e4m3fn", "torch.float_power"} <= names
+
+
+def test_mining_one_package_keeps_the_other_packages_of_the_index(tmp_path, monkeypatch):
+    tool = _tool()
+    (tmp_path / "api_index.json.gz").write_bytes(
+        gzip.compress(json.dumps({"numpy": {"versions": ["1.0"], "names": {}}}).encode())
+    )
+    monkeypatch.setattr(tool, "mine_api", lambda packages, cache, limit: {"tiny": {"versions": ["2.0"]}})
+    assert (
+        tool.main(["--out", str(tmp_path), "--cache", str(tmp_path), "--packages", "tiny", "--skip-wheels"])
+        == 0
+    )
+    index = json.loads(gzip.decompress((tmp_path / "api_index.json.gz").read_bytes()))
+    assert set(index) == {"numpy", "tiny"}

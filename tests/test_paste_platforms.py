@@ -116,14 +116,16 @@ def test_the_platform_read_is_said_when_nothing_is_diagnosed() -> None:
 
 
 def test_a_gpu_too_old_for_triton_is_explained_with_its_capability() -> None:
-    """MIC-DKFZ/nnUNet#2188: torch.compile on a GTX 1080 Ti (6.1); Triton needs 7.0."""
+    """MIC-DKFZ/nnUNet#2188: torch.compile on a GTX 1080 Ti (6.1); Triton needs 7.0. A kernel
+    library's capability floor (the arch id), with the remedy of running without torch.compile."""
     text = (
         "RuntimeError: Found NVIDIA GeForce GTX 1080 Ti which is too old to be supported by the triton GPU "
         "compiler, which is used as the backend. Triton only supports devices of CUDA Capability >= 7.0, "
         "but your device is of CUDA capability 6.1"
     )
     ex = explain_text(text)
-    assert [m.signature.name for m in ex.notes] == ["triton-gpu-too-old"]
+    top = ex.candidates[0].finding
+    assert top.id == "arch-not-in-wheel" and "below the 7.0 that Triton" in top.message
     assert "TORCHDYNAMO_DISABLE=1" in render_explanation(ex)
     gpus = facts_from_report(text).nvidia.gpus or []
     assert [(g.name, g.compute_capability) for g in gpus] == [("NVIDIA GeForce GTX 1080 Ti", "6.1")]

@@ -159,3 +159,33 @@ def test_a_stated_capability_joins_the_one_gpu_named_and_never_a_tool_list():
     assert len(tool.nvidia.gpus) == 2
     two = facts_from_report("capability (8, 6) on one box, capability (7, 5) on the other; torch 2.1.0")
     assert two.nvidia.gpus is None
+
+
+def test_package_names_in_markdown_code_or_bold_are_read_with_their_versions():
+    facts = facts_from_report("- `torch` 2.6.0\n- **transformers**: 5.10.2\n- `flash_attn`==2.7.4")
+    assert facts.torch.version == "2.6.0"
+    assert facts.packages.versions["transformers"] == "5.10.2"
+    assert facts.packages.versions["flash-attn"] == "2.7.4"
+    assert facts.stated["torch.version"] == "- `torch` 2.6.0"
+
+
+def test_torchs_cuda_said_without_its_version_bounds_the_archs_it_can_have():
+    """spinalcordtoolbox#5104: a dependency checker's "CUDA version used by PyTorch ... (12.1)" next to
+    an RTX PRO 6000 (sm_120): CUDA 12.1 compiles for sm_50 .. sm_90, whatever the torch release."""
+    facts = facts_from_report(
+        "PyTorch version error with NVIDIA RTX PRO 6000 (tassan)\n"
+        "`Check CUDA version used by PyTorch..................[OK] (12.1)`"
+    )
+    assert facts.torch.cuda == "12.1" and facts.torch.version is None
+    assert [g.name for g in facts.nvidia.gpus or []] == ["NVIDIA RTX PRO 6000"]
+    first = rank(facts)[0].finding
+    assert first.id == "arch-not-in-wheel" and first.severity is Severity.WARNING  # stated, not printed
+    assert first.message.startswith(
+        "this torch (version not stated) was built with CUDA 12.1, which compiles for sm_50 .. sm_90"
+    )
+    assert first.evidence["knowledge.cuda_toolkit_archs[12.1]"] == "5.0..9.0"
+
+
+def test_torchs_cuda_is_read_only_from_words_that_tie_it_to_torch():
+    assert facts_from_report("torch's CUDA version: 12.4, on an A100").torch.cuda == "12.4"
+    assert facts_from_report("CUDA 12.1 installed, torch 2.3.0 on an A100").torch.cuda is None

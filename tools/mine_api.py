@@ -58,6 +58,10 @@ PRIVATE_LISTED = ("torch._dynamo",)
 SCANNED = {"transformers"}
 WHEEL_PACKAGES = ("torch", "torchvision", "torchaudio", "xformers", "flash-attn", "vllm")
 SKIP_PARTS = {"tests", "test", "testing", "_vendor", "benchmarks", "examples"}
+# Names a package copies from a compiled module in a loop (``globals()[name] = getattr(...)``), which a
+# static reader cannot follow: torch copies every function of ``torch._C._VariableFunctions`` into
+# ``torch`` (``torch.randn``, ``torch.float_power``...). Read as if the package star-imported the module.
+COPIED_FROM = {"torch": ("torch._C._VariableFunctions",)}
 
 
 def pypi_json(name: str, version: str | None = None) -> dict:
@@ -91,10 +95,11 @@ def minor_releases(releases: dict[str, list[dict]], first: str, last: str | None
 
 
 def _module_name(path: str) -> str | None:
-    """'torch/nn/functional.py' -> 'torch.nn.functional'; None for tests, data and metadata."""
-    if not path.endswith(".py") or ".data/" in path or ".dist-info/" in path:
+    """'torch/nn/functional.py' -> 'torch.nn.functional' (a '.pyi' stub the same); None for tests, data
+    and metadata."""
+    if not path.endswith((".py", ".pyi")) or ".data/" in path or ".dist-info/" in path:
         return None
-    parts = path[:-3].split("/")
+    parts = path[: path.rindex(".")].split("/")
     if parts[-1] == "__init__":
         parts = parts[:-1]
     if not parts or any(p in SKIP_PARTS for p in parts):
@@ -327,14 +332,20 @@ def read_wheel(data: bytes, top: str, scan: bool = False) -> set[str]:
     """Every public dotted name the wheel's package ``top`` defines (``torch.compiler``,
     ``torch.nn.Module.register_forward_hook``...). With ``scan``, modules other than packages'
     ``__init__`` are read by the line scanner instead of a full parse (every release of a package
-    must be read the same way, so this is a per-package choice: SCANNED)."""
+    must be read the same way, so this is a per-package choice: SCANNED).
+
+    A compiled module has no Python source, only the ``.pyi`` stub the wheel ships for type checkers
+    (``torch/_C/__init__.pyi``): the stub is read in its place, so what a package star-imports from it
+    (torch's dtypes, ``torch.float8_e4m3fn``) is listed. A stub next to a ``.py`` is left out."""
     modules: dict[str, _Module] = {}
     with zipfile.ZipFile(io.BytesIO(data)) as zf:
-        for info in zf.infolist():
+        infos = zf.infolist()
+        sources = {i.filename for i in infos if i.filename.endswith(".py")}
+        for info in infos:
             name = _module_name(info.filename)
-            if name is None or name.split(".")[0] != top:
+            if name is None or name.split(".")[0] != top or info.filename[:-1] in sources:
                 continue
-            is_package = info.filename.endswith("__init__.py")
+            is_package = info.filename.endswith(("__init__.py", "__init__.pyi"))
             source = zf.read(info)
             if scan and not is_package:
                 modules[name] = _scan_module(name, False, source.decode("utf-8", "replace"))
@@ -348,6 +359,9 @@ def read_wheel(data: bytes, top: str, scan: bool = False) -> set[str]:
         parent, _, child = name.rpartition(".")
         if parent in modules:
             modules[parent].names.add(child)
+    for name, copied in COPIED_FROM.items():
+        if name in modules:
+            modules[name].star += [c for c in copied if c in modules]
     exported: dict[str, set[str]] = {}
 
     def exports(mod: str, seen: frozenset[str]) -> set[str]:
@@ -537,7 +551,11 @@ def main(argv: list[str] | None = None) -> int:
     args.cache.mkdir(parents=True, exist_ok=True)
     args.out.mkdir(parents=True, exist_ok=True)
     if args.packages:
-        write_gz(args.out / "api_index.json.gz", mine_api(args.packages, args.cache, limit))
+        index_path = args.out / "api_index.json.gz"
+        # Mining some packages keeps the others' entries: one package can be re-mined alone.
+        index = json.loads(gzip.decompress(index_path.read_bytes())) if index_path.exists() else {}
+        index.update(mine_api(args.packages, args.cache, limit))
+        write_gz(index_path, index)
     if not args.skip_wheels:
         listings = {p: pypi_json(p)["releases"] for p in WHEEL_PACKAGES}
         write_gz(args.out / "wheel_tags.json.gz", {p: release_tags(r) for p, r in listings.items()})

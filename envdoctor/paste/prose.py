@@ -22,17 +22,32 @@ _PACKAGES = (
 )
 _VERSION = r"(?P<v>\d+\.\d+(?:\.\d+)?(?:\.post\d+|\.dev\d+)?)"
 # "torch 2.0.1", "Pytorch2.2.0+cu121", "pytorch2.5.1+cuda12.1", "torch: 2.3.0", "torch==2.0.1",
-# "torch 2.6 cu124", "PyTorch 2.8.0 + cu129", "pytorch(2.2 + cu118)".
+# "torch 2.6 cu124", "PyTorch 2.8.0 + cu129", "pytorch(2.2 + cu118)"; a name in Markdown code or bold
+# ("- `torch` 2.6.0", "**torch**: 2.6.0") the same.
 # torch's releases are 0.x to 2.x: a larger number after "PyTorch:" is another version about torch
 # ("CUDA version required by PyTorch: 11.7", Colossal-AI's report).
 _TORCH_VERSION = r"(?P<v>(?<!\d)[0-3]\.\d+(?:\.\d+)?(?:\.post\d+|\.dev\d+)?)"
 _TORCH = re.compile(
-    r"\b(?:py)?torch(?:[\s_-]*version)?\s*(?:[:=]=?|\bis\b|\bv)?\s*[`(]?" + _TORCH_VERSION + r"(?!\.?\d)"
+    r"\b(?:py)?torch[`*]{0,2}(?:[\s_-]*version)?\s*(?:[:=]=?|\bis\b|\bv)?\s*[`(]?"
+    + _TORCH_VERSION
+    + r"(?!\.?\d)"
     r"(?:\s?\+\s?(?P<tag>cu\d{2,3}|cpu|rocm\d+(?:\.\d+)?)\b|\s*\+?\s*cuda\s*(?P<cuda>\d+\.\d+)|\s+(?P<cu>cu\d{2,3})\b)?",
     re.IGNORECASE,
 )
+# The CUDA torch was built with, said without torch's version: "CUDA version used by PyTorch ...
+# (12.1)" (a dependency checker's line), "torch's CUDA version: 12.4", "CUDA used to build PyTorch: 11.8".
+_TORCH_CUDA = re.compile(
+    r"\bCUDA(?:\s+version)?\s+(?:used\s+(?:by|to\s+build)|of)\s+(?:py)?torch\b[^\d\n]{0,40}?(?P<cuda>\d{2}\.\d)\b"
+    r"|\b(?:py)?torch'?s\s+CUDA(?:\s+version)?\s*[:=]?\s*(?P<cuda2>\d{2}\.\d)\b",
+    re.IGNORECASE,
+)
+# A name inside another's is not that package ("vllm-flash-attn 2.6.1" is vLLM's fork, not flash-attn).
 _PACKAGE = re.compile(
-    r"\b(?P<pkg>" + _PACKAGES + r")(?:\s*version)?\s*(?:[:=]=?|\bv)?\s*`?" + _VERSION + r"(?!\.?\d)",
+    r"(?<![\w.-])(?P<pkg>"
+    + _PACKAGES
+    + r")[`*]{0,2}(?:\s*version)?\s*(?:[:=]=?|\bv)?\s*`?"
+    + _VERSION
+    + r"(?!\.?\d)",
     re.IGNORECASE,
 )
 _PYTHON = re.compile(
@@ -46,7 +61,7 @@ _DRIVER = re.compile(
 # ASCII word edges, not \b: in Chinese or Japanese text a name sits between ideographs, which \w
 # also matches ("使用v100在运行").
 _GPU = re.compile(
-    r"(?<![0-9A-Za-z_])(?:(?:NVIDIA|GeForce|Tesla|Quadro)\s+)*(?:RTX|GTX)\s?\d{3,4}"
+    r"(?<![0-9A-Za-z_])(?:(?:NVIDIA|GeForce|Tesla|Quadro)\s+)*(?:RTX|GTX)\s?(?:PRO\s)?\d{3,4}"
     r"(?:\s?(?:Ti|SUPER|D)(?![0-9A-Za-z_]))*"
     r"|(?<![0-9A-Za-z_.])(?:[1-5]0[5-9]0|16[56]0)(?:\s?Ti)?(?=\s?(?:GPU|card|graphics)\b(?!\s?(?:hours?|days?)\b))"
     r"|(?<![0-9A-Za-z_])Jetson(?:\s+(?:AGX|Orin|Nano|NX|Xavier|TX[12]|Thor))+"
@@ -162,6 +177,8 @@ def _versions(line: str, low: str, words: str, b: Builder) -> None:
             b.torch_build(cuda if "." in cuda else f"{cuda[:-1]}.{cuda[-1]}", PROSE, words)
     for m in _PACKAGE.finditer(line):
         b.package(m.group("pkg"), m.group("v"), PROSE, said=words)
+    for m in _TORCH_CUDA.finditer(line) if "torch" in low else ():
+        b.torch_build(m.group("cuda") or m.group("cuda2"), PROSE, words)
 
 
 def _gpus(found: list[tuple[str, str]], b: Builder) -> None:
@@ -188,13 +205,16 @@ def _capability(found: list[tuple[str, str]], b: Builder) -> None:
 
 
 def _gpu_name(raw: str) -> str:
-    """'rtx3090' -> 'NVIDIA GeForce RTX 3090'; 'Tesla T4' stays; 'A100' -> 'NVIDIA A100'; a GeForce
+    """'rtx3090' -> 'NVIDIA GeForce RTX 3090'; 'Tesla T4' stays; 'A100' -> 'NVIDIA A100'; 'RTX PRO 6000'
+    -> 'NVIDIA RTX PRO 6000'; a GeForce
     named by its number alone ("a 2060 GPU") takes its series: GTX up to the 16 series, RTX from 20."""
     name = re.sub(r"\s+", " ", raw.strip())
     if name[:1].isdigit():
         name = f"{'GTX' if name[:2] in ('10', '16') else 'RTX'} {name}"
     name = re.sub(r"(?i)\b(RTX|GTX)\s?(\d)", lambda m: f"{m.group(1).upper()} {m.group(2)}", name)
-    if re.match(r"(?i)(RTX|GTX) ", name):
+    if re.match(r"(?i)(?:NVIDIA\s+)?RTX PRO ", name):  # a workstation card, not a GeForce
+        name = "NVIDIA RTX PRO " + name.split()[-1]
+    elif re.match(r"(?i)(RTX|GTX) ", name):
         name = f"NVIDIA GeForce {name}"
     elif not re.match(r"(?i)(NVIDIA|Tesla|Jetson|GeForce|Quadro)\b", name):
         name = f"NVIDIA {name.upper()}"

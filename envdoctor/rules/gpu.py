@@ -132,7 +132,7 @@ def _torch_without_kernels(facts: Facts) -> Iterator[Finding]:
         entries, arch_evidence = probed, {"torch.arch_list": probed}
         source = None
     else:
-        table = kb.arch_list(build.version, variant)
+        table = kb.arch_list(build.version, variant) if build.version else None
         if table is None:
             yield from _outside_toolkit(build, gpu_list, variant)
             return
@@ -269,8 +269,9 @@ def _outside_toolkit(build: TorchBuild, gpu_list: list[GpuInfo], variant: str) -
     uncovered = below or above
     names = ", ".join(sorted({f"{g.name} (sm_{(g.capability or '').replace('.', '')})" for g in uncovered}))
     cuda = kb.cuda_of_variant(variant)
+    which = f"torch {build.version}" if build.version else "this torch (version not stated)"
     message = (
-        f"torch {build.version} was built with CUDA {cuda}, which compiles for sm_{low.replace('.', '')} .. "
+        f"{which} was built with CUDA {cuda}, which compiles for sm_{low.replace('.', '')} .. "
         f"sm_{high.replace('.', '')}: no kernels for {names}"
     )
     if not below:

@@ -61,6 +61,9 @@ class Signature:
     # The same message is raised by users' own code (a TypeError about arguments): a crash does not
     # make it an error, since the program died of a bug there as often as of its environment.
     user_code: bool = False
+    # The message breaks only the build of a CUDA extension (nvcc missing where CUDA_HOME points): in a
+    # paste that shows no build it is a warning, since a diagnostic tool probing for nvcc prints it too.
+    build_only: bool = False
     # The id when the paste's nvcc is a newer CUDA than torch was built with: what failed was then
     # compiled here by that toolkit, not shipped inside torch (see explain.signature_id).
     toolkit_id: str | None = None
@@ -146,9 +149,9 @@ def parse_signature(filename: str, i: int, item: Any) -> Signature:
             raise SignatureError(
                 f"{where}: {field_name}: {', '.join(map(repr, keys))} is not a fact (see envdoctor.facts)"
             )
-    user_code = item.get("user_code", False)
-    if not isinstance(user_code, bool):
-        raise SignatureError(f"{where}: user_code: not true or false")
+    user_code, build_only = item.get("user_code", False), item.get("build_only", False)
+    if not isinstance(user_code, bool) or not isinstance(build_only, bool):
+        raise SignatureError(f"{where}: user_code / build_only: not true or false")
     toolkit_id = item.get("toolkit_id")
     if toolkit_id is not None and not isinstance(toolkit_id, str):
         raise SignatureError(f"{where}: toolkit_id: not a finding id")
@@ -176,6 +179,7 @@ def parse_signature(filename: str, i: int, item: Any) -> Signature:
         sets=sets,
         anchors=anchors(pattern),
         user_code=user_code,
+        build_only=build_only,
         toolkit_id=toolkit_id,
         foreign_cuda_id=foreign_cuda_id,
         fix=fix,
