@@ -19,6 +19,7 @@ import ctypes
 import hashlib
 import os
 import platform
+import re
 import shutil
 import subprocess
 import tempfile
@@ -69,12 +70,21 @@ def _build(target: Path) -> str:
             check=False,
         )
         if done.returncode:
-            last = (done.stderr.strip().splitlines() or [f"exit {done.returncode}"])[-1]
-            return f"{Path(cc).name} failed: {last}"
+            return f"{Path(cc).name} failed: {_first_error(done.stderr) or f'exit {done.returncode}'}"
         os.replace(tmp, target)
         return ""
     finally:
         Path(tmp).unlink(missing_ok=True)
+
+
+def _first_error(stderr: str) -> str:
+    """The line that says what went wrong (the linker's "No space left on device", not collect2's
+    summary after it), else the last line."""
+    lines = [line.strip() for line in stderr.splitlines() if line.strip()]
+    for line in lines:
+        if re.search(r"error|failed|fatal", line, re.I) and not line.startswith("collect2:"):
+            return line
+    return lines[-1] if lines else ""
 
 
 def _key(source: bytes) -> str:

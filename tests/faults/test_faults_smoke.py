@@ -1,5 +1,6 @@
-"""Faults around smoke-train: an output folder that cannot be written, a full disk, a torch import
-that hangs, Ctrl-C, and a rank stopped with SIGSTOP under torchrun."""
+"""Faults around smoke-train: an output folder that cannot be written, a full disk (for the
+checkpoint, and for the compiled selected branch), a torch import that hangs, Ctrl-C, and a rank
+stopped with SIGSTOP under torchrun."""
 
 from __future__ import annotations
 
@@ -44,6 +45,14 @@ FAULTS = [
         "the temporary checkpoint is removed; one line 'no space left on device', exit 2",
         2,
         180,
+    ),
+    Fault(
+        "test_smoke_kernel_cache_full",
+        "the disk holding the cache is full when PAM's selected branch is first compiled (an 8 KiB tmpfs)",
+        "XDG_CACHE_HOME=SMALLFS envdoctor smoke-train --task recall --seq-len 64 --steps 60",
+        "training runs on the branch's PyTorch path and the header says why (the compiler's 'No space left on device'); no half-written library is left; exit 0",
+        0,
+        120,
     ),
     Fault(
         "test_smoke_torch_probe_timeout",
@@ -141,6 +150,20 @@ def test_smoke_disk_full(tmp_path) -> None:
     line = one_line_error(ran, "no space left on device")
     assert "checkpoint-write-failed" in line
     assert not [name for name in left if ".tmp" in name], left
+
+
+@pytest.mark.slow
+def test_smoke_kernel_cache_full(tmp_path) -> None:
+    with tmpfs(tmp_path / "small", "size=8k") as small:  # the library takes about 20 KiB
+        args = ["smoke-train", "--task", "recall", "--seq-len", "64", "--steps", "60", "--min-accuracy", "0"]
+        args += ["--out", tmp_path / "run"]
+        env = {"XDG_CACHE_HOME": str(small), "OMP_NUM_THREADS": "1", "PAM_SELECT_KERNEL": "1"}
+        ran = run_fault(ROW["test_smoke_kernel_cache_full"], args, env=env)
+        left = [str(p.relative_to(small)) for p in small.rglob("*") if p.is_file()]
+    header = " ".join(ran.stdout.split())  # the console wraps long lines
+    assert "PAM's selected branch: PyTorch operations (" in header, ran.stdout
+    assert "No space left on device" in header, ran.stdout
+    assert left == [], left
 
 
 def test_smoke_torch_probe_timeout(tmp_path) -> None:
