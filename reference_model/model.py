@@ -338,8 +338,12 @@ class _CompiledSelectedBranch:
 
     def _call(self, fn, *outputs: torch.Tensor) -> None:
         tensors = [*self.tensors, *outputs, self.scratch]
-        if not all(x.is_contiguous() for x in tensors):  # the C code reads rows by offset
-            raise ValueError("the compiled selected branch needs contiguous tensors")
+        floats = [x for x in tensors if x is not self.chosen]
+        # the C code reads rows by offset, as one float type; chosen is int64
+        if not all(x.is_contiguous() for x in tensors) or {x.dtype for x in floats} != {self.q.dtype}:
+            raise ValueError("the compiled selected branch needs contiguous tensors of q's dtype")
+        if self.chosen.dtype != torch.int64:
+            raise ValueError("the compiled selected branch needs int64 block indices")
         fn(*self.sizes, *(x.data_ptr() for x in tensors))
 
     def forward(self) -> torch.Tensor:

@@ -135,3 +135,28 @@ def test_concurrent_first_builds_all_succeed(fresh) -> None:
     assert [p.returncode for p in procs] == [0] * 4, outs
     assert len(list(fresh.glob("pam-select-*.so"))) == 1
     assert [p.name for p in fresh.iterdir() if ".tmp" in p.name] == []
+
+
+def test_tensors_the_c_code_cannot_read_are_refused_not_misread() -> None:
+    """A float32 gradient buffer under float64 queries (or a strided one) would be written as the
+    wrong type or at the wrong offsets: the call refuses before C sees it."""
+    from reference_model import PAMConfig
+    from reference_model import model as pam
+
+    kernel = select_kernel.functions(torch.float64, CPU)
+    assert kernel, select_kernel.status()
+    B, H, T, D = 1, 2, 16, 4
+    q, k, v = (torch.randn(B, H, T, D, dtype=torch.float64) for _ in range(3))
+    null = torch.randn(H, D, dtype=torch.float64)
+    chosen = torch.zeros(B, H, T, 1, dtype=torch.long)
+    tables = (x.reshape(-1, D) for x in (k, v))
+    cfg = PAMConfig(select_blocks=1, compress_block=4, window=4)
+    branch = pam._CompiledSelectedBranch(kernel, 0, q, *tables, chosen, null, null, cfg)
+    out = branch.forward()
+    assert out.shape == q.shape and torch.isfinite(out).all()
+    grads = [torch.zeros(B * H * T, D, dtype=torch.float64) for _ in range(2)]
+    with pytest.raises(ValueError, match="dtype"):
+        branch.backward(torch.ones_like(q), torch.zeros_like(q), *grads, torch.zeros(H, D), torch.zeros(H, D))
+    with pytest.raises(ValueError, match="contiguous"):
+        strided = torch.zeros(H, 2 * D, dtype=torch.float64)[:, ::2]
+        branch.backward(torch.ones_like(q), torch.zeros_like(q), *grads, strided, strided)
