@@ -118,6 +118,15 @@ ROUNDS = [
         complete_healthy=7,
         complete_facts_floor=0.75,
     ),
+    Round(
+        "thirteenth",
+        ("blind-13",),
+        broken=30,
+        healthy=7,
+        floor=0.26,
+        complete_healthy=5,
+        complete_facts_floor=0.33,
+    ),
 ]
 
 
