@@ -123,9 +123,9 @@ ROUNDS = [
         ("blind-13",),
         broken=30,
         healthy=7,
-        floor=0.26,
+        floor=0.96,
         complete_healthy=5,
-        complete_facts_floor=0.33,
+        complete_facts_floor=1.0,
     ),
 ]
 
