@@ -169,3 +169,32 @@ def test_one_highest_capability_does_not_stand_for_a_gpu_of_several():
     )
     assert [g.compute_capability for g in facts.nvidia.gpus or []] != ["8.9", "8.9"]
     assert all(g.compute_capability != "8.9" or "4090" in g.name for g in facts.nvidia.gpus or [])
+
+
+@pytest.mark.parametrize(
+    ("text", "platform", "first"),
+    [
+        ("Windows 10, RTX 3060\nbitsandbytes==0.41.1\ntorch==2.1.0+cu121", "Windows", "0.43.0"),
+        ("Jetson AGX Orin, aarch64, JetPack 6\nbitsandbytes==0.42.0", "Linux aarch64", "0.46.0"),
+    ],
+)
+def test_a_release_without_a_wheel_for_this_platform_is_a_warning_naming_the_first_that_has_one(
+    text, platform, first
+):
+    """The mined PyPI listings: up to 0.42 one py3-none-any wheel (Linux x86_64 binaries inside),
+    win_amd64 from 0.43.0, manylinux_aarch64 from 0.46.0 (bitsandbytes#1104, #1154)."""
+    found = [d.finding for d in explain_text(text).candidates if d.finding.id == "ext-abi-mismatch"]
+    assert found and found[0].severity is Severity.WARNING
+    assert platform in found[0].message and f">={first}" in found[0].fix
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Windows 11\nbitsandbytes==0.45.0\nRTX 4090",  # has a win_amd64 wheel
+        "Ubuntu 22.04\nbitsandbytes==0.41.1\nRTX 3090",  # the any wheel's binaries are Linux x86_64
+        "Windows 10\nbitsandbytes==0.0.1",  # a release the listings do not hold: nothing said
+    ],
+)
+def test_no_platform_warning_where_the_release_has_a_build_for_it_or_is_unknown(text):
+    assert "ext-abi-mismatch" not in _ids(text)
