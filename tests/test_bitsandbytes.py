@@ -11,6 +11,7 @@ import pytest
 from envdoctor.explain import explain_text
 from envdoctor.findings import Severity
 from envdoctor.paste import facts_from_report
+from envdoctor.signatures import SignatureError, parse_signature
 
 
 def _first(text: str):
@@ -44,7 +45,24 @@ def test_a_bitsandbytes_release_without_a_binary_for_this_cuda_is_ext_abi_mismat
 
 def test_the_binarys_cuda_is_named_in_the_message():
     first = _first("CUDA SETUP: Required library version not found: libbitsandbytes_cuda117_nocublaslt.so.")
-    assert "CUDA 117" in first.message and "libbitsandbytes_cuda117_nocublaslt.so" in first.message
+    assert "CUDA 11.7" in first.message and "libbitsandbytes_cuda117_nocublaslt.so" in first.message
+    assert first.verify == "python -m bitsandbytes"  # its own report, not torchvision's import
+
+
+def test_a_signatures_verify_must_be_a_command():
+    row = {
+        "name": "x",
+        "id": "ext-abi-mismatch",
+        "severity": "error",
+        "confidence": "high",
+        "pattern": "boom",
+        "message": "m",
+        "source": "https://example.org/1",
+        "example": "boom",
+        "verify": " ",
+    }
+    with pytest.raises(SignatureError, match="verify"):
+        parse_signature("test.yaml", 0, row)
 
 
 def test_the_cpu_library_warning_alone_is_a_warning_and_a_cpu_torch_outranks_it():
@@ -186,6 +204,7 @@ def test_a_release_without_a_wheel_for_this_platform_is_a_warning_naming_the_fir
     found = [d.finding for d in explain_text(text).candidates if d.finding.id == "ext-abi-mismatch"]
     assert found and found[0].severity is Severity.WARNING
     assert platform in found[0].message and f">={first}" in found[0].fix
+    assert found[0].verify == "python -m bitsandbytes"
 
 
 @pytest.mark.parametrize(

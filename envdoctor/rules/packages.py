@@ -6,6 +6,7 @@ Facts read: packages, torch (some through envdoctor.readers).
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 
 from packaging.utils import canonicalize_name
@@ -201,7 +202,7 @@ def ext_abi_mismatch(facts: Facts) -> Iterator[Finding]:
 # A package whose native library is a binary per platform: its PyPI wheels name the platforms it was
 # built for (mined listings). bitsandbytes up to 0.42 ships one py3-none-any wheel with Linux x86_64
 # binaries inside; its first win_amd64 wheel is 0.43.0, its first manylinux_aarch64 wheel 0.46.0.
-NATIVE_PER_PLATFORM = ("bitsandbytes",)
+NATIVE_PER_PLATFORM = {"bitsandbytes": "python -m bitsandbytes"}  # package -> the report that checks it
 BNB_PLATFORM_SOURCE = "https://pypi.org/project/bitsandbytes/#files"
 
 
@@ -220,14 +221,14 @@ def _native_build_missing(facts: Facts) -> Iterator[Finding]:
     build for another one (bitsandbytes 0.41 on Windows loads no GPU library). A warning from the
     facts: a source build or a third-party wheel of the same version may carry the binary."""
     target = _platform(facts)
-    for package in NATIVE_PER_PLATFORM:
+    for package, verify in NATIVE_PER_PLATFORM.items():
         version = package_version(facts, package)
         platforms = mined.wheel_platforms(package, version) if version and target else None
         if target is None or not platforms or any(p.endswith(target[1]) for p in platforms):
             continue
         first = mined.first_release_with_platform(package, target[1])
         newer = f"; {package} {first} is the first release built for it" if first else ""
-        yield ext_abi_mismatch.finding(
+        finding = ext_abi_mismatch.finding(
             f"{package} {version} has no build for {target[0]} on PyPI (its wheels: "
             f"{', '.join(sorted(platforms))}){newer}",
             severity=Severity.WARNING,
@@ -238,6 +239,7 @@ def _native_build_missing(facts: Facts) -> Iterator[Finding]:
             actions=[PipInstall((f"{package}>={first}",))] if first else [],
             sources=[BNB_PLATFORM_SOURCE],
         )
+        yield dataclasses.replace(finding, verify=verify)
 
 
 # --- requirement-conflict ----------------------------------------------------------------------
