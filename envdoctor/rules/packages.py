@@ -13,7 +13,6 @@ from packaging.utils import canonicalize_name
 
 from envdoctor.facts import Facts, Requirement
 from envdoctor.findings import Action, Finding, Manual, PipInstall, Severity
-from envdoctor.knowledge import mined
 from envdoctor.knowledge.cuda import index_url, parse_variant
 from envdoctor.knowledge.ecosystem import (
     companion_for_torch,
@@ -220,6 +219,8 @@ def _native_build_missing(facts: Facts) -> Iterator[Finding]:
     """The installed release of such a package has no wheel for this platform: what pip installed is a
     build for another one (bitsandbytes 0.41 on Windows loads no GPU library). A warning from the
     facts: a source build or a third-party wheel of the same version may carry the binary."""
+    from envdoctor.knowledge import mined  # the listings load only for a package and platform that need them
+
     target = _platform(facts)
     for package, verify in NATIVE_PER_PLATFORM.items():
         version = package_version(facts, package)
