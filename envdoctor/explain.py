@@ -304,7 +304,7 @@ def _signature_finding(m: Match, finding_id: str) -> Finding:
         r = None
     if r is not None:
         fix, sources, verify = r.fix, [sig.source, *r.sources], r.verify
-    fix = sig.fix or fix
+    fix, verify = sig.fix or fix, sig.verify or verify
     evidence: dict[str, Any] = {"error message": m.excerpt}
     evidence.update({k: v for k, v in m.fields.items() if not k.endswith("_raw")})
     return Finding(

@@ -55,6 +55,13 @@ finding on their healthy reports.
   46 of 48 after (kernel libraries' capability floors, compiled parts that do not load, torch's C-level
   names in the mined API index, the Python inferred from pip's list of releases, nvcc probed outside a
   build a warning).
+- thirteenth (``blind-13``, 37 threads, 30 broken; ``blind-13b``, 5 more collected after the first
+  changes): bitsandbytes and what runs it (bitsandbytes'
+  own tracker, its Windows wheels, h2o-llmstudio, h2ogpt, InvokeAI on ROCm, text-generation-webui,
+  SGLang, unsloth, vLLM's quantization floors); vLLM collect_env dumps, transformers-cli env and
+  bitsandbytes' own report as healthy reports. 8 of 30 blind (27%), 31 of 32 after (bitsandbytes'
+  messages for a release without a binary for this CUDA or platform, its int8 floor, vLLM's
+  quantization capability floors, ``python -m bitsandbytes`` read as tool output).
 """
 
 from __future__ import annotations
@@ -117,6 +124,15 @@ ROUNDS = [
         floor=0.95,
         complete_healthy=7,
         complete_facts_floor=0.75,
+    ),
+    Round(
+        "thirteenth",
+        ("blind-13", "blind-13b"),
+        broken=32,
+        healthy=10,
+        floor=0.96,
+        complete_healthy=8,
+        complete_facts_floor=1.0,
     ),
 ]
 

@@ -260,3 +260,33 @@ def test_mining_one_package_keeps_the_other_packages_of_the_index(tmp_path, monk
     )
     index = json.loads(gzip.decompress((tmp_path / "api_index.json.gz").read_bytes()))
     assert set(index) == {"numpy", "tiny"}
+
+
+def test_listing_one_package_keeps_the_other_packages_wheel_tags(tmp_path, monkeypatch):
+    tool = _tool()
+    for name in ("wheel_tags.json.gz", "requires_python.json.gz"):
+        (tmp_path / name).write_bytes(gzip.compress(json.dumps({"torch": {"2.5.1": "kept"}}).encode()))
+    files = [{"filename": "bitsandbytes-0.43.0-py3-none-win_amd64.whl", "requires_python": ">=3.8"}]
+    monkeypatch.setattr(tool, "pypi_json", lambda package: {"releases": {"0.43.0": files}})
+    argv = [
+        "--out",
+        str(tmp_path),
+        "--cache",
+        str(tmp_path),
+        "--packages",
+        "--wheel-packages",
+        "bitsandbytes",
+    ]
+    assert tool.main(argv) == 0
+    tags = json.loads(gzip.decompress((tmp_path / "wheel_tags.json.gz").read_bytes()))
+    assert tags == {"torch": {"2.5.1": "kept"}, "bitsandbytes": {"0.43.0": {"py3": ["win_amd64"]}}}
+    assert set(json.loads(gzip.decompress((tmp_path / "requires_python.json.gz").read_bytes()))) == {
+        "torch",
+        "bitsandbytes",
+    }
+
+
+def test_shipped_wheel_tags_know_when_bitsandbytes_gained_windows_and_aarch64_builds():
+    assert mined.wheel_platforms("bitsandbytes", "0.42.0") == {"any"}
+    assert mined.first_release_with_platform("bitsandbytes", "_amd64") == "0.43.0"
+    assert mined.first_release_with_platform("bitsandbytes", "_aarch64") == "0.46.0"

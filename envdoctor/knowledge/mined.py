@@ -183,6 +183,26 @@ def wheel_pythons(package: str, version: str, family: str | None = None) -> list
     return [py for py, platforms in release.items() if any(p.startswith(prefixes) for p in platforms)]
 
 
+def wheel_platforms(package: str, version: str) -> set[str] | None:
+    """The platform tags of the wheels of ``package`` ``version`` on PyPI ('any', 'win_amd64',
+    'manylinux_aarch64'); None if the release was not mined."""
+    release = _release(wheel_tags().get(package, {}), version)
+    if release is None:
+        return None
+    return {platform for platforms in release.values() for platform in platforms}
+
+
+def first_release_with_platform(package: str, suffix: str) -> str | None:
+    """The oldest mined release of ``package`` with a wheel whose platform tag ends with ``suffix``
+    ('_amd64', '_aarch64')."""
+    releases = [
+        v
+        for v, tags in wheel_tags().get(package, {}).items()
+        if any(p.endswith(suffix) for platforms in tags.values() for p in platforms)
+    ]
+    return min(releases, key=version_tuple) if releases else None
+
+
 def supports(pythons: list[str], cp: str) -> bool:
     """Whether wheels tagged ``pythons`` ('cp310', 'py3', 'cp38-abi3') install on CPython ``cp`` ('cp311')."""
     for tag in pythons:

@@ -19,6 +19,7 @@ from envdoctor.errors import EnvdoctorError
 from envdoctor.facts import Facts
 from envdoctor.paste import (
     apps,
+    bnb_report,
     collect_env,
     colossalai,
     detectron2,
@@ -54,6 +55,7 @@ PARSERS = (
     apps,
     detectron2,
     xformers_info,
+    bnb_report,
     sglang_env,
     nvidia_smi,
     toolchain,

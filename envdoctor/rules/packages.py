@@ -6,6 +6,7 @@ Facts read: packages, torch (some through envdoctor.readers).
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 
 from packaging.utils import canonicalize_name
@@ -25,6 +26,7 @@ from envdoctor.readers import (
     installed_torch,
     is_torch_cuda_dependency,
     numpy_version,
+    os_family,
     package_version,
     requirement_name,
     requirement_spec,
@@ -193,6 +195,52 @@ def ext_abi_mismatch(facts: Facts) -> Iterator[Finding]:
             fix=fix,
             actions=actions,
         )
+    yield from _native_build_missing(facts)
+
+
+# A package whose native library is a binary per platform: its PyPI wheels name the platforms it was
+# built for (mined listings). bitsandbytes up to 0.42 ships one py3-none-any wheel with Linux x86_64
+# binaries inside; its first win_amd64 wheel is 0.43.0, its first manylinux_aarch64 wheel 0.46.0.
+NATIVE_PER_PLATFORM = {"bitsandbytes": "python -m bitsandbytes"}  # package -> the report that checks it
+BNB_PLATFORM_SOURCE = "https://pypi.org/project/bitsandbytes/#files"
+
+
+def _platform(facts: Facts) -> tuple[str, str] | None:
+    """(the platform in words, the wheel-tag suffix built for it) where a Linux x86_64 build cannot
+    run: Windows, or Linux on aarch64."""
+    if os_family(facts) == "windows":
+        return "Windows", "_amd64"
+    if (facts.system.arch or "").lower() in ("aarch64", "arm64") and os_family(facts) != "macos":
+        return "Linux aarch64", "_aarch64"
+    return None
+
+
+def _native_build_missing(facts: Facts) -> Iterator[Finding]:
+    """The installed release of such a package has no wheel for this platform: what pip installed is a
+    build for another one (bitsandbytes 0.41 on Windows loads no GPU library). A warning from the
+    facts: a source build or a third-party wheel of the same version may carry the binary."""
+    from envdoctor.knowledge import mined  # the listings load only for a package and platform that need them
+
+    target = _platform(facts)
+    for package, verify in NATIVE_PER_PLATFORM.items():
+        version = package_version(facts, package)
+        platforms = mined.wheel_platforms(package, version) if version and target else None
+        if target is None or not platforms or any(p.endswith(target[1]) for p in platforms):
+            continue
+        first = mined.first_release_with_platform(package, target[1])
+        newer = f"; {package} {first} is the first release built for it" if first else ""
+        finding = ext_abi_mismatch.finding(
+            f"{package} {version} has no build for {target[0]} on PyPI (its wheels: "
+            f"{', '.join(sorted(platforms))}){newer}",
+            severity=Severity.WARNING,
+            evidence={f"packages.versions.{package}": version, "platform": target[0]},
+            fix=f"pip install -U '{package}>={first}'"
+            if first
+            else f"Build {package} from source for this platform.",
+            actions=[PipInstall((f"{package}>={first}",))] if first else [],
+            sources=[BNB_PLATFORM_SOURCE],
+        )
+        yield dataclasses.replace(finding, verify=verify)
 
 
 # --- requirement-conflict ----------------------------------------------------------------------

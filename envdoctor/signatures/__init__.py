@@ -73,6 +73,8 @@ class Signature:
     # The fix for this message where the id's rule gives the fix of that id's usual cause, which
     # does not fit it (ONNX Runtime's provider library: not a loader path to clean up).
     fix: str | None = None
+    # Likewise the command that checks it (bitsandbytes' own report, not torchvision's import).
+    verify: str | None = None
 
 
 @dataclass
@@ -155,9 +157,11 @@ def parse_signature(filename: str, i: int, item: Any) -> Signature:
     toolkit_id = item.get("toolkit_id")
     if toolkit_id is not None and not isinstance(toolkit_id, str):
         raise SignatureError(f"{where}: toolkit_id: not a finding id")
-    fix = item.get("fix")
+    fix, verify = item.get("fix"), item.get("verify")
     if fix is not None and (not isinstance(fix, str) or not fix.strip()):
         raise SignatureError(f"{where}: fix: not a sentence")
+    if verify is not None and (not isinstance(verify, str) or not verify.strip()):
+        raise SignatureError(f"{where}: verify: not a command")
     foreign_cuda_id = item.get("foreign_cuda_id")
     if foreign_cuda_id is not None and (
         not isinstance(foreign_cuda_id, str) or "cuda" not in pattern.groupindex
@@ -183,6 +187,7 @@ def parse_signature(filename: str, i: int, item: Any) -> Signature:
         toolkit_id=toolkit_id,
         foreign_cuda_id=foreign_cuda_id,
         fix=fix,
+        verify=verify,
     )
 
 
