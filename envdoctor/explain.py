@@ -302,8 +302,10 @@ def _signature_finding(m: Match, finding_id: str) -> Finding:
         r = get_rule(finding_id)
     except KeyError:
         r = None
+    if r is not None and not sig.fix:  # the rule's sources stand behind the rule's fix only
+        sources = [sig.source, *r.sources]
     if r is not None:
-        fix, sources, verify = r.fix, [sig.source, *r.sources], r.verify
+        fix, verify = r.fix, r.verify
     fix, verify = sig.fix or fix, sig.verify or verify
     evidence: dict[str, Any] = {"error message": m.excerpt}
     evidence.update({k: v for k, v in m.fields.items() if not k.endswith("_raw")})

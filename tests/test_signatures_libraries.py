@@ -53,6 +53,8 @@ def test_onnxruntime_provider_library_missing_is_a_library_warning_naming_the_pr
     assert [m.signature.name for m in first.matches] == ["onnxruntime-provider-library-missing"]
     # the signature's own fix, not cuda-lib-conflict's usual one (clean LD_LIBRARY_PATH)
     assert "onnxruntime-gpu" in first.finding.fix and "LD_LIBRARY_PATH" not in first.finding.fix
+    # and only its own source: the rule's sources stand behind the rule's fix
+    assert first.finding.sources == [first.matches[0].signature.source]
 
 
 def test_the_same_library_missing_when_the_program_died_is_an_error():

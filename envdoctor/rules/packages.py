@@ -1,7 +1,7 @@
 """Package rules: NumPy ABI, compiled companions built for another torch, unmet requirements,
 transformers releases that need a newer torch.
 
-Facts read: packages, torch (some through envdoctor.readers).
+Facts read: packages, system, torch (some through envdoctor.readers).
 """
 
 from __future__ import annotations
