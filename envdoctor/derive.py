@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from envdoctor.facts import Facts
 from envdoctor.findings import Action, Finding, Manual, PipInstall, Severity
+from envdoctor.paste import SOURCE_LOCATION
 from envdoctor.readers import installed_torch, numpy_version
 
 if TYPE_CHECKING:
@@ -46,8 +47,6 @@ _NO_DIST = re.compile(
 _FRAME = re.compile(
     r'[/\\](?:site|dist)-packages[/\\](?:[\w.-]+\.egg[/\\])?(?P<package>[A-Za-z_]\w*)[/\\][^"\n]*", line \d+'
 )
-# The same, printed as a source location the ``warnings`` way: "transformers/integrations/fp8.py:45:".
-_LOCATION = re.compile(r"(?m)^\s*(?P<package>[A-Za-z_]\w*)[/\\](?:[\w.\-]+[/\\])*[\w.\-]+\.py:\d+:")
 # A call into an indexed package's class or function with a keyword that release does not take.
 _KEYWORD = re.compile(
     r"TypeError: (?P<callee>[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*?)(?:\.__init__)?\(\) "
@@ -92,7 +91,8 @@ def _caller(text: str, before: int, package: str) -> str | None:
     """The installed package whose frame comes last before position ``before`` (not ``package`` itself)."""
     own = package.replace("-", "_")
     frames = sorted(
-        [*_FRAME.finditer(text, 0, before), *_LOCATION.finditer(text, 0, before)], key=lambda m: m.start()
+        [*_FRAME.finditer(text, 0, before), *SOURCE_LOCATION.finditer(text, 0, before)],
+        key=lambda m: m.start(),
     )
     callers = [m.group("package") for m in frames]
     callers = [c for c in callers if c != own]

@@ -92,7 +92,7 @@ def rank(facts: Facts, matches: list[Match] | None = None) -> list[Diagnosis]:
 
     if matches is None:
         matches = match_text("\n".join(facts.error_lines))
-    matches = outside_builds(facts, within_capability(facts, without_cuda(facts, matches)))
+    matches = applicable(facts, matches)
     by_id: dict[str, Diagnosis] = {}
     for f in evaluate(facts):
         d = by_id.get(f.id)
@@ -203,6 +203,12 @@ def outside_builds(facts: Facts, matches: list[Match]) -> list[Match]:
         else m
         for m in matches
     ]
+
+
+def applicable(facts: Facts, matches: list[Match]) -> list[Match]:
+    """The matches as the facts let them count: CUDA messages on a CPU-only stack, capability
+    messages on GPUs that have it, build messages in a paste without a build (each filter above)."""
+    return outside_builds(facts, within_capability(facts, without_cuda(facts, matches)))
 
 
 def raise_severity(d: Diagnosis, m: Match) -> None:
@@ -425,7 +431,7 @@ def explain_text(text: str) -> Explanation:
         facts = facts_from_report(text)
     except ReportError:
         facts = Facts(origin="report")
-    matches = outside_builds(facts, within_capability(facts, without_cuda(facts, match_text(text))))
+    matches = applicable(facts, match_text(text))
     candidates = rank(facts, matches)
     notes = [m for m in matches if m.signature.id is None]
     return Explanation(candidates, notes, unsettled(facts, [d.finding for d in candidates]))

@@ -521,6 +521,14 @@ def release_tags(releases: dict[str, list[dict]]) -> dict[str, dict[str, list[st
     return out
 
 
+def update_gz(path: Path, entries: dict) -> None:
+    """Write ``entries`` (one per package) into the table at ``path``, keeping the other packages'
+    entries: one package can be re-mined alone."""
+    table = json.loads(gzip.decompress(path.read_bytes())) if path.exists() else {}
+    table.update(entries)
+    write_gz(path, table)
+
+
 def write_gz(path: Path, data: dict) -> None:
     raw = json.dumps(data, separators=(",", ":"), sort_keys=True).encode()
     path.write_bytes(gzip.compress(raw, 9, mtime=0))
@@ -559,22 +567,14 @@ def main(argv: list[str] | None = None) -> int:
     args.cache.mkdir(parents=True, exist_ok=True)
     args.out.mkdir(parents=True, exist_ok=True)
     if args.packages:
-        index_path = args.out / "api_index.json.gz"
-        # Mining some packages keeps the others' entries: one package can be re-mined alone.
-        index = json.loads(gzip.decompress(index_path.read_bytes())) if index_path.exists() else {}
-        index.update(mine_api(args.packages, args.cache, limit))
-        write_gz(index_path, index)
+        update_gz(args.out / "api_index.json.gz", mine_api(args.packages, args.cache, limit))
     if not args.skip_wheels:
         listings = {p: pypi_json(p)["releases"] for p in args.wheel_packages}
-        # Listing some packages keeps the others' entries, as for the names above.
-        for name, read in (
-            ("wheel_tags.json.gz", release_tags),
-            ("requires_python.json.gz", release_requires_python),
-        ):
-            path = args.out / name
-            table = json.loads(gzip.decompress(path.read_bytes())) if path.exists() else {}
-            table.update({p: read(r) for p, r in listings.items()})
-            write_gz(path, table)
+        update_gz(args.out / "wheel_tags.json.gz", {p: release_tags(r) for p, r in listings.items()})
+        update_gz(
+            args.out / "requires_python.json.gz",
+            {p: release_requires_python(r) for p, r in listings.items()},
+        )
     return 0
 
 

@@ -86,9 +86,9 @@ _DICT_STRING = re.compile(r"^(?P<indent>\s*)'(?P<text>[^'\n]*?)(?:\\n)?'\s*(?:[,
 _TABLE_RULE = re.compile(r"^\s*(?:\|\s*)?:?-{3,}:?\s*(?:\|\s*:?-{3,}:?\s*)+\|?\s*$")
 # A traceback frame inside an installed package: it names the package that made the failing call.
 _PACKAGE_FRAME = re.compile(r'^\s*File "[^"]*[/\\](?:site|dist)-packages[/\\]')
-# A source location as ``warnings`` and test runners print it, "pkg/sub/module.py:45: code": the line
-# that raised, one frame of the call (a path with a folder, so a bare "setup.py:3:" is not one).
-_LOCATION = re.compile(r"^\s*(?:[\w.\-]+[/\\])+[\w.\-]+\.py:\d+:")
+# A frame printed as a source location the ``warnings`` way (and test runners'):
+# "transformers/integrations/fp8.py:45:", a path with a folder, so a bare "setup.py:3:" is not one.
+SOURCE_LOCATION = re.compile(r"(?m)^\s*(?P<package>[A-Za-z_]\w*)[/\\](?:[\w.\-]+[/\\])*[\w.\-]+\.py:\d+:")
 _ERRORISH = re.compile(
     r"^\s*(?:\w+\.)*\w*(?:Error|Exception|Warning)\b.*:|CUDA error:|NCCL WARN|\bnccl\w*Error\b|"
     r"^\s*(?:docker: )?Error response from daemon|^\W*ERROR: |"
@@ -193,7 +193,7 @@ def _package_frame(line: str) -> bool:
     """A traceback frame in an installed package: ``File ".../site-packages/..."``, or such a frame
     whose ``File "`` head a paste cut off (``python3.10/site-packages/x/trainer.py", line 1460, in f``),
     or a source location printed the ``warnings`` way (``transformers/integrations/fp8.py:45: ...``)."""
-    if _PACKAGE_FRAME.match(line) or _LOCATION.match(line):
+    if _PACKAGE_FRAME.match(line) or SOURCE_LOCATION.match(line):
         return True
     at = line.find('", line ')
     if at < 0:

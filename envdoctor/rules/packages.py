@@ -202,7 +202,6 @@ def ext_abi_mismatch(facts: Facts) -> Iterator[Finding]:
 # built for (mined listings). bitsandbytes up to 0.42 ships one py3-none-any wheel with Linux x86_64
 # binaries inside; its first win_amd64 wheel is 0.43.0, its first manylinux_aarch64 wheel 0.46.0.
 NATIVE_PER_PLATFORM = {"bitsandbytes": "python -m bitsandbytes"}  # package -> the report that checks it
-BNB_PLATFORM_SOURCE = "https://pypi.org/project/bitsandbytes/#files"
 
 
 def _platform(facts: Facts) -> tuple[str, str] | None:
@@ -238,7 +237,7 @@ def _native_build_missing(facts: Facts) -> Iterator[Finding]:
             if first
             else f"Build {package} from source for this platform.",
             actions=[PipInstall((f"{package}>={first}",))] if first else [],
-            sources=[BNB_PLATFORM_SOURCE],
+            sources=[f"https://pypi.org/project/{package}/#files"],
         )
         yield dataclasses.replace(finding, verify=verify)
 
