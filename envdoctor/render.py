@@ -7,6 +7,7 @@ its id, diagnosis, evidence, fix and source. Nothing here decides anything: it o
 from __future__ import annotations
 
 import json
+from collections import Counter
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -139,8 +140,8 @@ def _summary(area: str, facts: Facts) -> str:
             cuda = f"CUDA ≤ {nv.cuda_driver_version}" if nv.cuda_driver_version else None
             gpus = None
             if nv.gpus:
-                names = sorted({f"{g.name} (sm {g.compute_capability or '?'})" for g in nv.gpus})
-                gpus = f"{len(nv.gpus)}× " + ", ".join(names)
+                kinds = Counter(f"{g.name} (sm {g.compute_capability or '?'})" for g in nv.gpus)
+                gpus = ", ".join(f"{n}× {kind}" for kind, n in sorted(kinds.items()))
             others = None
             if s.other_gpus:
                 others = f"{len(s.other_gpus)}× {', '.join(sorted(set(s.other_gpus)))} (not NVIDIA)"

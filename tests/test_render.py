@@ -53,3 +53,15 @@ def test_fixture_healthy_report_exits_0():
 def test_unknown_format_is_a_usage_error():
     result = invoke(["check", "--format", "yaml"])
     assert result.exit_code == 2
+
+
+def test_the_gpu_summary_counts_each_kind_of_gpu() -> None:
+    from envdoctor.facts import Gpu
+    from envdoctor.render import _summary
+
+    facts = Facts(origin="report")
+    facts.nvidia.gpus = [
+        Gpu(index=i, name=name, compute_capability=cap)
+        for i, (name, cap) in enumerate([("NVIDIA A100", "8.0"), ("NVIDIA A100", "8.0"), ("Tesla T4", "7.5")])
+    ]
+    assert "2× NVIDIA A100 (sm 8.0), 1× Tesla T4 (sm 7.5)" in _summary("nvidia", facts)

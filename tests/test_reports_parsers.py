@@ -159,3 +159,18 @@ def test_the_errorish_prefilter_never_skips_a_line_the_pattern_matches():
     assert len(lines) > 3000
     disagree = [line for line in lines if _errorish(line) != bool(_ERRORISH.search(line))]
     assert not disagree, disagree[:3]
+
+
+def test_a_capability_stated_only_in_a_message_is_the_named_gpus_not_one_more():
+    """vLLM#4202: collect_env names one V100 and the quantization refusal, quoted in the title and
+    again in the traceback, says "Current capability: 70". Each quote made another 'unknown GPU'."""
+    refusal = (
+        "ValueError: The quantization method awq is not supported for the current GPU. "
+        "Minimum capability: 75. Current capability: 70."
+    )
+    text = f"{refusal}\nGPU models and configuration: GPU 0: Tesla V100-SXM2-32GB\n{refusal}\n"
+    gpus = facts_from_report(text).nvidia.gpus
+    assert [(g.name, g.compute_capability) for g in gpus] == [("Tesla V100-SXM2-32GB", "7.0")]
+    # a capability that no named GPU can have is another GPU
+    other = text.replace("Current capability: 70", "Current capability: 86")
+    assert [g.compute_capability for g in facts_from_report(other).nvidia.gpus] == ["7.0", "8.6"]

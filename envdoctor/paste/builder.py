@@ -100,7 +100,10 @@ class Builder:
         if given and name is None and not (capability or memory_mib or mig is not None):
             return  # "GPU 1: NVIDIA" in a paste cut mid-line states nothing
         if index is None:
-            known = [i for i, g in self.gpus.items() if name and g.name and _same_gpu(g.name, name)]
+            if name or capability is None:
+                known = [i for i, g in self.gpus.items() if name and g.name and _same_gpu(g.name, name)]
+            else:  # a capability alone ("Current capability: 70"): the GPU that has it, not one more
+                known = [i for i, g in self.gpus.items() if _may_have(g, capability)]
             index = known[0] if known else (0 if not self.gpus else max(self.gpus) + 1)
         g = self.gpus.setdefault(index, _Gpu())
         # A full name beats a truncated one ("NVIDIA GeForce RTX 3080 ..." in nvidia-smi tables).
@@ -244,6 +247,16 @@ def _same_gpu(a: str, b: str) -> bool:
         a, b = a.removesuffix("..."), b.removesuffix("...")
         return a.startswith(b) or b.startswith(a)
     return a == b or a.startswith(b) or b.startswith(a)
+
+
+def _may_have(g: _Gpu, capability: str) -> bool:
+    """Whether a GPU already seen can be the one a message gives only the capability of: it has that
+    capability, or none stated and a name that has it or is not in the table."""
+    from envdoctor.knowledge.cuda import gpu_capability
+
+    if g.capability is not None:
+        return g.capability == capability
+    return g.name is None or gpu_capability(g.name) in (None, capability)
 
 
 def _distinct_builds(versions: Iterable[str]) -> set[str]:
