@@ -496,7 +496,8 @@ def render_explanation(ex: Explanation) -> str:
             + (f"  {shown}" if shown else "")
         )
         out.append(f"   {f.message}")
-        if _summary(f.id):
+        if _summary(f.id) and not any(m.signature.fix for m in d.matches):
+            # a message with its own fix is not the rule's usual cause: the rule's "why" is not its
             out.append(f"   why: {_summary(f.id)}")
         if f.fix:
             out.append(f"   fix: {f.fix}")

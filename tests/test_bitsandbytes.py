@@ -217,3 +217,16 @@ def test_a_release_without_a_wheel_for_this_platform_is_a_warning_naming_the_fir
 )
 def test_no_platform_warning_where_the_release_has_a_build_for_it_or_is_unknown(text):
     assert "ext-abi-mismatch" not in _ids(text)
+
+
+def test_a_bitsandbytes_explanation_gives_no_reason_or_source_of_the_rules_usual_cause():
+    """ext-abi-mismatch's rule speaks of torchvision and xformers wheels; bitsandbytes' own message
+    carries its own fix, so its explanation quotes neither the rule's reason nor its sources."""
+    from envdoctor.explain import render_explanation
+
+    ex = explain_text("CUDA Setup failed despite GPU being available. Please run the following command")
+    text = render_explanation(ex)
+    first = ex.candidates[0].finding
+    assert first.id == "ext-abi-mismatch" and "python -m bitsandbytes" in first.fix
+    assert "torchvision" not in text and "why:" not in text.split("\n2.")[0]
+    assert first.sources == [ex.candidates[0].matches[0].signature.source]
