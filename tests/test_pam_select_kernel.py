@@ -4,6 +4,7 @@ and every way its build can fail leaves training on the PyTorch path with the re
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -160,3 +161,27 @@ def test_tensors_the_c_code_cannot_read_are_refused_not_misread() -> None:
     with pytest.raises(ValueError, match="contiguous"):
         strided = torch.zeros(H, 2 * D, dtype=torch.float64)[:, ::2]
         branch.backward(torch.ones_like(q), torch.zeros_like(q), *grads, strided, strided)
+
+
+def test_ctrl_c_during_the_build_stops_it_and_leaves_nothing(fresh, tmp_path) -> None:
+    """Ctrl-C while the compiler runs: the interruption reaches the caller (training stops as on any
+    Ctrl-C), the compiler is killed, and no temporary file stays in the cache."""
+    cc = tmp_path / "cc"
+    cc.write_text('#!/bin/sh\necho $$ > "$0.pid"\nexec sleep 60\n')
+    cc.chmod(0o755)
+    code = "import torch; from reference_model import select_kernel as s; s.functions(torch.float32, torch.device('cpu'))"
+    env = {**os.environ, "CC": str(cc), "PYTHONPATH": str(Path(select_kernel.__file__).parents[1])}
+    child = subprocess.Popen([sys.executable, "-c", code], env=env, stderr=subprocess.PIPE, text=True)
+    pid_file = Path(f"{cc}.pid")
+    deadline = time.monotonic() + 60
+    while not pid_file.exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    compiler = int(pid_file.read_text())
+    child.send_signal(signal.SIGINT)
+    _, err = child.communicate(timeout=30)
+    assert child.returncode != 0 and "KeyboardInterrupt" in err
+    time.sleep(0.2)
+    assert (
+        not Path(f"/proc/{compiler}").exists() or "Z" in Path(f"/proc/{compiler}/stat").read_text().split()[2]
+    )
+    assert [p.name for p in fresh.iterdir() if ".tmp" in p.name] == []
