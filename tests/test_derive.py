@@ -240,3 +240,16 @@ def test_a_source_location_printed_the_warnings_way_names_the_calling_package():
         "torch.float8_e8m0fnu first appears in torch 2.7.0; this environment has torch 2.6.0, "
         "and transformers uses it"
     )
+
+
+def test_a_torch_name_decodes_only_torchs_entry_of_the_index():
+    """The index holds each distribution as a JSON text of its own: an error about a torch name does
+    not decode transformers' and diffusers' names (0.09 s instead of 0.4 s of a 5 MB paste's CPU)."""
+    mined.api_index.cache_clear()
+    try:
+        assert mined.name_history("torch.compiler.set_stance") is not None
+        assert set(mined.api_index()._entries) == {"torch"}
+        assert "transformers" in mined.api_index()  # known without being decoded
+        assert set(mined.api_index()._entries) == {"torch"}
+    finally:
+        mined.api_index.cache_clear()

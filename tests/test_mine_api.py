@@ -114,9 +114,8 @@ def test_line_scanner_reads_what_the_parser_reads():
 def test_two_releases_give_first_and_last_release_of_each_name(tmp_path, monkeypatch):
     tool = _tool()
     per_version = [tool.read_wheel(_wheel(V1), "tiny"), tool.read_wheel(_wheel(V2), "tiny")]
-    index = {
-        "tiny": {"versions": ["1.0.0", "1.1.0"], "names": tool.compact(tool.interval_index(per_version))}
-    }
+    entry = {"versions": ["1.0.0", "1.1.0"], "names": tool.compact(tool.interval_index(per_version))}
+    index = {"tiny": tool.compact_json(entry)}  # one JSON text per distribution, as the tool writes
     path = tmp_path / "api_index.json.gz"
     path.write_bytes(gzip.compress(json.dumps(index).encode()))
     monkeypatch.setattr(mined, "API_INDEX", path)

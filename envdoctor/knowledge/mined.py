@@ -2,7 +2,9 @@
 
 * ``api_index.json.gz``: for torch, transformers, numpy, accelerate, peft, torchvision, diffusers and
   huggingface_hub, the mined releases (one per minor release) and, for each public dotted name, the
-  spans of those releases that have it (``[first, last, first, last...]`` indices).
+  spans of those releases that have it (``[first, last, first, last...]`` indices); each
+  distribution's entry is a JSON text of its own, decoded when first read (a torch name does not
+  decode transformers' 11 MB of names: 0.09 s instead of 0.4 s).
 * ``wheel_tags.json.gz``: for each release of torch, torchvision, torchaudio, xformers, flash-attn and
   vllm, the CPython versions and platforms of its wheels on PyPI.
 * ``requires_python.json.gz``: the Requires-Python of those releases' wheels, which decides where the
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 import gzip
 import json
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -72,9 +75,37 @@ def _load(path: Path) -> dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
+class _Index(Mapping[str, Any]):
+    """The API index by distribution, each entry decoded from its JSON text when first read; a damaged
+    entry reads as one with no releases and no names."""
+
+    def __init__(self, texts: dict[str, Any]) -> None:
+        self._texts: dict[str, Any] = texts
+        self._entries: dict[str, dict[str, Any]] = {}
+
+    def __contains__(self, dist: object) -> bool:  # without decoding (Mapping's own would)
+        return dist in self._texts
+
+    def __getitem__(self, dist: str) -> dict[str, Any]:
+        if dist not in self._entries:
+            try:
+                entry = json.loads(self._texts[dist])
+            except (TypeError, ValueError):
+                entry = None
+            ok = isinstance(entry, dict) and {"versions", "names"} <= entry.keys()
+            self._entries[dist] = entry if ok else {"versions": [], "names": {}}
+        return self._entries[dist]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._texts)
+
+    def __len__(self) -> int:
+        return len(self._texts)
+
+
 @cache
-def api_index() -> dict[str, Any]:
-    return _load(API_INDEX)
+def api_index() -> _Index:
+    return _Index(_load(API_INDEX))
 
 
 @cache
